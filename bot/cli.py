@@ -1,0 +1,325 @@
+"""`helpline` (also `python -m bot`): every verb of the help line, each with --help."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+
+from bot.settings import Settings, load_settings
+
+log = logging.getLogger("helpline")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        for err in exc.errors():
+            name = str(err["loc"][0]).upper() if err["loc"] else "?"
+            print(f"setting {name}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _app(settings: Settings):  # type: ignore[no-untyped-def]
+    from bot.app import build_app
+    from bot.console import attach_console
+
+    app = build_app(settings)
+    attach_console(app)
+    return app
+
+
+# ---------------------------------------------------------------------- verbs
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.console import ConsoleChat
+
+    app = _app(settings)
+    tasks = []
+    if settings.telegram_bot_token:
+        from bot.telegram import run_telegram
+
+        tasks.append(asyncio.create_task(run_telegram(app)))
+    if settings.vk_token:
+        from bot.vk import run_vk
+
+        tasks.append(asyncio.create_task(run_vk(app)))
+    try:
+        if not tasks:
+            print(
+                "No TELEGRAM_BOT_TOKEN or VK_TOKEN set: running the local console chat.",
+                file=sys.stderr,
+            )
+            await ConsoleChat(app, user=args.user).run()
+            return 0
+        await asyncio.gather(*tasks)
+        return 0
+    finally:
+        await app.close()
+
+
+async def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.console import ConsoleChat
+
+    app = _app(settings)
+    try:
+        await ConsoleChat(app, user=args.user, locale=args.locale).run()
+    finally:
+        await app.close()
+    return 0
+
+
+async def _desk(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.console import ConsoleDesk
+    from storage.repositories import Repos
+
+    app = _app(settings)
+    try:
+        async with app.db.session() as s:
+            counsellor = await Repos(s).counsellors.by_name(args.as_name)
+        if counsellor is None or not counsellor.active:
+            print(
+                f"{args.as_name!r} is not a registered counsellor "
+                "(helpline counsellor add NAME --channel console --id NAME)",
+                file=sys.stderr,
+            )
+            return 1
+        await ConsoleDesk(app, counsellor).run()
+    finally:
+        await app.close()
+    return 0
+
+
+def _db(settings: Settings, args: argparse.Namespace) -> int:
+    from storage.migrate import upgrade
+
+    url = settings.database_url
+    if args.db_verb == "upgrade":
+        upgrade(url)
+        print(f"database is at the latest schema ({make_url(url).render_as_string()})")
+        return 0
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        print(
+            "backup and restore here are for SQLite; for PostgreSQL use pg_dump and "
+            "pg_restore (see the README)",
+            file=sys.stderr,
+        )
+        return 2
+    db_path = Path(parsed.database)
+    target = Path(args.file)
+    if args.db_verb == "backup":
+        # The online backup API copies a consistent snapshot even while the bot writes.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(db_path) as src, sqlite3.connect(target) as dst:
+            src.backup(dst)
+        print(f"backed up to {target}")
+        return 0
+    if not target.exists():
+        print(f"no backup file {target}", file=sys.stderr)
+        return 2
+    with sqlite3.connect(target) as src, sqlite3.connect(db_path) as dst:
+        src.backup(dst)
+    print(f"restored {db_path} from {target}")
+    return 0
+
+
+async def _counsellor(settings: Settings, args: argparse.Namespace) -> int:
+    from storage.db import Database
+    from storage.repositories import Repos
+
+    db = Database(settings.database_url)
+    try:
+        async with db.session() as s:
+            repos = Repos(s)
+            if args.c_verb == "list":
+                for c in await repos.counsellors.all():
+                    print(
+                        f"{c.id:4} {c.name:20} {c.role:11} {c.channel:9} "
+                        f"{'active' if c.active else 'disabled'}"
+                    )
+                return 0
+            if await repos.counsellors.by_name(args.name) is not None:
+                print(f"a counsellor named {args.name!r} exists already", file=sys.stderr)
+                return 1
+            c = await repos.counsellors.add(args.name, args.channel, args.id, args.role)
+            await repos.audit.record(
+                "counsellor_added",
+                counsellor_id=c.id,
+                case_id=None,
+                detail=f"{c.name} {c.channel} {c.role}",
+            )
+            print(f"registered {c.name} ({c.role}) on {c.channel}")
+            return 0
+    finally:
+        await db.dispose()
+
+
+def _kb(settings: Settings, args: argparse.Namespace) -> int:
+    if args.kb_verb == "check":
+        from knowledge_base.check import main as check_main
+
+        return check_main([])
+    from knowledge_base import KnowledgeBase
+
+    kb = KnowledgeBase.load()
+    hits = kb.search(args.query, args.locale, args.audience, args.limit)
+    rows = [
+        {
+            "id": h.article.id,
+            "title": h.article.title,
+            "topics": list(h.article.topics),
+            "score": round(h.score, 3),
+            "snippet": h.snippet,
+        }
+        for h in hits
+    ]
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif not rows:
+        print("no article fits: the bot would offer a person")
+    else:
+        for r in rows:
+            print(f"{r['score']:7.3f}  {r['id']}  [{', '.join(r['topics'])}]  {r['title']}")
+    return 0
+
+
+def _triage(settings: Settings, args: argparse.Namespace) -> int:
+    from dialogs.triage import assess
+
+    result = assess(args.text, args.locale)
+    if args.json:
+        print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    else:
+        print(
+            f"danger={result.danger} risk={result.risk} category={result.category} "
+            f"signals={','.join(result.signals) or '-'}"
+        )
+    return 0
+
+
+def _flows(settings: Settings, args: argparse.Namespace) -> int:
+    from dialogs.diagrams import flows_markdown
+
+    print(flows_markdown(), end="")
+    return 0
+
+
+async def _audit(settings: Settings, args: argparse.Namespace) -> int:
+    app = _app(settings)
+    try:
+        rows = await app.desk.audit_trail(args.case)
+        if not rows:
+            print(f"no audit records for case {args.case}")
+        for at, who, action, detail in rows:
+            print(f"{at:%Y-%m-%d %H:%M:%S} {who or 'system':14} {action:14} {detail}")
+    finally:
+        await app.close()
+    return 0
+
+
+async def _purge(settings: Settings, args: argparse.Namespace) -> int:
+    from dialogs.retention import purge
+
+    app = _app(settings)
+    try:
+        counts = await purge(app.db, days=args.days or settings.retention_days)
+        print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+    finally:
+        await app.close()
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="helpline", description="The child help-line bot.")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="the main job: every channel whose token is set, or the console chat when none is",
+    )
+    run.add_argument("--user", default="local", help="console user name (no tokens set)")
+
+    chat = sub.add_parser("chat", help="the child's side in this terminal (or piped lines)")
+    chat.add_argument("--user", default="local", help="who you are in this chat")
+    chat.add_argument("--locale", choices=["ru", "en"], default=None)
+
+    desk = sub.add_parser("desk", help="the counsellor's side in this terminal")
+    desk.add_argument("--as", dest="as_name", required=True, help="registered counsellor name")
+
+    db = sub.add_parser("db", help="migrations and backups")
+    dbs = db.add_subparsers(dest="db_verb", required=True)
+    dbs.add_parser("upgrade", help="bring the database to the latest schema")
+    b = dbs.add_parser("backup", help="copy the SQLite database to FILE")
+    b.add_argument("file")
+    r = dbs.add_parser("restore", help="replace the SQLite database with FILE")
+    r.add_argument("file")
+
+    c = sub.add_parser("counsellor", help="register staff")
+    cs = c.add_subparsers(dest="c_verb", required=True)
+    add = cs.add_parser("add", help="register a counsellor")
+    add.add_argument("name")
+    add.add_argument("--channel", choices=["telegram", "vk", "console", "web"], required=True)
+    add.add_argument("--id", required=True, help="their account id on that channel")
+    add.add_argument("--role", choices=["counsellor", "supervisor"], default="counsellor")
+    cs.add_parser("list", help="list counsellors")
+
+    kb = sub.add_parser("kb", help="the knowledge base")
+    kbs = kb.add_subparsers(dest="kb_verb", required=True)
+    kbs.add_parser("check", help="validate every article")
+    search = kbs.add_parser("search", help="what the bot would answer")
+    search.add_argument("query")
+    search.add_argument("--locale", choices=["ru", "en"], default="ru")
+    search.add_argument("--audience", choices=["child", "parent"], default=None)
+    search.add_argument("--limit", type=int, default=3)
+    search.add_argument("--json", action="store_true")
+
+    tr = sub.add_parser("triage", help="what triage makes of a text")
+    tr.add_argument("text")
+    tr.add_argument("--locale", choices=["ru", "en"], default="ru")
+    tr.add_argument("--json", action="store_true")
+
+    sub.add_parser("flows", help="Mermaid diagrams of the flows")
+
+    au = sub.add_parser("audit", help="who saw and did what on a case")
+    au.add_argument("case", type=int)
+
+    pu = sub.add_parser("purge", help="delete transcripts past the retention period")
+    pu.add_argument("--days", type=int, default=None)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.verb in ("flows",):
+        return _flows(Settings.model_construct(), args)
+    settings = _settings()
+    _setup_logging(settings)
+    sync = {"db": _db, "kb": _kb, "triage": _triage}
+    if args.verb in sync:
+        return sync[args.verb](settings, args)
+    handlers = {
+        "run": _run,
+        "chat": _chat,
+        "desk": _desk,
+        "counsellor": _counsellor,
+        "audit": _audit,
+        "purge": _purge,
+    }
+    return asyncio.run(handlers[args.verb](settings, args))

@@ -1,0 +1,303 @@
+"""The console channel: a child's chat and a counsellor's desk in a terminal, on one database.
+
+The two sides may run in two processes: what the desk sends to a console child goes through the
+database outbox, which the chat polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TextIO
+
+from bot.app import App
+from dialogs.escalation import CaseView, DeskError, DeskResult
+from dialogs.messages import (
+    DESK,
+    Button,
+    Channel,
+    Inbound,
+    Outbound,
+    outbound_from_dict,
+    outbound_to_dict,
+)
+from dialogs.taxonomy import category_label, outcomes
+from storage.models import Counsellor
+from storage.repositories import Repos
+
+CONSOLE = str(Channel.CONSOLE)
+
+
+class ConsoleSender:
+    """Delivers to console users through the outbox (the chat process prints them)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def send(self, message: Outbound) -> None:
+        async with self.app.db.session() as s:
+            await Repos(s).outbox.add(
+                CONSOLE, message.to.chat_id, outbound_to_dict(message), message.case_id
+            )
+
+
+class ConsoleDeskLog:
+    """The console desk has no push channel: it reads the queue and transcripts when asked."""
+
+    async def send(self, message: Outbound) -> None:
+        return None
+
+
+def _render(message: Outbound) -> tuple[str, list[Button]]:
+    buttons = [b for row in message.buttons for b in row]
+    return message.plain_text, buttons
+
+
+class ConsoleChat:
+    """`helpline chat`: type text, or the number or label of a button."""
+
+    def __init__(
+        self, app: App, user: str = "local", locale: str | None = None, out: TextIO = sys.stdout
+    ) -> None:
+        self.app = app
+        self.user = user
+        self.locale = locale or app.settings.default_locale
+        self.out = out
+        self.buttons: list[Button] = []
+        self._seq = 0
+
+    def _print(self, message: Outbound) -> None:
+        text, buttons = _render(message)
+        if message.to.chat_id != self.user:
+            return
+        prefix = "bot> " if message.case_id is None else "counsellor> "
+        print(prefix + text.replace("\n", "\n     "), file=self.out, flush=True)
+        if buttons:
+            self.buttons = buttons
+
+    def _inbound(self, line: str) -> Inbound:
+        stripped = line.strip()
+        payload = None
+        if self.buttons:
+            if stripped.isdigit() and 1 <= int(stripped) <= len(self.buttons):
+                payload = self.buttons[int(stripped) - 1].payload
+            else:
+                for b in self.buttons:
+                    if b.label.casefold() == stripped.casefold():
+                        payload = b.payload
+        return Inbound(
+            channel=Channel.CONSOLE,
+            user_id=self.user,
+            chat_id=self.user,
+            text=None if payload else stripped,
+            payload=payload,
+            locale_hint=self.locale,
+        )
+
+    async def send_line(self, line: str) -> None:
+        out = await self.app.engine.handle(self._inbound(line))
+        for message in out:
+            if message.to.channel == CONSOLE and message.to.chat_id == self.user:
+                self._print(message)
+        await self.app.delivery.deliver(
+            m for m in out if not (m.to.channel == CONSOLE and m.to.chat_id == self.user)
+        )
+
+    async def poll_outbox(self) -> None:
+        """Print what a counsellor (maybe in another process) sent to this user."""
+        async with self.app.db.session() as s:
+            repos = Repos(s)
+            for row in await repos.outbox.pending(CONSOLE, self.user):
+                self._print(outbound_from_dict(dict(row.body)))
+                await repos.outbox.mark_delivered(row.id)
+
+    async def run(self, stream: TextIO = sys.stdin, poll: float = 1.0) -> None:
+        interactive = stream.isatty()
+        if interactive:
+            print("Help-line chat. Type a message, a button's number, or /quit.", file=self.out)
+        loop = asyncio.get_running_loop()
+        reader: asyncio.Task[str] | None = None
+        while True:
+            if not interactive:
+                line = stream.readline()
+                if not line:
+                    break
+                if line.strip():
+                    await self.send_line(line)
+                await self.poll_outbox()
+                continue
+            if reader is None:
+                reader = asyncio.ensure_future(loop.run_in_executor(None, stream.readline))
+            done, _ = await asyncio.wait({reader}, timeout=poll)
+            await self.poll_outbox()
+            if not done:
+                continue
+            line = reader.result()
+            reader = None
+            if not line or line.strip() in ("/quit", "/exit"):
+                break
+            if line.strip():
+                await self.send_line(line)
+
+
+DESK_HELP = """commands:
+  queue                     waiting cases, highest risk first
+  mine                      cases you hold
+  view N                    a case's answers and transcript (audited)
+  take N                    take case N
+  reply N TEXT              write to the child of case N
+  note N TEXT               a private note, never sent to the child
+  risk N LEVEL NOTE         raise or lower risk (critical/high/medium/low)
+  release N                 back to the queue
+  close N OUTCOME           close with an outcome: {outcomes}
+  audit N                   who saw and did what on case N
+  quit"""
+
+
+class ConsoleDesk:
+    """`helpline desk --as NAME`: the counsellor's side in a terminal."""
+
+    def __init__(self, app: App, counsellor: Counsellor, out: TextIO = sys.stdout) -> None:
+        self.app = app
+        self.counsellor = counsellor
+        self.out = out
+        self.locale = app.settings.default_locale
+        self._seen: dict[int, int] = {}
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _result(self, result: DeskResult, ok_text: str) -> None:
+        self.say(ok_text if result.ok else f"refused: {result.error}")
+
+    def _view(self, view: CaseView) -> None:
+        s = view.summary
+        self.say(
+            f"case #{s.id} · {category_label(s.category, self.locale)} · {s.risk.upper()}"
+            f" · {s.status} · via {s.channel} · waited {s.waiting_minutes} min"
+            + (f" · held by {s.owner}" if s.owner else "")
+        )
+        if view.signals:
+            self.say(f"  danger signals: {', '.join(view.signals)}")
+        for key, value in view.answers.items():
+            self.say(f"  {key}: {value}")
+        if view.attachments:
+            self.say(f"  evidence: {len(view.attachments)} file(s)")
+        for line in view.transcript:
+            self.say(f"  [{line.at:%H:%M}] {line.sender}: {line.text}")
+
+    async def command(self, line: str) -> bool:
+        """Run one desk command; False when the counsellor quits."""
+        parts = line.strip().split(maxsplit=2)
+        if not parts:
+            return True
+        verb = parts[0].lower()
+        args = parts[1:]
+        desk = self.app.desk
+        c = self.counsellor
+        try:
+            case_id = int(args[0]) if args else None
+        except ValueError:
+            self.say("a case number is needed, e.g. 'take 12'")
+            return True
+        if verb in ("quit", "exit"):
+            return False
+        if verb == "help":
+            self.say(DESK_HELP.format(outcomes=", ".join(outcomes())))
+        elif verb == "queue":
+            cases = await desk.queue()
+            if not cases:
+                self.say("the queue is empty")
+            for s in cases:
+                self.say(
+                    f"#{s.id}  {s.risk.upper():8} {s.category:18} via {s.channel:9}"
+                    f" waiting {s.waiting_minutes} min"
+                )
+        elif verb == "mine":
+            for s in await desk.held(c):
+                self.say(f"#{s.id}  {s.risk.upper():8} {s.category}")
+        elif case_id is None:
+            self.say("a case number is needed")
+        elif verb == "view":
+            view = await desk.view(c, case_id)
+            if isinstance(view, DeskError):
+                self.say(f"refused: {view}")
+            else:
+                self._view(view)
+        elif verb == "take":
+            result = await desk.take(c, case_id)
+            self._result(result, f"you hold case #{case_id}")
+            await self.app.delivery.deliver(result.outbound)
+            if result.ok:
+                view = await desk.view(c, case_id)
+                if not isinstance(view, DeskError):
+                    self._view(view)
+                    self._seen[case_id] = len(view.transcript)
+        elif verb == "reply" and len(args) == 2:
+            result = await desk.reply(c, case_id, args[1])
+            self._result(result, "sent")
+            await self.app.delivery.deliver(result.outbound)
+        elif verb == "note" and len(args) == 2:
+            self._result(await desk.note(c, case_id, args[1]), "noted")
+        elif verb == "risk" and len(args) == 2:
+            level, _, note = args[1].partition(" ")
+            self._result(await desk.set_risk(c, case_id, level.lower(), note), "risk changed")
+        elif verb == "release":
+            result = await desk.release(c, case_id)
+            self._result(result, "released to the queue")
+            await self.app.delivery.deliver(result.outbound)
+        elif verb == "close" and len(args) == 2:
+            result = await desk.close(c, case_id, args[1].strip())
+            self._result(result, f"case #{case_id} closed")
+            await self.app.delivery.deliver(result.outbound)
+        elif verb == "audit":
+            for at, who, action, detail in await desk.audit_trail(case_id):
+                self.say(f"{at:%Y-%m-%d %H:%M:%S} {who or 'system':12} {action:14} {detail}")
+        else:
+            self.say("unknown command; type 'help'")
+        return True
+
+    async def poll(self) -> None:
+        """Print new messages from children in the cases this counsellor holds."""
+        for s in await self.app.desk.held(self.counsellor):
+            view = await self._peek(s.id)
+            seen = self._seen.get(s.id, 0)
+            for line in view[seen:]:
+                if line[0] == "child":
+                    self.say(f"#{s.id} child: {line[1]}")
+            self._seen[s.id] = len(view)
+
+    async def _peek(self, case_id: int) -> list[tuple[str, str]]:
+        # Polling the transcript of a case the counsellor holds is not a new read of the case.
+        async with self.app.db.session() as s:
+            return [(m.sender, m.text) for m in await Repos(s).messages.for_case(case_id)]
+
+    async def run(self, stream: TextIO = sys.stdin, poll: float = 1.0) -> None:
+        self.say(f"Desk for {self.counsellor.name}. Type 'help'.")
+        loop = asyncio.get_running_loop()
+        if not stream.isatty():
+            for line in stream:
+                if not await self.command(line):
+                    break
+            return
+        reader: asyncio.Task[str] | None = None
+        while True:
+            if reader is None:
+                reader = asyncio.ensure_future(loop.run_in_executor(None, stream.readline))
+            done, _ = await asyncio.wait({reader}, timeout=poll)
+            await self.poll()
+            if not done:
+                continue
+            line = reader.result()
+            reader = None
+            if not line or not await self.command(line):
+                break
+
+
+def attach_console(app: App) -> None:
+    """Register the console channel with the app's delivery."""
+    app.delivery.register(CONSOLE, ConsoleSender(app))
+    app.delivery.register_desk(ConsoleDeskLog())
+
+
+__all__ = ["DESK", "ConsoleChat", "ConsoleDesk", "attach_console"]

@@ -1,0 +1,53 @@
+"""All settings, read once from environment variables (and an optional `.env`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every variable is documented in the README. Malformed values stop start-up."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///var/helpline.db"
+    default_locale: str = Field("ru", pattern="^(ru|en)$")
+    evidence_dir: Path = Path("var/evidence")
+    evidence_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    max_text_chars: int = Field(4000, gt=0)
+    silence_hours: float = Field(6.0, gt=0)
+    minutes_per_case: int = Field(10, gt=0)
+    retention_days: int = Field(30, gt=0)
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_json: bool = False
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_url: str = "https://api.telegram.org"
+    telegram_staff_chat_id: int | None = None
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    webhook_host: str = "0.0.0.0"
+    webhook_port: int = Field(8080, gt=0, lt=65536)
+
+    vk_token: SecretStr | None = None
+    vk_group_id: int | None = None
+    vk_api_url: str = "https://api.vk.com/method"
+    vk_api_version: str = "5.199"
+
+    @field_validator("telegram_bot_token", "vk_token", "telegram_webhook_secret", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("telegram_staff_chat_id", "vk_group_id", mode="before")
+    @classmethod
+    def _empty_int_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+def load_settings() -> Settings:
+    """Read settings; a bad value raises with the variable's name in the message."""
+    return Settings()

@@ -1,0 +1,783 @@
+"""The dialog engine: one inbound message in, the replies out, the conversation kept in storage.
+
+Order of work for every update, inside one transaction:
+1. the update id is recorded (a repeat is ignored),
+2. triage reads the text before anything else: a danger signal interrupts any state,
+3. global commands and buttons, then the current flow's state machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy.exc import DBAPIError
+
+from dialogs.catalogue import Catalogue, default_catalogue, normalise_locale
+from dialogs.flows import BY_CODE, FLOWS
+from dialogs.flows.base import FlowModel, FlowSpec, Option, Step, TurnContext, build_machine
+from dialogs.messages import (
+    DESK,
+    Address,
+    Attachment,
+    Button,
+    ContentKind,
+    DeskEvent,
+    Inbound,
+    Outbound,
+)
+from dialogs.ports import AssessmentLike, KnowledgeSource, Triage
+from dialogs.render import article_text
+from dialogs.taxonomy import Risk
+from storage.db import Database
+from storage.models import Case, Conversation, User, utcnow
+from storage.repositories import Repos
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = {ContentKind.TEXT, ContentKind.PHOTO, ContentKind.DOCUMENT}
+COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?(?:\s|$)")
+# Keys of conversation data that survive a change of flow.
+PERSISTENT_KEYS = {"role", "triage_category", "resume_requested"}
+# Flows a long silence interrupts; the menu and a chat with a person are never interrupted.
+RESUMABLE_FLOWS = {"child_report", "safety_question", "parent_help"}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    default_locale: str = "ru"
+    max_text: int = 4000
+    silence_after: timedelta = timedelta(hours=6)
+    minutes_per_case: int = 10
+    article_chars: int = 1500
+    db_retries: int = 3
+
+
+def _default_triage() -> Triage:
+    from dialogs.triage import assess
+
+    return assess
+
+
+@dataclass
+class _Turn:
+    """Mutable state of one update's handling."""
+
+    repos: Repos
+    user: User
+    conv: Conversation
+    ctx: TurnContext
+    inbound: Inbound | None = None
+    assessment: AssessmentLike | None = None
+    extra: list[Outbound] = field(default_factory=list)
+
+
+class DialogEngine:
+    """`handle(inbound) -> list[Outbound]`; the desk drives cases through `dialogs.escalation`."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        kb: KnowledgeSource,
+        triage: Triage | None = None,
+        catalogue: Catalogue | None = None,
+        config: EngineConfig | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.kb = kb
+        self.triage: Triage = triage or _default_triage()
+        self.catalogue = catalogue or default_catalogue()
+        self.config = config or EngineConfig()
+        self.clock = clock
+        self.machines = {name: build_machine(spec) for name, spec in FLOWS.items()}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    # ------------------------------------------------------------------ entry point
+    async def handle(self, inbound: Inbound) -> list[Outbound]:
+        """Handle one update. Never raises for bad input; a database outage gets a kind reply."""
+        key = (str(inbound.channel), inbound.user_id)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                return await self._handle_with_retries(inbound)
+        finally:
+            if not lock.locked() and self._locks.get(key) is lock:
+                del self._locks[key]
+
+    async def _handle_with_retries(self, inbound: Inbound) -> list[Outbound]:
+        text = (inbound.text or "").strip()
+        locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
+        delay = 0.2
+        for attempt in range(self.config.db_retries):
+            try:
+                async with self.db.session() as session:
+                    return await self._handle(Repos(session), inbound)
+            except DBAPIError:
+                log.warning("database error handling an update (attempt %d)", attempt + 1)
+                await asyncio.sleep(delay)
+                delay *= 2.5
+        # The database stayed away. Safety first: a child in danger still gets the contacts.
+        address = Address(str(inbound.channel), inbound.chat_id)
+        replies = [Outbound(to=address, text=self.catalogue.t("error.retry", locale))]
+        if text and self.triage(text, locale).danger:
+            replies.insert(
+                0, Outbound(to=address, text=self.catalogue.t("danger.message", locale))
+            )
+        return replies
+
+    async def _handle(self, repos: Repos, inbound: Inbound) -> list[Outbound]:
+        if inbound.update_id is not None and not await repos.updates.claim(
+            str(inbound.channel), inbound.update_id
+        ):
+            return []
+        locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
+        user, _created = await repos.users.get_or_create(
+            str(inbound.channel), inbound.user_id, inbound.chat_id, locale
+        )
+        if not user.locale_fixed and inbound.locale_hint:
+            user.locale = locale
+        user.last_seen_at = self.clock()
+        user.unreachable = False
+        conv = await repos.conversations.for_user(user.id)
+        if conv is None:
+            conv = await repos.conversations.create(user.id, "start", "role")
+        turn = self._turn(repos, user, conv)
+        turn.inbound = inbound
+        await self._run(turn, inbound)
+        if user.id is not None and await repos.users.get(user.id) is not None:
+            self._save(turn)
+        return turn.ctx.out + turn.extra
+
+    def _turn(self, repos: Repos, user: User, conv: Conversation) -> _Turn:
+        data = dict(conv.data or {})
+        ctx = TurnContext(
+            address=Address(user.channel, user.address),
+            locale=user.locale,
+            role=str(data.get("role") or user.role or "child"),
+            data=data,
+            catalogue=self.catalogue,
+            services=_Services(self),
+            user_id=user.id,
+        )
+        turn = _Turn(repos=repos, user=user, conv=conv, ctx=ctx)
+        ctx.services = _Services(self, turn)
+        return turn
+
+    def _save(self, turn: _Turn) -> None:
+        conv = turn.conv
+        conv.data = dict(turn.ctx.data)
+        conv.version = (conv.version or 0) + 1
+        conv.updated_at = self.clock()
+        if turn.ctx.data.get("role"):
+            turn.user.role = str(turn.ctx.data["role"])
+
+    # ------------------------------------------------------------------ one turn
+    async def _run(self, turn: _Turn, inbound: Inbound) -> None:
+        ctx, conv, user = turn.ctx, turn.conv, turn.user
+        if inbound.kind not in SUPPORTED and user.notice_shown:
+            ctx.say(ctx.t("unsupported.content"))
+            self._prompt(turn, reprompt=True)
+            return
+        text = (inbound.text or "").strip()
+        if len(text) > self.config.max_text:
+            text = text[: self.config.max_text]
+            ctx.say(ctx.t("too.long", limit=self.config.max_text))
+        if text:
+            turn.assessment = self.triage(text, ctx.locale)
+            case = await turn.repos.cases.open_for_user(user.id)
+            await turn.repos.messages.add(
+                user.id, "child", text, case_id=case.id if case is not None else None
+            )
+            if not turn.assessment.danger and turn.assessment.category not in ("other", ""):
+                ctx.data.setdefault("triage_category", turn.assessment.category)
+        first_contact = not user.notice_shown
+        if first_contact:
+            user.notice_shown = True
+            ctx.say(ctx.t("privacy.notice"))
+        if turn.assessment is not None and turn.assessment.danger:
+            await self._danger(turn, turn.assessment, text)
+            return
+        if first_contact:
+            await self._enter(turn, "start", "role")
+            return
+        command = COMMAND.match(text) if text else None
+        if command:
+            await self._command(turn, command.group(1).lower())
+            return
+        if inbound.payload:
+            await self._payload(turn, inbound.payload)
+            return
+        spec, step = FLOWS[conv.flow], FLOWS[conv.flow].step(conv.state)
+        if inbound.attachments:
+            if step.attachments:
+                await self._trigger(turn, "evidence", attachments=inbound.attachments)
+            else:
+                count = await ctx.services.keep_evidence(ctx, inbound.attachments)
+                ctx.say(ctx.t("report.evidence.got", count=count))
+                self._prompt(turn, reprompt=True)
+            if not text:
+                return
+        if not text:
+            return
+        if self._silent_too_long(conv):
+            ctx.data["silence_pending"] = True
+            ctx.say(
+                ctx.t("silence.ask"),
+                self._buttons(
+                    ctx,
+                    [
+                        ("silence.continue", "g|silence=continue"),
+                        ("silence.restart", "g|silence=restart"),
+                    ],
+                ),
+            )
+            return
+        option = self._option_for_text(turn, spec, step, text)
+        if option is not None:
+            await self._trigger(turn, option.trigger, value=option.value)
+        elif step.free_text:
+            await self._trigger(turn, "text", text=text)
+        else:
+            await self._fallback(turn, text)
+
+    def _silent_too_long(self, conv: Conversation) -> bool:
+        if conv.flow not in RESUMABLE_FLOWS or conv.updated_at is None:
+            return False
+        return self.clock() - conv.updated_at > self.config.silence_after
+
+    def _option_for_text(
+        self, turn: _Turn, spec: FlowSpec, step: Step, text: str
+    ) -> Option | None:
+        """A typed label or option number counts as pressing that button."""
+        options = self._visible(turn, spec, step)
+        folded = text.casefold().strip(" .!")
+        for opt in options:
+            if turn.ctx.t(opt.label).casefold() == folded:
+                return opt
+        if folded.isdigit() and not step.free_text and 1 <= int(folded) <= len(options):
+            return options[int(folded) - 1]
+        return None
+
+    # ------------------------------------------------------------------ danger
+    async def _danger(self, turn: _Turn, assessment: AssessmentLike, text: str) -> None:
+        ctx, _conv = turn.ctx, turn.conv
+        ctx.say(ctx.t("danger.message"))
+        signals = [str(s) for s in assessment.signals]
+        case = await turn.repos.cases.open_for_user(turn.user.id)
+        if case is None:
+            case = await self._open_case(
+                turn, category=assessment.category, risk=Risk.CRITICAL, signals=signals
+            )
+        else:
+            raised = case.risk != Risk.CRITICAL.value
+            known = list(case.signals.get("signals", []))
+            case.signals = {"signals": sorted(set(known) | set(signals))}
+            case.risk, case.risk_rank = Risk.CRITICAL.value, Risk.CRITICAL.rank
+            await turn.repos.audit.record(
+                "risk_raised",
+                counsellor_id=None,
+                case_id=case.id,
+                detail=f"triage: {', '.join(signals)}",
+            )
+            turn.extra.append(
+                self._desk_notice(
+                    case,
+                    DeskEvent.CASE_RAISED if raised else DeskEvent.CHILD_MESSAGE,
+                    text,
+                    critical=True,
+                )
+            )
+        self._enter_counselling(turn, case)
+
+    # ------------------------------------------------------------------ commands and buttons
+    async def _command(self, turn: _Turn, name: str) -> None:
+        ctx, conv = turn.ctx, turn.conv
+        in_chat = conv.flow == "counselling" and conv.state in ("waiting", "connected")
+        if name in ("start", "menu"):
+            if in_chat:
+                ctx.say(
+                    ctx.t("counselling.busy"),
+                    self._buttons(ctx, [("counselling.end", f"cs|{conv.state}|end")]),
+                )
+                return
+            await self._enter(
+                turn, "start", "role" if name == "start" or not ctx.data.get("role") else "menu"
+            )
+        elif name == "help":
+            ctx.say(ctx.t("help"))
+            self._prompt(turn, reprompt=True)
+        elif name == "lang":
+            ctx.say(
+                ctx.t("lang.ask"),
+                self._buttons(
+                    ctx, [("lang.ru", "g|lang=ru"), ("lang.en", "g|lang=en")], columns=2
+                ),
+            )
+        elif name == "forget":
+            ctx.data["forget_pending"] = True
+            ctx.say(
+                ctx.t("forget.ask"),
+                self._buttons(
+                    ctx, [("forget.yes", "g|forget=yes"), ("forget.no", "g|forget=no")], columns=2
+                ),
+            )
+        else:
+            ctx.say(ctx.t("unknown.command"))
+            self._prompt(turn, reprompt=True)
+
+    async def _payload(self, turn: _Turn, payload: str) -> None:
+        _ctx, conv = turn.ctx, turn.conv
+        if payload.startswith("g|"):
+            await self._global(turn, payload[2:])
+            return
+        parts = payload.split("|")
+        spec = BY_CODE.get(parts[0]) if len(parts) == 3 else None
+        if spec is None or spec.name != conv.flow or parts[1] != conv.state:
+            await self._stale(turn)
+            return
+        step = spec.step(conv.state)
+        option = next((o for o in self._visible(turn, spec, step) if o.value == parts[2]), None)
+        if option is None:
+            await self._stale(turn)
+            return
+        await self._trigger(turn, option.trigger, value=option.value)
+
+    async def _stale(self, turn: _Turn) -> None:
+        turn.ctx.say(turn.ctx.t("stale.button"))
+        self._prompt(turn, reprompt=True)
+
+    async def _global(self, turn: _Turn, action: str) -> None:
+        ctx, conv = turn.ctx, turn.conv
+        name, _, value = action.partition("=")
+        if name == "menu":
+            if conv.flow == "counselling" and conv.state in ("waiting", "connected"):
+                ctx.say(ctx.t("counselling.busy"))
+                self._prompt(turn, reprompt=True)
+                return
+            await self._enter(turn, "start", "menu" if ctx.data.get("role") else "role")
+        elif name == "person":
+            await ctx.services.escalate(ctx)
+        elif name == "lang" and value in ("ru", "en"):
+            turn.user.locale, turn.user.locale_fixed = value, True
+            ctx.locale = value
+            ctx.say(ctx.t("lang.set"))
+            self._prompt(turn, reprompt=True)
+        elif name == "forget" and ctx.data.pop("forget_pending", False):
+            if value == "yes":
+                await self._forget(turn)
+            else:
+                ctx.say(ctx.t("forget.kept"))
+                self._prompt(turn, reprompt=True)
+        elif name == "silence" and ctx.data.pop("silence_pending", False):
+            if value == "restart":
+                await self._enter(turn, "start", "menu" if ctx.data.get("role") else "role")
+            else:
+                self._prompt(turn, reprompt=True)
+        else:
+            await self._stale(turn)
+
+    async def _forget(self, turn: _Turn) -> None:
+        case = await turn.repos.cases.open_for_user(turn.user.id)
+        if case is not None:
+            turn.extra.append(self._desk_notice(case, DeskEvent.CHILD_LEFT, "/forget"))
+        await turn.repos.users.erase(turn.user.id)
+        turn.ctx.say(turn.ctx.t("forget.done"))
+
+    # ------------------------------------------------------------------ the flow machine
+    async def _trigger(self, turn: _Turn, trigger: str, **kwargs: Any) -> bool:
+        """Fire `trigger` on the conversation's flow; switch flows and prompt as needed."""
+        conv, ctx = turn.conv, turn.ctx
+        spec = FLOWS[conv.flow]
+        machine = self.machines[conv.flow]
+        if trigger not in machine.get_triggers(conv.state):
+            if trigger == "text":
+                await self._fallback(turn, str(kwargs.get("text", "")))
+            else:
+                await self._stale(turn)
+            return False
+        model = spec.model(ctx)
+        machine.add_model(model, initial=conv.state)
+        before = conv.state
+        try:
+            done = bool(await cast(Any, model).trigger(trigger, **kwargs))
+            after = model.state
+        finally:
+            machine.remove_model(model)
+        if await turn.repos.users.get(turn.user.id) is None:
+            return done
+        if ctx.switch is not None:
+            flow, state = ctx.switch
+            ctx.switch = None
+            if flow == "counselling":
+                return done  # escalate() has moved the conversation already
+            if ctx.data.pop("resume_requested", False) and conv.resume_flow:
+                flow, state = conv.resume_flow, conv.resume_state
+                conv.resume_flow = conv.resume_state = None
+            await self._enter(turn, flow, state, keep_said=True)
+            return done
+        conv.state = after
+        if after != before or not ctx.prompted:
+            self._prompt(turn, reprompt=after == before and not ctx.prompted)
+        else:
+            self._attach_buttons(turn)
+        return done
+
+    async def _enter(
+        self, turn: _Turn, flow: str, state: str | None = None, *, keep_said: bool = False
+    ) -> None:
+        """Move the conversation to `flow` at `state` (its start by default) and ask its prompt."""
+        conv, ctx = turn.conv, turn.ctx
+        spec = FLOWS[flow]
+        if flow != conv.flow and flow != "counselling":
+            on_behalf = ctx.data.get("on_behalf") and flow == "child_report"
+            ctx.data = {k: v for k, v in ctx.data.items() if k in PERSISTENT_KEYS}
+            if on_behalf:
+                ctx.data["on_behalf"] = True
+        if flow == "start" and state in (None, "role"):
+            ctx.data.pop("role", None)
+        conv.flow, conv.state = flow, state or spec.initial
+        ctx.prompted = False
+        self._prompt(turn)
+
+    def _visible(self, turn: _Turn, spec: FlowSpec, step: Step) -> list[Option]:
+        role = turn.ctx.role if turn.ctx.data.get("role") else "child"
+        options = [o for o in step.options if role in o.roles]
+        if spec.name == "counselling" and step.name == "finished" and not turn.conv.resume_flow:
+            options = [o for o in options if o.trigger != "resume"]
+        return options
+
+    def _step_buttons(self, turn: _Turn) -> tuple[tuple[Button, ...], ...]:
+        conv, ctx = turn.conv, turn.ctx
+        spec = FLOWS[conv.flow]
+        step = spec.step(conv.state)
+        options = self._visible(turn, spec, step)
+        buttons = [Button(ctx.t(o.label), f"{spec.code}|{step.name}|{o.value}") for o in options]
+        cols = max(step.columns, 1)
+        rows = [tuple(buttons[i : i + cols]) for i in range(0, len(buttons), cols)]
+        if spec.name not in ("start",) and not (
+            spec.name == "counselling" and step.name in ("waiting", "connected")
+        ):
+            rows.append((Button(ctx.t("menu.back"), "g|menu"),))
+        return tuple(rows)
+
+    def _prompt(self, turn: _Turn, *, reprompt: bool = False) -> None:
+        """Ask the current step's question with its buttons."""
+        conv, ctx = turn.conv, turn.ctx
+        step = FLOWS[conv.flow].step(conv.state)
+        buttons = self._step_buttons(turn)
+        if step.prompt:
+            ctx.say(ctx.t(step.prompt), buttons)
+        elif buttons and not self._attach_buttons(turn):
+            key = "fallback.continue" if reprompt else "menu.ask"
+            ctx.say(ctx.t(key), buttons)
+        ctx.prompted = True
+
+    def _attach_buttons(self, turn: _Turn) -> bool:
+        """Put the current step's buttons on the last message to the user, if it has none."""
+        ctx = turn.ctx
+        if not ctx.out or ctx.out[-1].buttons or ctx.out[-1].to != ctx.address:
+            return False
+        buttons = self._step_buttons(turn)
+        if not buttons:
+            return True
+        last = ctx.out.pop()
+        ctx.out.append(Outbound(to=last.to, text=last.text, buttons=buttons))
+        return True
+
+    def _buttons(
+        self, ctx: TurnContext, items: Sequence[tuple[str, str]], columns: int = 1
+    ) -> tuple[tuple[Button, ...], ...]:
+        buttons = [Button(ctx.t(label), payload) for label, payload in items]
+        return tuple(tuple(buttons[i : i + columns]) for i in range(0, len(buttons), columns))
+
+    async def _fallback(self, turn: _Turn, text: str) -> None:
+        """Free text where a button was expected: answer it from the knowledge base if we can."""
+        ctx = turn.ctx
+        audience = "parent" if ctx.is_parent else "child"
+        hits = self.kb.search(text, ctx.locale, audience, 1) if text else []
+        if hits:
+            article = hits[0].article
+            ctx.say(
+                ctx.t(
+                    "fallback.answer",
+                    title=article.title,
+                    body=article_text(article, self.config.article_chars),
+                )
+            )
+        else:
+            ctx.say(ctx.t("fallback.none"))
+        step = FLOWS[turn.conv.flow].step(turn.conv.state)
+        buttons = (*self._step_buttons(turn), (Button(ctx.t("menu.person"), "g|person"),))
+        text_key = step.prompt or "fallback.continue"
+        ctx.say(ctx.t(text_key), buttons)
+        ctx.prompted = True
+
+    # ------------------------------------------------------------------ cases
+    async def _open_case(
+        self,
+        turn: _Turn,
+        *,
+        category: str,
+        risk: Risk,
+        signals: list[str] | None = None,
+    ) -> Case:
+        repos, user, ctx = turn.repos, turn.user, turn.ctx
+        answers = {
+            k: v
+            for k, v in ctx.data.items()
+            if k
+            not in (
+                "silence_pending",
+                "forget_pending",
+                "triage_category",
+                "resume_requested",
+                "rating",
+            )
+        }
+        answers["role"] = ctx.role
+        answers["locale"] = ctx.locale
+        case = await repos.cases.open(
+            user_id=user.id,
+            channel=user.channel,
+            category=category,
+            risk=risk.value,
+            risk_rank=risk.rank,
+            answers=answers,
+            signals={"signals": signals or []},
+        )
+        await repos.messages.attach_recent_to_case(user.id, case.id)
+        await repos.attachments.bind_pending(user.id, case.id)
+        await repos.audit.record(
+            "opened",
+            counsellor_id=None,
+            case_id=case.id,
+            detail=f"{category} {risk.value}"
+            + (f" signals={','.join(signals)}" if signals else ""),
+        )
+        turn.extra.append(
+            self._desk_notice(case, DeskEvent.CASE_OPENED, "", critical=risk is Risk.CRITICAL)
+        )
+        return case
+
+    def _enter_counselling(self, turn: _Turn, case: Case) -> None:
+        conv = turn.conv
+        if conv.flow != "counselling":
+            conv.resume_flow, conv.resume_state = conv.flow, conv.state
+            if conv.flow == "start":
+                conv.resume_flow = conv.resume_state = None
+        conv.flow = "counselling"
+        conv.state = "connected" if case.status == "active" else "waiting"
+        conv.case_id = case.id
+        turn.ctx.prompted = True
+        turn.ctx.switch = ("counselling", conv.state)
+
+    def _desk_notice(
+        self,
+        case: Case,
+        event: DeskEvent,
+        text: str,
+        *,
+        critical: bool = False,
+        attachments: tuple[Attachment, ...] = (),
+    ) -> Outbound:
+        return Outbound(
+            to=Address(DESK, str(case.id)),
+            text=text,
+            case_id=case.id,
+            desk_event=event,
+            critical=critical or case.risk == Risk.CRITICAL.value,
+            attachments=attachments,
+        )
+
+    async def escalate(
+        self, turn: _Turn, *, category: str | None = None, risk: str | None = None
+    ) -> None:
+        from dialogs.flows.child_report import WHAT
+
+        ctx, repos = turn.ctx, turn.repos
+        case = await repos.cases.open_for_user(turn.user.id)
+        if case is not None:
+            if risk == Risk.CRITICAL.value and case.risk != risk:
+                case.risk, case.risk_rank = Risk.CRITICAL.value, Risk.CRITICAL.rank
+                turn.extra.append(self._desk_notice(case, DeskEvent.CASE_RAISED, ""))
+            self._enter_counselling(turn, case)
+            if case.status == "waiting":
+                position = await repos.cases.position(case)
+                ctx.say(ctx.t("counselling.still_waiting", case=case.id, position=position))
+            else:
+                ctx.say(ctx.t("counselling.connected"))
+            self._attach_buttons(turn)
+            return
+        what = ctx.data.get("what")
+        picked = WHAT.get(str(what)) if what else None
+        if category is None:
+            if picked:
+                category = picked[0]
+            elif ctx.data.get("triage_category"):
+                category = str(ctx.data["triage_category"])
+            else:
+                category = "parent-question" if ctx.is_parent else "information"
+        level = Risk(risk) if risk else Risk(picked[1]) if picked else Risk.MEDIUM
+        case = await self._open_case(turn, category=category, risk=level)
+        self._enter_counselling(turn, case)
+        position = await repos.cases.position(case)
+        wait = max(5, position * self.config.minutes_per_case)
+        ctx.say(
+            ctx.t(
+                "counselling.waiting",
+                case=case.id,
+                position=position,
+                wait=ctx.t("counselling.wait.minutes", n=wait),
+            )
+        )
+        self._attach_buttons(turn)
+
+    async def desk_trigger(self, repos: Repos, case: Case, trigger: str) -> list[Outbound]:
+        """Move the child's conversation when the desk acts on their case; return what they see."""
+        if case.user_id is None:
+            return []
+        user = await repos.users.get(case.user_id)
+        if user is None:
+            return []
+        conv = await repos.conversations.for_case(case.id)
+        if conv is None:
+            conv = await repos.conversations.for_user(user.id)
+        if conv is None:
+            return []
+        turn = self._turn(repos, user, conv)
+        if conv.flow != "counselling" or conv.case_id != case.id:
+            if trigger == "taken":
+                self._enter_counselling(turn, case)
+                turn.ctx.switch = None
+                turn.ctx.say(turn.ctx.t("counselling.connected"))
+                self._attach_buttons(turn)
+            elif trigger == "closed":
+                # The child left the chat earlier: still ask for a rating, gently.
+                conv.flow, conv.state, conv.case_id = "counselling", "rating", case.id
+                self._prompt(turn)
+            self._save(turn)
+            return turn.ctx.out
+        turn.ctx.prompted = False
+        if trigger in self.machines["counselling"].get_triggers(conv.state):
+            await self._trigger(turn, trigger)
+        self._save(turn)
+        return turn.ctx.out
+
+
+class _Services:
+    """What flows may ask of the engine during a turn (the `Services` protocol)."""
+
+    def __init__(self, engine: DialogEngine, turn: _Turn | None = None) -> None:
+        self.engine = engine
+        self._turn = turn
+
+    @property
+    def turn(self) -> _Turn:
+        assert self._turn is not None
+        return self._turn
+
+    async def advice(self, ctx: TurnContext, topics: list[str]) -> None:
+        audience = "parent" if ctx.is_parent else "child"
+        shown: set[str] = set()
+        for topic in topics:
+            for article in self.engine.kb.by_topic(topic, ctx.locale, audience)[:1]:
+                if article.id in shown:
+                    continue
+                shown.add(article.id)
+                ctx.say(
+                    f"{article.title}\n\n{article_text(article, self.engine.config.article_chars)}"
+                )
+        if not shown:
+            ctx.say(ctx.t("report.advice.none"))
+
+    async def answer_question(self, ctx: TurnContext, query: str) -> bool:
+        audience = "parent" if ctx.is_parent else "child"
+        hits = self.engine.kb.search(query, ctx.locale, audience, 3)
+        if not hits:
+            ctx.data["hits"] = []
+            return False
+        ctx.data["hits"] = [h.article.id for h in hits]
+        top = hits[0].article
+        ctx.say(
+            ctx.t(
+                "question.answer",
+                title=top.title,
+                body=article_text(top, self.engine.config.article_chars),
+            )
+        )
+        return True
+
+    async def other_answers(self, ctx: TurnContext) -> None:
+        ids = list(ctx.data.get("hits", []))[1:]
+        articles = [a for a in (self.engine.kb.get(i, ctx.locale) for i in ids) if a]
+        if not articles:
+            ctx.say(ctx.t("question.others.none"))
+            self.engine._attach_buttons(self.turn)
+            return
+        ctx.say(ctx.t("question.others.list"))
+        for article in articles:
+            ctx.say(
+                f"{article.title}\n\n{article_text(article, self.engine.config.article_chars)}"
+            )
+        self.engine._attach_buttons(self.turn)
+
+    async def keep_evidence(self, ctx: TurnContext, attachments: tuple[Attachment, ...]) -> int:
+        turn = self.turn
+        case = await turn.repos.cases.open_for_user(turn.user.id)
+        for att in attachments:
+            await turn.repos.attachments.add(
+                user_id=turn.user.id,
+                channel=turn.user.channel,
+                kind=str(att.kind),
+                file_ref=att.file_ref,
+                size=att.size,
+                mime=att.mime,
+                case_id=case.id if case else None,
+            )
+        if case is not None:
+            turn.extra.append(
+                self.engine._desk_notice(
+                    case, DeskEvent.CHILD_MESSAGE, "", attachments=attachments
+                )
+            )
+        stored = await turn.repos.attachments.for_user(turn.user.id)
+        return len([a for a in stored if a.case_id == (case.id if case else None)])
+
+    async def relay_to_desk(self, ctx: TurnContext, text: str) -> None:
+        turn = self.turn
+        case = await turn.repos.cases.open_for_user(turn.user.id)
+        if case is None:
+            return
+        turn.extra.append(self.engine._desk_notice(case, DeskEvent.CHILD_MESSAGE, text))
+
+    async def escalate(
+        self, ctx: TurnContext, *, category: str | None = None, risk: str | None = None
+    ) -> None:
+        await self.engine.escalate(self.turn, category=category, risk=risk)
+
+    async def child_left(self, ctx: TurnContext) -> None:
+        turn = self.turn
+        case = await turn.repos.cases.open_for_user(turn.user.id)
+        if case is not None:
+            turn.extra.append(self.engine._desk_notice(case, DeskEvent.CHILD_LEFT, ""))
+        turn.conv.case_id = None
+
+    async def rate(self, ctx: TurnContext, rating: int | None, comment: str | None) -> None:
+        turn = self.turn
+        if turn.conv.case_id is None:
+            return
+        case = await turn.repos.cases.get(turn.conv.case_id)
+        if case is not None:
+            case.rating = rating
+            case.rating_comment = comment
+        turn.conv.case_id = None
+
+
+__all__ = ["DialogEngine", "EngineConfig", "FlowModel"]

@@ -1,0 +1,142 @@
+"""Neutral messages between channels and the dialog engine. No transport types cross this line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    TELEGRAM = "telegram"
+    VK = "vk"
+    CONSOLE = "console"
+
+
+class ContentKind(StrEnum):
+    """What an inbound message carries. Anything but text, photo and document is unsupported."""
+
+    TEXT = "text"
+    PHOTO = "photo"
+    DOCUMENT = "document"
+    STICKER = "sticker"
+    VOICE = "voice"
+    VIDEO = "video"
+    LOCATION = "location"
+    POLL = "poll"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file a user sent: the platform's reference to it, never the bytes."""
+
+    kind: ContentKind
+    file_ref: str
+    size: int | None = None
+    mime: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message or button press from a child or parent."""
+
+    channel: Channel
+    user_id: str
+    chat_id: str
+    text: str | None = None
+    payload: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    locale_hint: str | None = None
+    update_id: str | None = None
+    kind: ContentKind = ContentKind.TEXT
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where an outbound message goes. The desk is addressed as channel 'desk'."""
+
+    channel: str
+    chat_id: str
+
+    @property
+    def is_desk(self) -> bool:
+        return self.channel == DESK
+
+
+DESK = "desk"
+
+
+class DeskEvent(StrEnum):
+    """What a desk notice is about, so a desk channel can render it its own way."""
+
+    CASE_OPENED = "case_opened"
+    CASE_RAISED = "case_raised"
+    CHILD_MESSAGE = "child_message"
+    CHILD_LEFT = "child_left"
+    CASE_UPDATED = "case_updated"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One message to send. Buttons are rows; every message also makes sense as plain text."""
+
+    to: Address
+    text: str
+    buttons: tuple[tuple[Button, ...], ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    case_id: int | None = None
+    desk_event: DeskEvent | None = None
+    critical: bool = False
+    meta: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def plain_text(self) -> str:
+        """The message with its buttons as numbered options, for channels without buttons."""
+        labels = [b.label for row in self.buttons for b in row]
+        if not labels:
+            return self.text
+        options = "\n".join(f"  {i}. {label}" for i, label in enumerate(labels, 1))
+        return f"{self.text}\n{options}"
+
+
+def outbound_to_dict(message: Outbound) -> dict[str, object]:
+    """A JSON-safe form of an outbound message, for the durable outbox."""
+    return {
+        "channel": message.to.channel,
+        "chat_id": message.to.chat_id,
+        "text": message.text,
+        "buttons": [[[b.label, b.payload] for b in row] for row in message.buttons],
+        "attachments": [
+            [str(a.kind), a.file_ref, a.size, a.mime, a.name] for a in message.attachments
+        ],
+        "case_id": message.case_id,
+        "desk_event": str(message.desk_event) if message.desk_event else None,
+        "critical": message.critical,
+    }
+
+
+def outbound_from_dict(data: dict[str, object]) -> Outbound:
+    rows = data.get("buttons") or []
+    atts = data.get("attachments") or []
+    assert isinstance(rows, list) and isinstance(atts, list)
+    event = data.get("desk_event")
+    case_id = data.get("case_id")
+    return Outbound(
+        to=Address(str(data["channel"]), str(data["chat_id"])),
+        text=str(data.get("text") or ""),
+        buttons=tuple(tuple(Button(str(b[0]), str(b[1])) for b in row) for row in rows),
+        attachments=tuple(
+            Attachment(ContentKind(str(a[0])), str(a[1]), a[2], a[3], a[4]) for a in atts
+        ),
+        case_id=int(case_id) if isinstance(case_id, int) else None,
+        desk_event=DeskEvent(str(event)) if event else None,
+        critical=bool(data.get("critical")),
+    )

@@ -1,0 +1,43 @@
+"""Help-line knowledge base: reviewed markdown articles in Russian and English, and their search.
+
+    from knowledge_base import KnowledgeBase, search
+    hits = search("меня травят в вк", "ru", audience="child")
+
+The validator lives in `knowledge_base.check` (`check(root)`, `main(argv)`).
+"""
+
+from knowledge_base.engine import (
+    MIN_SCORE,
+    SNIPPET_CHARS,
+    KnowledgeBase,
+    default_knowledge_base,
+    search,
+)
+from knowledge_base.model import (
+    ARTICLES_DIR,
+    AUDIENCES,
+    LOCALES,
+    Article,
+    ArticleError,
+    Hit,
+    Problem,
+    resolve_locale,
+    topics,
+)
+
+__all__ = [
+    "ARTICLES_DIR",
+    "AUDIENCES",
+    "LOCALES",
+    "MIN_SCORE",
+    "SNIPPET_CHARS",
+    "Article",
+    "ArticleError",
+    "Hit",
+    "KnowledgeBase",
+    "Problem",
+    "default_knowledge_base",
+    "resolve_locale",
+    "search",
+    "topics",
+]

@@ -1,0 +1,138 @@
+"""Validator for the article files: `check(root)` lists problems, `main(argv)` prints them.
+
+Checks: front matter present and valid YAML; required fields with the right types (id equal to
+the file name, title, audience, topics from the fixed list, keywords, sources); every id present
+in every locale; `[text](kb:id)` links pointing to existing articles; no H1 and no empty
+sections in the body; every fixed topic covered in every locale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from knowledge_base.frontmatter import ParsedFile, field_problems, parse_file
+from knowledge_base.markdown import FENCE_RE, HEADING_RE
+from knowledge_base.model import ARTICLES_DIR, LOCALES, Problem, topics
+
+_KB_LINK_RE = re.compile(r"\]\(kb:([^)\s]*)\s*\)")
+
+
+def _body_problems(parsed: ParsedFile, known_ids: set[str]) -> list[Problem]:
+    """Links, headings and empty sections; line numbers are lines of the file."""
+    problems: list[Problem] = []
+    lines = parsed.body.splitlines()
+    # (file line, heading text, level) of each heading, and whether content followed it.
+    open_heading: tuple[int, str] | None = None
+    in_fence = False
+    for index, raw in enumerate(lines):
+        line_no = parsed.body_line + index
+        if FENCE_RE.match(raw):
+            in_fence = not in_fence
+            open_heading = None
+            continue
+        heading = None if in_fence else HEADING_RE.match(raw)
+        if heading is not None:
+            if open_heading is not None:
+                problems.append(Problem(parsed.path, open_heading[0],
+                                        f"section {open_heading[1]!r} is empty"))
+            level, text = len(heading.group(1)), (heading.group(2) or "").strip()
+            if level == 1:
+                problems.append(Problem(parsed.path, line_no,
+                                        "H1 heading in the body: use '##' sections"))
+            if not text:
+                problems.append(Problem(parsed.path, line_no, "heading has no text"))
+            open_heading = (line_no, raw.strip())
+            continue
+        if raw.strip():
+            open_heading = None
+        if in_fence:
+            continue
+        for match in _KB_LINK_RE.finditer(raw):
+            target = match.group(1)
+            if not target:
+                problems.append(Problem(parsed.path, line_no, "kb: link without an article id"))
+            elif target not in known_ids:
+                problems.append(Problem(parsed.path, line_no,
+                                        f"link to unknown article 'kb:{target}'"))
+    if open_heading is not None:
+        problems.append(Problem(parsed.path, open_heading[0],
+                                f"section {open_heading[1]!r} is empty"))
+    if not parsed.body.strip():
+        problems.append(Problem(parsed.path, parsed.body_line, "article body is empty"))
+    return problems
+
+
+def check(root: Path | None = None) -> list[Problem]:
+    """Validate every article under `root` (default: the package's articles folder)."""
+    root = root if root is not None else ARTICLES_DIR
+    if not root.is_dir():
+        return [Problem(root, 0, "knowledge-base folder not found")]
+    present = {p.name for p in root.iterdir() if p.is_dir()}
+    locales = list(LOCALES) + sorted(present - set(LOCALES))
+
+    problems: list[Problem] = []
+    files: dict[str, dict[str, ParsedFile]] = {}
+    for locale in locales:
+        folder = root / locale
+        if not folder.is_dir():
+            problems.append(Problem(folder, 0, f"locale folder {locale!r} is missing"))
+        files[locale] = {p.stem: parse_file(p) for p in sorted(folder.glob("*.md"))}
+
+    all_topics = topics()
+    for locale in locales:
+        known_ids = set(files[locale])
+        covered: set[str] = set()
+        for stem, parsed in files[locale].items():
+            if not parsed.ok:
+                problems.extend(parsed.problems)
+            else:
+                problems.extend(field_problems(parsed))
+                value = parsed.meta.get("topics")
+                if isinstance(value, list):
+                    covered.update(t for t in value if isinstance(t, str))
+            problems.extend(_body_problems(parsed, known_ids))
+            for other in locales:
+                if other != locale and (root / other).is_dir() and stem not in files[other]:
+                    problems.append(Problem(
+                        parsed.path, parsed.line_of("id"),
+                        f"article {stem!r} has no {other!r} version ({other}/{stem}.md)",
+                    ))
+        if (root / locale).is_dir():
+            for topic in all_topics:
+                if topic not in covered:
+                    problems.append(Problem(root / locale, 0,
+                                            f"no {locale!r} article covers topic {topic!r}"))
+    return sorted(problems, key=lambda p: (str(p.path), p.line, p.message))
+
+
+def _shown(path: Path) -> str:
+    """A path relative to the working directory when it lies under it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print `path:line: message` per problem; return 1 if there are any, else 0."""
+    parser = argparse.ArgumentParser(
+        prog="helpline kb check", description="Validate the knowledge-base articles."
+    )
+    parser.add_argument("root", nargs="?", type=Path, default=None,
+                        help="folder with <locale>/<id>.md files (default: the built-in articles)")
+    args = parser.parse_args(argv)
+    problems = check(args.root)
+    for problem in problems:
+        print(f"{_shown(problem.path)}:{problem.line}: {problem.message}")
+    if problems:
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

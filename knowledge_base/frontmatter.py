@@ -1,0 +1,148 @@
+"""Reading one article file: YAML front matter (with line numbers) and the markdown body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from knowledge_base.model import AUDIENCES, Article, Problem, topics
+
+REQUIRED_FIELDS: tuple[str, ...] = ("id", "title", "audience", "topics", "keywords", "sources")
+_LIST_FIELDS: tuple[str, ...] = ("topics", "keywords", "sources")
+_FENCE = "---"
+
+
+@dataclass
+class ParsedFile:
+    """The raw pieces of an article file; line numbers are 1-based lines of the file."""
+
+    path: Path
+    meta: dict[str, Any] = field(default_factory=dict)
+    body: str = ""
+    body_line: int = 1
+    key_lines: dict[str, int] = field(default_factory=dict)
+    item_lines: dict[str, list[int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when the front matter was found and parsed (fields may still be wrong)."""
+        return not self.problems
+
+    def line_of(self, key: str) -> int:
+        """The line of a field, or of the opening fence when the field is absent."""
+        return self.key_lines.get(key, 1)
+
+
+def parse_file(path: Path) -> ParsedFile:
+    """Split an article into front matter and body, recording where each field is."""
+    parsed = ParsedFile(path=path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        parsed.problems.append(Problem(path, 1, f"file is not valid UTF-8: {exc.reason}"))
+        return parsed
+    lines = text.removeprefix("\ufeff").splitlines()
+    if not lines or lines[0].strip() != _FENCE:
+        parsed.problems.append(
+            Problem(path, 1, "front matter missing: the file must start with a '---' line")
+        )
+        parsed.body = text
+        return parsed
+    end = next((i for i in range(1, len(lines)) if lines[i].strip() == _FENCE), None)
+    if end is None:
+        parsed.problems.append(Problem(path, 1, "front matter is not closed by a '---' line"))
+        return parsed
+    parsed.body = "\n".join(lines[end + 1 :])
+    parsed.body_line = end + 2
+    source = "\n".join(lines[1:end])
+    # Line 1 of the front matter text is line 2 of the file.
+    offset = 2
+    try:
+        node = yaml.compose(source, Loader=yaml.SafeLoader)
+        meta = yaml.safe_load(source)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + offset if mark is not None else 1
+        reason = getattr(exc, "problem", None) or str(exc)
+        parsed.problems.append(Problem(path, line, f"front matter is not valid YAML: {reason}"))
+        return parsed
+    if not isinstance(node, yaml.MappingNode) or not isinstance(meta, dict):
+        parsed.problems.append(Problem(path, 1, "front matter must be a mapping of fields"))
+        return parsed
+    parsed.meta = meta
+    for key_node, value_node in node.value:
+        key = str(key_node.value)
+        line = key_node.start_mark.line + offset
+        if key in parsed.key_lines:
+            parsed.problems.append(
+                Problem(path, line, f"field {key!r} appears twice (first on line "
+                        f"{parsed.key_lines[key]})")
+            )
+            continue
+        parsed.key_lines[key] = line
+        if isinstance(value_node, yaml.SequenceNode):
+            parsed.item_lines[key] = [item.start_mark.line + offset for item in value_node.value]
+    return parsed
+
+
+def field_problems(parsed: ParsedFile) -> list[Problem]:
+    """Check the required fields and their types; assumes the front matter parsed."""
+    path, meta = parsed.path, parsed.meta
+    problems: list[Problem] = []
+
+    def add(key: str, message: str, line: int | None = None) -> None:
+        problems.append(Problem(path, line if line is not None else parsed.line_of(key), message))
+
+    for key in REQUIRED_FIELDS:
+        if key not in meta:
+            add(key, f"required field {key!r} is missing")
+
+    if "id" in meta:
+        value = meta["id"]
+        if not isinstance(value, str) or not value.strip():
+            add("id", "'id' must be a non-empty string")
+        elif value != path.stem:
+            add("id", f"id {value!r} does not match the file name {path.name!r}")
+    if "title" in meta and (not isinstance(meta["title"], str) or not meta["title"].strip()):
+        add("title", "'title' must be a non-empty string")
+    if "audience" in meta and meta["audience"] not in AUDIENCES:
+        add("audience", f"'audience' must be one of {', '.join(AUDIENCES)}, "
+                        f"not {meta['audience']!r}")
+
+    allowed = set(topics())
+    for key in _LIST_FIELDS:
+        if key not in meta:
+            continue
+        value = meta[key]
+        if not isinstance(value, list) or not value:
+            add(key, f"{key!r} must be a non-empty list")
+            continue
+        lines = parsed.item_lines.get(key, [])
+        for index, item in enumerate(value):
+            line = lines[index] if index < len(lines) else parsed.line_of(key)
+            if not isinstance(item, str) or not item.strip():
+                hint = " (quote it)" if isinstance(item, bool | int | float) else ""
+                add(key, f"{key}[{index}] must be a non-empty string, got {item!r}{hint}", line)
+            elif key == "topics" and item not in allowed:
+                add(key, f"unknown topic {item!r} (see knowledge_base/data/topics.yaml)", line)
+    return problems
+
+
+def to_article(parsed: ParsedFile, locale: str) -> Article:
+    """Build an Article from a file that passed `field_problems`."""
+    meta = parsed.meta
+    return Article(
+        id=str(meta["id"]),
+        locale=locale,
+        title=str(meta["title"]).strip(),
+        audience=str(meta["audience"]),
+        topics=tuple(str(t) for t in meta["topics"]),
+        keywords=tuple(str(k).strip() for k in meta["keywords"]),
+        sources=tuple(str(s).strip() for s in meta["sources"]),
+        body=parsed.body.strip("\n"),
+        path=parsed.path,
+    )

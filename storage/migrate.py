@@ -1,0 +1,40 @@
+"""Run Alembic migrations programmatically (`helpline db upgrade`), and check they are current."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.db import Database
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url)
+    return cfg
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` to `revision` (creates the SQLite file and folder if needed)."""
+    Database(url)  # creates the SQLite folder; the engine is not used
+    command.upgrade(alembic_config(url), revision)
+
+
+def head_revision(url: str) -> str | None:
+    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+
+
+async def current_revision(conn: AsyncConnection) -> str | None:
+    def _current(sync_conn: object) -> str | None:
+        ctx = MigrationContext.configure(sync_conn)  # type: ignore[arg-type]
+        return ctx.get_current_revision()
+
+    return await conn.run_sync(_current)

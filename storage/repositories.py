@@ -1,0 +1,406 @@
+"""Repositories: the only place that builds queries. Each works inside one caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Attachment,
+    AuditEvent,
+    Case,
+    Conversation,
+    Counsellor,
+    Message,
+    OutboxMessage,
+    ProcessedUpdate,
+    User,
+    utcnow,
+)
+
+OPEN_STATUSES = ("waiting", "active")
+
+
+class Repos:
+    """All repositories over one session (one unit of work)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.users = UserRepo(session)
+        self.conversations = ConversationRepo(session)
+        self.messages = MessageRepo(session)
+        self.cases = CaseRepo(session)
+        self.attachments = AttachmentRepo(session)
+        self.counsellors = CounsellorRepo(session)
+        self.audit = AuditRepo(session)
+        self.updates = UpdateRepo(session)
+        self.outbox = OutboxRepo(session)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+
+class _Repo:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @property
+    def dialect(self) -> str:
+        return self.session.get_bind().dialect.name
+
+
+class UpdateRepo(_Repo):
+    async def claim(self, channel: str, update_id: str) -> bool:
+        """Record an inbound update; False if it was already recorded (a repeat)."""
+        values = {"channel": channel, "update_id": update_id, "created_at": utcnow()}
+        if self.dialect == "postgresql":
+            stmt: Any = pg_insert(ProcessedUpdate).values(values).on_conflict_do_nothing()
+        else:
+            stmt = sqlite_insert(ProcessedUpdate).values(values).on_conflict_do_nothing()
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def purge_before(self, moment: datetime) -> int:
+        result = await self.session.execute(
+            delete(ProcessedUpdate).where(ProcessedUpdate.created_at < moment)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class UserRepo(_Repo):
+    async def find(self, channel: str, external_id: str) -> User | None:
+        stmt = select(User).where(User.channel == channel, User.external_id == external_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def get_or_create(
+        self, channel: str, external_id: str, address: str, locale: str
+    ) -> tuple[User, bool]:
+        user = await self.find(channel, external_id)
+        if user is not None:
+            return user, False
+        user = User(channel=channel, external_id=external_id, address=address, locale=locale)
+        self.session.add(user)
+        await self.session.flush()
+        return user, True
+
+    async def get(self, user_id: int) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def erase(self, user_id: int) -> None:
+        """Erase a user's messages, answers and evidence; cases keep anonymous counts only."""
+        await self.session.execute(delete(Message).where(Message.user_id == user_id))
+        await self.session.execute(delete(Attachment).where(Attachment.user_id == user_id))
+        await self.session.execute(
+            update(Case)
+            .where(Case.user_id == user_id)
+            .values(user_id=None, answers={}, rating_comment=None, signals={})
+        )
+        await self.session.execute(delete(Conversation).where(Conversation.user_id == user_id))
+        await self.session.execute(delete(User).where(User.id == user_id))
+
+
+class ConversationRepo(_Repo):
+    async def for_user(self, user_id: int, *, lock: bool = True) -> Conversation | None:
+        stmt = select(Conversation).where(Conversation.user_id == user_id)
+        if lock and self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def create(self, user_id: int, flow: str, state: str) -> Conversation:
+        conv = Conversation(user_id=user_id, flow=flow, state=state, data={})
+        self.session.add(conv)
+        await self.session.flush()
+        return conv
+
+    async def for_case(self, case_id: int) -> Conversation | None:
+        stmt = select(Conversation).where(Conversation.case_id == case_id)
+        if self.dialect == "postgresql":
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+
+class MessageRepo(_Repo):
+    async def add(
+        self,
+        user_id: int,
+        sender: str,
+        text: str,
+        *,
+        case_id: int | None = None,
+        counsellor_id: int | None = None,
+    ) -> Message:
+        msg = Message(
+            user_id=user_id, sender=sender, text=text, case_id=case_id, counsellor_id=counsellor_id
+        )
+        self.session.add(msg)
+        return msg
+
+    async def for_case(self, case_id: int) -> Sequence[Message]:
+        stmt = select(Message).where(Message.case_id == case_id).order_by(Message.id)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def for_user(self, user_id: int) -> Sequence[Message]:
+        stmt = select(Message).where(Message.user_id == user_id).order_by(Message.id)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def attach_recent_to_case(self, user_id: int, case_id: int) -> None:
+        """Link the user's messages not yet in a case to this case (the context it grew from)."""
+        await self.session.execute(
+            update(Message)
+            .where(Message.user_id == user_id, Message.case_id.is_(None))
+            .values(case_id=case_id)
+        )
+
+    async def purge_loose_before(self, moment: datetime) -> int:
+        """Delete messages that never became part of a case, older than `moment`."""
+        result = await self.session.execute(
+            delete(Message).where(Message.case_id.is_(None), Message.created_at < moment)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def purge_closed_before(self, moment: datetime) -> int:
+        """Delete transcripts of cases closed before `moment`."""
+        closed = select(Case.id).where(Case.status == "closed", Case.closed_at < moment)
+        result = await self.session.execute(delete(Message).where(Message.case_id.in_(closed)))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class CaseRepo(_Repo):
+    async def get(self, case_id: int) -> Case | None:
+        return await self.session.get(Case, case_id)
+
+    async def open_for_user(self, user_id: int) -> Case | None:
+        stmt = (
+            select(Case)
+            .where(Case.user_id == user_id, Case.status.in_(OPEN_STATUSES))
+            .order_by(Case.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def open(
+        self,
+        *,
+        user_id: int,
+        channel: str,
+        category: str,
+        risk: str,
+        risk_rank: int,
+        answers: dict[str, Any],
+        signals: dict[str, Any],
+    ) -> Case:
+        case = Case(
+            user_id=user_id,
+            channel=channel,
+            category=category,
+            risk=risk,
+            risk_rank=risk_rank,
+            answers=answers,
+            signals=signals,
+            status="waiting",
+        )
+        self.session.add(case)
+        await self.session.flush()
+        return case
+
+    async def queue(self, limit: int = 50) -> Sequence[Case]:
+        """Waiting cases: highest risk first, then oldest."""
+        stmt = (
+            select(Case)
+            .where(Case.status == "waiting")
+            .order_by(Case.risk_rank, Case.created_at, Case.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def held_by(self, counsellor_id: int) -> Sequence[Case]:
+        stmt = select(Case).where(Case.status == "active", Case.owner_id == counsellor_id)
+        return (await self.session.execute(stmt.order_by(Case.id))).scalars().all()
+
+    async def position(self, case: Case) -> int:
+        """1-based place of a waiting case in the queue."""
+        ahead = select(func.count(Case.id)).where(
+            Case.status == "waiting",
+            (Case.risk_rank < case.risk_rank)
+            | ((Case.risk_rank == case.risk_rank) & (Case.created_at < case.created_at))
+            | (
+                (Case.risk_rank == case.risk_rank)
+                & (Case.created_at == case.created_at)
+                & (Case.id < case.id)
+            ),
+        )
+        return int((await self.session.execute(ahead)).scalar_one()) + 1
+
+    async def take(self, case_id: int, counsellor_id: int) -> bool:
+        """Atomically give a waiting case to a counsellor; False if someone else was first."""
+        result = await self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status == "waiting")
+            .values(status="active", owner_id=counsellor_id, taken_at=utcnow())
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def release(self, case_id: int, counsellor_id: int) -> bool:
+        result = await self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status == "active", Case.owner_id == counsellor_id)
+            .values(status="waiting", owner_id=None)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def close(self, case_id: int, counsellor_id: int, outcome: str) -> bool:
+        result = await self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status == "active", Case.owner_id == counsellor_id)
+            .values(status="closed", outcome=outcome, closed_at=utcnow())
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def strip_closed_before(self, moment: datetime) -> None:
+        """Drop the answers of cases closed before `moment`; category, risk and times stay."""
+        await self.session.execute(
+            update(Case)
+            .where(Case.status == "closed", Case.closed_at < moment)
+            .values(answers={}, rating_comment=None)
+        )
+
+    async def closed_between(self, start: datetime, end: datetime) -> Sequence[Case]:
+        stmt = select(Case).where(Case.created_at >= start, Case.created_at < end)
+        return (await self.session.execute(stmt.order_by(Case.id))).scalars().all()
+
+
+class AttachmentRepo(_Repo):
+    async def add(
+        self,
+        *,
+        user_id: int,
+        channel: str,
+        kind: str,
+        file_ref: str,
+        size: int | None,
+        mime: str | None,
+        case_id: int | None = None,
+    ) -> Attachment:
+        att = Attachment(
+            user_id=user_id,
+            channel=channel,
+            kind=kind,
+            file_ref=file_ref,
+            size=size,
+            mime=mime,
+            case_id=case_id,
+        )
+        self.session.add(att)
+        await self.session.flush()
+        return att
+
+    async def bind_pending(self, user_id: int, case_id: int) -> None:
+        await self.session.execute(
+            update(Attachment)
+            .where(Attachment.user_id == user_id, Attachment.case_id.is_(None))
+            .values(case_id=case_id)
+        )
+
+    def _closed_before(self, moment: datetime) -> Any:
+        return select(Case.id).where(Case.status == "closed", Case.closed_at < moment)
+
+    async def stale_files(self, moment: datetime) -> list[str]:
+        stmt = select(Attachment.stored_path).where(
+            Attachment.case_id.in_(self._closed_before(moment)),
+            Attachment.stored_path.is_not(None),
+        )
+        return [str(p) for p in (await self.session.execute(stmt)).scalars().all()]
+
+    async def purge_closed_before(self, moment: datetime) -> int:
+        result = await self.session.execute(
+            delete(Attachment).where(Attachment.case_id.in_(self._closed_before(moment)))
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def for_case(self, case_id: int) -> Sequence[Attachment]:
+        stmt = select(Attachment).where(Attachment.case_id == case_id).order_by(Attachment.id)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def for_user(self, user_id: int) -> Sequence[Attachment]:
+        stmt = select(Attachment).where(Attachment.user_id == user_id).order_by(Attachment.id)
+        return (await self.session.execute(stmt)).scalars().all()
+
+
+class CounsellorRepo(_Repo):
+    async def add(self, name: str, channel: str, external_id: str, role: str) -> Counsellor:
+        c = Counsellor(name=name, channel=channel, external_id=external_id, role=role)
+        self.session.add(c)
+        await self.session.flush()
+        return c
+
+    async def by_identity(self, channel: str, external_id: str) -> Counsellor | None:
+        stmt = select(Counsellor).where(
+            Counsellor.channel == channel,
+            Counsellor.external_id == external_id,
+            Counsellor.active.is_(True),
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_name(self, name: str) -> Counsellor | None:
+        stmt = select(Counsellor).where(Counsellor.name == name)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def get(self, counsellor_id: int) -> Counsellor | None:
+        return await self.session.get(Counsellor, counsellor_id)
+
+    async def all(self) -> Sequence[Counsellor]:
+        return (
+            (await self.session.execute(select(Counsellor).order_by(Counsellor.id)))
+            .scalars()
+            .all()
+        )
+
+
+class AuditRepo(_Repo):
+    async def record(
+        self, action: str, *, counsellor_id: int | None, case_id: int | None, detail: str = ""
+    ) -> None:
+        self.session.add(
+            AuditEvent(counsellor_id=counsellor_id, case_id=case_id, action=action, detail=detail)
+        )
+
+    async def for_case(self, case_id: int) -> Sequence[AuditEvent]:
+        stmt = select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.id)
+        return (await self.session.execute(stmt)).scalars().all()
+
+
+class OutboxRepo(_Repo):
+    async def add(
+        self, channel: str, chat_id: str, body: dict[str, Any], case_id: int | None = None
+    ) -> OutboxMessage:
+        msg = OutboxMessage(channel=channel, chat_id=chat_id, body=body, case_id=case_id)
+        self.session.add(msg)
+        await self.session.flush()
+        return msg
+
+    async def pending(
+        self, channel: str, chat_id: str | None = None, limit: int = 100
+    ) -> Sequence[OutboxMessage]:
+        stmt = select(OutboxMessage).where(
+            OutboxMessage.channel == channel, OutboxMessage.delivered_at.is_(None)
+        )
+        if chat_id is not None:
+            stmt = stmt.where(OutboxMessage.chat_id == chat_id)
+        return (
+            (await self.session.execute(stmt.order_by(OutboxMessage.id).limit(limit)))
+            .scalars()
+            .all()
+        )
+
+    async def mark_delivered(self, message_id: int) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(delivered_at=utcnow())
+        )

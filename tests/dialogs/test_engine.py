@@ -1,0 +1,155 @@
+"""The engine's rules that hold in every state: persistence, global commands, bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from dialogs.engine import DialogEngine
+from dialogs.escalation import Desk
+from dialogs.messages import Channel, ContentKind, Inbound
+from knowledge_base import KnowledgeBase
+from storage.db import Database
+from storage.repositories import Repos
+from tests.conftest import Chat, Clock
+
+
+async def test_a_new_engine_continues_every_conversation(
+    db: Database, kb: KnowledgeBase, engine: DialogEngine
+) -> None:
+    first = Chat(engine)
+    await first.start_as_child()
+    await first.press("случилось")
+    await first.press("Угрожают")
+    second = Chat(DialogEngine(db, kb=kb))
+    second.replies = first.replies
+    await second.press("WhatsApp")
+    assert "продолжается" in second.text
+    async with db.session() as s:
+        user = await Repos(s).users.find("console", "child-1")
+        assert user is not None
+        conv = await Repos(s).conversations.for_user(user.id)
+        assert conv is not None
+        assert (conv.flow, conv.state) == ("child_report", "ongoing")
+        assert conv.data["what"] == "threats" and conv.data["where"] == "whatsapp"
+
+
+async def test_repeated_update_is_ignored(engine: DialogEngine) -> None:
+    inbound = Inbound(Channel.CONSOLE, "u", "c", text="привет", update_id="42")
+    assert await engine.handle(inbound)
+    assert await engine.handle(inbound) == []
+
+
+async def test_stale_and_forged_buttons_are_refused_politely(
+    chat_factory: Callable[..., Chat],
+) -> None:
+    chat = chat_factory()
+    await chat.start_as_child()
+    old = chat.button("случилось").payload
+    await chat.press("случилось")
+    await chat.payload(old)
+    assert "кнопка уже не действует" in chat.text
+    assert "Что случилось" in chat.text, "and the current question is asked again"
+    for forged in ("cr|what|hack", "zz|x|y", "g|forget=yes", "cr|where|vk", "|||", "x" * 500):
+        await chat.payload(forged)
+        assert "кнопка уже не действует" in chat.text, forged
+
+
+async def test_free_text_where_a_button_was_expected_is_answered(
+    chat_factory: Callable[..., Chat],
+) -> None:
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.press("случилось")
+    await chat.say("одноклассники скинули мои фотки в общий чат")
+    assert "может помочь" in chat.text
+    assert "Поговорить с человеком" in chat.buttons
+    assert "Что случилось" in chat.text, "the question is asked again"
+    await chat.say("абракадабра")
+    assert "не совсем понял" in chat.text
+
+
+async def test_typed_label_counts_as_the_button(chat_factory: Callable[..., Chat]) -> None:
+    chat = chat_factory()
+    await chat.say("привет")
+    await chat.say("Я ребёнок или подросток")
+    assert "Чем я могу помочь" in chat.text
+
+
+async def test_global_commands_in_any_state(chat_factory: Callable[..., Chat]) -> None:
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.press("случилось")
+    await chat.say("/help")
+    assert "/forget" in chat.text and "Что случилось" in chat.text
+    await chat.say("/lang")
+    await chat.press("English")
+    assert "English" in chat.text and "What happened" in chat.text
+    await chat.say("/menu")
+    assert "How can I help" in chat.text
+    await chat.say("/start")
+    assert "Who are you" in chat.text
+    await chat.say("/frobnicate")
+    assert "don't know that command" in chat.text
+
+
+async def test_forget_erases_transcript_answers_and_evidence(
+    chat_factory: Callable[..., Chat], db: Database, desk: Desk
+) -> None:
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.press("случилось")
+    await chat.press("Оскорбляют")
+    await chat.press("ВКонтакте")
+    await chat.press("Да")
+    await chat.press("Да")
+    await chat.send_photo("secret-screenshot")
+    await chat.press("Готово")
+    await chat.press("Нет")
+    await chat.press("человеком")
+    [case] = await desk.queue()
+    await chat.say("/forget")
+    await chat.press("Нет, оставить")
+    assert "ничего не стираю" in chat.text
+    await chat.say("/forget")
+    await chat.press("Да, стереть")
+    assert "всё стёр" in chat.text
+    async with db.session() as s:
+        repos = Repos(s)
+        assert await repos.users.find("console", "child-1") is None
+        assert list(await repos.messages.for_case(case.id)) == []
+        assert list(await repos.attachments.for_case(case.id)) == []
+        kept = await repos.cases.get(case.id)
+        assert kept is not None and kept.answers == {} and kept.user_id is None
+        assert kept.category == "cyberbullying", "anonymous counts stay"
+    await chat.say("привет")
+    assert "сохраняю" in chat.text, "a new start, with the notice again"
+
+
+async def test_long_silence_offers_to_continue_or_restart(
+    chat_factory: Callable[..., Chat], clock: Clock
+) -> None:
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.press("спросить")
+    await chat.say("меня травят")
+    clock.now += timedelta(hours=7)
+    await chat.say("а ещё вопрос")
+    assert "Давно не виделись" in chat.text
+    await chat.press("Продолжить")
+    assert chat.buttons
+    clock.now += timedelta(hours=7)
+    await chat.say("снова я")
+    await chat.press("Начать сначала")
+    assert "Чем я могу помочь" in chat.text
+
+
+async def test_unsupported_content_and_huge_text(chat_factory: Callable[..., Chat]) -> None:
+    chat = chat_factory()
+    await chat.start_as_child()
+    for kind in (ContentKind.STICKER, ContentKind.VOICE, ContentKind.LOCATION, ContentKind.POLL):
+        await chat.send_kind(kind)
+        assert "только текст" in chat.text
+    await chat.press("спросить")
+    await chat.say("травля " * 2000)
+    assert "очень длинное" in chat.text
