@@ -27,6 +27,10 @@ typecheck: $(STAMP)
 test: $(STAMP) lint typecheck
 	$(VENV)/bin/pytest
 
+# The whole suite again on a throwaway PostgreSQL cluster (installed if missing).
+test-pg: $(STAMP)
+	scripts/with-postgres.sh $(VENV)/bin/pytest
+
 bench: $(STAMP)
 	$(PY) bench/kb_search.py
 

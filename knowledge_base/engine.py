@@ -112,6 +112,8 @@ class _LocaleIndex:
         field_lens: list[list[int]] = [[] for _ in _FIELDS]
         surface: Counter[str] = Counter()
         df: Counter[str] = Counter()
+        df_curated: Counter[str] = Counter()
+        df_body: Counter[str] = Counter()
         for article in self.articles:
             texts = (article.title, "\n".join(article.keywords), article.body)
             tfs: list[Counter[str]] = []
@@ -123,22 +125,37 @@ class _LocaleIndex:
                 field_lens[f].append(sum(tf.values()))
             field_tfs.append(tfs)
             df.update(set().union(*tfs))
+            df_curated.update(set(tfs[0]) | set(tfs[1]))
+            df_body.update(set(tfs[2]))
 
         avg = [max(sum(lens) / n, 1.0) if n else 1.0 for lens in field_lens]
-        self.idf: dict[str, float] = {
-            stem: math.log(1.0 + (n - count + 0.5) / (count + 0.5)) for stem, count in df.items()
-        }
-        self._unknown_weight = _UNKNOWN_FACTOR * math.log(1.0 + (n + 0.5) / 0.5)
+
+        def idf(count: int) -> float:
+            return math.log(1.0 + (n - count + 0.5) / (count + 0.5))
+
+        def saturate(tf: float) -> float:
+            return tf * (_K1 + 1.0) / (_K1 + tf)
+
+        # `idf` (over all fields) measures how informative a query word is, for coverage.
+        # Title/keyword matches are scored with the rarity of the word among titles and keywords:
+        # in a corpus about online safety "save" or "message" is in almost every body, yet a
+        # keyword "save messages" still marks the one article about evidence.
+        self.idf: dict[str, float] = {stem: idf(count) for stem, count in df.items()}
+        self._unknown_weight = _UNKNOWN_FACTOR * idf(0)
         self.postings: dict[str, dict[int, float]] = {}
         for doc, tfs in enumerate(field_tfs):
             for stem in set().union(*tfs):
-                weighted = 0.0
+                weighted = [0.0, 0.0]  # curated (title + keywords), body
                 for f, (_, weight, b) in enumerate(_FIELDS):
                     tf = tfs[f].get(stem, 0)
                     if tf:
                         norm = 1.0 - b + b * field_lens[f][doc] / avg[f]
-                        weighted += weight * tf / norm
-                impact = self.idf[stem] * weighted * (_K1 + 1.0) / (_K1 + weighted)
+                        weighted[f // 2] += weight * tf / norm
+                impact = 0.0
+                if weighted[0]:
+                    impact += idf(df_curated[stem]) * saturate(weighted[0])
+                if weighted[1]:
+                    impact += idf(df_body[stem]) * saturate(weighted[1])
                 self.postings.setdefault(stem, {})[doc] = impact
 
         self.blocks: list[tuple[_Block, ...]] = [self._blocks(a) for a in self.articles]

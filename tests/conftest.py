@@ -29,7 +29,8 @@ from storage.models import Counsellor, utcnow
 
 
 def database_url(tmp_path: Path) -> str:
-    """SQLite by default; HELPLINE_TEST_PG=postgresql+asyncpg://.../ runs on PostgreSQL."""
+    """SQLite by default; HELPLINE_TEST_DATABASE_URL (set by scripts/with-postgres.sh) runs
+    the suite on PostgreSQL."""
     base = os.environ.get("HELPLINE_TEST_DATABASE_URL")
     if base:
         return base
@@ -44,6 +45,8 @@ def kb() -> KnowledgeBase:
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
     database = Database(database_url(tmp_path))
+    if not database.is_sqlite:
+        await database.drop_all()  # one database per run; a clean schema per test
     await database.create_all()
     yield database
     await database.dispose()

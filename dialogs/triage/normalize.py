@@ -1,0 +1,320 @@
+"""The normalisation pipeline: from a child's message to tokens that lexicons can match.
+
+Steps, in order (the tables are in ``data/normalize.yaml``):
+
+1. Unicode NFKC; zero-width characters, variation selectors, skin tones and stray combining
+   marks (stress marks) are dropped.
+2. English contractions are expanded ("don't" -> "do not", "he'll" -> "he will").
+3. The text is cut into tokens: words (letters, digits, "@", "$") and single emoji. All other
+   punctuation separates tokens and is dropped.
+4. Each word is read in its script. A word mixing Cyrillic and Latin letters ("yбить",
+   "xoчу") is read both ways through the look-alike tables; digits and symbols next to a
+   letter are read as letters ("су1цид", "k1ll", "р3жу"), every reading being kept.
+5. Lower case, "ё" -> "е".
+6. Repeated letters: runs of three or more become one ("хочууу" -> "хочу") and also two
+   ("kiiill" -> "kiill"); a third form collapses every double ("kill" -> "kil") so that
+   "killll" and "kill" meet.
+7. Slang and shorthand are replaced ("kms" -> "kill myself", "wanna" -> "want to").
+8. In Russian, an all-Latin word is also read as transliterated Russian ("hochu" -> "хочу").
+9. Every form is stemmed (Snowball, Russian or English by script). A token's keys are its
+   stems plus its exact forms prefixed with "=".
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from pathlib import Path
+from typing import Any
+
+import snowballstemmer
+import yaml
+
+_DATA = Path(__file__).parent / "data" / "normalize.yaml"
+
+EXACT = "="  # prefix of an exact-form key, so that forms and stems never collide
+_MAX_READINGS = 8  # cap on the readings of one word with several ambiguous digits
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """One normalised token: its main form, all its forms, and the keys lexicons match."""
+
+    text: str
+    forms: frozenset[str]
+    keys: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    lat_to_cyr: Mapping[str, str]
+    cyr_to_lat: Mapping[str, str]
+    digits_cyr: Mapping[str, tuple[str, ...]]
+    digits_lat: Mapping[str, tuple[str, ...]]
+    whole_contractions: Mapping[str, str]
+    suffix_contractions: Mapping[str, str]
+    slang: Mapping[str, tuple[str, ...]]
+    slang_pairs: Mapping[tuple[str, str], tuple[str, ...]]
+    translit: tuple[tuple[str, str], ...]
+
+
+def _str_map(raw: Any, name: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"normalize.yaml: {name} must be a mapping")
+    return {str(k): str(v) for k, v in raw.items()}
+
+
+def _list_map(raw: Any, name: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"normalize.yaml: {name} must be a mapping")
+    return {str(k): tuple(str(x) for x in v) for k, v in raw.items()}
+
+
+@cache
+def _tables() -> _Tables:
+    with _DATA.open(encoding="utf-8") as fh:
+        data: dict[str, Any] = yaml.safe_load(fh)
+    slang: dict[str, tuple[str, ...]] = {}
+    pairs: dict[tuple[str, str], tuple[str, ...]] = {}
+    for key, value in _str_map(data["slang"], "slang").items():
+        words = key.split()
+        if len(words) == 1:
+            slang[words[0]] = tuple(value.split())
+        elif len(words) == 2:
+            pairs[(words[0], words[1])] = tuple(value.split())
+        else:
+            raise ValueError(f"normalize.yaml: slang key {key!r} has more than two words")
+    translit = _str_map(data["translit"], "translit")
+    contractions = data["contractions"]
+    return _Tables(
+        lat_to_cyr=_str_map(data["latin_to_cyrillic"], "latin_to_cyrillic"),
+        cyr_to_lat=_str_map(data["cyrillic_to_latin"], "cyrillic_to_latin"),
+        digits_cyr=_list_map(data["digits_cyrillic"], "digits_cyrillic"),
+        digits_lat=_list_map(data["digits_latin"], "digits_latin"),
+        whole_contractions=_str_map(contractions["whole"], "contractions.whole"),
+        suffix_contractions=_str_map(contractions["suffix"], "contractions.suffix"),
+        slang=slang,
+        slang_pairs=pairs,
+        translit=tuple(sorted(translit.items(), key=lambda kv: -len(kv[0]))),
+    )
+
+
+# --- characters --------------------------------------------------------------------------
+
+_DROP = dict.fromkeys(
+    [0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0xFE0E, 0xFE0F, *range(0x1F3FB, 0x1F400)]
+)
+_EMOJI = (
+    "\u2190-\u21ff\u2300-\u23ff\u2460-\u24ff\u25a0-\u27bf\u2900-\u297f\u2b00-\u2bff"
+    "\U0001f000-\U0001faff"
+)
+_TOKEN_RE = re.compile(rf"(?P<emoji>[{_EMOJI}])|(?P<word>(?:[^\W_]|[@$])+)")
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
+_RUN3 = re.compile(r"(.)\1{2,}")
+_RUN2 = re.compile(r"(.)\1+")
+
+
+def _is_cyr(ch: str) -> bool:
+    return "\u0400" <= ch <= "\u04ff"
+
+
+def _is_lat(ch: str) -> bool:
+    return ("a" <= ch <= "z") or ("A" <= ch <= "Z") or ("\u00c0" <= ch <= "\u024f")
+
+
+def _is_letter(ch: str) -> bool:
+    return ch.isalpha()
+
+
+def _clean(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).translate(_DROP).translate(_APOSTROPHES)
+    if any(unicodedata.combining(ch) for ch in text):
+        text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text
+
+
+@cache
+def _contraction_res() -> tuple[tuple[re.Pattern[str], str], ...]:
+    tables = _tables()
+    rules: list[tuple[re.Pattern[str], str]] = []
+    for word, repl in tables.whole_contractions.items():
+        rules.append((re.compile(rf"\b{re.escape(word)}\b", re.IGNORECASE), f" {repl} "))
+    for suffix, repl in sorted(tables.suffix_contractions.items(), key=lambda kv: -len(kv[0])):
+        rules.append((re.compile(rf"(?<=[A-Za-z]){re.escape(suffix)}\b", re.IGNORECASE), repl))
+    return tuple(rules)
+
+
+def _expand_contractions(text: str) -> str:
+    if "'" not in text:
+        return text
+    for pattern, repl in _contraction_res():
+        text = pattern.sub(repl, text)
+    return text.replace("'", "")
+
+
+# --- words -------------------------------------------------------------------------------
+
+
+def _readings(word: str, to_cyr: bool) -> list[str]:
+    """Spellings of ``word`` read in one script: look-alikes and digits replaced."""
+    tables = _tables()
+    glyphs = tables.lat_to_cyr if to_cyr else tables.cyr_to_lat
+    digits = tables.digits_cyr if to_cyr else tables.digits_lat
+    foreign = _is_lat if to_cyr else _is_cyr
+    options: list[tuple[str, ...]] = []
+    for i, ch in enumerate(word):
+        if foreign(ch) and ch in glyphs:
+            options.append((glyphs[ch],))
+        elif ch in digits and _next_to_letter(word, i):
+            options.append(digits[ch])
+        else:
+            options.append((ch,))
+    return ["".join(p) for p in itertools.islice(itertools.product(*options), _MAX_READINGS)]
+
+
+def _next_to_letter(word: str, i: int) -> bool:
+    return (i > 0 and _is_letter(word[i - 1])) or (i + 1 < len(word) and _is_letter(word[i + 1]))
+
+
+def _fold(text: str) -> str:
+    return text.lower().replace("ё", "е")
+
+
+def _runs(form: str) -> tuple[str, str, str]:
+    """The three repeated-letter variants: 3+ -> 1, 3+ -> 2, 2+ -> 1."""
+    return _RUN3.sub(r"\1", form), _RUN3.sub(r"\1\1", form), _RUN2.sub(r"\1", form)
+
+
+@lru_cache(maxsize=65536)
+def word_forms(word: str, prefer_cyr: bool) -> tuple[str, frozenset[str]]:
+    """The main form and all forms of one raw word (steps 4-6 of the pipeline)."""
+    cyr = sum(1 for ch in word if _is_cyr(ch))
+    lat = sum(1 for ch in word if _is_lat(ch))
+    if cyr and lat:
+        main_cyr = cyr > lat or (cyr == lat and prefer_cyr)
+        first = _readings(word, to_cyr=main_cyr)
+        second = _readings(word, to_cyr=not main_cyr)
+        readings = first + second
+    elif cyr or lat:
+        readings = _readings(word, to_cyr=bool(cyr))
+    else:
+        readings = [word]
+    forms: set[str] = set()
+    main = ""
+    for reading in readings:
+        variants = _runs(_fold(reading))
+        if not main:
+            main = variants[0]
+        forms.update(variants)
+    return main, frozenset(forms)
+
+
+# --- stems -------------------------------------------------------------------------------
+
+_STEM_LOCK = threading.Lock()  # Snowball stemmer objects keep state between calls
+
+
+@cache
+def _stemmers() -> tuple[Any, Any]:
+    return snowballstemmer.stemmer("russian"), snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def stem(form: str) -> str:
+    """The Snowball stem of one lower-case form: Russian for Cyrillic, English for Latin."""
+    ru, en = _stemmers()
+    if any(_is_cyr(ch) for ch in form):
+        stemmer = ru
+    elif any(_is_lat(ch) for ch in form):
+        stemmer = en
+    else:
+        return form
+    with _STEM_LOCK:
+        return str(stemmer.stemWord(form))
+
+
+def keys_of(forms: Iterable[str]) -> frozenset[str]:
+    """Exact-form keys and stems of a set of forms."""
+    keys: set[str] = set()
+    for form in forms:
+        keys.add(EXACT + form)
+        if any(ch.isalpha() for ch in form):
+            keys.add(stem(form))
+    return frozenset(keys)
+
+
+@lru_cache(maxsize=65536)
+def _translit(form: str) -> str:
+    out: list[str] = []
+    i = 0
+    pairs = _tables().translit
+    while i < len(form):
+        for src, dst in pairs:
+            if form.startswith(src, i):
+                out.append(dst)
+                i += len(src)
+                break
+        else:
+            out.append(form[i])
+            i += 1
+    return "".join(out)
+
+
+@lru_cache(maxsize=65536)
+def _token(main: str, forms: frozenset[str], ru: bool) -> Token:
+    if ru and main.isascii() and main.isalpha() and len(main) > 1:
+        forms = forms | {_translit(f) for f in forms}
+    return Token(text=main, forms=forms, keys=keys_of(forms))
+
+
+def _plain(word: str, ru: bool) -> Token:
+    main, forms = word_forms(word, ru)
+    return _token(main, forms, ru)
+
+
+# --- the pipeline ------------------------------------------------------------------------
+
+
+def prefers_cyrillic(locale: str) -> bool:
+    """Whether a locale reads ambiguous words as Cyrillic (Russian and its neighbours)."""
+    return locale.lower().startswith(("ru", "uk", "be", "kk"))
+
+
+def tokenize(text: str, locale: str) -> tuple[Token, ...]:
+    """Normalise ``text`` into tokens (the whole pipeline)."""
+    ru = prefers_cyrillic(locale)
+    cleaned = _expand_contractions(_clean(text))
+    raw: list[Token] = []
+    for match in _TOKEN_RE.finditer(cleaned):
+        piece = match.group()
+        if match.lastgroup == "emoji":
+            raw.append(Token(text=piece, forms=frozenset((piece,)), keys=keys_of((piece,))))
+        else:
+            raw.append(_plain(piece, ru))
+    return tuple(_apply_slang(raw, ru))
+
+
+def _apply_slang(tokens: list[Token], ru: bool) -> list[Token]:
+    tables = _tables()
+    out: list[Token] = []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if i + 1 < len(tokens):
+            joined = tables.slang_pairs.get((tok.text, tokens[i + 1].text))
+            if joined is not None:
+                out.extend(_plain(w, ru) for w in joined)
+                i += 2
+                continue
+        repl = tables.slang.get(tok.text)
+        if repl is not None:
+            out.extend(_plain(w, ru) for w in repl)
+        else:
+            out.append(tok)
+        i += 1
+    return out
