@@ -32,6 +32,7 @@ from dialogs.messages import (
     Outbound,
 )
 from dialogs.ports import AssessmentLike, KnowledgeSource, Triage
+from dialogs.ratelimit import RateLimiter
 from dialogs.render import article_text
 from dialogs.taxonomy import Risk
 from storage.db import Database
@@ -56,6 +57,8 @@ class EngineConfig:
     minutes_per_case: int = 10
     article_chars: int = 1500
     db_retries: int = 3
+    flood_burst: int = 20
+    flood_per_second: float = 1.0
 
 
 def _default_triage() -> Triage:
@@ -98,11 +101,20 @@ class DialogEngine:
         self.clock = clock
         self.machines = {name: build_machine(spec) for name, spec in FLOWS.items()}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.limiter = RateLimiter(self.config.flood_burst, self.config.flood_per_second)
 
     # ------------------------------------------------------------------ entry point
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Handle one update. Never raises for bad input; a database outage gets a kind reply."""
         key = (str(inbound.channel), inbound.user_id)
+        verdict = self.limiter.check(f"{key[0]}:{key[1]}")
+        if verdict != "ok" and not self._is_danger(inbound):
+            # A flood: one calm word, then quiet. Danger always gets through.
+            if verdict == "warn":
+                locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
+                address = Address(str(inbound.channel), inbound.chat_id)
+                return [Outbound(to=address, text=self.catalogue.t("flood.wait", locale))]
+            return []
         lock = self._locks.setdefault(key, asyncio.Lock())
         try:
             async with lock:
@@ -110,6 +122,13 @@ class DialogEngine:
         finally:
             if not lock.locked() and self._locks.get(key) is lock:
                 del self._locks[key]
+
+    def _is_danger(self, inbound: Inbound) -> bool:
+        text = (inbound.text or "").strip()[: self.config.max_text]
+        if not text:
+            return False
+        locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
+        return bool(self.triage(text, locale).danger)
 
     async def _handle_with_retries(self, inbound: Inbound) -> list[Outbound]:
         text = (inbound.text or "").strip()

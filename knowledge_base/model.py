@@ -24,7 +24,7 @@ def topics() -> tuple[str, ...]:
 
 
 def resolve_locale(locale: str | None) -> str:
-    """Anything starting with "ru" ("ru", "ru-RU", "ru_KZ") reads Russian; everything else English."""
+    """Anything starting with "ru" ("ru", "ru-RU", "ru_KZ") reads Russian; all else English."""
     return "ru" if (locale or "").strip().lower().startswith("ru") else "en"
 
 

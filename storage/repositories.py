@@ -274,6 +274,19 @@ class CaseRepo(_Repo):
         stmt = select(Case).where(Case.created_at >= start, Case.created_at < end)
         return (await self.session.execute(stmt.order_by(Case.id))).scalars().all()
 
+    async def set_desk_thread(self, case_id: int, thread_id: int | None) -> None:
+        """Remember the staff-group topic (forum thread) where a case is discussed."""
+        await self.session.execute(
+            update(Case).where(Case.id == case_id).values(desk_thread_id=thread_id)
+        )
+
+    async def by_desk_thread(self, thread_id: int) -> Case | None:
+        """The case discussed in a staff-group topic; the newest if a thread id was reused."""
+        stmt = (
+            select(Case).where(Case.desk_thread_id == thread_id).order_by(Case.id.desc()).limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
 
 class AttachmentRepo(_Repo):
     async def add(
@@ -403,4 +416,27 @@ class OutboxRepo(_Repo):
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id)
             .values(delivered_at=utcnow())
+        )
+
+    async def record_failure(self, message_id: int, error: str) -> None:
+        """Count a failed delivery attempt and keep its reason (never the message text)."""
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(attempts=OutboxMessage.attempts + 1, last_error=error[:200])
+        )
+
+    async def retryable(
+        self, channel: str, *, max_attempts: int, limit: int = 100
+    ) -> Sequence[OutboxMessage]:
+        """Undelivered messages of a channel that failed fewer than `max_attempts` times."""
+        stmt = select(OutboxMessage).where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.attempts < max_attempts,
+        )
+        return (
+            (await self.session.execute(stmt.order_by(OutboxMessage.id).limit(limit)))
+            .scalars()
+            .all()
         )

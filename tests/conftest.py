@@ -80,8 +80,13 @@ def desk(engine: DialogEngine) -> Desk:
 class Chat:
     """One user talking to the engine. Reads like a conversation in tests."""
 
-    def __init__(self, engine: DialogEngine, user: str = "child-1", locale: str = "ru",
-                 channel: Channel = Channel.CONSOLE) -> None:
+    def __init__(
+        self,
+        engine: DialogEngine,
+        user: str = "child-1",
+        locale: str = "ru",
+        channel: Channel = Channel.CONSOLE,
+    ) -> None:
         self.engine = engine
         self.user = user
         self.locale = locale
@@ -91,8 +96,14 @@ class Chat:
         self.history: list[Outbound] = []
 
     async def _send(self, **kwargs: Any) -> list[Outbound]:
-        inbound = Inbound(channel=self.channel, user_id=self.user, chat_id=f"chat-{self.user}",
-                          locale_hint=self.locale, update_id=uuid.uuid4().hex, **kwargs)
+        inbound = Inbound(
+            channel=self.channel,
+            user_id=self.user,
+            chat_id=f"chat-{self.user}",
+            locale_hint=self.locale,
+            update_id=uuid.uuid4().hex,
+            **kwargs,
+        )
         out = await self.engine.handle(inbound)
         self.replies = [o for o in out if o.to.channel != DESK]
         self.desk = [o for o in out if o.to.channel == DESK]
@@ -110,9 +121,11 @@ class Chat:
         return await self._send(payload=payload)
 
     async def send_photo(self, file_ref: str = "photo-1", caption: str | None = None) -> None:
-        await self._send(text=caption, attachments=(Attachment(ContentKind.PHOTO, file_ref, 1000,
-                                                               "image/jpeg"),),
-                         kind=ContentKind.PHOTO)
+        await self._send(
+            text=caption,
+            attachments=(Attachment(ContentKind.PHOTO, file_ref, 1000, "image/jpeg"),),
+            kind=ContentKind.PHOTO,
+        )
 
     async def send_kind(self, kind: ContentKind) -> None:
         await self._send(kind=kind)

@@ -268,7 +268,9 @@ def _translit(form: str) -> str:
 @lru_cache(maxsize=65536)
 def _token(main: str, forms: frozenset[str], ru: bool) -> Token:
     if ru and main.isascii() and main.isalpha() and len(main) > 1:
-        forms = forms | {_translit(f) for f in forms}
+        read = {_translit(f) for f in forms}
+        # Transliteration drops the soft sign: "zhit" is "жить" as often as "жит".
+        forms = forms | read | {r + "ь" for r in read if r.endswith(("т", "л", "н"))}
     return Token(text=main, forms=forms, keys=keys_of(forms))
 
 

@@ -12,8 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def helpline(*args: str, stdin: str = "", env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
-        env=env, cwd=ROOT, timeout=120,
+        [sys.executable, "-m", "bot", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
     )
 
 
@@ -35,9 +40,13 @@ def test_piped_chat_and_desk_on_one_database(tmp_path: Path) -> None:
     assert refused.returncode == 1 and "not a registered counsellor" in refused.stderr
     added = helpline("counsellor", "add", "anna", "--channel", "console", "--id", "anna", env=env)
     assert added.returncode == 0, added.stderr
-    desk = helpline("desk", "--as", "anna",
-                    stdin="queue\ntake 1\nreply 1 Привет, я консультант\nclose 1 advice-given\n",
-                    env=env)
+    desk = helpline(
+        "desk",
+        "--as",
+        "anna",
+        stdin="queue\ntake 1\nreply 1 Привет, я консультант\nclose 1 advice-given\n",
+        env=env,
+    )
     assert desk.returncode == 0, desk.stderr
     assert "#1" in desk.stdout and "you hold case #1" in desk.stdout
     assert "мне страшно" in desk.stdout

@@ -153,3 +153,29 @@ async def test_unsupported_content_and_huge_text(chat_factory: Callable[..., Cha
     await chat.press("спросить")
     await chat.say("травля " * 2000)
     assert "очень длинное" in chat.text
+
+
+async def test_a_flood_gets_one_calm_reply_and_does_not_slow_others(
+    engine: DialogEngine,
+) -> None:
+    import time
+
+    replies = []
+    for n in range(200):
+        replies.append(
+            await engine.handle(
+                Inbound(Channel.CONSOLE, "flooder", "f", text=f"спам {n}", update_id=f"f{n}")
+            )
+        )
+    waits = [r for r in replies if r and "очень быстро" in r[0].text]
+    assert len(waits) == 1, "one calm 'please wait', not two hundred"
+    assert sum(1 for r in replies if r) <= engine.config.flood_burst + 1
+    started = time.perf_counter()
+    other = await engine.handle(
+        Inbound(Channel.CONSOLE, "calm", "c", text="привет", update_id="c1")
+    )
+    assert other and time.perf_counter() - started < 0.5
+    danger = await engine.handle(
+        Inbound(Channel.CONSOLE, "flooder", "f", text="я хочу умереть", update_id="f-danger")
+    )
+    assert any("8-800-2000-122" in o.text for o in danger), "danger always gets through"

@@ -11,7 +11,9 @@ from storage.models import Counsellor
 from tests.conftest import Chat
 
 
-async def test_first_message_is_privacy_notice_then_role(chat_factory: Callable[..., Chat]) -> None:
+async def test_first_message_is_privacy_notice_then_role(
+    chat_factory: Callable[..., Chat],
+) -> None:
     chat = chat_factory()
     await chat.say("привет")
     assert "сохраняю" in chat.replies[0].text and "/forget" in chat.replies[0].text

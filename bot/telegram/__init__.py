@@ -1,0 +1,118 @@
+"""The Telegram channel: children and parents in private chats, counsellors in a forum supergroup.
+
+    bot, dispatcher, channels = build_telegram(app)   # wiring only, for tests
+    await run_telegram(app)                           # polling, or a webhook if its URL is set
+
+Modules: `inbound` (updates -> Inbound), `sender` (Outbound -> Bot API), `child` (private chats),
+`desk` and `staff` (the staff forum), `files` (evidence downloads), `limits` (platform limits),
+`setup` (command menus, staff group check), `webhook` (aiohttp server).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import BaseSession
+from aiogram.client.telegram import TelegramAPIServer
+
+from bot.app import App
+from bot.evidence import EvidenceStore
+from bot.telegram.child import child_router
+from bot.telegram.desk import TelegramDesk
+from bot.telegram.files import EvidenceCollector
+from bot.telegram.limits import RetryAfterMiddleware
+from bot.telegram.sender import TelegramSender
+from bot.telegram.setup import check_staff_chat, set_commands
+from bot.telegram.staff import StaffHandlers, staff_router
+from bot.telegram.webhook import run_webhook
+from dialogs.catalogue import Catalogue
+from dialogs.messages import Channel
+
+log = logging.getLogger(__name__)
+
+DESK_TEXTS = Path(__file__).parent / "desk_texts.yaml"
+
+
+@dataclass
+class TelegramChannels:
+    """What `build_telegram` made: the child channel's sender, the evidence collector, and the
+    staff desk (None without TELEGRAM_STAFF_CHAT_ID)."""
+
+    app: App
+    bot: Bot
+    sender: TelegramSender
+    evidence: EvidenceCollector
+    desk: TelegramDesk | None
+    staff: StaffHandlers | None
+    desk_texts: Catalogue
+
+    async def start_up(self) -> list[str]:
+        """Command menus and the staff group check; returns the problems found (also logged)."""
+        settings = self.app.settings
+        await set_commands(self.bot, self.app.engine.catalogue, self.desk_texts,
+                           settings.default_locale, settings.telegram_staff_chat_id)
+        if settings.telegram_staff_chat_id is None:
+            log.warning("TELEGRAM_STAFF_CHAT_ID is not set: no Telegram desk; cases wait for "
+                        "another desk (console)")
+            return []
+        return await check_staff_chat(self.bot, settings.telegram_staff_chat_id)
+
+
+def build_telegram(
+    app: App, *, session: BaseSession | None = None
+) -> tuple[Bot, Dispatcher, TelegramChannels]:
+    """Wire the bot, its routers and its senders into `app.delivery`. Call once per app."""
+    settings = app.settings
+    if settings.telegram_bot_token is None:
+        raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    if session is None:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(RetryAfterMiddleware())
+    bot = Bot(settings.telegram_bot_token.get_secret_value(), session=session)
+
+    sender = TelegramSender(bot, app)
+    store = EvidenceStore(settings.evidence_dir, settings.evidence_max_bytes)
+    evidence = EvidenceCollector(bot, app, store)
+    desk_texts = Catalogue(DESK_TEXTS)
+    dispatcher = Dispatcher()
+    dispatcher.include_router(child_router(app))
+
+    app.delivery.register(str(Channel.TELEGRAM), sender)
+    # Registered before the desk: files are stored by the time the card counts them.
+    app.delivery.register_desk(evidence)
+    desk: TelegramDesk | None = None
+    staff: StaffHandlers | None = None
+    if settings.telegram_staff_chat_id is not None:
+        desk = TelegramDesk(
+            bot, app, settings.telegram_staff_chat_id, texts=desk_texts,
+            locale=settings.default_locale, evidence_max_bytes=settings.evidence_max_bytes,
+        )
+        staff = StaffHandlers(app, desk, sender)
+        dispatcher.include_router(staff_router(staff, settings.telegram_staff_chat_id))
+        app.delivery.register_desk(desk)
+    channels = TelegramChannels(app=app, bot=bot, sender=sender, evidence=evidence, desk=desk,
+                                staff=staff, desk_texts=desk_texts)
+    return bot, dispatcher, channels
+
+
+async def run_telegram(app: App) -> None:
+    """Run the Telegram channel until cancelled: long polling by default, a webhook server when
+    TELEGRAM_WEBHOOK_URL is set. Problems with the staff group are logged, never fatal."""
+    bot, dispatcher, channels = build_telegram(app)
+    await channels.start_up()
+    if app.settings.telegram_webhook_url:
+        try:
+            await run_webhook(bot, dispatcher, app.settings)
+        finally:
+            await bot.session.close()
+        return
+    # A webhook left from an earlier run would make getUpdates fail with 409.
+    await bot.delete_webhook(drop_pending_updates=False)
+    await dispatcher.start_polling(bot, handle_signals=False)
+
+
+__all__ = ["TelegramChannels", "build_telegram", "run_telegram"]

@@ -1,0 +1,48 @@
+"""The children's and parents' side: private chats with the bot.
+
+Every update becomes one `Inbound` (its update id lets the engine ignore a repeat), the engine
+answers, and `App.handle` delivers the answers: to this chat, and desk notices to the staff.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiogram import F, Router
+from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery, Message, Update
+
+from bot.telegram.inbound import callback_to_inbound, message_to_inbound
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+
+def child_router(app: App) -> Router:
+    router = Router(name="telegram-child")
+    router.message.filter(F.chat.type == ChatType.PRIVATE)
+    router.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
+
+    @router.message()
+    async def on_message(message: Message, event_update: Update) -> None:
+        inbound = message_to_inbound(message, event_update.update_id)
+        if inbound is not None:
+            await app.handle(inbound)
+
+    @router.callback_query()
+    async def on_button(query: CallbackQuery, event_update: Update) -> None:
+        # Answer first, always: it stops the button's spinner, and a forged or stale payload
+        # still gets the engine's "this button is no longer active".
+        try:
+            await query.answer()
+        except TelegramBadRequest as exc:  # too old to answer; the press still counts
+            log.info("callback query not answered: %s", exc.message)
+        inbound = callback_to_inbound(query, event_update.update_id)
+        if inbound is not None:
+            await app.handle(inbound)
+
+    return router

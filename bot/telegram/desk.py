@@ -1,0 +1,503 @@
+"""The counsellors' desk in a Telegram forum supergroup: one topic per case.
+
+A new case becomes a topic named "#42 · cyberbullying · HIGH", opened by a card (the child's
+answers, what they wrote, the evidence, and buttons: Take, Close, risk up/down) and the evidence
+files themselves. What the child writes later is copied into the topic. Critical cases are also
+announced in the General topic and pinned until someone takes them.
+
+The card is the bot's own rendering of a case, read through the repositories (not `Desk.view`,
+which is a counsellor's audited read) and audited as "card_posted" with no counsellor. It never
+shows the child's account: only the case number, category, risk, answers and evidence.
+
+A topic deleted by accident is created again, with its card, the next time something is posted for
+its case (Telegram answers "message thread not found" for a deleted topic).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.types import InlineKeyboardMarkup, Message
+
+from bot.telegram.limits import MAX_TEXT, MAX_TOPIC_NAME, keyboard, split_text
+from bot.telegram.locks import KeyedLocks
+from dialogs.catalogue import Catalogue, default_catalogue
+from dialogs.messages import Attachment, Button, Channel, ContentKind, DeskEvent, Outbound
+from dialogs.taxonomy import Risk, category_label, outcome_label, outcomes
+from storage.repositories import Repos
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+RISK_ORDER = (Risk.CRITICAL, Risk.HIGH, Risk.MEDIUM, Risk.LOW)
+# Conversation keys that are bookkeeping, not answers.
+HIDDEN_ANSWERS = {"hits", "locale"}
+TRANSCRIPT_LINES = 10
+ANSWER_CHARS = 300
+
+
+def thread_gone(exc: TelegramBadRequest) -> bool:
+    """Telegram's answer when a message is sent to a deleted forum topic."""
+    text = exc.message.lower()
+    return "thread not found" in text or "topic_deleted" in text or "topic_id_invalid" in text
+
+
+def risk_up(risk: str) -> Risk | None:
+    """The next higher risk level, or None at the top."""
+    level = Risk(risk) if risk in Risk._value2member_map_ else Risk.MEDIUM
+    index = RISK_ORDER.index(level)
+    return RISK_ORDER[index - 1] if index > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceFile:
+    id: int
+    kind: str
+    file_ref: str
+    size: int | None
+    stored: bool
+    channel: str
+
+
+@dataclass
+class CaseCard:
+    """What the card shows of a case (mutable: the topic id changes when a topic is re-created)."""
+
+    id: int
+    category: str
+    risk: str
+    status: str
+    channel: str
+    created_at: datetime
+    owner: str | None
+    outcome: str | None
+    answers: dict[str, Any]
+    signals: tuple[str, ...]
+    thread: int | None
+    files: tuple[EvidenceFile, ...]
+    child_wrote: tuple[str, ...] = field(default=())
+
+
+class TelegramDesk:
+    """Desk notices -> the staff forum; and the card and topic operations of the staff router."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        app: App,
+        chat_id: int,
+        *,
+        texts: Catalogue,
+        locale: str,
+        evidence_max_bytes: int,
+    ) -> None:
+        self.bot = bot
+        self.app = app
+        self.chat_id = chat_id
+        self.texts = texts
+        self.locale = locale
+        self.evidence_max_bytes = evidence_max_bytes
+        self.labels = default_catalogue()
+        self._locks = KeyedLocks()
+        # Message ids of each case's card and of its pinned General announcement. In memory: after
+        # a restart a card is posted again instead of edited, and an announcement is unpinned
+        # when someone presses its own Take button.
+        self._cards: dict[int, int] = {}
+        self._pins: dict[int, int] = {}
+
+    def t(self, key: str, **values: object) -> str:
+        text = self.texts.t(key, self.locale)
+        return text.format(**values) if values else text
+
+    # ------------------------------------------------------------------ desk notices
+    async def send(self, message: Outbound) -> None:
+        """A desk notice from the engine (the `Sender` of desk channels)."""
+        if message.case_id is None:
+            log.error("desk notice without a case (%s)", message.desk_event)
+            return
+        async with self._locks.hold(message.case_id):
+            await self._notice(message.case_id, message)
+
+    async def _notice(self, case_id: int, message: Outbound) -> None:
+        card = await self.load(case_id)
+        if card is None:
+            log.error("desk notice for a case that does not exist (case %s)", case_id)
+            return
+        event = message.desk_event
+        if event is DeskEvent.CASE_OPENED:
+            await self._thread(card)
+        elif event is DeskEvent.CASE_RAISED:
+            await self._rename(card)
+            await self._post(card, self.t("desk.raised", risk=self._risk(card.risk)))
+            await self._post_child(card, message)
+            await self._refresh(card)
+        elif event is DeskEvent.CHILD_MESSAGE:
+            await self._post_child(card, message)
+        elif event is DeskEvent.CHILD_LEFT:
+            key = "desk.child_forgot" if message.text == "/forget" else "desk.child_left"
+            await self._post(card, self.t(key))
+        elif event is DeskEvent.UNREACHABLE:
+            await self._post(card, self.t("desk.unreachable"))
+        elif message.text:
+            await self._post(card, self.t("desk.updated", text=message.text))
+        urgent = message.critical or event in (DeskEvent.CASE_OPENED, DeskEvent.CASE_RAISED)
+        if urgent and card.risk == Risk.CRITICAL.value and card.status == "waiting":
+            await self._announce(card)
+
+    # ------------------------------------------------------------------ after desk actions
+    async def case_taken(self, case_id: int, name: str, *, card_message: int | None = None,
+                         general_message: int | None = None) -> None:
+        async with self._locks.hold(case_id):
+            card = await self.load(case_id)
+            if card is None:
+                return
+            await self._refresh(card, card_message)
+            await self._post(card, self.t("desk.taken", name=name))
+            await self._unannounce(card, name, general_message)
+
+    async def case_released(self, case_id: int, name: str) -> None:
+        async with self._locks.hold(case_id):
+            card = await self.load(case_id)
+            if card is None:
+                return
+            await self._refresh(card)
+            await self._post(card, self.t("desk.released", name=name))
+            if card.risk == Risk.CRITICAL.value:
+                await self._announce(card)
+
+    async def case_closed(self, case_id: int, name: str, outcome: str, *,
+                          picker_message: int | None = None) -> None:
+        async with self._locks.hold(case_id):
+            card = await self.load(case_id)
+            if card is None:
+                return
+            await self._refresh(card)
+            line = self.t("desk.closed", name=name, outcome=outcome_label(outcome, self.locale))
+            edited = False
+            if picker_message is not None:
+                try:
+                    await self.bot.edit_message_text(line, chat_id=self.chat_id,
+                                                     message_id=picker_message)
+                    edited = True
+                except TelegramBadRequest:
+                    edited = False
+            if not edited:
+                await self._post(card, line)
+            await self._unannounce(card, name, None)
+            if card.thread is not None:
+                try:
+                    await self.bot.close_forum_topic(self.chat_id, card.thread)
+                except TelegramBadRequest as exc:
+                    log.info("case %s: topic not closed (%s)", case_id, exc.message)
+
+    async def risk_changed(self, case_id: int, old: str, name: str) -> None:
+        async with self._locks.hold(case_id):
+            card = await self.load(case_id)
+            if card is None:
+                return
+            await self._rename(card)
+            await self._refresh(card)
+            await self._post(card, self.t("desk.risk.changed", old=self._risk(old),
+                                          new=self._risk(card.risk), name=name))
+            if card.risk == Risk.CRITICAL.value and card.status == "waiting":
+                await self._announce(card)
+
+    async def show_outcomes(self, case_id: int) -> None:
+        """Post the outcome picker in the case's topic."""
+        async with self._locks.hold(case_id):
+            card = await self.load(case_id)
+            if card is None:
+                return
+            buttons = [Button(outcome_label(o, self.locale), f"dk|out|{case_id}|{o}")
+                       for o in outcomes()]
+            rows = tuple(tuple(buttons[i:i + 2]) for i in range(0, len(buttons), 2))
+            await self._post(card, self.t("desk.close.pick"), keyboard(rows))
+
+    async def post(self, case_id: int, text: str) -> None:
+        """A line of text in the case's topic (re-created if it was deleted)."""
+        async with self._locks.hold(case_id):
+            card = await self.load(case_id)
+            if card is not None:
+                await self._post(card, text)
+
+    # ------------------------------------------------------------------ reading a case
+    async def load(self, case_id: int) -> CaseCard | None:
+        """The case as the card shows it, read through the repositories (audit: `_audit`)."""
+        async with self.app.db.session() as session:
+            repos = Repos(session)
+            case = await repos.cases.get(case_id)
+            if case is None:
+                return None
+            owner = await repos.counsellors.get(case.owner_id) if case.owner_id else None
+            files = tuple(
+                EvidenceFile(a.id, a.kind, a.file_ref, a.size, bool(a.stored_path), a.channel)
+                for a in await repos.attachments.for_case(case_id)
+            )
+            wrote = [m.text for m in await repos.messages.for_case(case_id)
+                     if m.sender == "child" and m.text]
+            return CaseCard(
+                id=case.id, category=case.category, risk=case.risk, status=case.status,
+                channel=case.channel, created_at=case.created_at,
+                owner=owner.name if owner else None, outcome=case.outcome,
+                answers=dict(case.answers or {}),
+                signals=tuple(case.signals.get("signals", [])) if case.signals else (),
+                thread=case.desk_thread_id, files=files,
+                child_wrote=tuple(wrote[-TRANSCRIPT_LINES:]),
+            )
+
+    async def _audit(self, case_id: int, detail: str) -> None:
+        async with self.app.db.session() as session:
+            await Repos(session).audit.record("card_posted", counsellor_id=None,
+                                              case_id=case_id, detail=detail)
+
+    # ------------------------------------------------------------------ rendering
+    def _risk(self, risk: str) -> str:
+        if risk in Risk._value2member_map_:
+            return Risk(risk).label(self.locale)
+        return risk.upper()
+
+    def topic_name(self, card: CaseCard) -> str:
+        return self.t("desk.topic", case=card.id, category=card.category,
+                      risk=card.risk.upper())[:MAX_TOPIC_NAME]
+
+    def render(self, card: CaseCard) -> tuple[str, InlineKeyboardMarkup | None]:
+        """The card's text (within one message) and its buttons for the case's status."""
+        lines = [self.t("desk.card.head", case=card.id,
+                        category=category_label(card.category, self.locale),
+                        risk=self._risk(card.risk), channel=card.channel,
+                        opened=card.created_at.strftime("%Y-%m-%d %H:%M"))]
+        if card.status == "active":
+            lines.append(self.t("desk.status.active", name=card.owner or "?"))
+        elif card.status == "closed":
+            lines.append(self.t("desk.status.closed",
+                                outcome=outcome_label(card.outcome or "", self.locale)))
+        else:
+            lines.append(self.t("desk.status.waiting"))
+        answers = {k: v for k, v in card.answers.items() if k not in HIDDEN_ANSWERS}
+        lines.append("")
+        if answers:
+            lines.append(self.t("desk.card.answers"))
+            lines.extend(f"• {self._answer_key(k)}: {self._answer_value(k, v)}"
+                         for k, v in answers.items())
+        else:
+            lines.append(self.t("desk.card.no_answers"))
+        if card.signals:
+            lines.append(self.t("desk.card.signals", signals=", ".join(card.signals)))
+        if card.child_wrote:
+            lines.append("")
+            lines.extend(self.t("desk.child", text=_clip(text, ANSWER_CHARS))
+                         for text in card.child_wrote)
+        if card.files:
+            lines.append("")
+            lines.append(self.t("desk.card.evidence", count=len(card.files),
+                                kept=sum(1 for f in card.files if f.stored)))
+            over = sum(1 for f in card.files
+                       if f.size is not None and f.size > self.evidence_max_bytes)
+            if over:
+                lines.append(self.t("desk.card.evidence_over", count=over,
+                                    limit=self.evidence_max_bytes // (1024 * 1024)))
+        text = _clip("\n".join(lines), MAX_TEXT)
+        return text, keyboard(self._buttons(card))
+
+    def _buttons(self, card: CaseCard) -> tuple[tuple[Button, ...], ...]:
+        def b(key: str, action: str) -> Button:
+            return Button(self.t(key), f"dk|{action}|{card.id}")
+
+        risk_row = (b("desk.button.raise", "up"), b("desk.button.lower", "down"))
+        if card.status == "waiting":
+            return ((b("desk.button.take", "take"),), risk_row)
+        if card.status == "active":
+            return ((b("desk.button.close", "close"), b("desk.button.release", "release")),
+                    risk_row)
+        return ()
+
+    def _answer_key(self, key: str) -> str:
+        name = f"desk.answer.{key}"
+        return self.t(name) if self.texts.has(name) else key
+
+    def _answer_value(self, key: str, value: object) -> str:
+        if isinstance(value, bool):
+            return self.labels.t("answer.yes" if value else "answer.no", self.locale)
+        if isinstance(value, list | tuple):
+            return _clip("; ".join(str(v) for v in value), ANSWER_CHARS)
+        text = str(value)
+        for name in (f"report.{key}.{text}", f"answer.{text}", f"{key}.{text}"):
+            if self.labels.has(name):
+                return self.labels.t(name, self.locale)
+        return _clip(text, ANSWER_CHARS)
+
+    # ------------------------------------------------------------------ the topic
+    async def _thread(self, card: CaseCard) -> int:
+        if card.thread is not None:
+            return card.thread
+        return await self._create_topic(card)
+
+    async def _create_topic(self, card: CaseCard) -> int:
+        """A topic for the case, opened by its card and the evidence files."""
+        again = card.thread is not None
+        topic = await self.bot.create_forum_topic(self.chat_id, self.topic_name(card))
+        card.thread = topic.message_thread_id
+        async with self.app.db.session() as session:
+            await Repos(session).cases.set_desk_thread(card.id, card.thread)
+        text, markup = self.render(card)
+        posted = await self.bot.send_message(self.chat_id, text, message_thread_id=card.thread,
+                                             reply_markup=markup)
+        self._cards[card.id] = posted.message_id
+        await self._audit(card.id, "topic re-created" if again else "topic created")
+        log.info("case %s: %s", card.id, "topic re-created" if again else "topic created")
+        await self._send_evidence(card)
+        return card.thread
+
+    async def _send_evidence(self, card: CaseCard) -> None:
+        elsewhere = 0
+        for f in card.files:
+            if f.channel != Channel.TELEGRAM:
+                elsewhere += 1
+                continue
+            over = f.size is not None and f.size > self.evidence_max_bytes
+            att = Attachment(ContentKind(f.kind) if f.kind in ContentKind._value2member_map_
+                             else ContentKind.DOCUMENT, f.file_ref, f.size)
+            await self._send_file(card, att, self._file_caption(over))
+        if elsewhere:
+            await self._post(card, self.t("desk.child.files_elsewhere", count=elsewhere,
+                                          channel=card.channel))
+
+    def _file_caption(self, over_limit: bool) -> str:
+        caption = self.t("desk.child.file")
+        if over_limit:
+            limit = self.evidence_max_bytes // (1024 * 1024)
+            caption += "\n" + self.t("desk.child.over_limit", limit=limit)
+        return caption
+
+    async def _in_topic(self, card: CaseCard, call: Callable[[int], Awaitable[T]]) -> T:
+        """Run `call(thread)`; if the topic was deleted, create it again (with its card) once."""
+        thread = await self._thread(card)
+        try:
+            return await call(thread)
+        except TelegramBadRequest as exc:
+            if not thread_gone(exc):
+                raise
+        log.warning("case %s: its topic was deleted, creating it again", card.id)
+        self._cards.pop(card.id, None)
+        thread = await self._create_topic(card)
+        return await call(thread)
+
+    async def _post(self, card: CaseCard, text: str,
+                    markup: InlineKeyboardMarkup | None = None) -> Message:
+        parts = split_text(text)
+        sent: Message | None = None
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+
+            async def call(thread: int, part: str = part, last: bool = last) -> Message:
+                return await self.bot.send_message(self.chat_id, part, message_thread_id=thread,
+                                                   reply_markup=markup if last else None)
+
+            sent = await self._in_topic(card, call)
+        assert sent is not None
+        return sent
+
+    async def _send_file(self, card: CaseCard, att: Attachment, caption: str) -> Message:
+        # By file id: the same bot's file ids work in any chat, no upload and no "forwarded from".
+        async def call(thread: int) -> Message:
+            if att.kind is ContentKind.PHOTO:
+                return await self.bot.send_photo(self.chat_id, att.file_ref, caption=caption,
+                                                 message_thread_id=thread)
+            return await self.bot.send_document(self.chat_id, att.file_ref, caption=caption,
+                                                message_thread_id=thread)
+
+        return await self._in_topic(card, call)
+
+    async def _post_child(self, card: CaseCard, message: Outbound) -> None:
+        """What the child wrote or sent, copied into the topic."""
+        if message.text:
+            await self._post(card, self.t("desk.child", text=message.text))
+        if not message.attachments:
+            return
+        if card.channel != Channel.TELEGRAM:
+            await self._post(card, self.t("desk.child.files_elsewhere",
+                                          count=len(message.attachments), channel=card.channel))
+            return
+        for att in message.attachments:
+            over = att.size is not None and att.size > self.evidence_max_bytes
+            await self._send_file(card, att, self._file_caption(over))
+
+    async def _rename(self, card: CaseCard) -> None:
+        name = self.topic_name(card)
+
+        async def call(thread: int) -> bool:
+            return await self.bot.edit_forum_topic(self.chat_id, thread, name=name)
+
+        try:
+            await self._in_topic(card, call)
+        except TelegramBadRequest as exc:  # TOPIC_NOT_MODIFIED after a re-creation
+            log.info("case %s: topic not renamed (%s)", card.id, exc.message)
+
+    async def _refresh(self, card: CaseCard, message_id: int | None = None) -> None:
+        """Edit the card to the case's current state; post it again if it cannot be edited."""
+        text, markup = self.render(card)
+        target = message_id or self._cards.get(card.id)
+        if target is not None and card.thread is not None:
+            try:
+                await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=target,
+                                                 reply_markup=markup)
+                self._cards[card.id] = target
+                await self._audit(card.id, "card updated")
+                return
+            except TelegramBadRequest as exc:
+                if "not modified" in exc.message.lower():
+                    return
+                log.info("case %s: card not editable (%s), posting it again", card.id,
+                         exc.message)
+        posted = await self._post(card, text, markup)
+        self._cards[card.id] = posted.message_id
+        await self._audit(card.id, "card posted again")
+
+    # ------------------------------------------------------------------ critical cases
+    def topic_link(self, card: CaseCard) -> str:
+        chat = str(self.chat_id)
+        if not chat.startswith("-100") or card.thread is None:
+            return ""
+        return f"\nhttps://t.me/c/{chat[4:]}/{card.thread}"
+
+    async def _announce(self, card: CaseCard) -> None:
+        """Announce a critical case in the General topic and pin it until someone takes it."""
+        if card.id in self._pins:
+            return
+        text = self.t("desk.critical", title=self.topic_name(card), link=self.topic_link(card))
+        take = keyboard(((Button(self.t("desk.button.take"), f"dk|take|{card.id}"),),))
+        posted = await self.bot.send_message(self.chat_id, text, reply_markup=take)
+        self._pins[card.id] = posted.message_id
+        try:
+            await self.bot.pin_chat_message(self.chat_id, posted.message_id,
+                                            disable_notification=False)
+        except (TelegramBadRequest, TelegramForbiddenError) as exc:
+            log.error("case %s: the critical announcement was not pinned (%s): give the bot the "
+                      "'Pin messages' administrator right in the staff group", card.id,
+                      exc.message)
+
+    async def _unannounce(self, card: CaseCard, name: str, pressed: int | None) -> None:
+        message_id = self._pins.pop(card.id, None) or pressed
+        if message_id is None:
+            return
+        try:
+            await self.bot.unpin_chat_message(self.chat_id, message_id=message_id)
+            await self.bot.edit_message_text(
+                self.t("desk.critical.taken", title=self.topic_name(card), name=name),
+                chat_id=self.chat_id, message_id=message_id)
+        except (TelegramBadRequest, TelegramForbiddenError) as exc:
+            log.warning("case %s: the critical announcement was not unpinned (%s)", card.id,
+                        exc.message)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

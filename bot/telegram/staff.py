@@ -1,0 +1,355 @@
+"""The staff group's router: counsellors' buttons, commands and messages in case topics.
+
+Only registered counsellors (`Desk.identify("telegram", <Telegram user id>)`) may press a button or
+run a command; anyone else is refused and nothing changes. Every action goes through
+`dialogs.escalation.Desk`; this module only turns Telegram events into those calls and renders the
+results (with `TelegramDesk`).
+
+While a counsellor holds a case, what they write in its topic (text, photo, document) reaches the
+child as the bot's own message: no name, no account, no "forwarded from".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Protocol
+
+from aiogram import F, Router
+from aiogram.enums import ContentType
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+
+from bot.telegram.desk import TelegramDesk, risk_up
+from bot.telegram.inbound import attachments_of
+from bot.telegram.limits import MAX_TEXT, keyboard
+from bot.telegram.relaymap import RelayMap, RelayTarget
+from bot.telegram.sender import TelegramSender, sent_ids
+from dialogs.escalation import DeskError, DeskResult
+from dialogs.messages import Button, Channel
+from dialogs.taxonomy import Risk, is_outcome
+from storage.models import Counsellor
+from storage.repositories import Repos
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+RELAYED = {ContentType.TEXT, ContentType.PHOTO, ContentType.DOCUMENT}
+# What a person can post that is not relayed; anything else in the group is a service message
+# (forum_topic_created, pinned_message, new_chat_members, ...) and is ignored.
+NOT_RELAYED = {
+    ContentType.STICKER, ContentType.VOICE, ContentType.AUDIO, ContentType.VIDEO,
+    ContentType.VIDEO_NOTE, ContentType.ANIMATION, ContentType.LOCATION, ContentType.VENUE,
+    ContentType.CONTACT, ContentType.POLL, ContentType.DICE,
+}
+DESK_COMMANDS = ("queue", "note", "close", "release", "risk")
+
+
+class _Answer(Protocol):
+    """`await answer(text, alert)`: the reply to a button press (or to a command)."""
+
+    async def __call__(self, text: str = "", alert: bool = False) -> None: ...
+
+
+class StaffHandlers:
+    def __init__(self, app: App, desk: TelegramDesk, sender: TelegramSender,
+                 relayed: RelayMap | None = None) -> None:
+        self.app = app
+        self.desk = desk
+        self.sender = sender
+        self.relayed = relayed or RelayMap()
+        self.t = desk.t
+
+    # ------------------------------------------------------------------ who and where
+    async def counsellor(self, user_id: int) -> Counsellor | None:
+        return await self.app.desk.identify(str(Channel.TELEGRAM), str(user_id))
+
+    async def case_of(self, message: Message) -> int | None:
+        """The case whose topic the message is in (None in General or an unrelated topic)."""
+        if not message.is_topic_message or message.message_thread_id is None:
+            return None
+        async with self.app.db.session() as session:
+            case = await Repos(session).cases.by_desk_thread(message.message_thread_id)
+            return case.id if case is not None else None
+
+    async def owner_name(self, case_id: int) -> str:
+        async with self.app.db.session() as session:
+            repos = Repos(session)
+            case = await repos.cases.get(case_id)
+            owner = await repos.counsellors.get(case.owner_id) if case and case.owner_id else None
+            return owner.name if owner else "?"
+
+    async def error_text(self, result: DeskResult) -> str:
+        error = result.error or DeskError.NO_CASE
+        if error is DeskError.TAKEN and result.case_id is not None:
+            return self.t("desk.error.taken", name=await self.owner_name(result.case_id))
+        return self.t(f"desk.error.{error.value}")
+
+    # ------------------------------------------------------------------ buttons
+    async def on_button(self, query: CallbackQuery) -> None:
+        answered = False
+
+        async def answer(text: str = "", alert: bool = False) -> None:
+            nonlocal answered
+            if answered:
+                return
+            answered = True
+            try:
+                await query.answer(text or None, show_alert=alert or None)
+            except TelegramBadRequest as exc:  # the query is too old: nothing left to answer
+                log.info("callback query not answered: %s", exc.message)
+
+        try:
+            await self._button(query, answer)
+        finally:
+            await answer()
+
+    async def _button(self, query: CallbackQuery, answer: _Answer) -> None:
+        counsellor = await self.counsellor(query.from_user.id)
+        if counsellor is None:
+            await answer(self.t("desk.error.not_staff"), True)
+            return
+        parts = (query.data or "").split("|")
+        if len(parts) < 3 or parts[0] != "dk" or not parts[2].isdigit():
+            await answer(self.t("desk.stale"))
+            return
+        action, case_id = parts[1], int(parts[2])
+        pressed = query.message
+        in_topic = bool(pressed is not None and isinstance(pressed, Message)
+                        and pressed.is_topic_message)
+        if action in ("take", "qtake"):
+            result = await self.app.desk.take(counsellor, case_id)
+            if not result.ok:
+                await answer(await self.error_text(result), True)
+                return
+            await answer(self.t("desk.taken.you"))
+            await self.app.delivery.deliver(result.outbound)
+            await self.desk.case_taken(
+                case_id, counsellor.name,
+                card_message=pressed.message_id if pressed and in_topic else None,
+                general_message=(pressed.message_id if pressed and not in_topic
+                                 and action == "take" else None),
+            )
+        elif action == "release":
+            await self.release(counsellor, case_id, answer)
+        elif action == "close":
+            card = await self.desk.load(case_id)
+            if card is None or card.status == "closed":
+                await answer(self.t("desk.error.closed"))
+                return
+            await answer()
+            await self.desk.show_outcomes(case_id)
+        elif action == "out" and len(parts) == 4:
+            await self.close(counsellor, case_id, parts[3], answer,
+                             picker=pressed.message_id if pressed else None)
+        elif action == "up":
+            card = await self.desk.load(case_id)
+            level = risk_up(card.risk) if card else None
+            if card is None or level is None:
+                await answer(self.t("desk.risk.top" if card else "desk.error.no_case"))
+                return
+            await self.set_risk(counsellor, case_id, level.value, "", answer)
+        elif action == "down":
+            await answer(self.t("desk.risk.lower_hint"), True)
+        else:
+            await answer(self.t("desk.stale"))
+
+    # ------------------------------------------------------------------ actions
+    async def release(self, counsellor: Counsellor, case_id: int, answer: _Answer) -> None:
+        result = await self.app.desk.release(counsellor, case_id)
+        if not result.ok:
+            await answer(await self.error_text(result), True)
+            return
+        await answer()
+        await self.app.delivery.deliver(result.outbound)
+        await self.desk.case_released(case_id, counsellor.name)
+
+    async def close(self, counsellor: Counsellor, case_id: int, outcome: str, answer: _Answer,
+                    picker: int | None = None) -> None:
+        if not is_outcome(outcome):
+            await answer(self.t("desk.error.bad_outcome"), True)
+            await self.desk.show_outcomes(case_id)
+            return
+        result = await self.app.desk.close(counsellor, case_id, outcome)
+        if not result.ok:
+            await answer(await self.error_text(result), True)
+            return
+        await answer()
+        await self.app.delivery.deliver(result.outbound)
+        await self.desk.case_closed(case_id, counsellor.name, outcome, picker_message=picker)
+
+    async def set_risk(self, counsellor: Counsellor, case_id: int, risk: str, note: str,
+                       answer: _Answer) -> None:
+        card = await self.desk.load(case_id)
+        if card is None:
+            await answer(self.t("desk.error.no_case"), True)
+            return
+        result = await self.app.desk.set_risk(counsellor, case_id, risk, note)
+        if not result.ok:
+            key = "desk.risk.usage" if result.error is DeskError.BAD_RISK else None
+            await answer(self.t(key) if key else await self.error_text(result), True)
+            return
+        await answer()
+        await self.desk.risk_changed(case_id, card.risk, counsellor.name)
+
+    # ------------------------------------------------------------------ commands
+    async def on_command(self, message: Message, command: CommandObject) -> None:
+        if message.from_user is None or message.from_user.is_bot:
+            return
+        counsellor = await self.counsellor(message.from_user.id)
+        if counsellor is None:
+            await message.reply(self.t("desk.error.not_staff"))
+            return
+        name, args = command.command.lower(), (command.args or "").strip()
+        if name == "queue":
+            await self.show_queue(message)
+            return
+        case_id = await self.case_of(message)
+        if case_id is None:
+            await message.reply(self.t("desk.no_case"))
+            return
+
+        async def answer(text: str = "", alert: bool = False) -> None:
+            if text:
+                await message.reply(text)
+
+        if name == "note":
+            if not args:
+                await message.reply(self.t("desk.note.usage"))
+                return
+            result = await self.app.desk.note(counsellor, case_id, args)
+            await answer(self.t("desk.note.saved") if result.ok
+                         else await self.error_text(result))
+        elif name == "close":
+            if not args:
+                await self.desk.show_outcomes(case_id)
+                return
+            await self.close(counsellor, case_id, args.split()[0], answer)
+        elif name == "release":
+            await self.release(counsellor, case_id, answer)
+        elif name == "risk":
+            level, _, note = args.partition(" ")
+            if level.lower() not in Risk._value2member_map_:
+                await message.reply(self.t("desk.risk.usage"))
+                return
+            await self.set_risk(counsellor, case_id, level.lower(), note.strip(), answer)
+
+    async def show_queue(self, message: Message) -> None:
+        cases = await self.app.desk.queue(limit=20)
+        if not cases:
+            await message.reply(self.t("desk.queue.empty"))
+            return
+        lines = [self.t("desk.queue.title")]
+        lines.extend(
+            self.t("desk.queue.line", case=c.id, category=c.category,
+                   risk=self.desk._risk(c.risk), minutes=c.waiting_minutes)
+            for c in cases
+        )
+        buttons = tuple(
+            (Button(f"{self.t('desk.button.take')} #{c.id}", f"dk|qtake|{c.id}"),)
+            for c in cases[:8]
+        )
+        await message.reply("\n".join(lines)[:MAX_TEXT], reply_markup=keyboard(buttons))
+
+    # ------------------------------------------------------------------ messages in topics
+    async def on_message(self, message: Message) -> None:
+        """A counsellor writing in a case topic: relayed to the child, without their name."""
+        user = message.from_user
+        if user is None or user.is_bot:
+            return
+        kind = message.content_type
+        if kind not in RELAYED and kind not in NOT_RELAYED:
+            return  # a service message: forum_topic_created, pinned_message, ...
+        if (message.text or "").startswith("/"):
+            return  # a command this router does not know, never relayed to a child
+        case_id = await self.case_of(message)
+        if case_id is None:
+            return  # the General topic is the staff's own room
+        counsellor = await self.counsellor(user.id)
+        if counsellor is None:
+            await message.reply(self.t("desk.error.not_staff"))
+            return
+        if kind in NOT_RELAYED:
+            await message.reply(self.t("desk.not_relayable"))
+            return
+        text = message.text if message.text is not None else (message.caption or "")
+        result = await self.app.desk.reply(counsellor, case_id, text, attachments_of(message))
+        if not result.ok:
+            await message.reply(await self.error_text(result))
+            return
+        for out in result.outbound:
+            if out.to.channel != Channel.TELEGRAM:
+                # Another channel (VK, console): its own sender gets the text and file refs.
+                await self.app.delivery.deliver([out])
+                continue
+            try:
+                sent = await self.sender.deliver(out)
+            except TelegramAPIError as exc:
+                log.error("counsellor message not delivered to the child (case %s): %s",
+                          case_id, type(exc).__name__)
+                await message.reply(self.t("desk.not_delivered"))
+                continue
+            if sent:
+                self.relayed.remember(message.message_id, RelayTarget(
+                    case_id, out.to.chat_id, sent_ids(sent), media=bool(out.attachments)))
+
+    async def on_edit(self, message: Message) -> None:
+        """A counsellor edited a relayed message: edit the child's copy where Telegram allows."""
+        user = message.from_user
+        if user is None or user.is_bot or message.content_type not in RELAYED:
+            return
+        if (message.text or "").startswith("/"):
+            return
+        case_id = await self.case_of(message)
+        if case_id is None:
+            return
+        counsellor = await self.counsellor(user.id)
+        if counsellor is None:
+            return
+        target = self.relayed.get(message.message_id)
+        text = message.text if message.text is not None else (message.caption or "")
+        if (target is None or target.case_id != case_id or not await self._holds(counsellor,
+                                                                                  case_id)
+                or (not target.media and (len(target.message_ids) != 1 or len(text) > MAX_TEXT))):
+            await message.reply(self.t("desk.edit.not_relayed"))
+            return
+        chat_id, message_id = int(target.chat_id), target.message_ids[-1]
+        try:
+            if target.media:
+                await self.sender.bot.edit_message_caption(
+                    chat_id=chat_id, message_id=target.message_ids[0], caption=text or None)
+            else:
+                await self.sender.bot.edit_message_text(text, chat_id=chat_id,
+                                                        message_id=message_id)
+        except TelegramForbiddenError:
+            await self.sender.mark_unreachable(target.chat_id, case_id)
+            return
+        except TelegramBadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                log.warning("counsellor edit not relayed (case %s): %s", case_id, exc.message)
+                await message.reply(self.t("desk.edit.not_relayed"))
+            return
+        # The transcript keeps what the child saw: the edit is recorded next to the original.
+        await self.app.desk.note(counsellor, case_id, self.t("desk.edit.note", text=text))
+
+    async def _holds(self, counsellor: Counsellor, case_id: int) -> bool:
+        async with self.app.db.session() as session:
+            case = await Repos(session).cases.get(case_id)
+        if case is None or case.status != "active":
+            return False
+        return case.owner_id == counsellor.id or counsellor.role == "supervisor"
+
+
+def staff_router(handlers: StaffHandlers, chat_id: int) -> Router:
+    """Everything from the staff group, and nothing else, goes to these handlers."""
+    router = Router(name="telegram-staff")
+    router.message.filter(F.chat.id == chat_id)
+    router.edited_message.filter(F.chat.id == chat_id)
+    router.callback_query.filter(F.message.chat.id == chat_id)
+    router.message.register(handlers.on_command, Command(*DESK_COMMANDS))
+    router.message.register(handlers.on_message)
+    router.edited_message.register(handlers.on_edit)
+    router.callback_query.register(handlers.on_button)
+    return router

@@ -1,0 +1,300 @@
+"""Loading and compiling the reviewed lexicon files (``data/lexicon_*.yaml``).
+
+A lexicon entry names a danger signal or a case category, a risk, patterns written in plain
+words, and idioms that cancel it. The loader turns every pattern word into the keys that
+normalised tokens carry (stems and exact forms, see ``normalize``), so matching a message is
+set intersection plus a position check. The pattern syntax is described in
+``data/README.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dialogs.taxonomy import Risk, Signal, is_category
+
+from .normalize import EXACT, stem
+
+DATA_DIR = Path(__file__).parent / "data"
+PREFIX = "*"  # prefix of a prefix key ("выпилит*"), distinct from stems and exact forms
+MIN_STEM = 3  # a stem shorter than this is too ambiguous: such words match exactly
+MIN_PREFIX = 4
+ELLIPSIS = "..."
+
+_ENTRY_FIELDS = frozenset(
+    {"id", "signal", "category", "risk", "patterns", "except", "negatable", "gap", "ordered"}
+)
+_FILE_FIELDS = frozenset(
+    {"language", "defaults", "negation", "fuzzy", "words", "idioms", "entries"}
+)
+
+
+class LexiconError(ValueError):
+    """A lexicon file is malformed; the message names the file and the entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One position of a pattern: any token carrying one of ``keys``."""
+
+    keys: frozenset[str]
+    gap: int  # tokens allowed between the previous slot's token and this one
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    source: str
+    slots: tuple[Slot, ...]
+    ordered: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Negation:
+    """Words that cancel a negatable entry when they stand just before its match."""
+
+    keys: frozenset[str]
+    window: int  # how far before the match a negator may stand
+    bridge: frozenset[str]  # tokens allowed between the negator and the match
+    unless_after: frozenset[str]  # a negator right after one of these does not negate
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: str
+    signal: Signal | None
+    category: str
+    risk: Risk
+    patterns: tuple[Pattern, ...]
+    excepts: tuple[Pattern, ...]  # this entry's own idioms
+    idioms: tuple[Pattern, ...]  # idioms shared by every entry of the file
+    negatable: bool
+    negation: Negation
+
+
+@dataclass(frozen=True, slots=True)
+class FuzzyWord:
+    """A long, distinctive word that also matches tokens one or two edits away."""
+
+    form: str
+    stem: str
+    keys: frozenset[str]
+    max_edits: int
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """All lexicon files compiled together."""
+
+    entries: tuple[Entry, ...]
+    index: Mapping[str, tuple[tuple[int, int], ...]]  # key -> (entry, pattern) to verify
+    prefixes: tuple[str, ...]
+    fuzzy: tuple[FuzzyWord, ...]
+
+
+def fold(word: str) -> str:
+    """Lower case and "ё" -> "е", as the normaliser does."""
+    return word.strip().lower().replace("ё", "е")
+
+
+def _collapse(word: str) -> str:
+    out: list[str] = []
+    for ch in word:
+        if not out or out[-1] != ch:
+            out.append(ch)
+    return "".join(out)
+
+
+def word_keys(word: str) -> frozenset[str]:
+    """Keys of a plain pattern word: its exact form, and its stem unless that is too short."""
+    word = fold(word)
+    keys = {EXACT + word}
+    if any(ch.isalpha() for ch in word):
+        for variant in {word, _collapse(word)}:
+            stemmed = stem(variant)
+            if len(stemmed) >= MIN_STEM:
+                keys.add(stemmed)
+    return frozenset(keys)
+
+
+class _FileCompiler:
+    """Compiles one lexicon file; errors name the file and the entry."""
+
+    def __init__(self, path: Path, data: Mapping[str, Any]) -> None:
+        self.path = path
+        self.name = path.name
+        unknown = set(data) - _FILE_FIELDS
+        if unknown:
+            raise LexiconError(f"{self.name}: unknown fields {sorted(unknown)}")
+        self.language = str(data.get("language", path.stem.rsplit("_", 1)[-1]))
+        defaults = data.get("defaults") or {}
+        self.gap = int(defaults.get("gap", 2))
+        self.long_gap = int(defaults.get("long_gap", 5))
+        self.except_gap = int(defaults.get("except_gap", 1))
+        self.groups: dict[str, list[str]] = {
+            str(k): [str(x) for x in v] for k, v in (data.get("words") or {}).items()
+        }
+        self.prefixes: set[str] = set()
+        neg = data.get("negation") or {}
+        self.negation = Negation(
+            keys=self._plain_keys(neg.get("words", [])),
+            window=int(neg.get("window", 1)),
+            bridge=self._plain_keys(neg.get("bridge", [])),
+            unless_after=self._plain_keys(neg.get("unless_after", [])),
+        )
+        self.idioms = tuple(
+            self.pattern(str(p), self.except_gap, True, "idioms") for p in data.get("idioms", [])
+        )
+        self.fuzzy = tuple(self._fuzzy(str(w)) for w in data.get("fuzzy", []))
+
+    def _plain_keys(self, words: Sequence[Any]) -> frozenset[str]:
+        return frozenset(EXACT + fold(str(w)) for w in words)
+
+    def _fuzzy(self, word: str) -> FuzzyWord:
+        form = fold(word)
+        if len(form) < 6:
+            raise LexiconError(f"{self.name}: fuzzy word {word!r} is shorter than 6 letters")
+        return FuzzyWord(
+            form=form, stem=stem(form), keys=word_keys(form), max_edits=2 if len(form) >= 9 else 1
+        )
+
+    def term_keys(self, term: str, where: str, depth: int = 0) -> frozenset[str]:
+        """Keys of one alternative: a word, ``=exact``, ``prefix*``, ``<18-99>`` or ``{group}``."""
+        if not term:
+            raise LexiconError(f"{self.name}: {where}: empty alternative")
+        if term.startswith("{") and term.endswith("}"):
+            name = term[1:-1]
+            if name not in self.groups:
+                raise LexiconError(f"{self.name}: {where}: unknown word group {term}")
+            if depth > 3:
+                raise LexiconError(f"{self.name}: {where}: word groups nest too deep")
+            keys: set[str] = set()
+            for member in self.groups[name]:
+                if " " in member.strip():
+                    raise LexiconError(f"{self.name}: group {name}: {member!r} has a space")
+                keys |= self.term_keys(member.strip(), f"group {name}", depth + 1)
+            return frozenset(keys)
+        if term.startswith("="):
+            return frozenset((EXACT + fold(term[1:]),))
+        if term.startswith("<") and term.endswith(">"):
+            low, _, high = term[1:-1].partition("-")
+            if not (low.isdigit() and high.isdigit() and int(low) <= int(high)):
+                raise LexiconError(f"{self.name}: {where}: bad number range {term!r}")
+            return frozenset(EXACT + str(n) for n in range(int(low), int(high) + 1))
+        if term.endswith("*"):
+            prefix = fold(term[:-1])
+            if len(prefix) < MIN_PREFIX:
+                raise LexiconError(f"{self.name}: {where}: prefix {term!r} is too short")
+            self.prefixes.add(prefix)
+            return frozenset((PREFIX + prefix,))
+        return word_keys(term)
+
+    def pattern(self, source: str, gap: int, ordered: bool, where: str) -> Pattern:
+        slots: list[Slot] = []
+        pending: int | None = None
+        for word in source.split():
+            if word == ELLIPSIS:
+                pending = self.long_gap
+                continue
+            keys: set[str] = set()
+            for term in word.split("|"):
+                keys |= self.term_keys(term, f"{where}: {source!r}")
+            slots.append(Slot(keys=frozenset(keys), gap=gap if pending is None else pending))
+            pending = None
+        if not slots:
+            raise LexiconError(f"{self.name}: {where}: empty pattern")
+        return Pattern(source=source, slots=tuple(slots), ordered=ordered)
+
+    def entry(self, raw: Mapping[str, Any], policy: Mapping[Signal, tuple[str, Risk]]) -> Entry:
+        unknown = set(raw) - _ENTRY_FIELDS
+        ident = str(raw.get("id", ""))
+        if not ident:
+            raise LexiconError(f"{self.name}: an entry has no id")
+        where = f"entry {ident}"
+        if unknown:
+            raise LexiconError(f"{self.name}: {where}: unknown fields {sorted(unknown)}")
+        signal = Signal(raw["signal"]) if raw.get("signal") else None
+        if signal is not None:
+            default_category, default_risk = policy[signal]
+            category = str(raw.get("category", default_category))
+            risk = Risk(raw.get("risk", default_risk))
+        else:
+            if "category" not in raw or "risk" not in raw:
+                raise LexiconError(f"{self.name}: {where}: needs a signal, or category and risk")
+            category, risk = str(raw["category"]), Risk(raw["risk"])
+        if not is_category(category):
+            raise LexiconError(f"{self.name}: {where}: {category!r} is not a taxonomy category")
+        gap = int(raw.get("gap", self.gap))
+        ordered = bool(raw.get("ordered", True))
+        if not raw.get("patterns"):
+            raise LexiconError(f"{self.name}: {where}: no patterns")
+        patterns = tuple(self.pattern(str(p), gap, ordered, where) for p in raw["patterns"])
+        excepts = tuple(
+            self.pattern(str(p), self.except_gap, True, where) for p in raw.get("except", [])
+        )
+        return Entry(
+            id=f"{self.language}.{ident}",
+            signal=signal,
+            category=category,
+            risk=risk,
+            patterns=patterns,
+            excepts=excepts,
+            idioms=self.idioms,
+            negatable=bool(raw.get("negatable", False)),
+            negation=self.negation,
+        )
+
+
+def _anchor(pattern: Pattern) -> frozenset[str]:
+    """The keys to index a pattern under: its slot with the fewest, longest keys."""
+    best = min(
+        pattern.slots,
+        key=lambda s: (len(s.keys), -min(len(k) for k in s.keys)),
+    )
+    return best.keys
+
+
+def compile_lexicons(paths: Sequence[Path], policy: Mapping[Signal, tuple[str, Risk]]) -> Lexicon:
+    """Load, validate and compile lexicon files into one :class:`Lexicon`."""
+    entries: list[Entry] = []
+    prefixes: set[str] = set()
+    fuzzy: list[FuzzyWord] = []
+    seen: set[str] = set()
+    for path in paths:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+        if not isinstance(data, dict):
+            raise LexiconError(f"{path.name}: not a mapping")
+        compiler = _FileCompiler(path, data)
+        for raw in data.get("entries", []):
+            entry = compiler.entry(raw, policy)
+            if entry.id in seen:
+                raise LexiconError(f"{path.name}: duplicate entry id {entry.id}")
+            seen.add(entry.id)
+            entries.append(entry)
+        prefixes |= compiler.prefixes
+        fuzzy.extend(compiler.fuzzy)
+    fuzzy = [
+        FuzzyWord(
+            form=w.form,
+            stem=w.stem,
+            keys=w.keys | {PREFIX + p for p in prefixes if w.form.startswith(p)},
+            max_edits=w.max_edits,
+        )
+        for w in fuzzy
+    ]
+    index: dict[str, list[tuple[int, int]]] = {}
+    for e, entry in enumerate(entries):
+        for p, pattern in enumerate(entry.patterns):
+            for key in _anchor(pattern):
+                index.setdefault(key, []).append((e, p))
+    return Lexicon(
+        entries=tuple(entries),
+        index={k: tuple(v) for k, v in index.items()},
+        prefixes=tuple(sorted(prefixes)),
+        fuzzy=tuple(fuzzy),
+    )

@@ -1,0 +1,166 @@
+"""Matching compiled lexicon entries against normalised tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+
+from rapidfuzz.distance import Levenshtein
+
+from .lexicon import PREFIX, Entry, Lexicon, Pattern
+from .normalize import Token, stem
+
+Span = tuple[int, ...]  # token positions, ascending
+
+_MIN_FUZZY_LEN = 5
+
+
+class Matcher:
+    """Finds the lexicon entries that fire on a token sequence."""
+
+    def __init__(self, lexicon: Lexicon) -> None:
+        self.lexicon = lexicon
+        self.expand = lru_cache(maxsize=65536)(self._expand)
+
+    def _expand(self, token: Token) -> Token:
+        """Add prefix keys and fuzzy keys (typos of long distinctive words) to a token."""
+        extra: set[str] = set()
+        for prefix in self.lexicon.prefixes:
+            if any(form.startswith(prefix) for form in token.forms):
+                extra.add(PREFIX + prefix)
+        if len(token.text) >= _MIN_FUZZY_LEN:
+            for word in self.lexicon.fuzzy:
+                if word.keys & token.keys:
+                    continue
+                if self._close(token, word.form, word.stem, word.max_edits):
+                    extra |= word.keys
+        if not extra:
+            return token
+        return Token(text=token.text, forms=token.forms, keys=token.keys | extra)
+
+    @staticmethod
+    def _close(token: Token, form: str, word_stem: str, max_edits: int) -> bool:
+        for candidate in token.forms:
+            if not candidate or candidate[0] != form[0]:
+                continue
+            if abs(len(candidate) - len(form)) > max_edits + 3:
+                continue
+            if Levenshtein.distance(candidate, form, score_cutoff=max_edits) <= max_edits:
+                return True
+            cand_stem = stem(candidate)
+            if (
+                len(cand_stem) >= _MIN_FUZZY_LEN
+                and Levenshtein.distance(cand_stem, word_stem, score_cutoff=max_edits) <= max_edits
+            ):
+                return True
+        return False
+
+    def fired(self, tokens: Sequence[Token]) -> list[Entry]:
+        """The entries with at least one match that no idiom, exception or negation cancels."""
+        tokens = [self.expand(t) for t in tokens]
+        present: set[str] = set()
+        for token in tokens:
+            present |= token.keys
+        candidates: dict[int, set[int]] = {}
+        index = self.lexicon.index
+        for key in present:
+            for e, p in index.get(key, ()):
+                candidates.setdefault(e, set()).add(p)
+        result: list[Entry] = []
+        for e in sorted(candidates):
+            entry = self.lexicon.entries[e]
+            for p in sorted(candidates[e]):
+                if self._entry_matches(entry, entry.patterns[p], tokens, present):
+                    result.append(entry)
+                    break
+        return result
+
+    def _entry_matches(
+        self, entry: Entry, pattern: Pattern, tokens: Sequence[Token], present: set[str]
+    ) -> bool:
+        if any(present.isdisjoint(slot.keys) for slot in pattern.slots):
+            return False
+        cancels: list[Span] | None = None
+        for span in spans(pattern, tokens):
+            if entry.negatable and _negated(entry, span, tokens):
+                continue
+            if cancels is None:
+                cancels = [
+                    s
+                    for idiom in (*entry.excepts, *entry.idioms)
+                    if not any(present.isdisjoint(slot.keys) for slot in idiom.slots)
+                    for s in spans(idiom, tokens)
+                ]
+            if any(_overlap(span, c) for c in cancels):
+                continue
+            return True
+        return False
+
+
+def _overlap(a: Span, b: Span) -> bool:
+    return not (a[-1] < b[0] or b[-1] < a[0])
+
+
+def _negated(entry: Entry, span: Span, tokens: Sequence[Token]) -> bool:
+    neg = entry.negation
+    if not neg.keys:
+        return False
+    members = set(span)
+
+    def negator(j: int) -> bool:
+        if j < 0 or j in members or neg.keys.isdisjoint(tokens[j].keys):
+            return False
+        return j == 0 or neg.unless_after.isdisjoint(tokens[j - 1].keys)
+
+    first = span[0]
+    # Before the match: a negator, with only bridge words between it and the match.
+    for j in range(first - 1, max(-1, first - 1 - neg.window), -1):
+        if negator(j):
+            return True
+        if neg.bridge.isdisjoint(tokens[j].keys):
+            break
+    # Inside the match: a negator right before any matched word ("хочу не умереть").
+    return any(negator(i - 1) for i in span[1:])
+
+
+def spans(pattern: Pattern, tokens: Sequence[Token]) -> Iterator[Span]:
+    """All placements of ``pattern`` in ``tokens`` (each a tuple of ascending positions)."""
+    positions = [
+        [i for i, t in enumerate(tokens) if not slot.keys.isdisjoint(t.keys)]
+        for slot in pattern.slots
+    ]
+    if any(not p for p in positions):
+        return
+    gaps = [slot.gap for slot in pattern.slots]
+    if pattern.ordered or len(positions) == 1:
+        yield from _ordered(positions, gaps, 0, ())
+        return
+    # Unordered: every slot on its own token, all within one window as wide as the ordered
+    # pattern could stretch.
+    window = sum(gaps[1:]) + len(gaps) - 1
+    seen: set[Span] = set()
+    for found in _unordered(positions, window, 0, ()):
+        span = tuple(sorted(found))
+        if span not in seen:
+            seen.add(span)
+            yield span
+
+
+def _unordered(positions: list[list[int]], window: int, k: int, acc: Span) -> Iterator[Span]:
+    if k == len(positions):
+        yield acc
+        return
+    for pos in positions[k]:
+        if pos in acc or (acc and max(*acc, pos) - min(*acc, pos) > window):
+            continue
+        yield from _unordered(positions, window, k + 1, (*acc, pos))
+
+
+def _ordered(positions: list[list[int]], gaps: list[int], k: int, acc: Span) -> Iterator[Span]:
+    if k == len(positions):
+        yield acc
+        return
+    for pos in positions[k]:
+        if acc and not (acc[-1] < pos <= acc[-1] + gaps[k] + 1):
+            continue
+        yield from _ordered(positions, gaps, k + 1, (*acc, pos))

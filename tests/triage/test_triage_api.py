@@ -1,0 +1,167 @@
+"""The public face of triage: assess(text, locale) -> Assessment, and how verdicts combine."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dialogs.taxonomy import Risk, Signal, is_category
+from dialogs.triage import Assessment, assess
+from dialogs.triage.assess import _TRIAGE
+
+HERE = Path(__file__).parent
+
+
+def test_plain_text_is_other_low_and_not_danger() -> None:
+    result = assess("привет, как дела?", "ru")
+    assert result == Assessment(
+        danger=False, signals=(), category="other", risk=Risk.LOW, matched=()
+    )
+
+
+def test_assessment_is_frozen_and_typed() -> None:
+    result = assess("отчим бьёт меня", "ru")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.danger = False  # type: ignore[misc]
+    assert result.danger is True
+    assert result.signals == (Signal.ABUSE,)
+    assert isinstance(result.risk, Risk) and result.risk is Risk.CRITICAL
+    assert result.category == "abuse" and is_category(result.category)
+
+
+def test_to_json_is_plain_data_without_the_message() -> None:
+    text = "он сказал что разошлёт мои фотки если не скину ещё"
+    data = assess(text, "ru").to_json()
+    assert data == {
+        "danger": True,
+        "signals": ["sextortion"],
+        "category": "sextortion",
+        "risk": "critical",
+        "matched": ["ru.sextortion.threat-to-share"],
+    }
+    dumped = json.dumps(data, ensure_ascii=False)
+    assert "фотки" not in dumped and "разошл" not in dumped
+
+
+def test_matched_names_lexicon_entries_only() -> None:
+    ids = {e.id for e in _TRIAGE.matcher.lexicon.entries}
+    for text in ("хочу умереть, меня травят", "my stepdad hurts me and i want to run away"):
+        result = assess(text, "ru")
+        assert result.matched and set(result.matched) <= ids
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "category", "risk"),
+    [
+        ("меня обзывают в чате класса", "ru", "cyberbullying", Risk.MEDIUM),
+        ("взломали аккаунт", "ru", "account-security", Risk.LOW),
+        ("угрожают побить", "ru", "threats", Risk.HIGH),
+        ("my account got hacked", "en", "account-security", Risk.LOW),
+        ("they make fun of me at school", "en", "cyberbullying", Risk.MEDIUM),
+        ("someone told me to kill myself", "en", "cyberbullying", Risk.HIGH),
+    ],
+)
+def test_non_danger_texts_still_get_a_category_and_risk(
+    text: str, locale: str, category: str, risk: Risk
+) -> None:
+    result = assess(text, locale)
+    assert not result.danger
+    assert (result.category, result.risk) == (category, risk)
+
+
+def test_running_away_alone_is_high_combined_critical() -> None:
+    alone = assess("хочу сбежать из дома", "ru")
+    assert alone.danger and alone.signals == (Signal.RUNNING_AWAY,)
+    assert alone.risk is Risk.HIGH and alone.category == "running-away"
+    combined = assess("отчим бьёт меня, хочу сбежать из дома", "ru")
+    assert combined.signals == (Signal.ABUSE, Signal.RUNNING_AWAY)
+    assert combined.risk is Risk.CRITICAL and combined.category == "abuse"
+    street = assess("ночую на улице", "ru")
+    assert street.signals == (Signal.RUNNING_AWAY,) and street.risk is Risk.CRITICAL
+
+
+def test_danger_outranks_bullying_for_the_category() -> None:
+    result = assess("меня травят в школе и я хочу умереть", "ru")
+    assert result.category == "suicide" and result.risk is Risk.CRITICAL
+    assert result.signals == (Signal.SUICIDE,)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "danger"),
+    [
+        ("я не хочу умирать", "ru", False),
+        ("я больше не хочу жить", "ru", True),
+        ("не хочу жить", "ru", True),
+        ("хочу умереть, но не знаю как", "ru", True),
+        ("i don't want to die", "en", False),
+        ("i'm not going to kill myself", "en", False),
+        ("why not just kill myself", "en", True),
+        ("i don't want to live anymore", "en", True),
+    ],
+)
+def test_negation_cancels_only_what_it_negates(text: str, locale: str, danger: bool) -> None:
+    assert assess(text, locale).danger is danger
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("умираю со смеху", "ru"),
+        ("убить время", "ru"),
+        ("убил босса в доте", "ru"),
+        ("режу лук", "ru"),
+        ("I'm dying to see it", "en"),
+        ("this homework is killing me", "en"),
+        ("killed it at the game", "en"),
+    ],
+)
+def test_idioms_are_not_danger(text: str, locale: str) -> None:
+    assert not assess(text, locale).danger
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["су1цид", "yбить себя", "сyицид", "хочууу умеретьььь", "я 🔪🩸 себя", "суицыд"],
+)
+def test_disguised_spellings_are_caught(text: str) -> None:
+    assert assess(text, "ru").danger
+
+
+def test_both_lexicons_apply_whatever_the_locale() -> None:
+    assert assess("i want to kms", "ru").signals == (Signal.SUICIDE,)
+    assert assess("отчим бьёт меня", "en-US").signals == (Signal.ABUSE,)
+    assert assess("хочу умереть", "ru_RU").signals == (Signal.SUICIDE,)
+
+
+def test_empty_and_odd_input() -> None:
+    for text in ("", "   ", "!!!", "🙂", "12345", "a" * 5000):
+        assert not assess(text, "ru").danger
+
+
+def _corpus() -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for locale in ("ru", "en"):
+        with (HERE / f"phrases_{locale}.yaml").open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+        for item in (*data["danger"], *data["safe"]):
+            out.append((item if isinstance(item, str) else item["text"], locale))
+    return out
+
+
+def test_assess_is_well_under_a_millisecond() -> None:
+    corpus = _corpus()
+    for text, locale in corpus:  # warm the per-word caches, as a running bot would
+        assess(text, locale)
+    rounds = 5
+    start = time.perf_counter()
+    for _ in range(rounds):
+        for text, locale in corpus:
+            assess(text, locale)
+    mean_ms = (time.perf_counter() - start) / (rounds * len(corpus)) * 1000
+    print(f"assess: {mean_ms:.3f} ms per message on average")
+    assert mean_ms < 1.0, f"assess takes {mean_ms:.3f} ms per message"

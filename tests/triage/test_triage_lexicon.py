@@ -1,0 +1,110 @@
+"""The lexicon loader: reviewed files compile, and malformed ones fail with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dialogs.taxonomy import Risk, Signal
+from dialogs.triage.assess import _TRIAGE
+from dialogs.triage.lexicon import Lexicon, LexiconError, compile_lexicons
+from dialogs.triage.matcher import Matcher
+from dialogs.triage.normalize import tokenize
+
+POLICY = {s: (_TRIAGE.policy.signals[s][0], _TRIAGE.policy.signals[s][1]) for s in Signal}
+
+
+def compile_text(tmp_path: Path, text: str) -> Lexicon:
+    path = tmp_path / "lexicon_xx.yaml"
+    path.write_text(text, encoding="utf-8")
+    return compile_lexicons([path], POLICY)
+
+
+def fired(lexicon: Lexicon, message: str) -> list[str]:
+    return [e.id for e in Matcher(lexicon).fired(tokenize(message, "ru"))]
+
+
+def test_shipped_lexicons_compile_with_unique_ids() -> None:
+    entries = _TRIAGE.matcher.lexicon.entries
+    ids = [e.id for e in entries]
+    assert len(ids) == len(set(ids))
+    assert {e.signal for e in entries if e.signal} == set(Signal)
+    assert all(e.patterns for e in entries)
+
+
+def test_a_small_lexicon_matches_with_gaps_groups_and_exceptions(tmp_path: Path) -> None:
+    lexicon = compile_text(
+        tmp_path,
+        """
+language: xx
+negation: {words: [не]}
+words:
+  want: [хочу, =хочется]
+entries:
+  - id: want-sleep
+    category: wellbeing
+    risk: low
+    negatable: true
+    patterns: ["{want} спать"]
+    except: [=спать =в =самолете]
+""",
+    )
+    assert fired(lexicon, "хочу очень спать") == ["xx.want-sleep"]
+    assert fired(lexicon, "хочу очень сильно спать") == ["xx.want-sleep"]  # two between
+    assert fired(lexicon, "хочу ну очень сильно спать") == []  # three: too far
+    assert fired(lexicon, "хочется спать") == ["xx.want-sleep"]
+    assert fired(lexicon, "не хочу спать") == []
+    assert fired(lexicon, "хочу спать в самолете") == []
+
+
+def test_unordered_entries_match_in_any_order(tmp_path: Path) -> None:
+    lexicon = compile_text(
+        tmp_path,
+        """
+entries:
+  - id: e
+    category: other
+    risk: low
+    ordered: false
+    patterns: [синий кит]
+""",
+    )
+    assert fired(lexicon, "кит синий") == ["xx.e"]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("entries: [{id: a, category: other, risk: low, patterns: ['{nope}']}]", "unknown word"),
+        ("entries: [{id: a, category: nonsense, risk: low, patterns: [x]}]", "taxonomy"),
+        ("entries: [{id: a, category: other, risk: low, patterns: [x], colour: red}]", "unknown"),
+        ("entries: [{id: a, patterns: [x]}]", "category and risk"),
+        ("entries: [{id: a, signal: suicide, patterns: [ab*]}]", "too short"),
+        ("entries: [{id: a, signal: suicide, patterns: []}]", "no patterns"),
+        (
+            "entries: [{id: a, signal: suicide, patterns: [x]}, {id: a, signal: abuse, "
+            "patterns: [y]}]",
+            "duplicate",
+        ),
+        ("fuzzy: [abc]\nentries: []", "shorter"),
+    ],
+)
+def test_malformed_lexicons_fail_loudly(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(LexiconError, match=message):
+        compile_text(tmp_path, body)
+
+
+def test_signal_entries_take_their_risk_from_the_policy(tmp_path: Path) -> None:
+    lexicon = compile_text(
+        tmp_path,
+        """
+entries:
+  - {id: a, signal: running-away, patterns: [x]}
+  - {id: b, signal: running-away, risk: critical, patterns: [y]}
+  - {id: c, signal: threat-to-life, patterns: [z]}
+""",
+    )
+    a, b, c = lexicon.entries
+    assert (a.risk, b.risk) == (Risk.HIGH, Risk.CRITICAL)
+    assert c.category == "threats"

@@ -1,0 +1,182 @@
+"""Replies to VK: retries that never show a message twice, unreachable users, long texts,
+keyboards for every kind of client, and callback buttons."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import App
+from bot.vk import RetryPolicy
+from bot.vk.channel import VkChannel
+from dialogs.messages import Address, Button, DeskEvent, Outbound
+from storage.models import OutboxMessage, User
+from storage.repositories import Repos
+from tests.vk.conftest import DeskSpy, VkChild, start_channel, stop_channel
+from tests.vk.fake_vk import KEYBOARD_ONLY_CLIENT, NO_KEYBOARD_CLIENT, FakeVk
+
+
+def random_ids_of_calls(fake: FakeVk) -> list[str]:
+    return [c["random_id"] for c in fake.state.send_calls]
+
+
+def assert_shown_once(fake: FakeVk) -> None:
+    rids = [m.random_id for m in fake.state.sent]
+    assert len(rids) == len(set(rids)), "a message was shown twice"
+
+
+async def outbox(app: App) -> list[OutboxMessage]:
+    async with app.db.session() as s:
+        return list((await s.execute(select(OutboxMessage).order_by(OutboxMessage.id))).scalars())
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"http": 502},
+        {"error": 6},  # too many requests per second
+        {"error": 9},  # flood control
+        {"http": 500, "deliver_first": True},  # VK showed it, but the answer was lost
+    ],
+    ids=["5xx", "error-6", "error-9", "lost-answer"],
+)
+async def test_a_failed_send_is_retried_with_the_same_random_id(
+    failure: dict[str, Any], child: VkChild, fake_vk: FakeVk, vk_app: App
+) -> None:
+    fake_vk.fail("messages.send", **failure)
+    replies = await child.say("привет")
+    calls = random_ids_of_calls(fake_vk)
+    assert calls[0] == calls[1], "the retry must carry the same random_id"
+    assert [r.text.split("\n")[0] for r in replies] == [
+        "Привет! Я бот линии помощи. Пара слов, прежде чем начнём:",
+        "Кто ты?",
+    ]
+    assert_shown_once(fake_vk)
+    assert all(row.delivered_at is not None for row in await outbox(vk_app))
+
+
+async def test_a_send_that_keeps_failing_waits_in_the_outbox(fake_vk: FakeVk, vk_app: App) -> None:
+    policy = RetryPolicy(delays=(0.01, 0.02), interval=3600)  # the test sweeps by hand
+    channel, task = await start_channel(vk_app, fake_vk, policy=policy)
+    try:
+        child = VkChild(fake_vk, channel)
+        # Each round tries three times. The privacy notice fails three rounds (its own send,
+        # again before the question, again after the update): both wait, in order.
+        fake_vk.fail("messages.send", http=503, times=9)
+        assert await child.say("привет") == []
+        notice, question = await outbox(vk_app)
+        assert (notice.delivered_at, notice.attempts, notice.last_error) == (None, 3, "HTTP 503")
+        assert (question.delivered_at, question.attempts) == (None, 0)
+        assert await channel.sender.sweep() == 1
+        texts = [m.text.split("\n")[0] for m in fake_vk.sent_to(child.peer_id)]
+        assert texts == ["Привет! Я бот линии помощи. Пара слов, прежде чем начнём:", "Кто ты?"]
+        assert_shown_once(fake_vk)
+        assert len(set(random_ids_of_calls(fake_vk))) == 2  # every try of one message: one id
+        assert all(row.delivered_at is not None for row in await outbox(vk_app))
+    finally:
+        await stop_channel(channel, task, fake_vk)
+
+
+async def reach_counsellor(child: VkChild, app: App) -> tuple[int, Any]:
+    await child.say("привет")
+    await child.press("ребёнок")
+    await child.press("Поговорить с человеком")
+    [case] = await app.desk.queue()
+    counsellor = await app.desk.add_counsellor("anna", "console", "anna")
+    taken = await app.desk.take(counsellor, case.id)
+    await app.delivery.deliver(taken.outbound)
+    assert "Консультант подключился" in child.fake.sent_to(child.peer_id)[-1].text
+    return case.id, counsellor
+
+
+async def test_901_marks_the_child_unreachable_and_tells_the_desk(
+    child: VkChild, fake_vk: FakeVk, vk_app: App, desk_spy: DeskSpy
+) -> None:
+    case_id, counsellor = await reach_counsellor(child, vk_app)
+    child.take_replies()
+    fake_vk.forbid(child.peer_id)
+    result = await vk_app.desk.reply(counsellor, case_id, "Я здесь. Расскажи, что случилось?")
+    await vk_app.delivery.deliver(result.outbound)
+    assert fake_vk.sent_to(child.peer_id)[-1].text != "Я здесь. Расскажи, что случилось?"
+    async with vk_app.db.session() as s:
+        user = await Repos(s).users.find("vk", str(child.peer_id))
+        assert user is not None and user.unreachable
+    notice = desk_spy.notices[-1]
+    assert notice.desk_event is DeskEvent.UNREACHABLE and notice.case_id == case_id
+    # The sweep leaves an unreachable child alone...
+    assert fake_vk.state.send_calls[-1]["message"] == "Я здесь. Расскажи, что случилось?"
+    calls = len(fake_vk.state.send_calls)
+    await child.channel.sender.sweep()
+    assert len(fake_vk.state.send_calls) == calls
+    # ...until they write again, which lets the community answer: the reply was kept.
+    fake_vk.allow(child.peer_id)
+    await child.say("я тут")
+    assert [r.text for r in child.replies] == ["Я здесь. Расскажи, что случилось?"]
+    async with vk_app.db.session() as s:
+        user = await s.scalar(select(User).where(User.external_id == str(child.peer_id)))
+        assert user is not None and not user.unreachable
+
+
+async def test_a_long_text_is_sent_in_parts(vk: VkChannel, fake_vk: FakeVk) -> None:
+    text = "\n\n".join(f"Абзац {i}: " + "слово " * 120 for i in range(12))
+    await vk.sender.send(Outbound(Address("vk", "2002"), text, case_id=None))
+    parts = fake_vk.sent_to(2002)
+    assert len(parts) == 3
+    assert all(len(p.text) <= 4096 for p in parts)
+    assert "\n\n".join(p.text for p in parts) == text
+    assert all(p.text.startswith("Абзац") for p in parts)
+    assert len({p.random_id for p in parts}) == 3
+
+
+async def test_a_callback_button_is_answered(child: VkChild, fake_vk: FakeVk) -> None:
+    await child.say("привет")
+    button = child.button("ребёнок")
+    assert button["type"] == "callback"
+    assert json.loads(button["payload"]) == {"p": "st|role|child"}
+    await child.press("ребёнок")
+    [answer] = fake_vk.state.answers
+    assert answer["user_id"] == answer["peer_id"] == str(child.peer_id)
+    assert answer["event_id"].startswith("btn")
+    assert "Со мной что-то случилось в сети" in child.labels
+
+
+async def test_a_client_without_keyboards_gets_numbered_text(
+    child: VkChild, fake_vk: FakeVk, vk_app: App
+) -> None:
+    child.client_info = NO_KEYBOARD_CLIENT
+    await child.say("привет")
+    question = child.replies[-1]
+    assert question.keyboard is None
+    assert question.text == "Кто ты?\n  1. Я ребёнок или подросток\n  2. Я родитель или взрослый"
+    await child.say("1")  # the option's number
+    assert child.replies[-1].keyboard is None
+    assert "3. Поговорить с человеком" in child.replies[-1].text
+    await child.say("поговорить с человеком")  # or its label
+    assert "обращение №" in child.text
+    assert len(await vk_app.desk.queue()) == 1
+
+
+async def test_an_old_client_gets_a_one_time_keyboard_of_text_buttons(
+    child: VkChild, fake_vk: FakeVk
+) -> None:
+    child.client_info = KEYBOARD_ONLY_CLIENT
+    await child.say("привет")
+    keyboard = child.replies[-1].keyboard
+    assert keyboard is not None and keyboard["one_time"] and not keyboard["inline"]
+    assert {b["type"] for b in child.replies[-1].buttons} == {"text"}
+    await child.press("ребёнок")  # sends the label as text, with the payload
+    assert "Со мной что-то случилось в сети" in child.labels
+    assert fake_vk.state.answers == []
+
+
+async def test_a_message_to_a_peer_never_seen_is_plain_text(
+    vk: VkChannel, fake_vk: FakeVk
+) -> None:
+    """After a restart the bot knows no client's keyboard: the options go as text."""
+    rows = ((Button("Да", "cs|rating|5"),),)
+    await vk.sender.send(Outbound(Address("vk", "3003"), "Оцени помощь", rows))
+    [message] = fake_vk.sent_to(3003)
+    assert message.keyboard is None and message.text == "Оцени помощь\n  1. Да"
