@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 SUPPORTED = {ContentKind.TEXT, ContentKind.PHOTO, ContentKind.DOCUMENT}
 COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?(?:\s|$)")
 # Keys of conversation data that survive a change of flow.
-PERSISTENT_KEYS = {"role", "triage_category", "resume_requested"}
+PERSISTENT_KEYS = {"role", "triage_category"}
 # Flows a long silence interrupts; the menu and a chat with a person are never interrupted.
 RESUMABLE_FLOWS = {"child_report", "safety_question", "parent_help"}
 
@@ -436,10 +436,13 @@ class DialogEngine:
             ctx.switch = None
             if flow == "counselling":
                 return done  # escalate() has moved the conversation already
-            if ctx.data.pop("resume_requested", False) and conv.resume_flow:
-                flow, state = conv.resume_flow, conv.resume_state
+            keep = False
+            if flow == "resume":
+                # Back to where the child was before the counsellor, with their answers.
+                flow, state = conv.resume_flow or "start", conv.resume_state or "menu"
                 conv.resume_flow = conv.resume_state = None
-            await self._enter(turn, flow, state, keep_said=True)
+                keep = True
+            await self._enter(turn, flow, state, keep_data=keep)
             return done
         conv.state = after
         if after != before or not ctx.prompted:
@@ -449,12 +452,12 @@ class DialogEngine:
         return done
 
     async def _enter(
-        self, turn: _Turn, flow: str, state: str | None = None, *, keep_said: bool = False
+        self, turn: _Turn, flow: str, state: str | None = None, *, keep_data: bool = False
     ) -> None:
         """Move the conversation to `flow` at `state` (its start by default) and ask its prompt."""
         conv, ctx = turn.conv, turn.ctx
         spec = FLOWS[flow]
-        if flow != conv.flow and flow != "counselling":
+        if flow != conv.flow and flow != "counselling" and not keep_data:
             on_behalf = ctx.data.get("on_behalf") and flow == "child_report"
             ctx.data = {k: v for k, v in ctx.data.items() if k in PERSISTENT_KEYS}
             if on_behalf:
@@ -556,7 +559,6 @@ class DialogEngine:
                 "silence_pending",
                 "forget_pending",
                 "triage_category",
-                "resume_requested",
                 "rating",
             )
         }

@@ -88,13 +88,14 @@ def check(root: Path | None = None) -> list[Problem]:
         covered: set[str] = set()
         for stem, parsed in files[locale].items():
             if not parsed.ok:
+                # Without front matter, where the body starts is unknown: report just that.
                 problems.extend(parsed.problems)
             else:
                 problems.extend(field_problems(parsed))
+                problems.extend(_body_problems(parsed, known_ids))
                 value = parsed.meta.get("topics")
                 if isinstance(value, list):
                     covered.update(t for t in value if isinstance(t, str))
-            problems.extend(_body_problems(parsed, known_ids))
             for other in locales:
                 if other != locale and (root / other).is_dir() and stem not in files[other]:
                     problems.append(Problem(

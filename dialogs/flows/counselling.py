@@ -36,7 +36,7 @@ class CounsellingModel(FlowModel):
         self.ctx.prompted = True
 
     def request_resume(self, event: Any) -> None:
-        self.ctx.data["resume_requested"] = True
+        self.ctx.go("resume")
 
     def keep_rating(self, event: Any) -> None:
         self.ctx.data["rating"] = int(event.kwargs["value"])
