@@ -42,18 +42,23 @@ def synthetic(real: list[Article], count: int, rng: random.Random) -> list[Artic
         other = rng.choice(real)
         body_parts = rng.sample(paragraphs, k=min(len(paragraphs), rng.randint(4, 9)))
         headings = [f"## {rng.choice(paragraphs).split('.')[0][:40]}" for _ in range(2)]
-        body = "\n\n".join([body_parts[0], headings[0], *body_parts[1:4], headings[1],
-                            *body_parts[4:]])
-        result.append(replace(
-            base,
-            id=f"{base.id}-{n}",
-            title=rng.choice([base.title, other.title]),
-            audience=rng.choice(["child", "parent", "both"]),
-            topics=tuple(sorted(set(base.topics[:1] + other.topics[:1]))),
-            keywords=(*rng.sample(base.keywords, k=min(10, len(base.keywords))),
-                      *rng.sample(keywords, k=8)),
-            body=body,
-        ))
+        body = "\n\n".join(
+            [body_parts[0], headings[0], *body_parts[1:4], headings[1], *body_parts[4:]]
+        )
+        result.append(
+            replace(
+                base,
+                id=f"{base.id}-{n}",
+                title=rng.choice([base.title, other.title]),
+                audience=rng.choice(["child", "parent", "both"]),
+                topics=tuple(sorted(set(base.topics[:1] + other.topics[:1]))),
+                keywords=(
+                    *rng.sample(base.keywords, k=min(10, len(base.keywords))),
+                    *rng.sample(keywords, k=8),
+                ),
+                body=body,
+            )
+        )
     return result
 
 
@@ -128,8 +133,10 @@ def main() -> None:
             answered += bool(hits)
         times.sort()
         p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-        print(f"{locale}: {len(batch)} queries, median {statistics.median(times):.2f} ms, "
-              f"p99 {p99:.2f} ms, max {times[-1]:.2f} ms, answered {answered / len(batch):.0%}")
+        print(
+            f"{locale}: {len(batch)} queries, median {statistics.median(times):.2f} ms, "
+            f"p99 {p99:.2f} ms, max {times[-1]:.2f} ms, answered {answered / len(batch):.0%}"
+        )
 
 
 if __name__ == "__main__":

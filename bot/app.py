@@ -4,18 +4,21 @@ delivery; channels attach themselves to it. No globals are read inside handlers.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from bot import metrics
 from bot.delivery import Delivery
 from bot.settings import Settings
 from dialogs.engine import DialogEngine, EngineConfig
 from dialogs.escalation import Desk
-from dialogs.messages import Inbound, Outbound
+from dialogs.messages import DeskEvent, Inbound, Outbound
 from knowledge_base import KnowledgeBase
 from storage.db import Database
 
 log = logging.getLogger(__name__)
+_ALERTS = (DeskEvent.CASE_OPENED, DeskEvent.CASE_RAISED)
 
 
 @dataclass
@@ -29,7 +32,13 @@ class App:
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Handle one inbound message and deliver everything it produced."""
+        channel = str(inbound.channel)
+        started = time.perf_counter()
         out = await self.engine.handle(inbound)
+        metrics.UPDATES.labels(channel).inc()
+        metrics.HANDLING.labels(channel).observe(time.perf_counter() - started)
+        if any(o.critical and o.desk_event in _ALERTS for o in out):
+            metrics.DANGER.inc()
         await self.delivery.deliver(out)
         return out
 
@@ -52,4 +61,11 @@ def build_app(
             minutes_per_case=settings.minutes_per_case,
         ),
     )
-    return App(settings=settings, db=database, kb=knowledge, engine=engine, desk=Desk(engine))
+    return App(
+        settings=settings,
+        db=database,
+        kb=knowledge,
+        engine=engine,
+        desk=Desk(engine),
+        delivery=Delivery(database),
+    )

@@ -19,26 +19,12 @@ from dialogs.messages import (
     Inbound,
     Outbound,
     outbound_from_dict,
-    outbound_to_dict,
 )
 from dialogs.taxonomy import category_label, outcomes
 from storage.models import Counsellor
 from storage.repositories import Repos
 
 CONSOLE = str(Channel.CONSOLE)
-
-
-class ConsoleSender:
-    """Delivers to console users through the outbox (the chat process prints them)."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-
-    async def send(self, message: Outbound) -> None:
-        async with self.app.db.session() as s:
-            await Repos(s).outbox.add(
-                CONSOLE, message.to.chat_id, outbound_to_dict(message), message.case_id
-            )
 
 
 class ConsoleDeskLog:
@@ -96,12 +82,15 @@ class ConsoleChat:
 
     async def send_line(self, line: str) -> None:
         out = await self.app.engine.handle(self._inbound(line))
-        for message in out:
-            if message.to.channel == CONSOLE and message.to.chat_id == self.user:
-                self._print(message)
-        await self.app.delivery.deliver(
-            m for m in out if not (m.to.channel == CONSOLE and m.to.chat_id == self.user)
-        )
+        mine = [m for m in out if m.to.channel == CONSOLE and m.to.chat_id == self.user]
+        for message in mine:
+            self._print(message)
+        async with self.app.db.session() as s:
+            repos = Repos(s)
+            for message in mine:
+                if "outbox_id" in message.meta:
+                    await repos.outbox.mark_delivered(int(message.meta["outbox_id"]))
+        await self.app.delivery.deliver(m for m in out if m not in mine)
 
     async def poll_outbox(self) -> None:
         """Print what a counsellor (maybe in another process) sent to this user."""
@@ -295,8 +284,8 @@ class ConsoleDesk:
 
 
 def attach_console(app: App) -> None:
-    """Register the console channel with the app's delivery."""
-    app.delivery.register(CONSOLE, ConsoleSender(app))
+    """The console desk reads the database itself; console users read their outbox rows (the
+    chat process polls them), so the console registers no live sender."""
     app.delivery.register_desk(ConsoleDeskLog())
 
 

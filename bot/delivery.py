@@ -1,18 +1,54 @@
-"""Delivery of the engine's outbound messages to whichever channel each one is addressed to.
+"""Delivery of outbound messages through a durable outbox.
 
-A VK child's case can be handled from the Telegram staff group: routing is by
-`Outbound.to.channel`, and desk notices ("desk") go to every registered desk channel.
+Every message is in the outbox table before anyone tries to send it (the engine writes its
+replies there in the same transaction as the conversation's new state). A message is sent at once
+when its channel is live in this process; one that fails with a temporary error (network, 5xx,
+429) is retried with backoff by the outbox worker, in order per chat, until it is delivered or is
+permanently impossible (the user blocked the bot), which the counsellor is told. Routing is by
+`Outbound.to.channel`: a VK child's case can be handled from the Telegram staff group, and desk
+notices ("desk") go to every registered desk.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import timedelta
 from typing import Protocol
 
-from dialogs.messages import DESK, Outbound
+from bot import metrics
+from bot.pacing import Pacer
+from dialogs.messages import (
+    DESK,
+    Address,
+    DeskEvent,
+    Outbound,
+    outbound_from_dict,
+    outbound_to_dict,
+)
+from storage.db import Database
+from storage.models import utcnow
+from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
+
+CLAIM = timedelta(seconds=120)
+MAX_BACKOFF = 300.0
+
+
+class DeliveryError(Exception):
+    """A send that failed. `permanent` when it can never succeed (403: the user blocked us)."""
+
+    def __init__(
+        self, kind: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.permanent = permanent
+        self.retry_after = retry_after
 
 
 class Sender(Protocol):
@@ -22,29 +58,150 @@ class Sender(Protocol):
 
 
 class Delivery:
-    def __init__(self) -> None:
+    def __init__(self, db: Database | None = None) -> None:
+        self.db = db
         self._senders: dict[str, Sender] = {}
+        self._pacers: dict[str, Pacer] = {}
         self._desks: list[Sender] = []
 
-    def register(self, channel: str, sender: Sender) -> None:
+    def register(self, channel: str, sender: Sender, pacer: Pacer | None = None) -> None:
         self._senders[channel] = sender
+        if pacer is not None:
+            self._pacers[channel] = pacer
 
     def register_desk(self, desk: Sender) -> None:
         self._desks.append(desk)
 
+    @property
+    def channels(self) -> list[str]:
+        return [*self._senders, *([DESK] if self._desks else [])]
+
     async def deliver(self, messages: Iterable[Outbound]) -> None:
-        """Send in order. A failure is logged with the case number and never hides the rest."""
-        for message in messages:
-            targets = (
-                self._desks
-                if message.to.channel == DESK
-                else [s for s in (self._senders.get(message.to.channel),) if s is not None]
-            )
-            if not targets:
-                log.error("no channel for %s (case %s)", message.to.channel, message.case_id)
-                continue
+        """Make the messages durable (if they are not yet) and send what can be sent now."""
+        batch = list(messages)
+        if self.db is not None:
+            batch = await self._persist(batch)
+        for message in batch:
+            await self._send_one(message)
+
+    async def _persist(self, messages: Sequence[Outbound]) -> list[Outbound]:
+        assert self.db is not None
+        fresh = [m for m in messages if "outbox_id" not in m.meta]
+        if not fresh:
+            return list(messages)
+        ids: dict[int, str] = {}
+        async with self.db.session() as s:
+            repos = Repos(s)
+            for m in fresh:
+                row = await repos.outbox.add(
+                    m.to.channel, m.to.chat_id, outbound_to_dict(m), m.case_id
+                )
+                ids[id(m)] = str(row.id)
+        return [
+            replace(m, meta={**m.meta, "outbox_id": ids[id(m)]}) if id(m) in ids else m
+            for m in messages
+        ]
+
+    def _targets(self, message: Outbound) -> list[Sender]:
+        if message.to.channel == DESK:
+            return list(self._desks)
+        sender = self._senders.get(message.to.channel)
+        return [sender] if sender is not None else []
+
+    async def _send_one(self, message: Outbound) -> bool:
+        """Send one message if its channel is live here; True when it was delivered."""
+        targets = self._targets(message)
+        if not targets:
+            return False  # another process (the console chat, another worker) will send it
+        outbox_id = int(message.meta["outbox_id"]) if "outbox_id" in message.meta else None
+        if outbox_id is not None and self.db is not None:
+            async with self.db.session() as s:
+                now = utcnow()
+                if not await Repos(s).outbox.claim(outbox_id, now, now + CLAIM):
+                    return False  # someone else is sending it, or it was sent
+        pacer = self._pacers.get(message.to.channel)
+        try:
+            if pacer is not None:
+                await pacer.wait(message.to.chat_id)
             for target in targets:
-                try:
-                    await target.send(message)
-                except Exception:
-                    log.exception("delivery failed (case %s)", message.case_id)
+                await target.send(message)
+        except DeliveryError as exc:
+            metrics.SEND_ERRORS.labels(message.to.channel, exc.kind).inc()
+            await self._failed(message, outbox_id, exc)
+            return False
+        except Exception as exc:  # a transport bug must not lose the message: retry it later
+            metrics.SEND_ERRORS.labels(message.to.channel, "unexpected").inc()
+            log.exception("send failed (case %s, outbox %s)", message.case_id, outbox_id)
+            await self._failed(message, outbox_id, DeliveryError(type(exc).__name__))
+            return False
+        if outbox_id is not None and self.db is not None:
+            async with self.db.session() as s:
+                await Repos(s).outbox.mark_delivered(outbox_id)
+        return True
+
+    async def _failed(self, message: Outbound, outbox_id: int | None, exc: DeliveryError) -> None:
+        if outbox_id is None or self.db is None:
+            log.error(
+                "send failed with no outbox to retry from (case %s): %s", message.case_id, exc.kind
+            )
+            return
+        notice: Outbound | None = None
+        async with self.db.session() as s:
+            repos = Repos(s)
+            row = await repos.outbox.get(outbox_id)
+            attempts = row.attempts if row else 1
+            if exc.permanent:
+                await repos.outbox.mark_failed(outbox_id, exc.kind)
+                log.warning("undeliverable (case %s): %s", message.case_id, exc.kind)
+                if message.to.channel != DESK:
+                    await repos.users.mark_unreachable(message.to.channel, message.to.chat_id)
+                    if message.case_id is not None:
+                        notice = Outbound(
+                            to=Address(DESK, str(message.case_id)),
+                            text=exc.kind,
+                            case_id=message.case_id,
+                            desk_event=DeskEvent.UNREACHABLE,
+                        )
+            else:
+                delay = exc.retry_after or min(MAX_BACKOFF, 2.0 ** min(attempts, 9))
+                await repos.outbox.reschedule(
+                    outbox_id, utcnow() + timedelta(seconds=delay), exc.kind
+                )
+                log.info("send to retry in %.0fs (case %s): %s", delay, message.case_id, exc.kind)
+        if notice is not None:
+            await self.deliver([notice])
+
+    async def flush_due(self) -> int:
+        """Send every due message of the channels live here, oldest first, in order per chat.
+        Returns how many were delivered."""
+        if self.db is None or not self.channels:
+            return 0
+        async with self.db.session() as s:
+            rows = list(await Repos(s).outbox.due(self.channels, utcnow()))
+        blocked: set[tuple[str, str]] = set()
+        delivered = 0
+        for row in rows:
+            key = (row.channel, row.chat_id)
+            if key in blocked:
+                continue
+            async with self.db.session() as s:
+                if await Repos(s).outbox.earlier_pending(row):
+                    blocked.add(key)
+                    continue
+            message = outbound_from_dict(dict(row.body))
+            message = replace(message, meta={"outbox_id": str(row.id)})
+            if await self._send_one(message):
+                delivered += 1
+            else:
+                blocked.add(key)
+        return delivered
+
+    async def run_worker(self, stop: asyncio.Event, interval: float = 1.0) -> None:
+        """Retry what failed and send what other processes left, until `stop` is set."""
+        while not stop.is_set():
+            try:
+                await self.flush_due()
+            except Exception:  # the worker must outlive a database hiccup
+                log.exception("outbox worker pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -30,6 +30,7 @@ from dialogs.messages import (
     DeskEvent,
     Inbound,
     Outbound,
+    outbound_to_dict,
 )
 from dialogs.ports import AssessmentLike, KnowledgeSource, Triage
 from dialogs.ratelimit import RateLimiter
@@ -172,7 +173,19 @@ class DialogEngine:
         await self._run(turn, inbound)
         if user.id is not None and await repos.users.get(user.id) is not None:
             self._save(turn)
-        return turn.ctx.out + turn.extra
+        return await self._persist(repos, turn.ctx.out + turn.extra)
+
+    async def _persist(self, repos: Repos, messages: list[Outbound]) -> list[Outbound]:
+        """Write every reply to the outbox in the same transaction as the state change, so a
+        crash after commit loses no reply and a restart sends each one once."""
+        kept = []
+        for message in messages:
+            row = await repos.outbox.add(
+                message.to.channel, message.to.chat_id, outbound_to_dict(message),
+                message.case_id,
+            )
+            kept.append(replace(message, meta={**message.meta, "outbox_id": str(row.id)}))
+        return kept
 
     def _turn(self, repos: Repos, user: User, conv: Conversation) -> _Turn:
         data = dict(conv.data or {})

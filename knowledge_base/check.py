@@ -37,12 +37,14 @@ def _body_problems(parsed: ParsedFile, known_ids: set[str]) -> list[Problem]:
         heading = None if in_fence else HEADING_RE.match(raw)
         if heading is not None:
             if open_heading is not None:
-                problems.append(Problem(parsed.path, open_heading[0],
-                                        f"section {open_heading[1]!r} is empty"))
+                problems.append(
+                    Problem(parsed.path, open_heading[0], f"section {open_heading[1]!r} is empty")
+                )
             level, text = len(heading.group(1)), (heading.group(2) or "").strip()
             if level == 1:
-                problems.append(Problem(parsed.path, line_no,
-                                        "H1 heading in the body: use '##' sections"))
+                problems.append(
+                    Problem(parsed.path, line_no, "H1 heading in the body: use '##' sections")
+                )
             if not text:
                 problems.append(Problem(parsed.path, line_no, "heading has no text"))
             open_heading = (line_no, raw.strip())
@@ -56,11 +58,13 @@ def _body_problems(parsed: ParsedFile, known_ids: set[str]) -> list[Problem]:
             if not target:
                 problems.append(Problem(parsed.path, line_no, "kb: link without an article id"))
             elif target not in known_ids:
-                problems.append(Problem(parsed.path, line_no,
-                                        f"link to unknown article 'kb:{target}'"))
+                problems.append(
+                    Problem(parsed.path, line_no, f"link to unknown article 'kb:{target}'")
+                )
     if open_heading is not None:
-        problems.append(Problem(parsed.path, open_heading[0],
-                                f"section {open_heading[1]!r} is empty"))
+        problems.append(
+            Problem(parsed.path, open_heading[0], f"section {open_heading[1]!r} is empty")
+        )
     if not parsed.body.strip():
         problems.append(Problem(parsed.path, parsed.body_line, "article body is empty"))
     return problems
@@ -98,15 +102,19 @@ def check(root: Path | None = None) -> list[Problem]:
                     covered.update(t for t in value if isinstance(t, str))
             for other in locales:
                 if other != locale and (root / other).is_dir() and stem not in files[other]:
-                    problems.append(Problem(
-                        parsed.path, parsed.line_of("id"),
-                        f"article {stem!r} has no {other!r} version ({other}/{stem}.md)",
-                    ))
+                    problems.append(
+                        Problem(
+                            parsed.path,
+                            parsed.line_of("id"),
+                            f"article {stem!r} has no {other!r} version ({other}/{stem}.md)",
+                        )
+                    )
         if (root / locale).is_dir():
             for topic in all_topics:
                 if topic not in covered:
-                    problems.append(Problem(root / locale, 0,
-                                            f"no {locale!r} article covers topic {topic!r}"))
+                    problems.append(
+                        Problem(root / locale, 0, f"no {locale!r} article covers topic {topic!r}")
+                    )
     return sorted(problems, key=lambda p: (str(p.path), p.line, p.message))
 
 
@@ -123,8 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="helpline kb check", description="Validate the knowledge-base articles."
     )
-    parser.add_argument("root", nargs="?", type=Path, default=None,
-                        help="folder with <locale>/<id>.md files (default: the built-in articles)")
+    parser.add_argument(
+        "root",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="folder with <locale>/<id>.md files (default: the built-in articles)",
+    )
     args = parser.parse_args(argv)
     problems = check(args.root)
     for problem in problems:

@@ -79,8 +79,11 @@ def parse_file(path: Path) -> ParsedFile:
         line = key_node.start_mark.line + offset
         if key in parsed.key_lines:
             parsed.problems.append(
-                Problem(path, line, f"field {key!r} appears twice (first on line "
-                        f"{parsed.key_lines[key]})")
+                Problem(
+                    path,
+                    line,
+                    f"field {key!r} appears twice (first on line {parsed.key_lines[key]})",
+                )
             )
             continue
         parsed.key_lines[key] = line
@@ -110,8 +113,10 @@ def field_problems(parsed: ParsedFile) -> list[Problem]:
     if "title" in meta and (not isinstance(meta["title"], str) or not meta["title"].strip()):
         add("title", "'title' must be a non-empty string")
     if "audience" in meta and meta["audience"] not in AUDIENCES:
-        add("audience", f"'audience' must be one of {', '.join(AUDIENCES)}, "
-                        f"not {meta['audience']!r}")
+        add(
+            "audience",
+            f"'audience' must be one of {', '.join(AUDIENCES)}, not {meta['audience']!r}",
+        )
 
     allowed = set(topics())
     for key in _LIST_FIELDS:

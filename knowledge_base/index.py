@@ -428,8 +428,8 @@ class LocaleIndex:
         pool = [(raw, -doc) for doc, raw in acc.items() if raw >= cut]
         chunk = max(32, limit * 8)
         while True:
-            candidates = heapq.nlargest(chunk, pool) if chunk < len(pool) else sorted(
-                pool, reverse=True
+            candidates = (
+                heapq.nlargest(chunk, pool) if chunk < len(pool) else sorted(pool, reverse=True)
             )
             found: list[tuple[float, int]] = []
             for raw, neg in candidates:

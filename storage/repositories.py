@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -25,6 +25,16 @@ from storage.models import (
 )
 
 OPEN_STATUSES = ("waiting", "active")
+
+
+def _aware(value: object) -> datetime | None:
+    """Aggregates bypass the UTC column type: SQLite hands back strings or naive values."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class Repos:
@@ -91,6 +101,12 @@ class UserRepo(_Repo):
 
     async def get(self, user_id: int) -> User | None:
         return await self.session.get(User, user_id)
+
+    async def mark_unreachable(self, channel: str, address: str) -> None:
+        await self.session.execute(
+            update(User).where(User.channel == channel, User.address == address)
+            .values(unreachable=True)
+        )
 
     async def erase(self, user_id: int) -> None:
         """Erase a user's messages, answers and evidence; cases keep anonymous counts only."""
@@ -262,6 +278,16 @@ class CaseRepo(_Repo):
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
+    async def queue_stats(self) -> dict[str, tuple[int, datetime | None]]:
+        """Per risk: how many cases wait and since when the oldest has waited."""
+        stmt = (
+            select(Case.risk, func.count(Case.id), func.min(Case.created_at))
+            .where(Case.status == "waiting")
+            .group_by(Case.risk)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return {str(risk): (int(count), _aware(oldest)) for risk, count, oldest in rows}
+
     async def strip_closed_before(self, moment: datetime) -> None:
         """Drop the answers of cases closed before `moment`; category, risk and times stay."""
         await self.session.execute(
@@ -410,6 +436,71 @@ class OutboxRepo(_Repo):
             .scalars()
             .all()
         )
+
+    async def backlog(self) -> int:
+        stmt = select(func.count(OutboxMessage.id)).where(
+            OutboxMessage.delivered_at.is_(None), OutboxMessage.failed_at.is_(None)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def due(
+        self, channels: Sequence[str], now: datetime, limit: int = 200
+    ) -> Sequence[OutboxMessage]:
+        """Undelivered messages whose time has come, oldest first, for these channels."""
+        stmt = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.channel.in_(channels),
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                (OutboxMessage.next_attempt_at.is_(None)) | (OutboxMessage.next_attempt_at <= now),
+                (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now),
+            )
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def earlier_pending(self, message: OutboxMessage) -> bool:
+        """Is an older message to the same chat still undelivered? (Order per chat.)"""
+        stmt = select(func.count(OutboxMessage.id)).where(
+            OutboxMessage.channel == message.channel,
+            OutboxMessage.chat_id == message.chat_id,
+            OutboxMessage.id < message.id,
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.failed_at.is_(None),
+        )
+        return int((await self.session.execute(stmt)).scalar_one()) > 0
+
+    async def claim(self, message_id: int, now: datetime, until: datetime) -> bool:
+        """Atomically take a message for sending, so two workers never send it both."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.delivered_at.is_(None),
+                (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now),
+            )
+            .values(claimed_until=until, attempts=OutboxMessage.attempts + 1)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def reschedule(self, message_id: int, at: datetime, error: str) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(next_attempt_at=at, claimed_until=None, last_error=error[:200])
+        )
+
+    async def mark_failed(self, message_id: int, error: str) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(failed_at=utcnow(), claimed_until=None, last_error=error[:200])
+        )
+
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        return await self.session.get(OutboxMessage, message_id)
 
     async def mark_delivered(self, message_id: int) -> None:
         await self.session.execute(

@@ -42,8 +42,8 @@ class RedirectSession(requests.Session):
                 return self.api_url + url[len(prefix) :]
         return url
 
-    def request(  # type: ignore[override]
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    def request(
+        self, method: str, url: str | bytes, *args: Any, **kwargs: Any
     ) -> requests.Response:
         if isinstance(url, str):
             url = self.redirect(url)

@@ -27,7 +27,7 @@ from bot.vk.inbound import (
     is_private_peer,
     message_inbound,
 )
-from bot.vk.longpoll import BACKOFF, DEFAULT_WAIT, LongPollThread, PolledEvent
+from bot.vk.longpoll import BACKOFF, DEFAULT_WAIT, FATAL_CODES, LongPollThread, PolledEvent
 from bot.vk.sender import CHANNEL, RetryPolicy, VkSender
 
 if TYPE_CHECKING:
@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 
 MESSAGE_NEW = "message_new"
 MESSAGE_EVENT = "message_event"
+
+
+class VkStartupError(RuntimeError):
+    """VK refused the community token or group: the channel cannot work."""
 
 
 def _peer(event: PolledEvent) -> str | None:
@@ -115,8 +119,25 @@ class VkChannel:
         if self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_forever(), name="vk-outbox-sweep")
 
+    async def check(self) -> None:
+        """Fail fast when VK refuses the token or the group; a network problem at start is
+        left to the long poll's retries."""
+        values = {"group_id": self.group_id}
+        try:
+            await asyncio.to_thread(self.vk.method, "groups.getLongPollServer", values)
+        except ApiError as exc:
+            if exc.code in FATAL_CODES:
+                raise VkStartupError(
+                    f"VK refused the community (error {exc.code}): check VK_TOKEN, VK_GROUP_ID "
+                    "and that the community has the Bots Long Poll API enabled"
+                ) from None
+            log.warning("VK long poll server not available at start (VK error %s)", exc.code)
+        except (ApiHttpError, requests.RequestException) as exc:
+            log.warning("VK not reachable at start (%s); retrying", type(exc).__name__)
+
     async def run(self) -> None:
-        """Poll, handle and reply until cancelled."""
+        """Check the token, then poll, handle and reply until cancelled."""
+        await self.check()
         self.start()
         try:
             while True:

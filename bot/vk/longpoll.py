@@ -22,6 +22,9 @@ from vk_api.exceptions import ApiError, ApiHttpError
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT = 25
+# Errors that no retry cures: authorization failed (5), access denied (15), community
+# authorization failed (27), a bad parameter such as the group id (100, 125).
+FATAL_CODES = {5, 15, 27, 100, 125}
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -114,7 +117,7 @@ class LongPollThread(threading.Thread):
                     longpoll.update_longpoll_server(update_ts=False)
                 events = longpoll.poll()
             except ApiError as exc:
-                self._backoff(f"VK error {exc.code}")
+                self._backoff(f"VK error {exc.code}", fatal=exc.code in FATAL_CODES)
                 continue
             except (requests.RequestException, ApiHttpError, ValueError, KeyError) as exc:
                 self._backoff(type(exc).__name__)
@@ -130,8 +133,14 @@ class LongPollThread(threading.Thread):
                     self._stopping.set()
                     return
 
-    def _backoff(self, reason: str) -> None:
+    def _backoff(self, reason: str, *, fatal: bool = False) -> None:
         delay = self.backoff[min(self.failures, len(self.backoff) - 1)]
         self.failures += 1
-        log.warning("VK long poll failed (%s); retrying in %.1f s", reason, delay)
+        # A revoked token or a disabled long poll needs a person: say so loudly, keep trying.
+        log.log(
+            logging.ERROR if fatal else logging.WARNING,
+            "VK long poll failed (%s); retrying in %.1f s",
+            reason,
+            delay,
+        )
         self._stopping.wait(delay)

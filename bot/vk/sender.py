@@ -96,6 +96,26 @@ def random_id(row_id: int, created_at: datetime, peer: str, part: int, variant: 
     return digest % (2**31 - 1) + 1
 
 
+async def enqueue(app: App, message: Outbound) -> None:
+    """Write one outbound message to the outbox, to be sent by the VK channel."""
+    async with app.db.session() as session:
+        await Repos(session).outbox.add(
+            CHANNEL, message.to.chat_id, outbound_to_dict(message), message.case_id
+        )
+
+
+class VkOutboxSender:
+    """The "vk" sender of a process that does not run the VK channel (`helpline desk` in a
+    terminal, say): it only queues. The process running the channel sends what is queued
+    within one sweep interval."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def send(self, message: Outbound) -> None:
+        await enqueue(self.app, message)
+
+
 class _PeerLocks:
     """One lock per peer, so a peer's messages go out one at a time and in order."""
 
@@ -146,10 +166,7 @@ class VkSender:
             )
             if not message.text and not message.buttons:
                 return
-        async with self.app.db.session() as session:
-            await Repos(session).outbox.add(
-                CHANNEL, message.to.chat_id, outbound_to_dict(message), message.case_id
-            )
+        await enqueue(self.app, message)
         await self.flush(message.to.chat_id)
 
     # ------------------------------------------------------------------ the outbox

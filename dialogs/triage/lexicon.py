@@ -166,6 +166,11 @@ class _FileCompiler:
         """Keys of one alternative: a word, ``=exact``, ``prefix*``, ``<18-99>`` or ``{group}``."""
         if not term:
             raise LexiconError(f"{self.name}: {where}: empty alternative")
+        if term.endswith("?") or term.startswith("#"):
+            raise LexiconError(
+                f"{self.name}: {where}: {term!r}: optional words are not supported "
+                "(write two patterns); a number range is written <18-99>"
+            )
         if term.startswith("{") and term.endswith("}"):
             name = term[1:-1]
             if name not in self.groups:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
 
 from rapidfuzz.distance import Levenshtein
@@ -13,6 +13,7 @@ from .normalize import Token, stem
 Span = tuple[int, ...]  # token positions, ascending
 
 _MIN_FUZZY_LEN = 5
+_MAX_SPANS = 256  # placements of one pattern examined per message
 
 
 class Matcher:
@@ -80,25 +81,42 @@ class Matcher:
     ) -> bool:
         if any(present.isdisjoint(slot.keys) for slot in pattern.slots):
             return False
-        cancels: list[Span] | None = None
-        for span in spans(pattern, tokens):
+        covered: list[int] | None = None  # prefix sums of positions inside a cancelling idiom
+        for tried, span in enumerate(spans(pattern, tokens)):
+            if tried >= _MAX_SPANS:
+                # A pathological message (hundreds of placements, all cancelled so far):
+                # stop looking and fail towards an alarm rather than towards silence.
+                return True
             if entry.negatable and _negated(entry, span, tokens):
                 continue
-            if cancels is None:
-                cancels = [
-                    s
-                    for idiom in (*entry.excepts, *entry.idioms)
-                    if not any(present.isdisjoint(slot.keys) for slot in idiom.slots)
-                    for s in spans(idiom, tokens)
-                ]
-            if any(_overlap(span, c) for c in cancels):
+            if covered is None:
+                covered = _coverage(
+                    len(tokens),
+                    (
+                        s
+                        for idiom in (*entry.excepts, *entry.idioms)
+                        if not any(present.isdisjoint(slot.keys) for slot in idiom.slots)
+                        for s in spans(idiom, tokens)
+                    ),
+                )
+            if covered[span[-1] + 1] - covered[span[0]]:
                 continue
             return True
         return False
 
 
-def _overlap(a: Span, b: Span) -> bool:
-    return not (a[-1] < b[0] or b[-1] < a[0])
+def _coverage(size: int, cancels: Iterable[Span]) -> list[int]:
+    """Prefix sums over token positions covered by a cancelling span (for O(1) overlap)."""
+    marks = [0] * (size + 1)
+    for span in cancels:
+        marks[span[0]] += 1
+        marks[span[-1] + 1] -= 1
+    sums = [0] * (size + 1)
+    depth = 0
+    for i in range(size):
+        depth += marks[i]
+        sums[i + 1] = sums[i] + (1 if depth else 0)
+    return sums
 
 
 def _negated(entry: Entry, span: Span, tokens: Sequence[Token]) -> bool:

@@ -1,4 +1,4 @@
-"""The article validator: the real articles pass, and each kind of problem is caught on its line."""
+"""The article validator: the real articles pass; each kind of problem is caught on its line."""
 
 from __future__ import annotations
 
@@ -225,12 +225,15 @@ def test_missing_locale_folder(tmp_path: Path) -> None:
     assert Problem(tmp_path / "en", 0, "locale folder 'en' is missing") in problems
 
 
-def test_main_prints_problems_and_exit_code(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_main_prints_problems_and_exit_code(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main([str(root)]) == 0
     assert capsys.readouterr().out == ""
 
     path = write(root, "ru", "right-name", front("wrong-name") + BODY)
     assert main([str(root)]) == 1
     out = capsys.readouterr().out.strip()
-    assert out.endswith(f"{path.name}:2: id 'wrong-name' does not match the file name "
-                        f"'right-name.md'")
+    assert out.endswith(
+        f"{path.name}:2: id 'wrong-name' does not match the file name 'right-name.md'"
+    )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from dialogs.taxonomy import Risk, Signal
 from dialogs.triage.assess import _TRIAGE
@@ -88,6 +90,7 @@ entries:
             "duplicate",
         ),
         ("fuzzy: [abc]\nentries: []", "shorter"),
+        ("entries: [{id: a, signal: suicide, patterns: ['x? y']}]", "optional"),
     ],
 )
 def test_malformed_lexicons_fail_loudly(tmp_path: Path, body: str, message: str) -> None:
@@ -108,3 +111,28 @@ entries:
     a, b, c = lexicon.entries
     assert (a.risk, b.risk) == (Risk.HIGH, Risk.CRITICAL)
     assert c.category == "threats"
+
+
+def _strings(node: object) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for v in node.values() for s in _strings(v)]
+    if isinstance(node, list):
+        return [s for v in node for s in _strings(v)]
+    return []
+
+
+@pytest.mark.parametrize("name", ["lexicon_ru.yaml", "lexicon_en.yaml"])
+def test_lexicon_words_do_not_mix_scripts(name: str) -> None:
+    """A Latin letter inside a Cyrillic word (or back) is a typo no message would match."""
+    path = Path(__file__).parents[2] / "dialogs" / "triage" / "data" / name
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    mixed = set()
+    for text in _strings({k: data.get(k) for k in ("words", "idioms", "entries", "fuzzy")}):
+        for word in re.split(r"[\s|=*{}<>.]+", text):
+            cyr = any("\u0400" <= ch <= "\u04ff" for ch in word)
+            lat = any("a" <= ch.lower() <= "z" for ch in word)
+            if cyr and lat:
+                mixed.add(word)
+    assert not mixed, f"{name}: words mixing Cyrillic and Latin letters: {sorted(mixed)}"

@@ -352,7 +352,7 @@ class FakeVk:
             self.state.polls.append(query)
             wake = self._wake
             if query.get("key") != f"key-{self.state.key_number}":
-                answer: dict[str, Any] | None = {"failed": 2}
+                answer: dict[str, Any] = {"failed": 2}
             else:
                 try:
                     ts = int(query.get("ts", ""))
@@ -372,12 +372,15 @@ class FakeVk:
                         ),
                         timeout=wait,
                     )
-                    answer = self._poll_failure(ts)
-                    if answer is None:
-                        answer = {
+                    failure = self._poll_failure(ts)
+                    answer = (
+                        failure
+                        if failure is not None
+                        else {
                             "ts": str(len(self.state.events) + 1),
                             "updates": self.state.events[ts - 1 :],
                         }
+                    )
             self.state.poll_answers.append((query.get("ts", ""), self._summary(answer)))
         if answer.get("drop"):
             handler.close_connection = True  # no answer at all: the client sees a reset

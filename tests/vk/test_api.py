@@ -10,7 +10,7 @@ import pytest
 from vk_api.exceptions import ApiError
 
 from bot.app import App, build_app
-from bot.vk import VkSettingsError, build_vk, make_vk_api, run_vk
+from bot.vk import VkSettingsError, VkStartupError, build_vk, make_vk_api, run_vk
 from bot.vk.api import HelplineVkApi, RedirectSession
 from knowledge_base import KnowledgeBase
 from tests.vk.conftest import until, vk_settings
@@ -80,3 +80,14 @@ async def test_run_vk_wires_the_channel(vk_app: App, fake_vk: FakeVk) -> None:
         fake_vk.wake()
         await asyncio.sleep(0.01)
     assert [m.text.split("\n")[0] for m in fake_vk.sent_to(1001)][1] == "Кто ты?"
+
+
+async def test_a_token_vk_refuses_stops_the_channel_at_start(
+    tmp_path: Path, fake_vk: FakeVk, kb: KnowledgeBase
+) -> None:
+    app = build_app(vk_settings(tmp_path, fake_vk, vk_token="revoked"), kb=kb)
+    try:
+        with pytest.raises(VkStartupError, match="error 5"):
+            await asyncio.wait_for(run_vk(app), 5)
+    finally:
+        await app.close()

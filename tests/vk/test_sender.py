@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.app import App
-from bot.vk import RetryPolicy
+from bot.app import App, build_app
+from bot.vk import RetryPolicy, attach_vk_outbox
 from bot.vk.channel import VkChannel
 from dialogs.messages import Address, Button, DeskEvent, Outbound
+from knowledge_base import KnowledgeBase
 from storage.models import OutboxMessage, User
 from storage.repositories import Repos
-from tests.vk.conftest import DeskSpy, VkChild, start_channel, stop_channel
+from tests.vk.conftest import DeskSpy, VkChild, start_channel, stop_channel, until
 from tests.vk.fake_vk import KEYBOARD_ONLY_CLIENT, NO_KEYBOARD_CLIENT, FakeVk
 
 
@@ -180,3 +181,23 @@ async def test_a_message_to_a_peer_never_seen_is_plain_text(
     await vk.sender.send(Outbound(Address("vk", "3003"), "Оцени помощь", rows))
     [message] = fake_vk.sent_to(3003)
     assert message.keyboard is None and message.text == "Оцени помощь\n  1. Да"
+
+
+async def test_a_desk_in_another_process_queues_and_the_channel_sends(
+    child: VkChild, fake_vk: FakeVk, vk_app: App, kb: KnowledgeBase
+) -> None:
+    """`helpline desk` in a terminal does not run the VK channel: its replies to a VK child wait
+    in the outbox, and the process running the channel sends them at its next sweep."""
+    case_id, _ = await reach_counsellor(child, vk_app)
+    child.take_replies()
+    desk_process = build_app(vk_app.settings, kb=kb)  # its own engine, same database
+    try:
+        attach_vk_outbox(desk_process)
+        anna = await desk_process.desk.identify("console", "anna")
+        assert anna is not None
+        reply = await desk_process.desk.reply(anna, case_id, "Я рядом, пиши.")
+        await desk_process.delivery.deliver(reply.outbound)
+        await until(lambda: bool(child.take_replies()))
+        assert child.text == "Я рядом, пиши."
+    finally:
+        await desk_process.close()

@@ -57,6 +57,9 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(length=200), nullable=True),
         sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("delivered_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_until", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("failed_at", storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:

@@ -1,0 +1,53 @@
+"""The bot's HTTP server: /healthz, /readyz and /metrics (and the Telegram webhook when set)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from bot import metrics
+from bot.app import App
+from storage.health import readiness
+from storage.models import utcnow
+from storage.repositories import Repos
+
+APP_KEY: web.AppKey[App] = web.AppKey("helpline", App)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process is up and its event loop answers."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database answers and its schema is at the latest migration."""
+    state = await readiness(request.app[APP_KEY].db)
+    body = {"database": state.database, "revision": state.revision, "head": state.head}
+    return web.json_response(body, status=200 if state.ready else 503)
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    app = request.app[APP_KEY]
+    async with app.db.session() as s:
+        repos = Repos(s)
+        stats = await repos.cases.queue_stats()
+        backlog = await repos.outbox.backlog()
+    now = utcnow()
+    for risk in ("critical", "high", "medium", "low"):
+        count, oldest = stats.get(risk, (0, None))
+        metrics.QUEUE.labels(risk).set(count)
+        metrics.WAITING.labels(risk).set((now - oldest).total_seconds() if oldest else 0)
+    metrics.OUTBOX.set(backlog)
+    return web.Response(
+        body=generate_latest(metrics.REGISTRY),
+        headers={"Content-Type": CONTENT_TYPE_LATEST},
+    )
+
+
+def build_web_app(app: App) -> web.Application:
+    web_app = web.Application(client_max_size=2 * 1024 * 1024)
+    web_app[APP_KEY] = app
+    web_app.router.add_get("/healthz", healthz)
+    web_app.router.add_get("/readyz", readyz)
+    web_app.router.add_get("/metrics", metrics_view)
+    return web_app
