@@ -427,7 +427,9 @@ class OutboxRepo(_Repo):
         self, channel: str, chat_id: str | None = None, limit: int = 100
     ) -> Sequence[OutboxMessage]:
         stmt = select(OutboxMessage).where(
-            OutboxMessage.channel == channel, OutboxMessage.delivered_at.is_(None)
+            OutboxMessage.channel == channel,
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.failed_at.is_(None),
         )
         if chat_id is not None:
             stmt = stmt.where(OutboxMessage.chat_id == chat_id)

@@ -96,6 +96,11 @@ class Lexicon:
     fuzzy: tuple[FuzzyWord, ...]
 
 
+def edit_budget(length: int) -> int:
+    """Typos allowed in a word of this length: none below 6 letters, two from 9."""
+    return 0 if length < 6 else 1 if length < 9 else 2
+
+
 def fold(word: str) -> str:
     """Lower case and "ё" -> "е", as the normaliser does."""
     return word.strip().lower().replace("ё", "е")
@@ -159,7 +164,7 @@ class _FileCompiler:
         if len(form) < 6:
             raise LexiconError(f"{self.name}: fuzzy word {word!r} is shorter than 6 letters")
         return FuzzyWord(
-            form=form, stem=stem(form), keys=word_keys(form), max_edits=2 if len(form) >= 9 else 1
+            form=form, stem=stem(form), keys=word_keys(form), max_edits=edit_budget(len(form))
         )
 
     def term_keys(self, term: str, where: str, depth: int = 0) -> frozenset[str]:

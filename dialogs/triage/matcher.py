@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from rapidfuzz.distance import Levenshtein
 
-from .lexicon import PREFIX, Entry, Lexicon, Pattern
+from .lexicon import PREFIX, Entry, Lexicon, Pattern, edit_budget
 from .normalize import Token, stem
 
 Span = tuple[int, ...]  # token positions, ascending
@@ -41,6 +41,9 @@ class Matcher:
 
     @staticmethod
     def _close(token: Token, form: str, word_stem: str, max_edits: int) -> bool:
+        # Stems are shorter than words, so they get their own (smaller) edit budget:
+        # "вышел" is two edits from the stem "выпил" of "выпилиться", and must not match.
+        stem_edits = edit_budget(len(word_stem))
         for candidate in token.forms:
             if not candidate or candidate[0] != form[0]:
                 continue
@@ -50,8 +53,9 @@ class Matcher:
                 return True
             cand_stem = stem(candidate)
             if (
-                len(cand_stem) >= _MIN_FUZZY_LEN
-                and Levenshtein.distance(cand_stem, word_stem, score_cutoff=max_edits) <= max_edits
+                stem_edits
+                and Levenshtein.distance(cand_stem, word_stem, score_cutoff=stem_edits)
+                <= stem_edits
             ):
                 return True
         return False

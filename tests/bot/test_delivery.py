@@ -1,0 +1,132 @@
+"""The durable outbox: nothing a counsellor writes is dropped, retries keep order per chat, a
+blocked bot is reported, and sends are paced to the platform's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from bot.delivery import Delivery, DeliveryError
+from bot.pacing import Pacer
+from dialogs.escalation import Desk
+from dialogs.messages import Address, DeskEvent, Outbound
+from storage.db import Database
+from storage.models import Counsellor, utcnow
+from storage.repositories import Repos
+from tests.conftest import Chat
+
+
+class FlakyChannel:
+    """A channel edge that fails as told: a list of errors to raise before succeeding."""
+
+    def __init__(self, errors: list[DeliveryError] | None = None) -> None:
+        self.errors = list(errors or [])
+        self.sent: list[str] = []
+
+    async def send(self, message: Outbound) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append(message.text)
+
+
+class DeskInbox:
+    def __init__(self) -> None:
+        self.notices: list[Outbound] = []
+
+    async def send(self, message: Outbound) -> None:
+        self.notices.append(message)
+
+
+async def _due_now(db: Database) -> None:
+    """Pretend the backoff has passed."""
+    async with db.session() as s:
+        repos = Repos(s)
+        for row in await repos.outbox.pending("telegram"):
+            row.next_attempt_at = utcnow() - timedelta(seconds=1)
+
+
+async def test_failed_send_is_retried_in_order_until_delivered(db: Database) -> None:
+    channel = FlakyChannel([DeliveryError("network"), DeliveryError("5xx")])
+    delivery = Delivery(db)
+    delivery.register("telegram", channel)
+    to = Address("telegram", "777")
+    await delivery.deliver([Outbound(to=to, text="first"), Outbound(to=to, text="second")])
+    assert channel.sent == [], "the first failed; the second must not overtake it"
+    await _due_now(db)
+    await delivery.flush_due()
+    await _due_now(db)
+    await delivery.flush_due()
+    assert channel.sent == ["first", "second"]
+    async with db.session() as s:
+        assert await Repos(s).outbox.backlog() == 0
+    await delivery.flush_due()
+    assert channel.sent == ["first", "second"], "nothing is sent twice"
+
+
+async def test_retry_after_is_respected(db: Database) -> None:
+    channel = FlakyChannel([DeliveryError("429", retry_after=30)])
+    delivery = Delivery(db)
+    delivery.register("telegram", channel)
+    await delivery.deliver([Outbound(to=Address("telegram", "1"), text="hello")])
+    assert await delivery.flush_due() == 0, "not before retry_after"
+    async with db.session() as s:
+        [row] = await Repos(s).outbox.pending("telegram")
+        assert row.next_attempt_at is not None
+        assert row.next_attempt_at - utcnow() > timedelta(seconds=25)
+
+
+async def test_counsellor_reply_to_a_child_who_blocked_the_bot_is_reported(
+    db: Database, chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor
+) -> None:
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.press("человеком")
+    [case] = await desk.queue()
+    await desk.take(counsellor, case.id)
+    reply = await desk.reply(counsellor, case.id, "Ты здесь?")
+    channel = FlakyChannel([DeliveryError("forbidden", permanent=True)])
+    inbox = DeskInbox()
+    delivery = Delivery(db)
+    delivery.register("console", channel)
+    delivery.register_desk(inbox)
+    await delivery.deliver(reply.outbound)
+    assert [n.desk_event for n in inbox.notices] == [DeskEvent.UNREACHABLE]
+    assert inbox.notices[0].case_id == case.id
+    async with db.session() as s:
+        user = await Repos(s).users.find("console", "child-1")
+        assert user is not None and user.unreachable
+        pending = [r.body["text"] for r in await Repos(s).outbox.pending("console")]
+        assert "Ты здесь?" not in pending, "a permanent failure is not retried"
+
+
+
+async def test_a_worker_in_another_process_sends_what_was_left(db: Database) -> None:
+    producer = Delivery(db)  # no live channel: like the console desk process
+    await producer.deliver([Outbound(to=Address("telegram", "5"), text="from the desk")])
+    channel = FlakyChannel()
+    worker = Delivery(db)
+    worker.register("telegram", channel)
+    assert await worker.flush_due() == 1
+    assert channel.sent == ["from the desk"]
+
+
+async def test_pacer_smooths_a_burst_to_one_message_a_second_per_chat() -> None:
+    now = [0.0]
+    pacer = Pacer(global_rate=30, chat_rate=1, group_per_minute=20, clock=lambda: now[0])
+    waits = [await _no_sleep(pacer, "42") for _ in range(6)]
+    assert waits[:3] == [0, 0, 0], "a short burst goes at once"
+    assert waits[3:] == [1.0, 2.0, 3.0], "then one a second"
+    group = [await _no_sleep(pacer, "-100") for _ in range(22)]
+    assert group[:20] == [0] * 20 and group[20] > 0, "20 a minute in a group"
+
+
+async def _no_sleep(pacer: Pacer, chat: str) -> float:
+    import asyncio
+    from unittest import mock
+
+    with mock.patch.object(asyncio, "sleep", new=_instant):
+        return round(await pacer.wait(chat), 3)
+
+
+async def _instant(delay: float) -> None:
+    return None
