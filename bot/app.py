@@ -15,6 +15,7 @@ from dialogs.engine import DialogEngine, EngineConfig
 from dialogs.escalation import Desk
 from dialogs.messages import DeskEvent, Inbound, Outbound
 from knowledge_base import KnowledgeBase
+from storage import crypto
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -46,9 +47,25 @@ class App:
         await self.db.dispose()
 
 
+def configure_crypto(settings: Settings) -> None:
+    """Set up encryption at rest from ENCRYPTION_KEYS / ID_HASH_KEY, or from a local key file
+    made on first use (development: `make run` on a fresh machine)."""
+    if settings.encryption_keys and settings.id_hash_key:
+        keys = settings.encryption_keys.get_secret_value().split(",")
+        id_key = settings.id_hash_key.get_secret_value()
+    else:
+        if settings.encryption_keys or settings.id_hash_key:
+            raise crypto.CryptoError("set both ENCRYPTION_KEYS and ID_HASH_KEY, or neither")
+        keys, id_key = crypto.local_keys(settings.keys_file)
+        log.info("using the local key file %s (set ENCRYPTION_KEYS and ID_HASH_KEY in "
+                 "production)", settings.keys_file)
+    crypto.configure(crypto.Cipher(keys, id_key))
+
+
 def build_app(
     settings: Settings, *, db: Database | None = None, kb: KnowledgeBase | None = None
 ) -> App:
+    configure_crypto(settings)
     database = db or Database(settings.database_url)
     knowledge = kb or KnowledgeBase.load()
     engine = DialogEngine(

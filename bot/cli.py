@@ -20,12 +20,20 @@ log = logging.getLogger("helpline")
 
 
 def _settings() -> Settings:
+    from bot.app import configure_crypto
+    from storage.crypto import CryptoError
+
     try:
-        return load_settings()
+        settings = load_settings()
+        configure_crypto(settings)
+        return settings
     except ValidationError as exc:
         for err in exc.errors():
             name = str(err["loc"][0]).upper() if err["loc"] else "?"
             print(f"setting {name}: {err['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except CryptoError as exc:
+        print(f"setting: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
@@ -109,6 +117,19 @@ def _db(settings: Settings, args: argparse.Namespace) -> int:
     from storage.migrate import upgrade
 
     url = settings.database_url
+    if args.db_verb == "rotate-keys":
+        from storage.db import Database
+        from storage.rotate import rotate_keys
+
+        async def _rotate() -> int:
+            db = Database(url)
+            try:
+                return await rotate_keys(db)
+            finally:
+                await db.dispose()
+
+        print(f"re-encrypted {asyncio.run(_rotate())} values under the first key")
+        return 0
     if args.db_verb == "upgrade":
         upgrade(url)
         print(f"database is at the latest schema ({make_url(url).render_as_string()})")
@@ -270,6 +291,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("file")
     r = dbs.add_parser("restore", help="replace the SQLite database with FILE")
     r.add_argument("file")
+    dbs.add_parser(
+        "rotate-keys", help="re-encrypt stored data under the first ENCRYPTION_KEYS key"
+    )
+
+    keys = sub.add_parser("keys", help="encryption keys")
+    ks = keys.add_subparsers(dest="k_verb", required=True)
+    ks.add_parser("new", help="print a new key for ENCRYPTION_KEYS")
 
     c = sub.add_parser("counsellor", help="register staff")
     cs = c.add_subparsers(dest="c_verb", required=True)
@@ -307,8 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.verb in ("flows",):
+    if args.verb == "flows":
         return _flows(Settings.model_construct(), args)
+    if args.verb == "keys":
+        from storage.crypto import new_key
+
+        print(new_key())
+        return 0
     settings = _settings()
     _setup_logging(settings)
     sync = {"db": _db, "kb": _kb, "triage": _triage}

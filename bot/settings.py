@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     silence_hours: float = Field(6.0, gt=0)
     minutes_per_case: int = Field(10, gt=0)
     retention_days: int = Field(30, gt=0)
+    encryption_keys: SecretStr | None = None
+    id_hash_key: SecretStr | None = None
+    keys_file: Path = Path("var/keys.json")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
     log_json: bool = False
 
@@ -37,7 +40,14 @@ class Settings(BaseSettings):
     vk_api_url: str = "https://api.vk.com/method"
     vk_api_version: str = "5.199"
 
-    @field_validator("telegram_bot_token", "vk_token", "telegram_webhook_secret", mode="before")
+    @field_validator(
+        "telegram_bot_token",
+        "vk_token",
+        "telegram_webhook_secret",
+        "encryption_keys",
+        "id_hash_key",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

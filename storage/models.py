@@ -20,12 +20,13 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
-    Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from storage.crypto import EncryptedJSON, EncryptedText
 
 
 def utcnow() -> datetime:
@@ -68,7 +69,8 @@ class Base(DeclarativeBase):
 
 
 class User(Base):
-    """A person writing to the bot on one channel. `address` is where replies go."""
+    """A person writing to the bot on one channel. `external_id` is a keyed hash of their
+    platform id; `address` (where replies go) is encrypted, `address_hash` finds it."""
 
     __tablename__ = "users"
     __table_args__ = (UniqueConstraint("channel", "external_id"),)
@@ -76,7 +78,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     external_id: Mapped[str] = mapped_column(String(128))
-    address: Mapped[str] = mapped_column(String(128))
+    address: Mapped[str] = mapped_column(EncryptedText)
+    address_hash: Mapped[str] = mapped_column(String(64), index=True)
     locale: Mapped[str] = mapped_column(String(8), default="ru")
     locale_fixed: Mapped[bool] = mapped_column(Boolean, default=False)
     role: Mapped[str | None] = mapped_column(String(16), default=None)
@@ -116,7 +119,7 @@ class Message(Base):
     )
     sender: Mapped[str] = mapped_column(String(16))
     counsellor_id: Mapped[int | None] = mapped_column(Integer, default=None)
-    text: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(EncryptedText, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -136,13 +139,13 @@ class Case(Base):
     risk_rank: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="waiting")
     signals: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    answers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    answers: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
     owner_id: Mapped[int | None] = mapped_column(
         ForeignKey("counsellors.id", ondelete="SET NULL"), default=None
     )
     outcome: Mapped[str | None] = mapped_column(String(32), default=None)
     rating: Mapped[int | None] = mapped_column(Integer, default=None)
-    rating_comment: Mapped[str | None] = mapped_column(Text, default=None)
+    rating_comment: Mapped[str | None] = mapped_column(EncryptedText, default=None)
     desk_thread_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     taken_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -164,7 +167,7 @@ class Attachment(Base):
     )
     channel: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(16))
-    file_ref: Mapped[str] = mapped_column(String(512))
+    file_ref: Mapped[str] = mapped_column(EncryptedText)
     size: Mapped[int | None] = mapped_column(Integer, default=None)
     mime: Mapped[str | None] = mapped_column(String(64), default=None)
     stored_path: Mapped[str | None] = mapped_column(String(512), default=None)
@@ -195,7 +198,7 @@ class AuditEvent(Base):
     counsellor_id: Mapped[int | None] = mapped_column(Integer, default=None)
     case_id: Mapped[int | None] = mapped_column(Integer, default=None, index=True)
     action: Mapped[str] = mapped_column(String(32))
-    detail: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[str] = mapped_column(EncryptedText, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -218,7 +221,7 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     chat_id: Mapped[str] = mapped_column(String(128))
-    body: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    body: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON, default=dict)
     case_id: Mapped[int | None] = mapped_column(Integer, default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(200), default=None)

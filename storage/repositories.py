@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import crypto
 from storage.models import (
     Attachment,
     AuditEvent,
@@ -25,6 +26,10 @@ from storage.models import (
 )
 
 OPEN_STATUSES = ("waiting", "active")
+
+
+def _address_hash(channel: str, address: str) -> str:
+    return crypto.current().hash_id(f"address:{channel}", address)
 
 
 def _aware(value: object) -> datetime | None:
@@ -85,7 +90,9 @@ class UpdateRepo(_Repo):
 
 class UserRepo(_Repo):
     async def find(self, channel: str, external_id: str) -> User | None:
-        stmt = select(User).where(User.channel == channel, User.external_id == external_id)
+        """Find a user by their platform id (stored only as a keyed hash)."""
+        hashed = crypto.current().hash_id(f"user:{channel}", external_id)
+        stmt = select(User).where(User.channel == channel, User.external_id == hashed)
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def get_or_create(
@@ -93,8 +100,17 @@ class UserRepo(_Repo):
     ) -> tuple[User, bool]:
         user = await self.find(channel, external_id)
         if user is not None:
+            if user.address != address:
+                user.address = address
+                user.address_hash = _address_hash(channel, address)
             return user, False
-        user = User(channel=channel, external_id=external_id, address=address, locale=locale)
+        user = User(
+            channel=channel,
+            external_id=crypto.current().hash_id(f"user:{channel}", external_id),
+            address=address,
+            address_hash=_address_hash(channel, address),
+            locale=locale,
+        )
         self.session.add(user)
         await self.session.flush()
         return user, True
@@ -104,7 +120,8 @@ class UserRepo(_Repo):
 
     async def mark_unreachable(self, channel: str, address: str) -> None:
         await self.session.execute(
-            update(User).where(User.channel == channel, User.address == address)
+            update(User)
+            .where(User.channel == channel, User.address_hash == _address_hash(channel, address))
             .values(unreachable=True)
         )
 
@@ -418,7 +435,11 @@ class OutboxRepo(_Repo):
     async def add(
         self, channel: str, chat_id: str, body: dict[str, Any], case_id: int | None = None
     ) -> OutboxMessage:
-        msg = OutboxMessage(channel=channel, chat_id=chat_id, body=body, case_id=case_id)
+        # The address itself travels only inside the encrypted body; the column holds its hash,
+        # enough to keep messages to one chat in order.
+        msg = OutboxMessage(
+            channel=channel, chat_id=_address_hash(channel, chat_id), body=body, case_id=case_id
+        )
         self.session.add(msg)
         await self.session.flush()
         return msg
@@ -432,7 +453,7 @@ class OutboxRepo(_Repo):
             OutboxMessage.failed_at.is_(None),
         )
         if chat_id is not None:
-            stmt = stmt.where(OutboxMessage.chat_id == chat_id)
+            stmt = stmt.where(OutboxMessage.chat_id == _address_hash(channel, chat_id))
         return (
             (await self.session.execute(stmt.order_by(OutboxMessage.id).limit(limit)))
             .scalars()
@@ -509,27 +530,4 @@ class OutboxRepo(_Repo):
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id)
             .values(delivered_at=utcnow())
-        )
-
-    async def record_failure(self, message_id: int, error: str) -> None:
-        """Count a failed delivery attempt and keep its reason (never the message text)."""
-        await self.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message_id)
-            .values(attempts=OutboxMessage.attempts + 1, last_error=error[:200])
-        )
-
-    async def retryable(
-        self, channel: str, *, max_attempts: int, limit: int = 100
-    ) -> Sequence[OutboxMessage]:
-        """Undelivered messages of a channel that failed fewer than `max_attempts` times."""
-        stmt = select(OutboxMessage).where(
-            OutboxMessage.channel == channel,
-            OutboxMessage.delivered_at.is_(None),
-            OutboxMessage.attempts < max_attempts,
-        )
-        return (
-            (await self.session.execute(stmt.order_by(OutboxMessage.id).limit(limit)))
-            .scalars()
-            .all()
         )

@@ -24,8 +24,13 @@ from dialogs.messages import (
     Outbound,
 )
 from knowledge_base import KnowledgeBase
+from storage import crypto
 from storage.db import Database
 from storage.models import Counsellor, utcnow
+
+
+# Fixed test keys: encryption at rest is on in every test, as in production.
+crypto.configure(crypto.Cipher([crypto.new_key(), crypto.new_key()], "test-id-hash-key-0123456789"))
 
 
 def database_url(tmp_path: Path) -> str:

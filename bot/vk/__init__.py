@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from bot.vk.api import DEFAULT_TIMEOUT, HelplineVkApi, RedirectSession, make_vk_api
 from bot.vk.channel import VkChannel, VkStartupError
 from bot.vk.longpoll import BACKOFF, DEFAULT_WAIT
-from bot.vk.sender import CHANNEL, RetryPolicy, VkOutboxSender, VkSender
+from bot.vk.sender import RetryPolicy, VkSender
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -57,12 +57,6 @@ def build_vk(
     )
 
 
-def attach_vk_outbox(app: App) -> None:
-    """For a process that does not run the VK channel but may write to VK children (a desk in a
-    terminal): their messages are queued in the outbox for the process that runs it."""
-    app.delivery.register(CHANNEL, VkOutboxSender(app))
-
-
 async def run_vk(app: App) -> None:
     """Register the VK sender, start the long poll thread, handle events until cancelled."""
     await build_vk(app).run()
@@ -73,11 +67,9 @@ __all__ = [
     "RedirectSession",
     "RetryPolicy",
     "VkChannel",
-    "VkOutboxSender",
     "VkSender",
     "VkSettingsError",
     "VkStartupError",
-    "attach_vk_outbox",
     "build_vk",
     "make_vk_api",
     "run_vk",

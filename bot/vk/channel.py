@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import requests
-from sqlalchemy.exc import SQLAlchemyError
 from vk_api.exceptions import ApiError, ApiHttpError
 
 from bot.evidence import EvidenceStore
+from bot.pacing import vk_pacer
 from bot.vk.api import RedirectSession
 from bot.vk.evidence import VkEvidenceCollector
 from bot.vk.inbound import (
@@ -82,7 +82,7 @@ class VkChannel:
         self.join_timeout = join_timeout
         self.policy = policy or RetryPolicy()
         self.clients = ClientRegistry()
-        self.sender = VkSender(app, vk, self.clients, self.policy)
+        self.sender = VkSender(vk, self.clients, self.policy)
         self.evidence = VkEvidenceCollector(
             app,
             store or EvidenceStore(settings.evidence_dir, settings.evidence_max_bytes),
@@ -92,19 +92,18 @@ class VkChannel:
         self.thread: LongPollThread | None = None
         self.processed = 0
         self._tails: dict[str, asyncio.Task[None]] = {}
-        self._sweeper: asyncio.Task[None] | None = None
         self._attached = False
 
     # ------------------------------------------------------------------ lifecycle
     def attach(self) -> None:
         """Register the sender for channel "vk" and the evidence collector as a desk listener."""
         if not self._attached:
-            self.app.delivery.register(CHANNEL, self.sender)
+            self.app.delivery.register(CHANNEL, self.sender, pacer=vk_pacer())
             self.app.delivery.register_desk(self.evidence)
             self._attached = True
 
     def start(self) -> None:
-        """Attach, start the long poll thread and the outbox sweep (needs a running loop)."""
+        """Attach and start the long poll thread (needs a running loop)."""
         self.attach()
         if self.thread is None:
             loop = asyncio.get_running_loop()
@@ -116,8 +115,6 @@ class VkChannel:
                 self.vk, self.group_id, deliver, wait=self.wait, backoff=self.backoff
             )
             self.thread.start()
-        if self._sweeper is None:
-            self._sweeper = asyncio.create_task(self._sweep_forever(), name="vk-outbox-sweep")
 
     async def check(self) -> None:
         """Fail fast when VK refuses the token or the group; a network problem at start is
@@ -146,11 +143,7 @@ class VkChannel:
             await self.stop()
 
     async def stop(self) -> None:
-        """Stop polling and sweeping; let the updates in hand finish."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-            self._sweeper = None
+        """Stop polling; let the updates in hand finish."""
         if self._tails:
             await asyncio.gather(*self._tails.values(), return_exceptions=True)
         if self.thread is not None:
@@ -159,14 +152,6 @@ class VkChannel:
             # not wait for it.
             await asyncio.to_thread(self.thread.join, self.join_timeout)
             self.thread = None
-
-    async def _sweep_forever(self) -> None:
-        while True:
-            try:
-                await self.sender.sweep()
-            except SQLAlchemyError:
-                log.exception("VK outbox sweep failed")
-            await asyncio.sleep(self.policy.interval)
 
     # ------------------------------------------------------------------ events
     def _dispatch(self, event: PolledEvent) -> None:
@@ -213,9 +198,6 @@ class VkChannel:
             return
         self.clients.remember(inbound.chat_id, info)
         await self.app.handle(inbound)
-        if self.sender.has_backlog(inbound.chat_id):
-            # The child wrote: VK lets the community answer again, so what waited goes out.
-            await self.sender.flush(inbound.chat_id)
 
     async def _callback(self, event: PolledEvent) -> None:
         obj = event.object

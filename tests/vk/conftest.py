@@ -18,12 +18,16 @@ from bot.vk import RetryPolicy, VkChannel, build_vk
 from dialogs.messages import DESK, Outbound
 from dialogs.ratelimit import RateLimiter
 from knowledge_base import KnowledgeBase
+from storage import crypto
 from storage.db import Database
 from tests.conftest import database_url
 from tests.vk.fake_vk import GROUP_ID, MODERN_CLIENT, TOKEN, FakeVk, Sent
 
+# Fixed keys: `build_app` configures encryption at rest from settings, and must neither make a
+# key file in var/ nor switch to other keys in the middle of a test.
+TEST_KEYS = {"encryption_keys": crypto.new_key(), "id_hash_key": "vk-tests-id-hash-key-0123"}
 # Short waits so the suite stays fast; the behaviour is the production one.
-FAST = RetryPolicy(delays=(0.01, 0.02), interval=0.3)
+FAST = RetryPolicy(delays=(0.01, 0.02))
 
 
 async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
@@ -63,6 +67,8 @@ def vk_settings(tmp_path: Path, fake: FakeVk, **overrides: Any) -> Settings:
         "vk_group_id": GROUP_ID,
         "vk_api_url": fake.base_url,
         "telegram_bot_token": None,
+        "keys_file": tmp_path / "keys.json",
+        **TEST_KEYS,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

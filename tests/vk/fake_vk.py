@@ -178,9 +178,13 @@ class FakeVk:
         http: int | None = None,
         deliver_first: bool = False,
         times: int = 1,
+        after: int = 0,
     ) -> None:
+        """The next `times` calls of `method`, after `after` good ones, fail."""
         with self.cond:
             queue = self.state.failures.setdefault(method, deque())
+            for _ in range(after):
+                queue.append(Failure())
             for _ in range(times):
                 queue.append(Failure(error, http, deliver_first))
 
@@ -425,6 +429,8 @@ class FakeVk:
             queue = self.state.failures.get(method)
             if queue:
                 failure = queue.popleft()
+                if not (failure.error or failure.http):
+                    failure = None  # a good call before the scripted failures
             if form.get("access_token") != self.state.token:
                 body: Any = self._error(5, "User authorization failed: invalid access_token")
             elif not form.get("v"):

@@ -16,7 +16,7 @@ from tests.telegram.conftest import ANNA
 from tests.telegram.conftest import start_channel as start_telegram
 from tests.telegram.conftest import stop_channel as stop_telegram
 from tests.telegram.fake_api import STAFF_CHAT, FakeTelegram
-from tests.vk.conftest import VkChild, start_channel, stop_channel, until
+from tests.vk.conftest import TEST_KEYS, VkChild, start_channel, stop_channel, until
 from tests.vk.fake_vk import GROUP_ID, TOKEN, FakeVk
 
 
@@ -39,6 +39,8 @@ async def test_a_counsellor_in_the_telegram_staff_group_helps_a_vk_child(
         vk_token=TOKEN,
         vk_group_id=GROUP_ID,
         vk_api_url=fake_vk.base_url,
+        keys_file=tmp_path / "keys.json",
+        **TEST_KEYS,
     )
     vk, vk_task = await start_channel(tg.app, fake_vk)
     try:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 03:12:42.734667
+Create Date: 2026-11-25 03:34:16.259393
 """
 
 from collections.abc import Sequence
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+import storage.crypto
 import storage.models
 
 revision: str = "0001"
@@ -26,7 +27,7 @@ def upgrade() -> None:
         sa.Column("counsellor_id", sa.Integer(), nullable=True),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("action", sa.String(length=32), nullable=False),
-        sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column("detail", storage.crypto.EncryptedText(), nullable=False),
         sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
     )
@@ -51,7 +52,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("chat_id", sa.String(length=128), nullable=False),
-        sa.Column("body", sa.JSON(), nullable=False),
+        sa.Column("body", storage.crypto.EncryptedJSON(), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_error", sa.String(length=200), nullable=True),
@@ -77,7 +78,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("external_id", sa.String(length=128), nullable=False),
-        sa.Column("address", sa.String(length=128), nullable=False),
+        sa.Column("address", storage.crypto.EncryptedText(), nullable=False),
+        sa.Column("address_hash", sa.String(length=64), nullable=False),
         sa.Column("locale", sa.String(length=8), nullable=False),
         sa.Column("locale_fixed", sa.Boolean(), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=True),
@@ -88,6 +90,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("channel", "external_id", name=op.f("uq_users_channel")),
     )
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_users_address_hash"), ["address_hash"], unique=False)
+
     op.create_table(
         "cases",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -98,11 +103,11 @@ def upgrade() -> None:
         sa.Column("risk_rank", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("signals", sa.JSON(), nullable=False),
-        sa.Column("answers", sa.JSON(), nullable=False),
+        sa.Column("answers", storage.crypto.EncryptedJSON(), nullable=False),
         sa.Column("owner_id", sa.Integer(), nullable=True),
         sa.Column("outcome", sa.String(length=32), nullable=True),
         sa.Column("rating", sa.Integer(), nullable=True),
-        sa.Column("rating_comment", sa.Text(), nullable=True),
+        sa.Column("rating_comment", storage.crypto.EncryptedText(), nullable=True),
         sa.Column("desk_thread_id", sa.BigInteger(), nullable=True),
         sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("taken_at", storage.models.UTCDateTime(timezone=True), nullable=True),
@@ -152,7 +157,7 @@ def upgrade() -> None:
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
-        sa.Column("file_ref", sa.String(length=512), nullable=False),
+        sa.Column("file_ref", storage.crypto.EncryptedText(), nullable=False),
         sa.Column("size", sa.Integer(), nullable=True),
         sa.Column("mime", sa.String(length=64), nullable=True),
         sa.Column("stored_path", sa.String(length=512), nullable=True),
@@ -181,7 +186,7 @@ def upgrade() -> None:
         sa.Column("case_id", sa.Integer(), nullable=True),
         sa.Column("sender", sa.String(length=16), nullable=False),
         sa.Column("counsellor_id", sa.Integer(), nullable=True),
-        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("text", storage.crypto.EncryptedText(), nullable=False),
         sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["case_id"], ["cases.id"], name=op.f("fk_messages_case_id_cases"), ondelete="SET NULL"
@@ -214,6 +219,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_cases_queue")
 
     op.drop_table("cases")
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_users_address_hash"))
+
     op.drop_table("users")
     op.drop_table("processed_updates")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
