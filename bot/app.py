@@ -13,10 +13,12 @@ from bot.delivery import Delivery
 from bot.settings import Settings
 from dialogs.engine import DialogEngine, EngineConfig
 from dialogs.escalation import Desk
-from dialogs.messages import DeskEvent, Inbound, Outbound
+from dialogs.messages import DeskEvent, Inbound, Outbound, inbound_from_dict, inbound_to_dict
 from knowledge_base import KnowledgeBase
 from storage import crypto
 from storage.db import Database
+from storage.models import utcnow
+from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
 _ALERTS = (DeskEvent.CASE_OPENED, DeskEvent.CASE_RAISED)
@@ -32,7 +34,35 @@ class App:
     delivery: Delivery = field(default_factory=Delivery)
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
-        """Handle one inbound message and deliver everything it produced."""
+        """Store, handle and deliver one inbound message (what a channel calls)."""
+        stored = await self.receive(inbound)
+        if stored is False:
+            return []  # a repeat of an update we already have
+        return await self.process(inbound, None if stored is True else stored)
+
+    async def receive(self, inbound: Inbound) -> int | bool:
+        """Journal an update before the platform is told it arrived. Returns its inbox id, True
+        when it has no platform id (nothing to journal), or False for a repeat."""
+        if inbound.update_id is None:
+            return True
+        async with self.db.session() as s:
+            inbox_id = await Repos(s).inbox.add(
+                str(inbound.channel), inbound.update_id, inbound_to_dict(inbound)
+            )
+        return False if inbox_id is None else inbox_id
+
+    async def recover(self, older_than: float = 30.0) -> int:
+        """Handle journalled updates that a crash left unprocessed; returns how many."""
+        async with self.db.session() as s:
+            rows = list(await Repos(s).inbox.unprocessed(utcnow() - timedelta(seconds=older_than)))
+        for row in rows:
+            await self.process(inbound_from_dict(dict(row.body)), row.id)
+        if rows:
+            log.warning("recovered %d unprocessed updates", len(rows))
+        return len(rows)
+
+    async def process(self, inbound: Inbound, inbox_id: int | None) -> list[Outbound]:
+        """Handle a (journalled) update and deliver everything it produced."""
         channel = str(inbound.channel)
         started = time.perf_counter()
         out = await self.engine.handle(inbound)
@@ -40,6 +70,9 @@ class App:
         metrics.HANDLING.labels(channel).observe(time.perf_counter() - started)
         if any(o.critical and o.desk_event in _ALERTS for o in out):
             metrics.DANGER.inc()
+        if inbox_id is not None:
+            async with self.db.session() as s:
+                await Repos(s).inbox.mark_processed(inbox_id)
         await self.delivery.deliver(out)
         return out
 
@@ -57,8 +90,10 @@ def configure_crypto(settings: Settings) -> None:
         if settings.encryption_keys or settings.id_hash_key:
             raise crypto.CryptoError("set both ENCRYPTION_KEYS and ID_HASH_KEY, or neither")
         keys, id_key = crypto.local_keys(settings.keys_file)
-        log.info("using the local key file %s (set ENCRYPTION_KEYS and ID_HASH_KEY in "
-                 "production)", settings.keys_file)
+        log.info(
+            "using the local key file %s (set ENCRYPTION_KEYS and ID_HASH_KEY in production)",
+            settings.keys_file,
+        )
     crypto.configure(crypto.Cipher(keys, id_key))
 
 

@@ -44,6 +44,7 @@ def background_tasks(app: App, stop: asyncio.Event) -> list[asyncio.Task[None]]:
         asyncio.create_task(_every(24 * 3600, stop, lambda: _purge(app), "purge"),
                             name="purge"),
         asyncio.create_task(_every(60, stop, lambda: _sweep(app), "sweep"), name="sweep"),
+        asyncio.create_task(_every(30, stop, app.recover, "recover"), name="recover"),
     ]
 
 

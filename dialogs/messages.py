@@ -140,3 +140,40 @@ def outbound_from_dict(data: dict[str, object]) -> Outbound:
         desk_event=DeskEvent(str(event)) if event else None,
         critical=bool(data.get("critical")),
     )
+
+
+def inbound_to_dict(message: Inbound) -> dict[str, object]:
+    """A JSON-safe form of an inbound message, for the inbox journal."""
+    return {
+        "channel": str(message.channel),
+        "user_id": message.user_id,
+        "chat_id": message.chat_id,
+        "text": message.text,
+        "payload": message.payload,
+        "attachments": [
+            [str(a.kind), a.file_ref, a.size, a.mime, a.name] for a in message.attachments
+        ],
+        "locale_hint": message.locale_hint,
+        "update_id": message.update_id,
+        "kind": str(message.kind),
+    }
+
+
+def inbound_from_dict(data: dict[str, object]) -> Inbound:
+    atts = data.get("attachments") or []
+    assert isinstance(atts, list)
+    text, payload, hint, update = (data.get(k) for k in ("text", "payload", "locale_hint",
+                                                          "update_id"))
+    return Inbound(
+        channel=Channel(str(data["channel"])),
+        user_id=str(data["user_id"]),
+        chat_id=str(data["chat_id"]),
+        text=str(text) if text is not None else None,
+        payload=str(payload) if payload is not None else None,
+        attachments=tuple(
+            Attachment(ContentKind(str(a[0])), str(a[1]), a[2], a[3], a[4]) for a in atts
+        ),
+        locale_hint=str(hint) if hint is not None else None,
+        update_id=str(update) if update is not None else None,
+        kind=ContentKind(str(data.get("kind") or "text")),
+    )

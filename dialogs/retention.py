@@ -22,6 +22,7 @@ async def purge(db: Database, *, days: int) -> dict[str, int]:
         removed_messages += await repos.messages.purge_loose_before(cutoff)
         removed_files = await repos.attachments.purge_closed_before(cutoff)
         removed_updates = await repos.updates.purge_before(utcnow() - timedelta(days=7))
+        removed_updates += await repos.inbox.purge_processed_before(utcnow() - timedelta(days=7))
         await repos.cases.strip_closed_before(cutoff)
     await asyncio.to_thread(_unlink_all, files)
     return {

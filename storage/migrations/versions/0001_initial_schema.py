@@ -48,6 +48,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("name", name=op.f("uq_counsellors_name")),
     )
     op.create_table(
+        "inbox",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("update_id", sa.String(length=64), nullable=False),
+        sa.Column("body", storage.crypto.EncryptedJSON(), nullable=False),
+        sa.Column("received_at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inbox")),
+        sa.UniqueConstraint("channel", "update_id", name=op.f("uq_inbox_channel")),
+    )
+    with op.batch_alter_table("inbox", schema=None) as batch_op:
+        batch_op.create_index("ix_inbox_pending", ["processed_at", "id"], unique=False)
+
+    op.create_table(
         "outbox",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
@@ -228,6 +242,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_pending")
 
     op.drop_table("outbox")
+    with op.batch_alter_table("inbox", schema=None) as batch_op:
+        batch_op.drop_index("ix_inbox_pending")
+
+    op.drop_table("inbox")
     op.drop_table("counsellors")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_case_id"))

@@ -1,0 +1,34 @@
+"""Every inbound update is journalled before it is acknowledged: a crash after the journal and
+before handling loses nothing, and a repeated update is handled once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.app import build_app
+from bot.settings import Settings
+from dialogs.messages import Channel, Inbound
+from knowledge_base import KnowledgeBase
+from storage.repositories import Repos
+
+
+async def test_journalled_update_survives_a_crash_and_repeats_are_ignored(
+    tmp_path: Path, kb: KnowledgeBase
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'i.db'}"
+    app = build_app(Settings(database_url=url, keys_file=tmp_path / "keys.json"), kb=kb)
+    await app.db.create_all()
+    inbound = Inbound(Channel.TELEGRAM, "42", "42", text="привет", update_id="1001")
+    stored = await app.receive(inbound)
+    assert isinstance(stored, int) and stored is not True
+    assert await app.receive(inbound) is False, "the platform resent it: a repeat"
+    # The worker died here. After a restart, another App on the same database recovers it.
+    await app.close()
+    restarted = build_app(Settings(database_url=url, keys_file=tmp_path / "keys.json"), kb=kb)
+    assert await restarted.recover(older_than=0) == 1
+    assert await restarted.recover(older_than=0) == 0
+    async with restarted.db.session() as s:
+        replies = [row.body["text"] for row in await Repos(s).outbox.pending("telegram", "42")]
+    assert any("Кто ты?" in text for text in replies), "the reply waits in the outbox"
+    assert await restarted.handle(inbound) == [], "and a late repeat changes nothing"
+    await restarted.close()
