@@ -40,6 +40,18 @@ class Settings(BaseSettings):
     vk_api_url: str = "https://api.vk.com/method"
     vk_api_version: str = "5.199"
 
+    # The counsellors' web console (bot/web): served by `helpline run` when enabled, or alone by
+    # `helpline web`. Behind a TLS-terminating proxy in production; cookies are Secure by default.
+    web_enabled: bool = False
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(8090, gt=0, lt=65536)
+    web_session_minutes: int = Field(30, gt=0)
+    web_session_max_hours: int = Field(12, gt=0)
+    web_cookie_secure: bool = True
+    web_lockout_attempts: int = Field(5, gt=0)
+    web_lockout_minutes: int = Field(15, gt=0)
+    web_require_totp: bool = False
+
     @field_validator(
         "telegram_bot_token",
         "vk_token",

@@ -18,14 +18,15 @@ from knowledge_base.frontmatter import ParsedFile, field_problems, parse_file
 from knowledge_base.markdown import FENCE_RE, HEADING_RE
 from knowledge_base.model import ARTICLES_DIR, LOCALES, Problem, topics
 
-_KB_LINK_RE = re.compile(r"\]\(kb:([^)\s]*)\s*\)")
+_KB_LINK_RE = re.compile(r"\]\(kb:([^)]*)\)")
+_ID_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 def _body_problems(parsed: ParsedFile, known_ids: set[str]) -> list[Problem]:
     """Links, headings and empty sections; line numbers are lines of the file."""
     problems: list[Problem] = []
     lines = parsed.body.splitlines()
-    # (file line, heading text, level) of each heading, and whether content followed it.
+    # The last heading (file line, text) while nothing but blank lines has followed it.
     open_heading: tuple[int, str] | None = None
     in_fence = False
     for index, raw in enumerate(lines):
@@ -54,9 +55,11 @@ def _body_problems(parsed: ParsedFile, known_ids: set[str]) -> list[Problem]:
         if in_fence:
             continue
         for match in _KB_LINK_RE.finditer(raw):
-            target = match.group(1)
-            if not target:
-                problems.append(Problem(parsed.path, line_no, "kb: link without an article id"))
+            target = match.group(1).strip()
+            if not _ID_RE.fullmatch(target):
+                problems.append(
+                    Problem(parsed.path, line_no, f"malformed link 'kb:{target}': expected an id")
+                )
             elif target not in known_ids:
                 problems.append(
                     Problem(parsed.path, line_no, f"link to unknown article 'kb:{target}'")

@@ -22,6 +22,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Final
 
 from rapidfuzz import process
@@ -425,15 +426,14 @@ class LocaleIndex:
         ceiling = min(known / total, 1.0) ** _COVERAGE_POWER
         cut = MIN_SCORE / ceiling
         allowed = self._allowed[audience] if audience is not None else None
-        pool = [(raw, -doc) for doc, raw in acc.items() if raw >= cut]
         chunk = max(32, limit * 8)
         while True:
-            candidates = (
-                heapq.nlargest(chunk, pool) if chunk < len(pool) else sorted(pool, reverse=True)
-            )
+            # Selecting from the dict directly is cheaper than building a filtered list first.
+            candidates = heapq.nlargest(chunk, acc.items(), key=itemgetter(1))
             found: list[tuple[float, int]] = []
-            for raw, neg in candidates:
-                doc = -neg
+            for doc, raw in candidates:
+                if raw < cut:
+                    break
                 if allowed is not None and not allowed[doc]:
                     continue
                 matched = 0.0
@@ -445,9 +445,9 @@ class LocaleIndex:
                     found.append((final, doc))
             found.sort(key=lambda item: (-item[0], item[1]))
             best = found[:limit]
-            if len(candidates) == len(pool):
+            if len(candidates) < chunk:
                 return best
-            bound = candidates[-1][0] * ceiling
+            bound = candidates[-1][1] * ceiling
             if bound < MIN_SCORE or (len(best) == limit and best[-1][0] >= bound):
                 return best
             chunk *= 4

@@ -202,6 +202,24 @@ class AuditEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class InboxUpdate(Base):
+    """An inbound update, stored before the platform is told it arrived, so a crash while
+    handling it loses nothing: unprocessed rows are handled again after a restart."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (
+        UniqueConstraint("channel", "update_id"),
+        Index("ix_inbox_pending", "processed_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[str] = mapped_column(String(64))
+    body: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class ProcessedUpdate(Base):
     """Platform update ids already taken in, so a repeated update is ignored."""
 
@@ -230,3 +248,37 @@ class OutboxMessage(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     claimed_until: Mapped[datetime | None] = mapped_column(default=None)
     failed_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class StaffCredential(Base):
+    """A counsellor's web-console sign-in: an argon2 password hash, an optional TOTP secret
+    (encrypted at rest) and the failed attempts behind the lockout. No row: no web sign-in."""
+
+    __tablename__ = "staff_credentials"
+
+    counsellor_id: Mapped[int] = mapped_column(
+        ForeignKey("counsellors.id", ondelete="CASCADE"), primary_key=True
+    )
+    password_hash: Mapped[str] = mapped_column(String(255))
+    totp_secret: Mapped[str | None] = mapped_column(EncryptedText, default=None)
+    # The last TOTP time step accepted, so a code cannot be used twice.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebSession(Base):
+    """A signed-in web-console session. Only a SHA-256 of the cookie's token is stored, so the
+    table alone cannot be used to sign in; `csrf_token` is checked on every form."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    counsellor_id: Mapped[int] = mapped_column(
+        ForeignKey("counsellors.id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -18,10 +18,13 @@ from storage.models import (
     Case,
     Conversation,
     Counsellor,
+    InboxUpdate,
     Message,
     OutboxMessage,
     ProcessedUpdate,
+    StaffCredential,
     User,
+    WebSession,
     utcnow,
 )
 
@@ -56,6 +59,10 @@ class Repos:
         self.audit = AuditRepo(session)
         self.updates = UpdateRepo(session)
         self.outbox = OutboxRepo(session)
+        self.inbox = InboxRepo(session)
+        self.credentials = CredentialRepo(session)
+        self.web_sessions = WebSessionRepo(session)
+        self.board = BoardRepo(session)
 
     async def flush(self) -> None:
         await self.session.flush()
@@ -84,6 +91,42 @@ class UpdateRepo(_Repo):
     async def purge_before(self, moment: datetime) -> int:
         result = await self.session.execute(
             delete(ProcessedUpdate).where(ProcessedUpdate.created_at < moment)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class InboxRepo(_Repo):
+    async def add(self, channel: str, update_id: str, body: dict[str, Any]) -> int | None:
+        """Store an inbound update; None if it was stored before (a repeat)."""
+        values = {"channel": channel, "update_id": update_id, "received_at": utcnow(),
+                  "body": body}
+        if self.dialect == "postgresql":
+            stmt: Any = pg_insert(InboxUpdate).values(values).on_conflict_do_nothing()
+        else:
+            stmt = sqlite_insert(InboxUpdate).values(values).on_conflict_do_nothing()
+        result = await self.session.execute(stmt.returning(InboxUpdate.id))
+        row = result.first()
+        return int(row[0]) if row else None
+
+    async def mark_processed(self, inbox_id: int) -> None:
+        await self.session.execute(
+            update(InboxUpdate).where(InboxUpdate.id == inbox_id).values(processed_at=utcnow())
+        )
+
+    async def unprocessed(self, before: datetime, limit: int = 500) -> Sequence[InboxUpdate]:
+        stmt = (
+            select(InboxUpdate)
+            .where(InboxUpdate.processed_at.is_(None), InboxUpdate.received_at < before)
+            .order_by(InboxUpdate.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def purge_processed_before(self, moment: datetime) -> int:
+        result = await self.session.execute(
+            delete(InboxUpdate).where(
+                InboxUpdate.processed_at.is_not(None), InboxUpdate.processed_at < moment
+            )
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
@@ -531,3 +574,122 @@ class OutboxRepo(_Repo):
             .where(OutboxMessage.id == message_id)
             .values(delivered_at=utcnow())
         )
+
+
+class CredentialRepo(_Repo):
+    """Web-console sign-in data: password hashes, TOTP secrets, failed attempts and lockouts."""
+
+    async def get(self, counsellor_id: int) -> StaffCredential | None:
+        return await self.session.get(StaffCredential, counsellor_id)
+
+    async def set_password(self, counsellor_id: int, password_hash: str) -> StaffCredential:
+        """Set (or replace) a password; a new password also lifts a lockout."""
+        cred = await self.get(counsellor_id)
+        if cred is None:
+            cred = StaffCredential(counsellor_id=counsellor_id, password_hash=password_hash)
+            self.session.add(cred)
+        cred.password_hash = password_hash
+        cred.failed_attempts = 0
+        cred.locked_until = None
+        cred.updated_at = utcnow()
+        await self.session.flush()
+        return cred
+
+    async def set_totp(self, counsellor_id: int, secret: str | None) -> bool:
+        """Turn the second factor on (a new secret) or off (None); False without a password."""
+        cred = await self.get(counsellor_id)
+        if cred is None:
+            return False
+        cred.totp_secret = secret
+        cred.totp_last_step = None
+        cred.updated_at = utcnow()
+        return True
+
+    async def failed(self, counsellor_id: int, *, limit: int, lock_until: datetime) -> bool:
+        """Count a failed sign-in; at `limit` failures lock the account until `lock_until` and
+        start counting again. True when this failure locked it."""
+        await self.session.execute(
+            update(StaffCredential)
+            .where(StaffCredential.counsellor_id == counsellor_id)
+            .values(failed_attempts=StaffCredential.failed_attempts + 1)
+        )
+        result = await self.session.execute(
+            update(StaffCredential)
+            .where(
+                StaffCredential.counsellor_id == counsellor_id,
+                StaffCredential.failed_attempts >= limit,
+            )
+            .values(failed_attempts=0, locked_until=lock_until)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def succeeded(self, counsellor_id: int, totp_step: int | None) -> None:
+        values: dict[str, Any] = {"failed_attempts": 0, "locked_until": None}
+        if totp_step is not None:
+            values["totp_last_step"] = totp_step
+        await self.session.execute(
+            update(StaffCredential)
+            .where(StaffCredential.counsellor_id == counsellor_id)
+            .values(**values)
+        )
+
+
+class WebSessionRepo(_Repo):
+    """Web-console sessions, found by the SHA-256 of their cookie token."""
+
+    async def add(
+        self, id_hash: str, counsellor_id: int, csrf_token: str, expires_at: datetime
+    ) -> WebSession:
+        row = WebSession(
+            id_hash=id_hash,
+            counsellor_id=counsellor_id,
+            csrf_token=csrf_token,
+            expires_at=expires_at,
+        )
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def get(self, id_hash: str) -> WebSession | None:
+        return await self.session.get(WebSession, id_hash)
+
+    async def touch(self, id_hash: str, now: datetime, expires_at: datetime) -> None:
+        await self.session.execute(
+            update(WebSession)
+            .where(WebSession.id_hash == id_hash)
+            .values(last_seen_at=now, expires_at=expires_at)
+        )
+
+    async def delete(self, id_hash: str) -> None:
+        await self.session.execute(delete(WebSession).where(WebSession.id_hash == id_hash))
+
+    async def delete_for(self, counsellor_id: int) -> int:
+        """Sign a counsellor out everywhere (a new password, a disabled account)."""
+        result = await self.session.execute(
+            delete(WebSession).where(WebSession.counsellor_id == counsellor_id)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def purge_expired(self, now: datetime) -> int:
+        result = await self.session.execute(delete(WebSession).where(WebSession.expires_at < now))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+class BoardRepo(_Repo):
+    """Read-only views for the supervisors' board: who holds what, and the day's cases."""
+
+    async def active(self) -> Sequence[Case]:
+        stmt = (
+            select(Case)
+            .where(Case.status == "active")
+            .order_by(Case.owner_id, Case.risk_rank, Case.created_at, Case.id)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def touched_since(self, moment: datetime) -> Sequence[Case]:
+        """Cases opened, taken or closed since `moment`."""
+        stmt = select(Case).where(
+            (Case.created_at >= moment) | (Case.taken_at >= moment) | (Case.closed_at >= moment)
+        )
+        return (await self.session.execute(stmt.order_by(Case.id))).scalars().all()
+

@@ -21,6 +21,7 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from bot.app import App
 from bot.evidence import EvidenceStore
+from bot.pacing import Pacer, telegram_pacer
 from bot.telegram.child import child_router
 from bot.telegram.desk import TelegramDesk
 from bot.telegram.files import EvidenceCollector
@@ -63,9 +64,10 @@ class TelegramChannels:
 
 
 def build_telegram(
-    app: App, *, session: BaseSession | None = None
+    app: App, *, session: BaseSession | None = None, pacer: Pacer | None = None
 ) -> tuple[Bot, Dispatcher, TelegramChannels]:
-    """Wire the bot, its routers and its senders into `app.delivery`. Call once per app."""
+    """Wire the bot, its routers and its senders into `app.delivery`. Call once per app.
+    `session` replaces the HTTP session (tests), `pacer` Telegram's published send limits."""
     settings = app.settings
     if settings.telegram_bot_token is None:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
@@ -81,7 +83,7 @@ def build_telegram(
     dispatcher = Dispatcher()
     dispatcher.include_router(child_router(app))
 
-    app.delivery.register(str(Channel.TELEGRAM), sender)
+    app.delivery.register(str(Channel.TELEGRAM), sender, pacer=pacer or telegram_pacer())
     # Registered before the desk: files are stored by the time the card counts them.
     app.delivery.register_desk(evidence)
     desk: TelegramDesk | None = None

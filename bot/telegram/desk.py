@@ -265,6 +265,13 @@ class TelegramDesk:
             return Risk(risk).label(self.locale)
         return risk.upper()
 
+    def size_limit(self) -> str:
+        """The evidence size limit for people: "20 MB", or "1 KB" for a tiny test limit."""
+        mib = 1024 * 1024
+        if self.evidence_max_bytes >= mib:
+            return self.t("desk.size.mb", n=self.evidence_max_bytes // mib)
+        return self.t("desk.size.kb", n=-(-self.evidence_max_bytes // 1024))
+
     def topic_name(self, card: CaseCard) -> str:
         return self.t("desk.topic", case=card.id, category=card.category,
                       risk=card.risk.upper())[:MAX_TOPIC_NAME]
@@ -304,7 +311,7 @@ class TelegramDesk:
                        if f.size is not None and f.size > self.evidence_max_bytes)
             if over:
                 lines.append(self.t("desk.card.evidence_over", count=over,
-                                    limit=self.evidence_max_bytes // (1024 * 1024)))
+                                    limit=self.size_limit()))
         text = _clip("\n".join(lines), MAX_TEXT)
         return text, keyboard(self._buttons(card))
 
@@ -374,8 +381,7 @@ class TelegramDesk:
     def _file_caption(self, over_limit: bool) -> str:
         caption = self.t("desk.child.file")
         if over_limit:
-            limit = self.evidence_max_bytes // (1024 * 1024)
-            caption += "\n" + self.t("desk.child.over_limit", limit=limit)
+            caption += "\n" + self.t("desk.child.over_limit", limit=self.size_limit())
         return caption
 
     async def _in_topic(self, card: CaseCard, call: Callable[[int], Awaitable[T]]) -> T:

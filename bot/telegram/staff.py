@@ -12,19 +12,20 @@ child as the bot's own message: no name, no account, no "forwarded from".
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from aiogram import F, Router
 from aiogram.enums import ContentType
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from bot.telegram.desk import TelegramDesk, risk_up
 from bot.telegram.inbound import attachments_of
 from bot.telegram.limits import MAX_TEXT, keyboard
-from bot.telegram.relaymap import RelayMap, RelayTarget
-from bot.telegram.sender import TelegramSender, sent_ids
+from bot.telegram.locks import KeyedLocks
+from bot.telegram.sender import DESK_MESSAGE, TelegramSender
 from dialogs.escalation import DeskError, DeskResult
 from dialogs.messages import Button, Channel
 from dialogs.taxonomy import Risk, is_outcome
@@ -54,13 +55,15 @@ class _Answer(Protocol):
 
 
 class StaffHandlers:
-    def __init__(self, app: App, desk: TelegramDesk, sender: TelegramSender,
-                 relayed: RelayMap | None = None) -> None:
+    def __init__(self, app: App, desk: TelegramDesk, sender: TelegramSender) -> None:
         self.app = app
         self.desk = desk
         self.sender = sender
-        self.relayed = relayed or RelayMap()
+        self.relayed = sender.relayed
         self.t = desk.t
+        # What counsellors write in one topic is handled in the order they wrote it: aiogram
+        # runs updates as concurrent tasks, and a reply must not overtake the one before it.
+        self._topics = KeyedLocks()
 
     # ------------------------------------------------------------------ who and where
     async def counsellor(self, user_id: int) -> Counsellor | None:
@@ -196,6 +199,10 @@ class StaffHandlers:
 
     # ------------------------------------------------------------------ commands
     async def on_command(self, message: Message, command: CommandObject) -> None:
+        async with self._topics.hold(message.message_thread_id or 0):
+            await self._command(message, command)
+
+    async def _command(self, message: Message, command: CommandObject) -> None:
         if message.from_user is None or message.from_user.is_bot:
             return
         counsellor = await self.counsellor(message.from_user.id)
@@ -256,6 +263,10 @@ class StaffHandlers:
     # ------------------------------------------------------------------ messages in topics
     async def on_message(self, message: Message) -> None:
         """A counsellor writing in a case topic: relayed to the child, without their name."""
+        async with self._topics.hold(message.message_thread_id or 0):
+            await self._message(message)
+
+    async def _message(self, message: Message) -> None:
         user = message.from_user
         if user is None or user.is_bot:
             return
@@ -279,24 +290,28 @@ class StaffHandlers:
         if not result.ok:
             await message.reply(await self.error_text(result))
             return
-        for out in result.outbound:
-            if out.to.channel != Channel.TELEGRAM:
-                # Another channel (VK, console): its own sender gets the text and file refs.
-                await self.app.delivery.deliver([out])
-                continue
-            try:
-                sent = await self.sender.deliver(out)
-            except TelegramAPIError as exc:
-                log.error("counsellor message not delivered to the child (case %s): %s",
-                          case_id, type(exc).__name__)
-                await message.reply(self.t("desk.not_delivered"))
-                continue
-            if sent:
-                self.relayed.remember(message.message_id, RelayTarget(
-                    case_id, out.to.chat_id, sent_ids(sent), media=bool(out.attachments)))
+        # Through the outbox like every message to a child: a failure is retried, never lost.
+        # The staff message id travels along so an edit can be relayed later (Telegram only).
+        out = [replace(o, meta={**o.meta, DESK_MESSAGE: str(message.message_id)})
+               for o in result.outbound]
+        await self.app.delivery.deliver(out)
+        if not any(o.to.channel == Channel.TELEGRAM for o in out):
+            return  # VK, console: their own senders deliver the text and the file references
+        if self.relayed.get(message.message_id) is not None:
+            return
+        permanent = self.sender.undelivered.pop(message.message_id, None)
+        if permanent is False:
+            log.warning("counsellor message not delivered yet, the outbox retries (case %s)",
+                        case_id)
+            await message.reply(self.t("desk.not_delivered"))
+        # permanent: the child blocked the bot; the desk is told by an UNREACHABLE notice.
 
     async def on_edit(self, message: Message) -> None:
         """A counsellor edited a relayed message: edit the child's copy where Telegram allows."""
+        async with self._topics.hold(message.message_thread_id or 0):
+            await self._edit(message)
+
+    async def _edit(self, message: Message) -> None:
         user = message.from_user
         if user is None or user.is_bot or message.content_type not in RELAYED:
             return
@@ -324,7 +339,7 @@ class StaffHandlers:
                 await self.sender.bot.edit_message_text(text, chat_id=chat_id,
                                                         message_id=message_id)
         except TelegramForbiddenError:
-            await self.sender.mark_unreachable(target.chat_id, case_id)
+            await self.sender.blocked(target.chat_id, case_id)
             return
         except TelegramBadRequest as exc:
             if "not modified" not in exc.message.lower():

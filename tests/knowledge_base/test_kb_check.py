@@ -178,6 +178,13 @@ def test_internal_links_must_point_to_existing_ids(root: Path) -> None:
     assert "kb:no-such-id" in problem.message
 
 
+def test_malformed_internal_link(root: Path) -> None:
+    path = write(root, "ru", "odd-link", front("odd-link") + "See [it](kb:Some Article).\n")
+    problem = only(check(root))
+    assert (problem.path, problem.line) == (path, 9)
+    assert "malformed link" in problem.message
+
+
 def test_empty_sections(root: Path) -> None:
     body = (
         "Intro.\n"  # 9

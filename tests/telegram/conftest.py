@@ -13,6 +13,7 @@ import pytest
 from aiogram import Bot, Dispatcher
 
 from bot.app import App, build_app
+from bot.pacing import Pacer
 from bot.settings import Settings
 from bot.telegram import TelegramChannels, build_telegram
 from dialogs.ratelimit import RateLimiter
@@ -20,6 +21,7 @@ from knowledge_base import KnowledgeBase
 from storage.db import Database
 from storage.models import Case, Counsellor, User
 from storage.repositories import Repos
+
 from .fake_api import STAFF_CHAT, TOKEN, Call, FakeTelegram
 
 CHILD = 9001
@@ -114,7 +116,8 @@ async def start_channel(fake: FakeTelegram, tmp_path: Path, db: Database, kb: Kn
     # Tests press a dozen buttons in a fraction of a second: no flood limit for the fake people.
     app.engine.limiter = RateLimiter(burst=10_000, per_second=10_000)
     await add_counsellors(app)
-    bot, dp, channels = build_telegram(app)
+    # Telegram's real pace (a message a second per chat) would only make the tests slow.
+    bot, dp, channels = build_telegram(app, pacer=Pacer(global_rate=10_000, chat_rate=10_000))
     await channels.start_up()
     task = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
     return Harness(fake, app, bot, dp, channels), task

@@ -14,6 +14,7 @@ Tests read like conversations:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -104,6 +105,7 @@ class FakeTelegram:
         self.closed_topics: set[int] = set()
         self.pinned: set[int] = set()
         self.files: dict[str, bytes] = {}
+        self.polls = 0
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         # The staff group as Telegram describes it; tests change these to break it.
         self.staff_is_forum = True
@@ -141,7 +143,8 @@ class FakeTelegram:
                 except ValueError:
                     pass
             params[key] = value
-        if method == "getUpdates":
+        if method == "getUpdates":  # counted, not recorded: polling would flood the record
+            self.polls += 1
             return await self._get_updates(params)
         call = Call(method, params)
         failure = self._failure(method, params)
@@ -185,18 +188,16 @@ class FakeTelegram:
 
     async def _get_updates(self, params: dict[str, Any]) -> web.Response:
         offset = int(params.get("offset") or 0)
-        timeout = min(float(params.get("timeout") or 0), 0.5)
+        timeout = min(float(params.get("timeout") or 0), 0.1)
 
         def pending() -> list[dict[str, Any]]:
             return [u for u in self.updates if u["update_id"] >= offset]
 
         async with self._changed:
             if not pending() and timeout:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait_for(lambda: bool(pending())),
                                            timeout)
-                except TimeoutError:
-                    pass
             result = pending()
         return web.json_response({"ok": True, "result": result})
 
@@ -230,24 +231,24 @@ class FakeTelegram:
                 return index
         return None
 
-    async def next_call(self, method: str | tuple[str, ...], *, timeout: float = 5.0,
+    async def next_call(self, method: str | tuple[str, ...], *, wait: float = 5.0,
                         where: Callable[[Call], bool] | None = None, **match: Any) -> Call:
         """The first successful call of `method` matching, not returned before; waits for it."""
         methods = (method,) if isinstance(method, str) else method
         async with self._changed:
             try:
                 await asyncio.wait_for(self._changed.wait_for(
-                    lambda: self._find(methods, match, where) is not None), timeout)
+                    lambda: self._find(methods, match, where) is not None), wait)
             except TimeoutError:
                 seen = [(c.method, c.params.get("chat_id"), c.text[:60]) for c in self.calls]
                 raise AssertionError(
-                    f"no {method} {match} within {timeout}s; calls: {seen}") from None
+                    f"no {method} {match} within {wait}s; calls: {seen}") from None
             index = self._find(methods, match, where)
             assert index is not None
             self._consumed.add(index)
             return self.calls[index]
 
-    async def text_to(self, chat_id: int, contains: str, *, timeout: float = 5.0,
+    async def text_to(self, chat_id: int, contains: str, *, wait: float = 5.0,
                       thread: int | None = None) -> Call:
         """The next message (text, photo or document) to a chat containing `contains`."""
         def where(call: Call) -> bool:
@@ -256,7 +257,7 @@ class FakeTelegram:
             return contains.casefold() in call.text.casefold()
 
         return await self.next_call(("sendMessage", "sendPhoto", "sendDocument"),
-                                    timeout=timeout, where=where, chat_id=chat_id)
+                                    wait=wait, where=where, chat_id=chat_id)
 
     def sent_to(self, chat_id: int) -> list[Call]:
         return [c for c in self.calls if c.chat_id == chat_id and c.status == 200
@@ -372,10 +373,10 @@ class FakeTelegram:
         await self.push(update)
         return str(update["callback_query"]["id"])
 
-    async def answer_to(self, query_id: str, timeout: float = 5.0) -> Call:
+    async def answer_to(self, query_id: str, wait: float = 5.0) -> Call:
         """The bot's answerCallbackQuery for a press."""
         return await self.next_call("answerCallbackQuery", callback_query_id=query_id,
-                                    timeout=timeout)
+                                    wait=wait)
 
     # ------------------------------------------------------------------ Bot API methods
     def _message(self, params: dict[str, Any], **content: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dialogs.messages import Address, Button, Outbound
+from storage.repositories import Repos
 
 from .conftest import CHILD, Harness
 from .fake_api import STAFF_CHAT
@@ -35,11 +36,9 @@ async def test_a_forged_button_is_answered_and_changes_nothing(tg: Harness) -> N
         query = await tg.fake.child_presses(CHILD, forged)
         await tg.fake.answer_to(query)
         await tg.fake.text_to(CHILD, "Эта кнопка уже не действует")
+    user = await tg.child_user()
+    assert user is not None
     async with tg.app.db.session() as session:
-        from storage.repositories import Repos
-
-        user = await tg.child_user()
-        assert user is not None
         conv = await Repos(session).conversations.for_user(user.id)
         assert conv is not None and (conv.flow, conv.state) == ("start", "menu")
 
@@ -53,9 +52,10 @@ async def test_a_forged_button_is_answered_and_changes_nothing(tg: Harness) -> N
 async def test_content_the_bot_cannot_read_gets_a_kind_answer(
     tg: Harness, content: dict[str, object]
 ) -> None:
+    await tg.start_as_child()
+    await tg.fake.text_to(CHILD, "Чем я могу помочь")
     await tg.fake.child_sends(CHILD, **content)
-    reply = await tg.fake.next_call("sendMessage", chat_id=CHILD)
-    assert reply.text.startswith("Я пока понимаю только текст, фото и документы")
+    await tg.fake.text_to(CHILD, "Я пока понимаю только текст, фото и документы")
 
 
 async def test_a_flood_limit_answer_is_waited_out_and_retried(tg: Harness) -> None:

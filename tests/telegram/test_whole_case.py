@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from .conftest import ANNA, CHILD, Harness
@@ -46,7 +47,7 @@ async def test_a_reported_case_from_screenshot_to_rating(tg: Harness, tmp_path: 
     assert [(r.kind, r.file_ref, r.size) for r in rows] == [("photo", file_id, len(screenshot))]
     stored = Path(rows[0].stored_path or "")
     assert stored.parent == tmp_path / "evidence" / f"case-{case_id}"
-    assert stored.read_bytes() == screenshot
+    assert await asyncio.to_thread(stored.read_bytes) == screenshot
 
     # A counsellor takes it: the card shows who holds it, the child hears someone joined.
     query = await fake.staff_presses(ANNA, card.button("Взять"), thread=thread,

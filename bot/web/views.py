@@ -1,0 +1,615 @@
+"""The console's pages, actions and event streams.
+
+Every action on a case is a call to `dialogs.escalation.Desk` (take, reply, note, release, close,
+set_risk, and transfer or canned replies when the desk offers them), and what it returns for the
+child is handed to `App.delivery`. Reading a case page is `Desk.view`, which audits the read.
+The live transcript and the evidence files are read after the same visibility rule as
+`Desk.view` (the desk's own `_may_see`); opening an evidence file is audited on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.web import auth
+from bot.web.board import today
+from bot.web.live import HEARTBEAT, Board, EventStream, read_board
+from bot.web.pages import render
+from bot.web.state import (
+    Console,
+    Staff,
+    Texts,
+    console_of,
+    staff_of,
+    texts_of,
+)
+from dialogs.catalogue import default_catalogue
+from dialogs.escalation import CaseSummary, CaseView, DeskError, DeskResult
+from dialogs.taxonomy import Risk, category_label, outcome_label, outcomes
+from storage.models import Counsellor, utcnow
+from storage.repositories import Repos
+
+log = logging.getLogger(__name__)
+
+IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+               ".gif": "image/gif", ".webp": "image/webp"}
+HIDDEN_ANSWERS = {"hits", "locale"}
+RISK_ACTIONS = {"opened", "risk_changed", "risk_raised"}
+ERROR_STATUS = {
+    DeskError.NOT_STAFF: 403,
+    DeskError.NO_CASE: 404,
+    DeskError.TAKEN: 409,
+    DeskError.NOT_YOURS: 403,
+    DeskError.BAD_OUTCOME: 400,
+    DeskError.BAD_RISK: 400,
+    DeskError.CLOSED: 409,
+    DeskError.CHILD_GONE: 410,
+}
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.headers.get("Accept", "").startswith("application/json")
+
+
+def case_json(summary: CaseSummary, t: Texts, me: Counsellor) -> dict[str, Any]:
+    locale = t.locale
+    return {
+        "id": summary.id,
+        "url": f"/cases/{summary.id}",
+        "risk": summary.risk,
+        "risk_label": Risk(summary.risk).label(locale)
+        if summary.risk in Risk._value2member_map_
+        else summary.risk,
+        "critical": summary.risk == Risk.CRITICAL.value,
+        "category": summary.category,
+        "category_label": category_label(summary.category, locale),
+        "channel": summary.channel,
+        "status": summary.status,
+        "status_label": t(f"status.{summary.status}"),
+        "owner": summary.owner,
+        "mine": summary.owner == me.name,
+        "created_at": summary.created_at.isoformat(),
+        "waiting_minutes": summary.waiting_minutes,
+    }
+
+
+def board_json(board: Board, t: Texts, me: Counsellor) -> dict[str, Any]:
+    mine = [c for c in board.active if c.owner == me.name]
+    others = [c for c in board.active if c.owner != me.name]
+    return {
+        "waiting": [case_json(c, t, me) for c in board.waiting],
+        "mine": [case_json(c, t, me) for c in mine],
+        "others": [case_json(c, t, me) for c in others],
+    }
+
+
+async def my_board(console: Console, staff: Staff) -> Board:
+    """The queue page's first render (later updates come from the feed)."""
+    waiting = tuple(await console.app.desk.queue())
+    if staff.is_supervisor:
+        return await read_board(console.app)
+    return Board(waiting, tuple(await console.app.desk.held(staff.counsellor)))
+
+
+# ---------------------------------------------------------------------- signing in and out
+async def signin_page(request: web.Request) -> web.StreamResponse:
+    console = console_of(request)
+    token = request.cookies.get(auth.session_cookie(console.settings))
+    if token and await auth.load_staff(console.app.db, console.settings, token):
+        raise web.HTTPFound(auth.local_path(request.query.get("next")))
+    note = request.query.get("m", "")
+    t = texts_of(request)
+    message = t(f"signin.{note}") if note in ("expired", "signed_out") else ""
+    return _signin_form(request, message=message)
+
+
+def _signin_form(
+    request: web.Request,
+    *,
+    error: str = "",
+    message: str = "",
+    status: int = 200,
+    name: str = "",
+) -> web.Response:
+    console = console_of(request)
+    # Reuse the browser's token: a second sign-in page (another tab, a favicon request that was
+    # redirected here) must not invalidate the form already on screen.
+    pre = request.cookies.get(auth.PRE_COOKIE) or secrets.token_urlsafe(24)
+    response = render(
+        request,
+        "signin.html",
+        status=status,
+        pre_csrf=pre,
+        signin_error=error,
+        message=message,
+        next_path=auth.local_path(request.query.get("next")),
+        name=name,
+    )
+    auth.set_cookie(response, console.settings, auth.PRE_COOKIE, pre, max_age=3600)
+    return response
+
+
+async def signin_post(request: web.Request) -> web.StreamResponse:
+    console = console_of(request)
+    t = texts_of(request)
+    form = await request.post()
+    given = form.get("csrf")
+    expected = request.cookies.get(auth.PRE_COOKIE, "")
+    if not expected or not isinstance(given, str) or not auth.csrf_ok(expected, given):
+        return _signin_form(request, error=t("signin.stale"), status=403)
+    name = str(form.get("name", ""))[:64]
+    result = await auth.sign_in(
+        console.app.db,
+        console.settings,
+        name,
+        str(form.get("password", ""))[:1024],
+        str(form.get("code", ""))[:16],
+    )
+    if result.token is None:
+        if result.error == "locked":
+            return _signin_form(
+                request,
+                error=t("signin.locked", minutes=result.locked_minutes),
+                status=429,
+                name=name,
+            )
+        if result.error == "totp_required":
+            return _signin_form(request, error=t("signin.totp_required"), status=403, name=name)
+        return _signin_form(request, error=t("signin.failed"), status=401, name=name)
+    response = web.HTTPFound(auth.local_path(str(form.get("next", "")) or None))
+    cookie = auth.session_cookie(console.settings)
+    auth.set_cookie(response, console.settings, cookie, result.token)
+    auth.clear_cookie(response, console.settings, auth.PRE_COOKIE)
+    raise response
+
+
+async def signout(request: web.Request) -> web.StreamResponse:
+    console = console_of(request)
+    await auth.sign_out(console.app.db, staff_of(request))
+    response = web.HTTPFound("/signin?m=signed_out")
+    auth.clear_cookie(response, console.settings, auth.session_cookie(console.settings))
+    raise response
+
+
+# ---------------------------------------------------------------------- the queue
+async def queue_page(request: web.Request) -> web.StreamResponse:
+    console, staff = console_of(request), staff_of(request)
+    board = await my_board(console, staff)
+    me = staff.counsellor
+    return render(
+        request,
+        "queue.html",
+        waiting=board.waiting,
+        mine=[c for c in board.active if c.owner == me.name],
+        others=[c for c in board.active if c.owner != me.name],
+    )
+
+
+async def queue_api(request: web.Request) -> web.StreamResponse:
+    console, staff = console_of(request), staff_of(request)
+    board = await my_board(console, staff)
+    return web.json_response(board_json(board, texts_of(request), staff.counsellor))
+
+
+async def queue_events(request: web.Request) -> web.StreamResponse:
+    """The queue, live: a `queue` event with the whole (filtered) board on every change."""
+    console, staff = console_of(request), staff_of(request)
+    t = texts_of(request)
+    stream = await EventStream(request).open()
+    last: dict[str, Any] | None = None
+    with contextlib.suppress(ConnectionResetError):
+        async with console.feed.listen() as updates:
+            while not console.stopping.is_set():
+                board = await _next(updates, console.stopping, HEARTBEAT)
+                if board is None:
+                    if not await _still_signed_in(console, staff):
+                        await stream.send("signed_out", {})
+                        break
+                    await stream.ping()
+                    continue
+                data = board_json(board.for_staff(staff.counsellor), t, staff.counsellor)
+                if data != last:
+                    await stream.send("queue", data)
+                    last = data
+    return stream.response
+
+
+async def _next(
+    updates: asyncio.Queue[Board], stop: asyncio.Event, seconds: float
+) -> Board | None:
+    getter = asyncio.ensure_future(updates.get())
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {getter, stopper}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        stopper.cancel()
+        if not getter.done():
+            getter.cancel()
+    return getter.result() if getter in done else None
+
+
+async def _still_signed_in(console: Console, staff: Staff) -> bool:
+    async with console.app.db.session() as s:
+        row = await Repos(s).web_sessions.get(staff.session_hash)
+        return row is not None and row.expires_at > utcnow()
+
+
+# ---------------------------------------------------------------------- a case
+@dataclass(frozen=True, slots=True)
+class EvidenceItem:
+    n: int
+    kind: str
+    stored: bool
+    image: bool
+    url: str
+
+
+def _evidence(case_id: int, view: CaseView) -> list[EvidenceItem]:
+    items = []
+    for n, att in enumerate(view.attachments):
+        suffix = Path(att.name).suffix.lower() if att.name else ""
+        items.append(
+            EvidenceItem(n + 1, str(att.kind), bool(att.name), suffix in IMAGE_TYPES,
+                         f"/cases/{case_id}/evidence/{n + 1}")
+        )
+    return items
+
+
+def _answers(view: CaseView, t: Texts) -> list[tuple[str, str]]:
+    labels = default_catalogue()
+    rows = []
+    for key, value in view.answers.items():
+        if key in HIDDEN_ANSWERS:
+            continue
+        label = t(f"answer.{key}") if t.has(f"answer.{key}") else key
+        if isinstance(value, bool):
+            shown = labels.t("answer.yes" if value else "answer.no", t.locale)
+        elif isinstance(value, list | tuple):
+            shown = "; ".join(str(v) for v in value)
+        else:
+            shown = str(value)
+            for name in (f"report.{key}.{shown}", f"answer.{shown}", f"{key}.{shown}"):
+                if labels.has(name):
+                    shown = labels.t(name, t.locale)
+                    break
+        rows.append((label, shown))
+    return rows
+
+
+def line_json(n: int, sender: str, text: str, at: Any, t: Texts) -> dict[str, Any]:
+    key = f"sender.{sender}"
+    return {
+        "n": n,
+        "sender": sender,
+        "label": t(key) if t.has(key) else sender,
+        "text": text,
+        "at": at.strftime("%H:%M"),
+    }
+
+
+def _can_write(summary: CaseSummary, staff: Staff) -> bool:
+    return summary.status == "active" and (
+        summary.owner == staff.counsellor.name or staff.is_supervisor
+    )
+
+
+async def case_page(request: web.Request) -> web.StreamResponse:
+    console, staff, t = console_of(request), staff_of(request), texts_of(request)
+    case_id = int(request.match_info["case_id"])
+    view = await console.app.desk.view(staff.counsellor, case_id)  # audited
+    if isinstance(view, DeskError):
+        return render(
+            request,
+            "error.html",
+            status=ERROR_STATUS.get(view, 403),
+            message=t(f"error.{view.value}"),
+        )
+    trail = await console.app.desk.audit_trail(case_id)
+    summary = view.summary
+    desk = console.app.desk
+    transfer_to: list[str] = []
+    if hasattr(desk, "transfer") and summary.status == "active":
+        async with console.app.db.session() as s:
+            transfer_to = [
+                c.name
+                for c in await Repos(s).counsellors.all()
+                if c.active and c.name != summary.owner
+            ]
+    return render(
+        request,
+        "case.html",
+        view=view,
+        summary=summary,
+        answers=_answers(view, t),
+        evidence=_evidence(case_id, view),
+        lines=[
+            line_json(n, line.sender, line.text, line.at, t)
+            for n, line in enumerate(view.transcript, 1)
+        ],
+        seen=len(view.transcript),
+        trail=trail,
+        risk_trail=[row for row in trail if row[2] in RISK_ACTIONS],
+        outcomes=[(o, outcome_label(o, t.locale)) for o in outcomes()],
+        risks=[(r.value, r.label(t.locale)) for r in Risk],
+        can_write=_can_write(summary, staff),
+        can_take=summary.status == "waiting",
+        transfer_to=transfer_to,
+        canned=await _canned(console, staff, t.locale),
+    )
+
+
+async def _canned(console: Console, staff: Staff, locale: str) -> list[tuple[str, str]]:
+    """Canned replies as (key, text), when the desk offers them."""
+    lister = getattr(console.app.desk, "canned_replies", None)
+    if lister is None:
+        return []
+    try:
+        items = lister(locale)
+        if asyncio.iscoroutine(items):
+            items = await items
+    except TypeError:
+        return []
+    if isinstance(items, dict):
+        return [(str(k), str(v)) for k, v in items.items()]
+    return [(str(k), str(v)) for k, v in items]
+
+
+async def _peek(
+    console: Console, counsellor: Counsellor, case_id: int
+) -> tuple[tuple[str, str | None, str], list[tuple[str, str, Any]]] | None:
+    """The case's status and transcript, if this counsellor may (still) see it. Polling a case
+    the counsellor has open is not a new read of it: `Desk.view` audited the page."""
+    async with console.app.db.session() as s:
+        repos = Repos(s)
+        case = await repos.cases.get(case_id)
+        if case is None or not console.app.desk._may_see(counsellor, case):
+            return None
+        owner = await repos.counsellors.get(case.owner_id) if case.owner_id else None
+        lines = [(m.sender, m.text, m.created_at) for m in await repos.messages.for_case(case_id)]
+        return (case.status, owner.name if owner else None, case.risk), lines
+
+
+async def case_events(request: web.Request) -> web.StreamResponse:
+    """A case, live: `line` events for new transcript lines, `case` when its status, owner or
+    risk changes, `gone` when the counsellor may no longer see it."""
+    console, staff, t = console_of(request), staff_of(request), texts_of(request)
+    case_id = int(request.match_info["case_id"])
+    first = await _peek(console, staff.counsellor, case_id)
+    if first is None:
+        return web.json_response({"error": "not_yours"}, status=403)
+    try:
+        seen = int(request.headers.get("Last-Event-ID") or request.query.get("seen") or 0)
+    except ValueError:
+        seen = 0
+    state = first[0]
+    stream = await EventStream(request).open()
+    quiet = 0.0
+    with contextlib.suppress(ConnectionResetError):
+        while not console.stopping.is_set():
+            snapshot = await _peek(console, staff.counsellor, case_id)
+            if snapshot is None:
+                await stream.send("gone", {"message": t("case.gone")})
+                break
+            status, lines = snapshot
+            if status != state:
+                state = status
+                await stream.send(
+                    "case",
+                    {"status": status[0], "owner": status[1], "risk": status[2],
+                     "message": t("case.live_changed")},
+                )
+            seen = min(seen, len(lines))
+            for n, (sender, text, at) in enumerate(lines[seen:], seen + 1):
+                await stream.send("line", line_json(n, sender, text, at, t), event_id=str(n))
+            seen = len(lines)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(console.stopping.wait(), timeout=1.0)
+            quiet += 1.0
+            if quiet >= HEARTBEAT:
+                quiet = 0.0
+                if not await _still_signed_in(console, staff):
+                    await stream.send("signed_out", {})
+                    break
+                await stream.ping()
+    return stream.response
+
+
+def _read_evidence(root: Path, stored: str) -> tuple[bytes, str] | None:
+    """The file's bytes and suffix, if it is a file inside the evidence folder."""
+    path = Path(stored).resolve()
+    if not path.is_relative_to(root.resolve()) or not path.is_file():
+        return None
+    return path.read_bytes(), path.suffix.lower()
+
+
+async def evidence_file(request: web.Request) -> web.StreamResponse:
+    """One evidence file of a case, to staff who may see the case; audited."""
+    console, staff = console_of(request), staff_of(request)
+    case_id = int(request.match_info["case_id"])
+    n = int(request.match_info["n"])
+    async with console.app.db.session() as s:
+        repos = Repos(s)
+        case = await repos.cases.get(case_id)
+        if case is None or not console.app.desk._may_see(staff.counsellor, case):
+            raise web.HTTPForbidden()
+        files = list(await repos.attachments.for_case(case_id))
+        if not 1 <= n <= len(files) or not files[n - 1].stored_path:
+            raise web.HTTPNotFound()
+        stored = str(files[n - 1].stored_path)
+        await repos.audit.record(
+            "evidence_viewed", counsellor_id=staff.counsellor.id, case_id=case_id, detail=f"#{n}"
+        )
+    found = await asyncio.to_thread(_read_evidence, Path(console.settings.evidence_dir), stored)
+    if found is None:
+        log.warning("web console: an evidence file of case %s is missing or misplaced", case_id)
+        raise web.HTTPNotFound()
+    body, suffix = found
+    if suffix in IMAGE_TYPES:
+        return web.Response(
+            body=body, content_type=IMAGE_TYPES[suffix], headers={"Cache-Control": "no-store"}
+        )
+    # Anything else is downloaded, never rendered in the console's origin.
+    return web.Response(
+        body=body,
+        content_type="application/octet-stream",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="case-{case_id}-file-{n}{suffix}"',
+        },
+    )
+
+
+# ---------------------------------------------------------------------- acting on a case
+def _field(form: Any, name: str, limit: int = 4000) -> str:
+    value = form.get(name, "")
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+async def case_action(request: web.Request) -> web.StreamResponse:
+    console, staff = console_of(request), staff_of(request)
+    case_id = int(request.match_info["case_id"])
+    action = request.match_info["action"]
+    form = await request.post()
+    desk = console.app.desk
+    me = staff.counsellor
+    limit = console.settings.max_text_chars
+    here, queue = f"/cases/{case_id}", "/"
+    result: DeskResult
+    if action == "take":
+        result, done, target = await desk.take(me, case_id), "taken", here
+    elif action == "release":
+        result = await desk.release(me, case_id, _field(form, "note", 2000))
+        done, target = "released", queue
+    elif action == "close":
+        result, done, target = await desk.close(me, case_id, _field(form, "outcome", 64)), \
+            "closed", queue
+    elif action == "reply":
+        text = _field(form, "text", limit)
+        canned = _field(form, "canned", 200)
+        reply_canned = getattr(desk, "reply_canned", None)
+        if canned and not text and reply_canned is not None:
+            result = await reply_canned(me, case_id, canned)
+        elif not text:
+            return _respond(request, None, "empty", here)
+        else:
+            result = await desk.reply(me, case_id, text)
+        done, target = "sent", here
+    elif action == "note":
+        text = _field(form, "text", limit)
+        if not text:
+            return _respond(request, None, "empty", here)
+        result, done, target = await desk.note(me, case_id, text), "noted", here
+    elif action == "risk":
+        result = await desk.set_risk(
+            me, case_id, _field(form, "risk", 16), _field(form, "note", 2000)
+        )
+        done, target = "risk", here
+    elif action == "transfer" and hasattr(desk, "transfer"):
+        result = await desk.transfer(me, case_id, _field(form, "to", 64))
+        done, target = "transferred", queue
+    else:
+        raise web.HTTPNotFound()
+    if result.ok:
+        await console.app.delivery.deliver(result.outbound)
+        console.feed.wake()
+    return _respond(request, result, done, target)
+
+
+def _respond(
+    request: web.Request, result: DeskResult | None, done: str, target: str
+) -> web.StreamResponse:
+    """JSON for the page's script; for a plain form, back to a page with a message."""
+    ok = result is not None and result.ok
+    error = (result.error.value if result and result.error else done) if not ok else None
+    if wants_json(request):
+        status = 200 if ok else ERROR_STATUS.get(result.error, 400) if result and result.error \
+            else 400
+        return web.json_response({"ok": ok, "error": error}, status=status)
+    if ok:
+        raise web.HTTPSeeOther(f"{target}?done={done}")
+    case_page = request.path.rsplit("/", 1)[0]
+    raise web.HTTPSeeOther(f"{case_page}?error={error}")
+
+
+# ---------------------------------------------------------------------- supervisors
+async def supervisor_page(request: web.Request) -> web.StreamResponse:
+    console, staff, t = console_of(request), staff_of(request), texts_of(request)
+    if not staff.is_supervisor:
+        return render(request, "error.html", status=403, message=t("error.forbidden"))
+    board = await read_board(console.app)
+    holds: dict[str, list[CaseSummary]] = {}
+    for c in board.active:
+        holds.setdefault(c.owner or "?", []).append(c)
+    figures = await today(console.app.db, utcnow())
+    return render(
+        request,
+        "board.html",
+        holds=sorted(holds.items()),
+        figures=figures,
+        charts=_charts(figures, t),
+        fmt_minutes=lambda m: t("board.none") if m is None else t("minutes", n=round(m)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    title: str
+    bars: Sequence[tuple[str, int, str]]  # label, value, css class
+    top: int
+
+
+def _charts(figures: Any, t: Texts) -> list[Chart]:
+    locale = t.locale
+
+    def chart(title: str, bars: list[tuple[str, int, str]]) -> Chart:
+        return Chart(title, bars, max([b[1] for b in bars] + [1]))
+
+    return [
+        chart(t("board.by_risk"), [
+            (Risk(b.key).label(locale), b.value, f"risk-{b.key}") for b in figures.by_risk
+        ]),
+        chart(t("board.by_hour"), [(b.label, b.value, "hour") for b in figures.by_hour]),
+        chart(t("board.by_category"), [
+            (category_label(b.key, locale), b.value, "cat") for b in figures.by_category
+        ]),
+        chart(t("board.by_outcome"), [
+            (outcome_label(b.key, locale), b.value, "out") for b in figures.by_outcome
+        ]),
+    ]
+
+
+async def alert_sound(request: web.Request) -> web.StreamResponse:
+    return web.Response(
+        body=console_of(request).sound,
+        content_type="audio/wav",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/signin", signin_page)
+    r.add_post("/signin", signin_post)
+    r.add_post("/signout", signout)
+    r.add_get("/", queue_page)
+    r.add_get("/api/queue", queue_api)
+    r.add_get("/events/queue", queue_events)
+    r.add_get(r"/cases/{case_id:\d+}", case_page)
+    r.add_get(r"/events/cases/{case_id:\d+}", case_events)
+    r.add_get(r"/cases/{case_id:\d+}/evidence/{n:\d+}", evidence_file)
+    r.add_post(
+        r"/cases/{case_id:\d+}/{action:take|release|close|reply|note|risk|transfer}", case_action
+    )
+    r.add_get("/supervisor", supervisor_page)
+    r.add_get("/sound/alert.wav", alert_sound)

@@ -1,0 +1,271 @@
+"""The counsellors' side: the staff forum, its buttons and commands, and its accidents."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+from bot.telegram.desk import TelegramDesk
+from dialogs.messages import Channel, Inbound, Outbound
+from knowledge_base import KnowledgeBase
+from storage.db import Database
+from storage.repositories import Repos
+
+from .conftest import (
+    ANNA,
+    BORIS,
+    CHILD,
+    STRANGER,
+    Harness,
+    start_channel,
+    stop_channel,
+)
+from .fake_api import STAFF_CHAT, FakeTelegram
+
+
+async def test_someone_who_is_not_a_counsellor_cannot_take_a_case(tg: Harness) -> None:
+    case_id, thread, card = await tg.open_case()
+    query = await tg.fake.staff_presses(STRANGER, card.button("Взять"), thread=thread,
+                                        message_id=card.message_id)
+    answer = await tg.fake.answer_to(query)
+    assert answer["text"] == "Это могут делать только зарегистрированные консультанты."
+    assert answer["show_alert"] == "true"
+    # Commands and messages in the topic are refused too, and nothing reaches the child.
+    await tg.fake.staff_says(STRANGER, "/close advice-given", thread)
+    await tg.fake.text_to(STAFF_CHAT, "только зарегистрированные", thread=thread)
+    await tg.fake.staff_says(STRANGER, "привет, это я", thread)
+    await tg.fake.text_to(STAFF_CHAT, "только зарегистрированные", thread=thread)
+    case = await tg.case(case_id)
+    assert (case.status, case.owner_id) == ("waiting", None)
+    assert not [c for c in tg.fake.sent_to(CHILD) if "привет, это я" in c.text]
+    assert "taken" not in await tg.audit(case_id)
+
+
+async def test_two_counsellors_pressing_take_at_once_give_one_owner(tg: Harness) -> None:
+    case_id, thread, card = await tg.open_case()
+    data = card.button("Взять")
+    presses = [tg.fake.press(who, data, chat_id=STAFF_CHAT, thread=thread,
+                             message_id=card.message_id) for who in (ANNA, BORIS)]
+    await tg.fake.push(*presses)
+    answers = [await tg.fake.answer_to(p["callback_query"]["id"]) for p in presses]
+    await tg.fake.text_to(STAFF_CHAT, "взял(а) обращение", thread=thread)
+    case = await tg.case(case_id)
+    async with tg.app.db.session() as session:
+        owner = await Repos(session).counsellors.get(case.owner_id or 0)
+    assert case.status == "active" and owner is not None
+    assert sorted(a["text"] for a in answers) == [
+        "Обращение ваше.", f"Обращение уже взял(а) {owner.name}."]
+    assert (await tg.audit(case_id)).count("taken") == 1
+    await tg.fake.text_to(CHILD, "Консультант подключился")
+    assert len([c for c in tg.fake.sent_to(CHILD) if "подключился" in c.text]) == 1
+
+
+async def test_a_child_who_blocked_the_bot_is_unreachable_and_the_counsellor_told(
+    tg: Harness,
+) -> None:
+    case_id, thread, _ = await tg.open_case()
+    await tg.take(case_id, thread)
+    tg.fake.fail("sendMessage", 403, "Forbidden: bot was blocked by the user",
+                 match=lambda p: p.get("chat_id") == str(CHILD))
+    await tg.fake.staff_says(ANNA, "Ты здесь?", thread)
+    await tg.fake.text_to(STAFF_CHAT, "заблокировал бота", thread=thread)
+    user = await tg.child_user()
+    assert user is not None and user.unreachable
+    # Writing again makes them reachable: the engine clears the flag.
+    await tg.fake.child_says(CHILD, "я тут")
+    await tg.fake.text_to(STAFF_CHAT, "🧒 я тут", thread=thread)
+    user = await tg.child_user()
+    assert user is not None and not user.unreachable
+
+
+async def test_a_deleted_topic_is_created_again_with_its_card(tg: Harness) -> None:
+    case_id, thread, _ = await tg.open_case()
+    tg.fake.delete_topic(thread)
+    await tg.fake.child_says(CHILD, "я ещё здесь")
+    topic = await tg.fake.next_call("createForumTopic",
+                                    where=lambda c: c["name"].startswith(f"#{case_id} "))
+    new_thread = next(t for t, name in tg.fake.topics.items() if name == topic["name"])
+    assert new_thread != thread
+    card = await tg.fake.next_call("sendMessage", chat_id=STAFF_CHAT,
+                                   message_thread_id=new_thread)
+    assert f"Обращение #{case_id}" in card.text and card.buttons
+    await tg.fake.text_to(STAFF_CHAT, "🧒 я ещё здесь", thread=new_thread)
+    assert (await tg.case(case_id)).desk_thread_id == new_thread
+    assert (await tg.audit(case_id)).count("card_posted") >= 2
+
+
+async def test_service_messages_are_not_relayed_and_edits_are(tg: Harness) -> None:
+    case_id, thread, _ = await tg.open_case()
+    await tg.take(case_id, thread)
+    await tg.fake.push(tg.fake.staff_message(
+        ANNA, thread, forum_topic_edited={"name": "renamed"}))
+    await tg.fake.push(tg.fake.staff_message(
+        ANNA, thread, pinned_message={"message_id": 1, "date": 0,
+                                      "chat": {"id": STAFF_CHAT, "type": "supergroup"}}))
+    desk_id = await tg.fake.staff_says(ANNA, "Првиет, я на связи", thread)
+    first = await tg.fake.text_to(CHILD, "Првиет")
+    await tg.fake.push(tg.fake.staff_message(ANNA, thread, edited=True, message_id=desk_id,
+                                             text="Привет, я на связи"))
+    edit = await tg.fake.next_call("editMessageText", chat_id=CHILD)
+    assert edit["text"] == "Привет, я на связи"
+    assert int(edit["message_id"]) == first.message_id
+    to_child = [c.text for c in tg.fake.sent_to(CHILD)]
+    assert "renamed" not in " ".join(to_child)
+    assert [t for t in to_child if "на связи" in t] == ["Првиет, я на связи"]
+
+
+async def test_a_counsellor_must_take_a_case_before_writing_to_the_child(tg: Harness) -> None:
+    _, thread, _ = await tg.open_case()
+    await tg.fake.staff_says(ANNA, "Привет!", thread)
+    await tg.fake.text_to(STAFF_CHAT, "сначала возьмите", thread=thread)
+    await tg.fake.staff_says(ANNA, "стикер", thread)  # a second try, still refused
+    await tg.fake.text_to(STAFF_CHAT, "сначала возьмите", thread=thread)
+    assert not [c for c in tg.fake.sent_to(CHILD) if c.text == "Привет!"]
+
+
+async def test_notes_risk_release_and_the_queue(tg: Harness) -> None:
+    case_id, thread, card = await tg.open_case()
+    assert (await tg.case(case_id)).risk == "medium"
+    # Raising needs no note; the topic's name follows.
+    query = await tg.fake.staff_presses(ANNA, card.button("Риск ↑"), thread=thread,
+                                        message_id=card.message_id)
+    await tg.fake.answer_to(query)
+    await tg.fake.text_to(STAFF_CHAT, "Риск: СРЕДНИЙ → ВЫСОКИЙ (anna)", thread=thread)
+    assert tg.fake.topics[thread].endswith("· HIGH")
+    # Lowering needs a note.
+    query = await tg.fake.staff_presses(ANNA, card.button("Риск ↓"), thread=thread)
+    assert "/risk" in (await tg.fake.answer_to(query))["text"]
+    await tg.fake.staff_says(ANNA, "/risk low", thread)
+    await tg.fake.text_to(STAFF_CHAT, "Чтобы понизить риск, нужна заметка", thread=thread)
+    await tg.fake.staff_says(ANNA, "/risk low ребёнок в безопасности, фото удалены", thread)
+    await tg.fake.text_to(STAFF_CHAT, "ВЫСОКИЙ → НИЗКИЙ", thread=thread)
+    assert (await tg.case(case_id)).risk == "low"
+    # A note is never sent to the child.
+    await tg.fake.staff_says(ANNA, "/note звонила мама, всё в порядке", thread)
+    await tg.fake.text_to(STAFF_CHAT, "Заметка сохранена", thread=thread)
+    assert not [c for c in tg.fake.sent_to(CHILD) if "мама" in c.text]
+    # The queue lists waiting cases; release puts a taken case back.
+    await tg.take(case_id, thread)
+    await tg.fake.staff_says(ANNA, "/queue")
+    await tg.fake.text_to(STAFF_CHAT, "Очередь пуста")
+    await tg.fake.staff_says(ANNA, "/release", thread)
+    await tg.fake.text_to(CHILD, "передал разговор коллеге")
+    await tg.fake.text_to(STAFF_CHAT, "вернул(а) обращение в очередь", thread=thread)
+    await tg.fake.staff_says(BORIS, "/queue")
+    listing = await tg.fake.text_to(STAFF_CHAT, "самые срочные первыми")
+    assert f"#{case_id} · information · НИЗКИЙ" in listing.text
+    query = await tg.fake.staff_presses(BORIS, listing.button(f"#{case_id}"))
+    assert (await tg.fake.answer_to(query))["text"] == "Обращение ваше."
+    await tg.fake.text_to(STAFF_CHAT, "boris взял(а)", thread=thread)
+    trail = await tg.audit(case_id)
+    assert trail.count("risk_changed") == 2 and "note" in trail and "released" in trail
+
+
+async def test_a_critical_case_is_pinned_in_general_until_taken(tg: Harness) -> None:
+    await tg.start_as_child()
+    await tg.fake.text_to(CHILD, "Чем я могу помочь")
+    await tg.fake.child_says(CHILD, "я хочу умереть")
+    await tg.fake.text_to(CHILD, "Мне очень важно")
+    announce = await tg.fake.next_call(
+        "sendMessage", chat_id=STAFF_CHAT,
+        where=lambda c: c.thread is None and "Критическое обращение" in c.text)
+    assert "https://t.me/c/1234567890/" in announce.text
+    await tg.fake.next_call("pinChatMessage", message_id=announce.message_id)
+    assert announce.message_id in tg.fake.pinned
+    query = await tg.fake.staff_presses(ANNA, announce.button("Взять"),
+                                        message_id=announce.message_id)
+    assert (await tg.fake.answer_to(query))["text"] == "Обращение ваше."
+    await tg.fake.next_call("unpinChatMessage", message_id=announce.message_id)
+    assert announce.message_id not in tg.fake.pinned
+    edited = await tg.fake.next_call("editMessageText", message_id=announce.message_id)
+    assert "взял(а) anna" in edited.text and not edited.buttons
+
+
+async def test_files_over_the_evidence_limit_keep_only_their_reference(
+    fake: FakeTelegram, tmp_path: Path, db: Database, kb: KnowledgeBase
+) -> None:
+    tg, task = await start_channel(fake, tmp_path, db, kb, evidence_max_bytes=1000)
+    try:
+        case_id, _, _ = await tg.open_case()
+        big = await fake.child_sends_photo(CHILD, b"x" * 5000)
+        photo = await fake.next_call("sendPhoto", chat_id=STAFF_CHAT, photo=big)
+        assert "Файл больше лимита 1 КБ" in photo.text
+        small = await fake.child_sends_photo(CHILD, b"y" * 500)
+        await fake.next_call("sendPhoto", chat_id=STAFF_CHAT, photo=small)
+        async with tg.app.db.session() as session:
+            rows = {r.file_ref: r for r in await Repos(session).attachments.for_case(case_id)}
+        assert rows[big].stored_path is None and rows[big].size == 5000
+        kept = Path(rows[small].stored_path or "")
+        assert await asyncio.to_thread(kept.read_bytes) == b"y" * 500
+        assert not fake.calls_of("getFile", file_id=big)
+    finally:
+        await stop_channel(tg, task)
+
+
+async def test_a_vk_child_can_be_helped_from_the_telegram_desk(tg: Harness) -> None:
+    class VkOutbox:
+        """The "vk" channel as a test double: it keeps what it is given."""
+
+        def __init__(self) -> None:
+            self.sent: list[Outbound] = []
+            self.changed = asyncio.Condition()
+
+        async def send(self, message: Outbound) -> None:
+            async with self.changed:
+                self.sent.append(message)
+                self.changed.notify_all()
+
+        async def wait_for(self, count: int) -> list[Outbound]:
+            """The first `count` counsellor messages to the child (waits for them)."""
+            def relayed() -> list[Outbound]:
+                return [m for m in self.sent if m.to.chat_id == "vk-77" and m.case_id]
+
+            async with asyncio.timeout(5), self.changed:
+                await self.changed.wait_for(lambda: len(relayed()) >= count)
+            return relayed()
+
+    vk = VkOutbox()
+    tg.app.delivery.register("vk", vk)
+
+    async def vk_child(**kwargs: object) -> None:
+        await tg.app.handle(Inbound(channel=Channel.VK, user_id="vk-77", chat_id="vk-77",
+                                    locale_hint="ru", update_id=uuid.uuid4().hex,
+                                    **kwargs))  # type: ignore[arg-type]
+
+    await vk_child(text="привет")
+    await vk_child(payload="st|role|child")
+    await vk_child(payload="st|menu|person")
+    topic = await tg.fake.next_call("createForumTopic")
+    thread = next(t for t, name in tg.fake.topics.items() if name == topic["name"])
+    card = await tg.fake.next_call("sendMessage", chat_id=STAFF_CHAT, message_thread_id=thread)
+    assert "Канал: vk" in card.text and "vk-77" not in card.text
+    await tg.fake.staff_presses(ANNA, card.button("Взять"), thread=thread,
+                                message_id=card.message_id)
+    await tg.fake.text_to(STAFF_CHAT, "anna взял(а)", thread=thread)
+    assert any("Консультант подключился" in m.text for m in vk.sent)
+    await tg.fake.staff_says(ANNA, "Привет из Telegram", thread)
+    photo, _ = tg.fake.add_file(b"counsellor's picture")
+    await tg.fake.push(tg.fake.staff_message(
+        ANNA, thread, caption="памятка",
+        photo=[{"file_id": photo, "file_unique_id": "p", "width": 1, "height": 1}]))
+    await tg.fake.staff_says(ANNA, "/note проверка доставки", thread)
+    await tg.fake.text_to(STAFF_CHAT, "Заметка сохранена", thread=thread)
+    relayed = await vk.wait_for(2)
+    assert [m.text for m in relayed] == ["Привет из Telegram", "памятка"]
+    assert relayed[1].attachments[0].file_ref == photo
+    assert not tg.fake.sent_to(CHILD)
+
+
+def test_topic_names_follow_the_example() -> None:
+    from datetime import UTC, datetime
+
+    from bot.telegram.desk import CaseCard
+    from dialogs.catalogue import Catalogue
+
+    desk = TelegramDesk.__new__(TelegramDesk)
+    desk.texts = Catalogue(Path(__file__).parents[2] / "bot" / "telegram" / "desk_texts.yaml")
+    desk.locale = "en"
+    card = CaseCard(42, "cyberbullying", "high", "waiting", "telegram", datetime.now(UTC), None,
+                    None, {}, (), None, ())
+    assert desk.topic_name(card) == "#42 · cyberbullying · HIGH"
