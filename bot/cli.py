@@ -58,6 +58,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.console import ConsoleChat
 
     app = _app(settings)
+    web = await _start_web(app) if settings.web_enabled else None
     tasks = []
     if settings.telegram_bot_token:
         from bot.telegram import run_telegram
@@ -78,6 +79,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         await asyncio.gather(*tasks)
         return 0
     finally:
+        if web is not None:
+            await web.cleanup()
         await app.close()
 
 
@@ -164,6 +167,10 @@ async def _counsellor(settings: Settings, args: argparse.Namespace) -> int:
     from storage.db import Database
     from storage.repositories import Repos
 
+    if args.c_verb == "password":
+        from bot.web.admin import password
+
+        return await password(settings, args)
     db = Database(settings.database_url)
     try:
         async with db.session() as s:
@@ -266,6 +273,18 @@ async def _purge(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _start_web(app):  # type: ignore[no-untyped-def]
+    from bot.web import start_console
+
+    return await start_console(app)
+
+
+async def _web(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.web.admin import serve
+
+    return await serve(settings)
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="helpline", description="The child help-line bot.")
@@ -307,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--id", required=True, help="their account id on that channel")
     add.add_argument("--role", choices=["counsellor", "supervisor"], default="counsellor")
     cs.add_parser("list", help="list counsellors")
+    pw = cs.add_parser(
+        "password", help="set a web console password (typed, or the first line of stdin)"
+    )
+    pw.add_argument("name")
+    second = pw.add_mutually_exclusive_group()
+    second.add_argument("--totp", action="store_true", help="turn on a TOTP second factor")
+    second.add_argument("--no-totp", action="store_true", help="turn the second factor off")
 
     kb = sub.add_parser("kb", help="the knowledge base")
     kbs = kb.add_subparsers(dest="kb_verb", required=True)
@@ -330,6 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pu = sub.add_parser("purge", help="delete transcripts past the retention period")
     pu.add_argument("--days", type=int, default=None)
+
+    sub.add_parser("web", help="the counsellors' web console alone, at WEB_HOST:WEB_PORT")
     return p
 
 
@@ -354,5 +382,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "counsellor": _counsellor,
         "audit": _audit,
         "purge": _purge,
+        "web": _web,
     }
     return asyncio.run(handlers[args.verb](settings, args))

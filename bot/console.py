@@ -65,7 +65,11 @@ class ConsoleChat:
         stripped = line.strip()
         payload = None
         if self.buttons:
-            if stripped.isdigit() and 1 <= int(stripped) <= len(self.buttons):
+            if (
+                stripped.isascii()
+                and stripped.isdigit()
+                and 1 <= int(stripped) <= len(self.buttons)
+            ):
                 payload = self.buttons[int(stripped) - 1].payload
             else:
                 for b in self.buttons:

@@ -32,6 +32,7 @@ from dialogs.messages import (
     Outbound,
     outbound_to_dict,
 )
+from dialogs.operations import DeskPolicy
 from dialogs.ports import AssessmentLike, KnowledgeSource, Triage
 from dialogs.ratelimit import RateLimiter
 from dialogs.render import article_text
@@ -93,8 +94,11 @@ class DialogEngine:
         catalogue: Catalogue | None = None,
         config: EngineConfig | None = None,
         clock: Callable[[], datetime] = utcnow,
+        policy: DeskPolicy | None = None,
     ) -> None:
         self.db = db
+        # The desk's rules (hours, waits, blocks); unconfigured: always open, nobody blocked.
+        self.policy = policy or DeskPolicy()
         self.kb = kb
         self.triage: Triage = triage or _default_triage()
         self.catalogue = catalogue or default_catalogue()
@@ -181,7 +185,9 @@ class DialogEngine:
         kept = []
         for message in messages:
             row = await repos.outbox.add(
-                message.to.channel, message.to.chat_id, outbound_to_dict(message),
+                message.to.channel,
+                message.to.chat_id,
+                outbound_to_dict(message),
                 message.case_id,
             )
             kept.append(replace(message, meta={**message.meta, "outbox_id": str(row.id)}))
@@ -213,6 +219,8 @@ class DialogEngine:
     # ------------------------------------------------------------------ one turn
     async def _run(self, turn: _Turn, inbound: Inbound) -> None:
         ctx, conv, user = turn.ctx, turn.conv, turn.user
+        if await self.policy.screen(turn.repos, user, ctx, inbound, self._is_danger, self.clock()):
+            return  # a blocked user: one neutral reply per block, danger still gets through
         if inbound.kind not in SUPPORTED and user.notice_shown:
             ctx.say(ctx.t("unsupported.content"))
             self._prompt(turn, reprompt=True)
@@ -293,7 +301,7 @@ class DialogEngine:
         for opt in options:
             if turn.ctx.t(opt.label).casefold() == folded:
                 return opt
-        if folded.isdigit() and not step.free_text and 1 <= int(folded) <= len(options):
+        if folded.isdecimal() and not step.free_text and 1 <= int(folded) <= len(options):
             return options[int(folded) - 1]
         return None
 
@@ -628,6 +636,7 @@ class DialogEngine:
             desk_event=event,
             critical=critical or case.risk == Risk.CRITICAL.value,
             attachments=attachments,
+            meta=self.policy.notice_meta(case, self.clock()),
         )
 
     async def escalate(
@@ -644,7 +653,17 @@ class DialogEngine:
             self._enter_counselling(turn, case)
             if case.status == "waiting":
                 position = await repos.cases.position(case)
-                ctx.say(ctx.t("counselling.still_waiting", case=case.id, position=position))
+                ctx.say(
+                    await self.policy.waiting_text(
+                        repos,
+                        ctx,
+                        case,
+                        position,
+                        self.clock(),
+                        fallback_minutes=self.config.minutes_per_case,
+                        again=True,
+                    )
+                )
             else:
                 ctx.say(ctx.t("counselling.connected"))
             self._attach_buttons(turn)
@@ -662,13 +681,15 @@ class DialogEngine:
         case = await self._open_case(turn, category=category, risk=level)
         self._enter_counselling(turn, case)
         position = await repos.cases.position(case)
-        wait = max(5, position * self.config.minutes_per_case)
+        # Honest: from recent first-response times, or after hours, when counsellors are back.
         ctx.say(
-            ctx.t(
-                "counselling.waiting",
-                case=case.id,
-                position=position,
-                wait=ctx.t("counselling.wait.minutes", n=wait),
+            await self.policy.waiting_text(
+                repos,
+                ctx,
+                case,
+                position,
+                self.clock(),
+                fallback_minutes=self.config.minutes_per_case,
             )
         )
         self._attach_buttons(turn)

@@ -1,8 +1,11 @@
-"""The counsellors' desk: the queue, taking a case, relaying, notes, risk changes and closing.
+"""The counsellors' desk: the queue, taking a case, relaying, notes, risk changes and closing;
+transfers, capacity, canned replies, blocking abusers and the minute sweep.
 
 Every desk channel (console, Telegram staff group, web console) calls this one service. Each call
 checks that the caller is a registered, active counsellor and may act on that case; every read of
-a case leaves an audit record.
+a case leaves an audit record. Roles: a `counsellor` holds up to `capacity` cases at once and acts
+on waiting cases and their own; a `supervisor` also sees every open case and may act on any of
+them (reassign, close, block).
 """
 
 from __future__ import annotations
@@ -11,12 +14,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Protocol
 
+from dialogs.canned import CannedReplies, CannedReply, default_canned
 from dialogs.engine import DialogEngine
-from dialogs.messages import Address, Attachment, ContentKind, Outbound
-from dialogs.taxonomy import Risk, is_outcome
-from storage.models import Case, Counsellor, utcnow
+from dialogs.messages import DESK, Address, Attachment, Button, ContentKind, DeskEvent, Outbound
+from dialogs.operations import AFTER_HOURS, DeskConfig
+from dialogs.taxonomy import Risk, category_chi_group, is_category, is_outcome
+from storage.models import Case, Counsellor, User, utcnow
 from storage.repositories import Repos
+
+SUPERVISOR = "supervisor"
+BLOCK_OUTCOME = "abusive-contact"
 
 
 class DeskError(StrEnum):
@@ -28,6 +37,14 @@ class DeskError(StrEnum):
     BAD_RISK = "bad_risk"
     CLOSED = "closed"
     CHILD_GONE = "child_gone"
+    AT_CAPACITY = "at_capacity"
+    NO_COUNSELLOR = "no_counsellor"
+    BAD_TRANSFER = "bad_transfer"
+    SUPERVISOR_ONLY = "supervisor_only"
+    NO_CANNED = "no_canned"
+    BAD_BLOCK = "bad_block"
+    NOT_BLOCKED = "not_blocked"
+    BAD_CATEGORY = "bad_category"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +55,7 @@ class DeskResult:
     error: DeskError | None = None
     outbound: tuple[Outbound, ...] = ()
     case_id: int | None = None
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +68,7 @@ class CaseSummary:
     created_at: datetime
     owner: str | None
     waiting_minutes: int
+    chi_group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +91,26 @@ class CaseView:
     rating: int | None
 
 
-def _fail(error: DeskError, case_id: int | None = None) -> DeskResult:
-    return DeskResult(ok=False, error=error, case_id=case_id)
+def _fail(error: DeskError, case_id: int | None = None, detail: str = "") -> DeskResult:
+    return DeskResult(ok=False, error=error, case_id=case_id, detail=detail)
 
 
 class Desk:
-    def __init__(self, engine: DialogEngine) -> None:
+    def __init__(self, engine: DialogEngine, *, canned: CannedReplies | None = None) -> None:
         self.engine = engine
         self.db = engine.db
+        self.canned = canned or default_canned()
+
+    @property
+    def config(self) -> DeskConfig:
+        """The desk's rules, shared with the engine (hours, capacity, sweep intervals)."""
+        return self.engine.policy.config
+
+    def _now(self) -> datetime:
+        return self.engine.clock()
+
+    def _staff_text(self, key: str, **values: object) -> str:
+        return self.engine.catalogue.t(key, self.config.staff_locale).format(**values)
 
     async def identify(self, channel: str, external_id: str) -> Counsellor | None:
         async with self.db.session() as s:
@@ -170,18 +201,51 @@ class Desk:
             channel=case.channel,
             created_at=case.created_at,
             owner=owner.name if owner else None,
-            waiting_minutes=int(waited.total_seconds() // 60),
+            waiting_minutes=max(0, int(waited.total_seconds() // 60)),
+            chi_group=category_chi_group(case.category),
         )
+
+    async def open_cases(self, counsellor: Counsellor) -> list[CaseSummary] | DeskError:
+        """Every waiting and held case, highest risk first: for supervisors only."""
+        if counsellor.role != SUPERVISOR:
+            return DeskError.SUPERVISOR_ONLY
+        async with self.db.session() as s:
+            repos = Repos(s)
+            return [await self._summary(repos, c) for c in await repos.desk.open_cases()]
+
+    async def on_call(self) -> list[Counsellor]:
+        """Who is paged for a critical case outside opening hours: the active supervisors."""
+        async with self.db.session() as s:
+            return list(await Repos(s).desk.supervisors())
+
+    def is_open(self, now: datetime | None = None) -> bool:
+        """Are counsellors on the desk now, by the opening hours?"""
+        return self.config.hours.is_open(now or self._now())
+
+    def canned_replies(self) -> list[CannedReply]:
+        """The reviewed ready replies a counsellor can send with `/reply KEY`."""
+        return self.canned.all()
 
     # ------------------------------------------------------------------ acting
     async def take(self, counsellor: Counsellor, case_id: int) -> DeskResult:
-        """Atomic: of two counsellors pressing Take at once, exactly one gets the case."""
+        """Atomic: of two counsellors pressing Take at once, exactly one gets the case. Refused
+        when the counsellor already holds `capacity` cases."""
         async with self.db.session() as s:
             repos = Repos(s)
             case = await repos.cases.get(case_id)
             if case is None:
                 return _fail(DeskError.NO_CASE, case_id)
-            if not await repos.cases.take(case_id, counsellor.id):
+            if case.status == "closed":
+                return _fail(DeskError.CLOSED, case_id)
+            if case.status != "waiting":
+                return _fail(DeskError.TAKEN, case_id)
+            limit = self.config.capacity
+            if not await repos.desk.take_within(case_id, counsellor.id, limit, self._now()):
+                held = await repos.desk.held_count(counsellor.id)
+                if held >= limit:
+                    return _fail(
+                        DeskError.AT_CAPACITY, case_id, f"you hold {held} of {limit} cases"
+                    )
                 return _fail(DeskError.TAKEN, case_id)
             await s.refresh(case)
             await repos.audit.record("taken", counsellor_id=counsellor.id, case_id=case_id)
@@ -194,7 +258,7 @@ class Desk:
             return DeskError.NO_CASE
         if case.status == "closed":
             return DeskError.CLOSED
-        if case.owner_id != counsellor.id and counsellor.role != "supervisor":
+        if case.owner_id != counsellor.id and counsellor.role != SUPERVISOR:
             return DeskError.NOT_YOURS
         if case.status != "active":
             return DeskError.NOT_YOURS
@@ -209,27 +273,50 @@ class Desk:
     ) -> DeskResult:
         """Send the counsellor's words to the child, with no name or account attached."""
         async with self.db.session() as s:
-            repos = Repos(s)
-            case = await self._owned(repos, counsellor, case_id)
-            if isinstance(case, DeskError):
-                return _fail(case, case_id)
-            if case.user_id is None:
-                return _fail(DeskError.CHILD_GONE, case_id)
-            user = await repos.users.get(case.user_id)
-            if user is None:
-                return _fail(DeskError.CHILD_GONE, case_id)
-            await repos.messages.add(
-                user.id, "counsellor", text, case_id=case_id, counsellor_id=counsellor.id
+            return await self._reply(
+                Repos(s), counsellor, case_id, lambda _locale: text, attachments
             )
-            if case.first_response_at is None:
-                case.first_response_at = utcnow()
-            out = Outbound(
-                to=Address(user.channel, user.address),
-                text=text,
-                attachments=tuple(attachments),
-                case_id=case_id,
-            )
-            return DeskResult(ok=True, outbound=(out,), case_id=case_id)
+
+    async def reply_canned(self, counsellor: Counsellor, case_id: int, key: str) -> DeskResult:
+        """Send a canned reply (`/reply KEY`) in the child's language, taken from the case."""
+        canned = self.canned.get(key)
+        if canned is None:
+            return _fail(DeskError.NO_CANNED, case_id, ", ".join(self.canned.keys()))
+        async with self.db.session() as s:
+            return await self._reply(Repos(s), counsellor, case_id, canned.text)
+
+    async def _reply(
+        self,
+        repos: Repos,
+        counsellor: Counsellor,
+        case_id: int,
+        text_for: _TextFor,
+        attachments: Sequence[Attachment] = (),
+    ) -> DeskResult:
+        case = await self._owned(repos, counsellor, case_id)
+        if isinstance(case, DeskError):
+            return _fail(case, case_id)
+        user = await repos.users.get(case.user_id) if case.user_id is not None else None
+        if user is None:
+            return _fail(DeskError.CHILD_GONE, case_id)
+        text = text_for(self._locale(case, user))
+        await repos.messages.add(
+            user.id, "counsellor", text, case_id=case_id, counsellor_id=counsellor.id
+        )
+        if case.first_response_at is None:
+            case.first_response_at = self._now()
+        out = Outbound(
+            to=Address(user.channel, user.address),
+            text=text,
+            attachments=tuple(attachments),
+            case_id=case_id,
+        )
+        return DeskResult(ok=True, outbound=(out,), case_id=case_id)
+
+    def _locale(self, case: Case, user: User | None) -> str:
+        """The child's language: as the case recorded it, else their account's."""
+        locale = (case.answers or {}).get("locale") or (user.locale if user else None)
+        return str(locale or self.engine.config.default_locale)
 
     async def note(self, counsellor: Counsellor, case_id: int, text: str) -> DeskResult:
         """A private note on the case: never sent to the child."""
@@ -240,16 +327,21 @@ class Desk:
                 return _fail(DeskError.NO_CASE, case_id)
             if not self._may_see(counsellor, case):
                 return _fail(DeskError.NOT_YOURS, case_id)
-            if case.user_id is not None:
-                await repos.messages.add(
-                    case.user_id, "note", text, case_id=case_id, counsellor_id=counsellor.id
-                )
+            await self._note(repos, counsellor, case, text)
             await repos.audit.record(
                 "note", counsellor_id=counsellor.id, case_id=case_id, detail=text[:2000]
             )
             return DeskResult(ok=True, case_id=case_id)
 
+    async def _note(self, repos: Repos, counsellor: Counsellor, case: Case, text: str) -> None:
+        if case.user_id is not None and text.strip():
+            await repos.messages.add(
+                case.user_id, "note", text, case_id=case.id, counsellor_id=counsellor.id
+            )
+
     async def release(self, counsellor: Counsellor, case_id: int, note: str = "") -> DeskResult:
+        """Back to the queue, keeping its place; the note (if any) is left on the case for
+        whoever takes it next."""
         async with self.db.session() as s:
             repos = Repos(s)
             case = await self._owned(repos, counsellor, case_id)
@@ -259,11 +351,91 @@ class Desk:
             if not await repos.cases.release(case_id, owner):
                 return _fail(DeskError.NOT_YOURS, case_id)
             await s.refresh(case)
+            case.last_announced_at = self._now()
+            await self._note(repos, counsellor, case, note)
             await repos.audit.record(
                 "released", counsellor_id=counsellor.id, case_id=case_id, detail=note
             )
             out = await self.engine.desk_trigger(repos, case, "released")
             return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
+
+    async def transfer(
+        self, counsellor: Counsellor, case_id: int, to_name: str, note: str = ""
+    ) -> DeskResult:
+        """Hand a case to a named colleague. A counsellor hands over a case they hold; a
+        supervisor reassigns any open case (a waiting one goes straight to that colleague).
+        The colleague's capacity applies; the note stays on the case."""
+        async with self.db.session() as s:
+            repos = Repos(s)
+            target = await repos.counsellors.by_name(to_name.strip())
+            if target is None or not target.active:
+                return _fail(DeskError.NO_COUNSELLOR, case_id, to_name)
+            case = await repos.cases.get(case_id)
+            if case is None:
+                return _fail(DeskError.NO_CASE, case_id)
+            if case.status == "closed":
+                return _fail(DeskError.CLOSED, case_id)
+            supervisor = counsellor.role == SUPERVISOR
+            if not supervisor and (case.status != "active" or case.owner_id != counsellor.id):
+                return _fail(DeskError.NOT_YOURS, case_id)
+            if case.owner_id == target.id:
+                return _fail(DeskError.BAD_TRANSFER, case_id, f"{target.name} holds it already")
+            previous = await repos.counsellors.get(case.owner_id) if case.owner_id else None
+            was_waiting = case.status == "waiting"
+            limit = self.config.capacity
+            moved = await repos.desk.assign(
+                case_id,
+                from_owner=case.owner_id,
+                to_owner=target.id,
+                capacity=limit,
+                now=self._now(),
+            )
+            if not moved:
+                held = await repos.desk.held_count(target.id)
+                if held >= limit:
+                    return _fail(
+                        DeskError.AT_CAPACITY, case_id, f"{target.name} holds {held} of {limit}"
+                    )
+                return _fail(DeskError.TAKEN, case_id)
+            await s.refresh(case)
+            await self._note(repos, counsellor, case, note)
+            source = previous.name if previous else self._staff_text("desk.queue")
+            await repos.audit.record(
+                "transferred",
+                counsellor_id=counsellor.id,
+                case_id=case_id,
+                detail=f"{source} -> {target.name}" + (f": {note}" if note else ""),
+            )
+            if was_waiting:
+                out = list(await self.engine.desk_trigger(repos, case, "taken"))
+            else:
+                out = await self._to_child(repos, case, "counselling.transferred")
+            text = self._staff_text(
+                "desk.transferred", case=case_id, source=source, target=target.name
+            )
+            out.append(
+                self._notice(case, text + (f"\n{note}" if note else ""), assigned_to=target.name)
+            )
+            return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
+
+    async def _to_child(self, repos: Repos, case: Case, key: str) -> list[Outbound]:
+        user = await repos.users.get(case.user_id) if case.user_id is not None else None
+        if user is None:
+            return []
+        text = self.engine.catalogue.t(key, self._locale(case, user))
+        return [Outbound(to=Address(user.channel, user.address), text=text, case_id=case.id)]
+
+    def _notice(self, case: Case, text: str, **meta: str) -> Outbound:
+        """A desk notice written by the desk itself (re-announcements, transfers, blocks)."""
+        marks = {**self.engine.policy.notice_meta(case, self._now()), **meta}
+        return Outbound(
+            to=Address(DESK, str(case.id)),
+            text=text,
+            case_id=case.id,
+            desk_event=DeskEvent.CASE_UPDATED,
+            critical=case.risk == Risk.CRITICAL.value,
+            meta=marks,
+        )
 
     async def close(self, counsellor: Counsellor, case_id: int, outcome: str) -> DeskResult:
         if not is_outcome(outcome):
@@ -311,6 +483,175 @@ class Desk:
             )
             return DeskResult(ok=True, case_id=case_id)
 
+    async def set_category(
+        self, counsellor: Counsellor, case_id: int, category: str
+    ) -> DeskResult:
+        """Correct a case's category (the help line's taxonomy, after the CHI framework)."""
+        if not is_category(category):
+            return _fail(DeskError.BAD_CATEGORY, case_id)
+        async with self.db.session() as s:
+            repos = Repos(s)
+            case = await repos.cases.get(case_id)
+            if case is None:
+                return _fail(DeskError.NO_CASE, case_id)
+            # Also after closing: the counsellor who held it may still correct the category.
+            if not self._may_see(counsellor, case):
+                return _fail(DeskError.NOT_YOURS, case_id)
+            old, case.category = case.category, category
+            await repos.audit.record(
+                "category_changed",
+                counsellor_id=counsellor.id,
+                case_id=case_id,
+                detail=f"{old} -> {category}",
+            )
+            return DeskResult(ok=True, case_id=case_id)
+
+    # ------------------------------------------------------------------ blocking
+    async def block(
+        self, counsellor: Counsellor, case_id: int, reason: str, until: datetime
+    ) -> DeskResult:
+        """Block the user of a case who abuses the line, with a reason, until a moment. The
+        case closes as an abusive contact; the user then gets one neutral reply and nothing
+        else, except that a danger signal still opens a critical case. A critical case can
+        only be closed this way by a supervisor. Audited."""
+        now = self._now()
+        if not reason.strip():
+            return _fail(DeskError.BAD_BLOCK, case_id, "a reason is needed")
+        if until.tzinfo is None or until <= now:
+            return _fail(DeskError.BAD_BLOCK, case_id, "the expiry must be in the future")
+        async with self.db.session() as s:
+            repos = Repos(s)
+            case = await repos.cases.get(case_id)
+            if case is None:
+                return _fail(DeskError.NO_CASE, case_id)
+            supervisor = counsellor.role == SUPERVISOR
+            if not (supervisor or case.owner_id == counsellor.id or case.status == "waiting"):
+                return _fail(DeskError.NOT_YOURS, case_id)
+            if case.risk == Risk.CRITICAL.value and case.status != "closed" and not supervisor:
+                return _fail(DeskError.SUPERVISOR_ONLY, case_id, "the case is critical")
+            user = await repos.users.get(case.user_id) if case.user_id is not None else None
+            if user is None:
+                return _fail(DeskError.CHILD_GONE, case_id)
+            await repos.blocks.add(
+                channel=user.channel,
+                external_id=user.external_id,
+                user_id=user.id,
+                case_id=case.id,
+                counsellor_id=counsellor.id,
+                reason=reason.strip(),
+                until=until,
+            )
+            await repos.audit.record(
+                "blocked",
+                counsellor_id=counsellor.id,
+                case_id=case_id,
+                detail=f"until {until:%Y-%m-%d %H:%M} UTC: {reason.strip()}"[:2000],
+            )
+            if case.status != "closed":
+                case.status, case.outcome, case.closed_at = "closed", BLOCK_OUTCOME, now
+                case.owner_id = case.owner_id or counsellor.id
+                await repos.audit.record(
+                    "closed", counsellor_id=counsellor.id, case_id=case_id, detail=BLOCK_OUTCOME
+                )
+            conv = await repos.conversations.for_case(case.id)
+            if conv is not None and conv.flow == "counselling":
+                # Quietly out of the chat: when the block ends they find the menu.
+                conv.flow, conv.state, conv.case_id = "start", "menu", None
+                conv.resume_flow = conv.resume_state = None
+            text = self._staff_text("desk.blocked", case=case_id, until=f"{until:%Y-%m-%d %H:%M}")
+            return DeskResult(ok=True, outbound=(self._notice(case, text),), case_id=case_id)
+
+    async def unblock(self, counsellor: Counsellor, case_id: int) -> DeskResult:
+        """Lift the block on the user of a case: the counsellor who set it, or a supervisor."""
+        now = self._now()
+        async with self.db.session() as s:
+            repos = Repos(s)
+            case = await repos.cases.get(case_id)
+            if case is None:
+                return _fail(DeskError.NO_CASE, case_id)
+            user = await repos.users.get(case.user_id) if case.user_id is not None else None
+            if user is None:
+                return _fail(DeskError.CHILD_GONE, case_id)
+            block = await repos.blocks.active_for(user.channel, user.external_id, now)
+            if block is None:
+                return _fail(DeskError.NOT_BLOCKED, case_id)
+            if counsellor.role != SUPERVISOR and block.counsellor_id != counsellor.id:
+                return _fail(DeskError.SUPERVISOR_ONLY, case_id)
+            await repos.blocks.lift(block.id, counsellor.id, now)
+            await repos.audit.record("unblocked", counsellor_id=counsellor.id, case_id=case_id)
+            return DeskResult(ok=True, case_id=case_id)
+
+    # ------------------------------------------------------------------ the minute sweep
+    async def sweep(self, now: datetime | None = None) -> list[Outbound]:
+        """The periodic job (every minute): re-announce to the desks each case nobody has
+        answered for `reannounce_after`, and tell each waiting child their place again every
+        `queue_update_after`; each at most once per interval, even with several workers.
+        Outside opening hours only critical cases are re-announced (marked for on-call) and
+        children are not disturbed: they were told when counsellors are back."""
+        now = now or self._now()
+        config = self.config
+        open_now = config.hours.is_open(now)
+        out: list[Outbound] = []
+        async with self.db.session() as s:
+            repos = Repos(s)
+            before = now - config.reannounce_after
+            for case in await repos.desk.due_announcements(before):
+                if not open_now and case.risk != Risk.CRITICAL.value:
+                    continue
+                if not await repos.desk.claim_announcement(case.id, now, before):
+                    continue
+                out.append(await self._reannouncement(repos, case, now))
+            if open_now:
+                before = now - config.queue_update_after
+                for case in await repos.desk.due_child_updates(before):
+                    update = await self._queue_update(repos, case, now, before)
+                    if update is not None:
+                        out.append(update)
+        return out
+
+    async def _reannouncement(self, repos: Repos, case: Case, now: datetime) -> Outbound:
+        if case.status == "waiting":
+            minutes = int((now - case.created_at).total_seconds() // 60)
+            text = self._staff_text("desk.reannounce", case=case.id, minutes=minutes)
+        else:
+            owner = await repos.counsellors.get(case.owner_id) if case.owner_id else None
+            since = case.taken_at or case.created_at
+            minutes = int((now - since).total_seconds() // 60)
+            text = self._staff_text(
+                "desk.reannounce.silent",
+                case=case.id,
+                minutes=minutes,
+                name=owner.name if owner else "?",
+            )
+        return self._notice(case, text, reannounce="1")
+
+    async def _queue_update(
+        self, repos: Repos, case: Case, now: datetime, before: datetime
+    ) -> Outbound | None:
+        """"Still waiting, you're number X", if the child is still waiting in the chat."""
+        conv = await repos.conversations.for_case(case.id)
+        if conv is None or conv.flow != "counselling" or conv.state != "waiting":
+            return None  # the child left the queue's chat: they can come back to it
+        user = await repos.users.get(case.user_id) if case.user_id is not None else None
+        if user is None or user.unreachable:
+            return None
+        if not await repos.desk.claim_child_update(case.id, now, before):
+            return None
+        locale = self._locale(case, user)
+        position = await repos.cases.position(case)
+        policy = self.engine.policy
+        minutes = await policy.estimate_minutes(
+            repos, position, now, self.engine.config.minutes_per_case
+        )
+        catalogue = self.engine.catalogue
+        wait_key = "counselling.wait.hours" if minutes >= 90 else "counselling.wait.minutes"
+        wait = catalogue.t(wait_key, locale, n=round(minutes / 60) if minutes >= 90 else minutes)
+        text = catalogue.t("counselling.waiting.update", locale, position=position, wait=wait)
+        end = Button(catalogue.t("counselling.end", locale), "cs|waiting|end")
+        return Outbound(
+            to=Address(user.channel, user.address), text=text, buttons=((end,),), case_id=None
+        )
+
     async def audit_trail(self, case_id: int) -> list[tuple[datetime, str | None, str, str]]:
         """Who did or saw what on a case, in order: (when, counsellor name, action, detail)."""
         async with self.db.session() as s:
@@ -325,3 +666,20 @@ class Desk:
                 )
                 for e in await repos.audit.for_case(case_id)
             ]
+
+
+class _TextFor(Protocol):
+    """The text of a reply in a given locale (a fixed text ignores the locale)."""
+
+    def __call__(self, locale: str, /) -> str: ...
+
+
+__all__ = [
+    "AFTER_HOURS",
+    "CaseSummary",
+    "CaseView",
+    "Desk",
+    "DeskError",
+    "DeskResult",
+    "TranscriptLine",
+]

@@ -79,3 +79,24 @@ def is_category(value: str) -> bool:
 
 def is_outcome(value: str) -> bool:
     return value in _load()["outcomes"]
+
+
+def chi_groups() -> list[str]:
+    """The CHI main categories our categories are counted under, in the data file's order."""
+    return list(_load().get("chi_groups", {}))
+
+
+def chi_group_label(group: str, locale: str) -> str:
+    entry = _load().get("chi_groups", {}).get(group)
+    return str(entry[_loc(locale)]) if entry else group
+
+
+def outcome_chi(outcome: str) -> str:
+    """The CHI intervention type an outcome is counted under."""
+    entry = _load()["outcomes"].get(outcome)
+    return str(entry.get("chi", "other")) if entry else "other"
+
+
+def risks() -> list[str]:
+    """Risk levels, highest first."""
+    return sorted(_load()["risks"], key=lambda r: int(_load()["risks"][r]["rank"]))

@@ -1,9 +1,11 @@
 """Help-line knowledge base: reviewed markdown articles in Russian and English, and their search.
 
     from knowledge_base import KnowledgeBase, search
-    hits = search("меня травят в вк", "ru", audience="child")
+    hits = search("меня травят в вк", "ru", audience="child")  # [] means: offer a person
 
-The validator lives in `knowledge_base.check` (`check(root)`, `main(argv)`).
+Reviewed data: `articles/<locale>/<id>.md`, and in `data/` the topic list, stop words and the
+slang/synonym table. Scoring is explained in `knowledge_base.index`. The validator is
+`knowledge_base.check` (`check(root)`, `main(argv)`).
 """
 
 from knowledge_base.engine import (

@@ -151,6 +151,10 @@ class Case(Base):
     taken_at: Mapped[datetime | None] = mapped_column(default=None)
     first_response_at: Mapped[datetime | None] = mapped_column(default=None)
     closed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The desk's minute sweep: when the case was last re-announced to the desk, and when the
+    # waiting child was last told their place in the queue (each at most once per interval).
+    last_announced_at: Mapped[datetime | None] = mapped_column(default=None)
+    child_updated_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Attachment(Base):
@@ -282,3 +286,29 @@ class WebSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class Block(Base):
+    """A user blocked for abusing the line, by a counsellor, with a reason and an expiry.
+
+    Keyed by the channel and the keyed hash of the platform id (as `users.external_id`), so a
+    block outlives `/forget`. A blocked user gets one neutral reply (`notified_at`); danger
+    signals from them still reach a supervisor."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (Index("ix_blocks_identity", "channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )
+    case_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    counsellor_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    reason: Mapped[str] = mapped_column(EncryptedText, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    until: Mapped[datetime] = mapped_column()
+    lifted_at: Mapped[datetime | None] = mapped_column(default=None)
+    lifted_by: Mapped[int | None] = mapped_column(Integer, default=None)
+    notified_at: Mapped[datetime | None] = mapped_column(default=None)

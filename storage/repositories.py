@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from storage import crypto
 from storage.models import (
     Attachment,
     AuditEvent,
+    Block,
     Case,
     Conversation,
     Counsellor,
@@ -63,6 +65,8 @@ class Repos:
         self.credentials = CredentialRepo(session)
         self.web_sessions = WebSessionRepo(session)
         self.board = BoardRepo(session)
+        self.desk = DeskRepo(session)
+        self.blocks = BlockRepo(session)
 
     async def flush(self) -> None:
         await self.session.flush()
@@ -693,3 +697,246 @@ class BoardRepo(_Repo):
         )
         return (await self.session.execute(stmt.order_by(Case.id))).scalars().all()
 
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    """One case as a report sees it."""
+
+    category: str
+    channel: str
+    risk: str
+    status: str
+    outcome: str | None
+    rating: int | None
+    created_at: datetime
+    taken_at: datetime | None
+    first_response_at: datetime | None
+
+
+class DeskRepo(_Repo):
+    """Queries of the desk's operations: capacity, transfers, the minute sweep, wait estimates
+    and reports."""
+
+    async def held_count(self, counsellor_id: int) -> int:
+        stmt = select(func.count(Case.id)).where(
+            Case.status == "active", Case.owner_id == counsellor_id
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def take_within(
+        self, case_id: int, counsellor_id: int, capacity: int, now: datetime
+    ) -> bool:
+        """Atomically give a waiting case to a counsellor who holds fewer than `capacity`."""
+        held = (
+            select(func.count(Case.id))
+            .where(Case.status == "active", Case.owner_id == counsellor_id)
+            .scalar_subquery()
+        )
+        result = await self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status == "waiting", held < capacity)
+            .values(status="active", owner_id=counsellor_id, taken_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def assign(
+        self,
+        case_id: int,
+        *,
+        from_owner: int | None,
+        to_owner: int,
+        capacity: int,
+        now: datetime,
+    ) -> bool:
+        """Move an open case from its current owner (None: the queue) to another counsellor,
+        if nobody changed it meanwhile and the new owner has room."""
+        held = (
+            select(func.count(Case.id))
+            .where(Case.status == "active", Case.owner_id == to_owner)
+            .scalar_subquery()
+        )
+        owner = Case.owner_id.is_(None) if from_owner is None else Case.owner_id == from_owner
+        result = await self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status.in_(OPEN_STATUSES), owner, held < capacity)
+            .values(
+                status="active",
+                owner_id=to_owner,
+                taken_at=func.coalesce(Case.taken_at, now),
+                last_announced_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def open_cases(self, limit: int = 200) -> Sequence[Case]:
+        """Every waiting and held case: highest risk first, then oldest."""
+        stmt = (
+            select(Case)
+            .where(Case.status.in_(OPEN_STATUSES))
+            .order_by(Case.risk_rank, Case.created_at, Case.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def recent_first_responses(self, since: datetime, limit: int = 50) -> list[float]:
+        """Minutes from opening to the first counsellor reply, for the latest answered cases."""
+        stmt = (
+            select(Case.created_at, Case.first_response_at)
+            .where(Case.first_response_at.is_not(None), Case.first_response_at >= since)
+            .order_by(Case.first_response_at.desc())
+            .limit(limit)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return [
+            max(0.0, (answered - created).total_seconds() / 60)
+            for created, answered in rows
+            if created is not None and answered is not None
+        ]
+
+    async def due_announcements(self, before: datetime) -> Sequence[Case]:
+        """Cases nobody has answered since `before`: waiting ones, and held ones with no reply
+        yet, whose last announcement (or start) is older than that."""
+        waiting = (Case.status == "waiting") & (
+            func.coalesce(Case.last_announced_at, Case.created_at) <= before
+        )
+        silent = (
+            (Case.status == "active")
+            & Case.first_response_at.is_(None)
+            & (func.coalesce(Case.last_announced_at, Case.taken_at, Case.created_at) <= before)
+        )
+        stmt = select(Case).where(waiting | silent).order_by(Case.risk_rank, Case.created_at)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def due_child_updates(self, before: datetime) -> Sequence[Case]:
+        """Waiting cases whose child was last told their place (or joined) before `before`."""
+        stmt = (
+            select(Case)
+            .where(
+                Case.status == "waiting",
+                Case.user_id.is_not(None),
+                func.coalesce(Case.child_updated_at, Case.created_at) <= before,
+            )
+            .order_by(Case.risk_rank, Case.created_at)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def claim_announcement(self, case_id: int, now: datetime, before: datetime) -> bool:
+        """Atomically mark a case announced at `now`, unless another worker just did."""
+        result = await self.session.execute(
+            update(Case)
+            .where(
+                Case.id == case_id,
+                Case.last_announced_at.is_(None) | (Case.last_announced_at <= before),
+            )
+            .values(last_announced_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def claim_child_update(self, case_id: int, now: datetime, before: datetime) -> bool:
+        result = await self.session.execute(
+            update(Case)
+            .where(
+                Case.id == case_id,
+                Case.child_updated_at.is_(None) | (Case.child_updated_at <= before),
+            )
+            .values(child_updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def created_between(self, start: datetime, end: datetime) -> Sequence[Case]:
+        """Cases opened in [start, end): the rows a report counts."""
+        stmt = select(Case).where(Case.created_at >= start, Case.created_at < end)
+        return (await self.session.execute(stmt.order_by(Case.id))).scalars().all()
+
+    async def report_rows(self, start: datetime, end: datetime) -> list[ReportRow]:
+        """The plain facts of the cases opened in [start, end): no answers, no transcripts."""
+        stmt = (
+            select(
+                Case.category,
+                Case.channel,
+                Case.risk,
+                Case.status,
+                Case.outcome,
+                Case.rating,
+                Case.created_at,
+                Case.taken_at,
+                Case.first_response_at,
+            )
+            .where(Case.created_at >= start, Case.created_at < end)
+            .order_by(Case.id)
+        )
+        return [ReportRow(*row) for row in (await self.session.execute(stmt)).all()]
+
+    async def supervisors(self) -> Sequence[Counsellor]:
+        stmt = select(Counsellor).where(
+            Counsellor.role == "supervisor", Counsellor.active.is_(True)
+        )
+        return (await self.session.execute(stmt.order_by(Counsellor.id))).scalars().all()
+
+
+class BlockRepo(_Repo):
+    """Users blocked for abusing the line."""
+
+    async def add(
+        self,
+        *,
+        channel: str,
+        external_id: str,
+        user_id: int | None,
+        case_id: int | None,
+        counsellor_id: int,
+        reason: str,
+        until: datetime,
+    ) -> Block:
+        block = Block(
+            channel=channel,
+            external_id=external_id,
+            user_id=user_id,
+            case_id=case_id,
+            counsellor_id=counsellor_id,
+            reason=reason,
+            until=until,
+        )
+        self.session.add(block)
+        await self.session.flush()
+        return block
+
+    async def active_for(self, channel: str, external_id: str, now: datetime) -> Block | None:
+        """The block in force for this user (the longest-lasting if several), or None."""
+        stmt = (
+            select(Block)
+            .where(
+                Block.channel == channel,
+                Block.external_id == external_id,
+                Block.lifted_at.is_(None),
+                Block.until > now,
+            )
+            .order_by(Block.until.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def mark_notified(self, block_id: int, now: datetime) -> bool:
+        """True once per block: the first caller sends the neutral reply."""
+        result = await self.session.execute(
+            update(Block)
+            .where(Block.id == block_id, Block.notified_at.is_(None))
+            .values(notified_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def lift(self, block_id: int, counsellor_id: int, now: datetime) -> bool:
+        result = await self.session.execute(
+            update(Block)
+            .where(Block.id == block_id, Block.lifted_at.is_(None))
+            .values(lifted_at=now, lifted_by=counsellor_id)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def in_force(self, now: datetime) -> Sequence[Block]:
+        stmt = select(Block).where(Block.lifted_at.is_(None), Block.until > now)
+        return (await self.session.execute(stmt.order_by(Block.id))).scalars().all()

@@ -10,6 +10,8 @@ Modules: `inbound` (updates -> Inbound), `sender` (Outbound -> Bot API), `child`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from bot.app import App
 from bot.evidence import EvidenceStore
 from bot.pacing import Pacer, telegram_pacer
-from bot.telegram.child import child_router
+from bot.telegram.child import child_router, fallback_router
 from bot.telegram.desk import TelegramDesk
 from bot.telegram.files import EvidenceCollector
 from bot.telegram.limits import RetryAfterMiddleware
@@ -96,6 +98,7 @@ def build_telegram(
         staff = StaffHandlers(app, desk, sender)
         dispatcher.include_router(staff_router(staff, settings.telegram_staff_chat_id))
         app.delivery.register_desk(desk)
+    dispatcher.include_router(fallback_router())
     channels = TelegramChannels(app=app, bot=bot, sender=sender, evidence=evidence, desk=desk,
                                 staff=staff, desk_texts=desk_texts)
     return bot, dispatcher, channels
@@ -114,7 +117,23 @@ async def run_telegram(app: App) -> None:
         return
     # A webhook left from an earlier run would make getUpdates fail with 409.
     await bot.delete_webhook(drop_pending_updates=False)
-    await dispatcher.start_polling(bot, handle_signals=False)
+    await _poll(bot, dispatcher)
+
+
+async def _poll(bot: Bot, dispatcher: Dispatcher) -> None:
+    """Long polling until cancelled. Cancelling `start_polling` itself would leave aiogram's
+    inner polling task running (it is cancelled only on a normal stop): stop it properly."""
+    polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False))
+    try:
+        await asyncio.shield(polling)
+    except asyncio.CancelledError:
+        try:
+            await dispatcher.stop_polling()
+        except RuntimeError:  # not started yet
+            polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+        raise
 
 
 __all__ = ["TelegramChannels", "build_telegram", "run_telegram"]

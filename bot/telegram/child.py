@@ -46,3 +46,18 @@ def child_router(app: App) -> Router:
             await app.handle(inbound)
 
     return router
+
+
+def fallback_router() -> Router:
+    """Included last: a button press no other router took (an inline message, a chat the bot
+    does not serve) is still answered, so no client is left with a spinning button."""
+    router = Router(name="telegram-fallback")
+
+    @router.callback_query()
+    async def on_other_button(query: CallbackQuery) -> None:
+        try:
+            await query.answer()
+        except TelegramBadRequest as exc:
+            log.info("callback query not answered: %s", exc.message)
+
+    return router

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -84,7 +84,8 @@ class CaseCard:
     signals: tuple[str, ...]
     thread: int | None
     files: tuple[EvidenceFile, ...]
-    child_wrote: tuple[str, ...] = field(default=())
+    # What the child wrote in the case (the last lines), read only when the card is rendered.
+    child_wrote: tuple[str, ...] | None = None
 
 
 class TelegramDesk:
@@ -242,8 +243,6 @@ class TelegramDesk:
                 EvidenceFile(a.id, a.kind, a.file_ref, a.size, bool(a.stored_path), a.channel)
                 for a in await repos.attachments.for_case(case_id)
             )
-            wrote = [m.text for m in await repos.messages.for_case(case_id)
-                     if m.sender == "child" and m.text]
             return CaseCard(
                 id=case.id, category=case.category, risk=case.risk, status=case.status,
                 channel=case.channel, created_at=case.created_at,
@@ -251,8 +250,15 @@ class TelegramDesk:
                 answers=dict(case.answers or {}),
                 signals=tuple(case.signals.get("signals", [])) if case.signals else (),
                 thread=case.desk_thread_id, files=files,
-                child_wrote=tuple(wrote[-TRANSCRIPT_LINES:]),
             )
+
+    async def _with_transcript(self, card: CaseCard) -> CaseCard:
+        if card.child_wrote is None:
+            async with self.app.db.session() as session:
+                wrote = [m.text for m in await Repos(session).messages.for_case(card.id)
+                         if m.sender == "child" and m.text]
+            card.child_wrote = tuple(wrote[-TRANSCRIPT_LINES:])
+        return card
 
     async def _audit(self, case_id: int, detail: str) -> None:
         async with self.app.db.session() as session:
@@ -351,6 +357,7 @@ class TelegramDesk:
     async def _create_topic(self, card: CaseCard) -> int:
         """A topic for the case, opened by its card and the evidence files."""
         again = card.thread is not None
+        await self._with_transcript(card)
         topic = await self.bot.create_forum_topic(self.chat_id, self.topic_name(card))
         card.thread = topic.message_thread_id
         async with self.app.db.session() as session:
@@ -450,7 +457,7 @@ class TelegramDesk:
 
     async def _refresh(self, card: CaseCard, message_id: int | None = None) -> None:
         """Edit the card to the case's current state; post it again if it cannot be edited."""
-        text, markup = self.render(card)
+        text, markup = self.render(await self._with_transcript(card))
         target = message_id or self._cards.get(card.id)
         if target is not None and card.thread is not None:
             try:

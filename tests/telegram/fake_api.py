@@ -357,7 +357,8 @@ class FakeTelegram:
         await self.push(self.private_message(user_id, lang, **content))
         return file_id
 
-    async def child_sends(self, user_id: int, lang: str = "ru", **content: Any) -> None:
+    async def child_sends(self, user_id: int, content: dict[str, Any], lang: str = "ru") -> None:
+        """Any message content: {"sticker": {...}}, {"location": {...}}..."""
         await self.push(self.private_message(user_id, lang, **content))
 
     async def staff_says(self, user_id: int, text: str, thread: int | None = None) -> int:

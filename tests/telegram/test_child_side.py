@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from dialogs.messages import Address, Button, Outbound
@@ -50,11 +52,11 @@ async def test_a_forged_button_is_answered_and_changes_nothing(tg: Harness) -> N
     {"location": {"latitude": 55.75, "longitude": 37.61}},
 ], ids=["sticker", "voice", "location"])
 async def test_content_the_bot_cannot_read_gets_a_kind_answer(
-    tg: Harness, content: dict[str, object]
+    tg: Harness, content: dict[str, Any]
 ) -> None:
     await tg.start_as_child()
     await tg.fake.text_to(CHILD, "Чем я могу помочь")
-    await tg.fake.child_sends(CHILD, **content)
+    await tg.fake.child_sends(CHILD, content)
     await tg.fake.text_to(CHILD, "Я пока понимаю только текст, фото и документы")
 
 
@@ -98,3 +100,22 @@ async def test_a_photo_caption_is_read_like_text(tg: Harness) -> None:
     await tg.fake.text_to(CHILD, "Мне очень важно, что ты написал")
     topic = await tg.fake.next_call("createForumTopic")
     assert "· CRITICAL" in topic["name"]
+
+
+async def test_lang_switches_the_language_for_good(tg: Harness) -> None:
+    await tg.start_as_child()
+    await tg.fake.text_to(CHILD, "Чем я могу помочь")
+    await tg.fake.child_says(CHILD, "/lang")
+    await tg.press(CHILD, "Выбери язык", "English")
+    await tg.fake.text_to(CHILD, "OK, let's talk in English.")
+    await tg.fake.child_says(CHILD, "/help")  # Telegram still says "ru": the choice stays
+    await tg.fake.text_to(CHILD, "I'm the help-line bot for children and parents")
+
+
+async def test_every_button_press_is_answered_even_one_no_router_takes(tg: Harness) -> None:
+    update = tg.fake.press(CHILD, "g|menu")
+    del update["callback_query"]["message"]
+    update["callback_query"]["inline_message_id"] = "inline-1"
+    await tg.fake.push(update)
+    await tg.fake.answer_to(update["callback_query"]["id"])
+    assert not tg.fake.sent_to(CHILD)

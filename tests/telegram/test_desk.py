@@ -115,6 +115,20 @@ async def test_service_messages_are_not_relayed_and_edits_are(tg: Harness) -> No
     assert [t for t in to_child if "на связи" in t] == ["Првиет, я на связи"]
 
 
+async def test_a_counsellors_files_reach_a_telegram_child_by_file_id(tg: Harness) -> None:
+    case_id, thread, _ = await tg.open_case()
+    await tg.take(case_id, thread)
+    doc, _ = tg.fake.add_file(b"%PDF memo")
+    await tg.fake.push(tg.fake.staff_message(
+        ANNA, thread, caption="Памятка: как сохранить переписку",
+        document={"file_id": doc, "file_unique_id": "d", "file_name": "memo.pdf",
+                  "mime_type": "application/pdf", "file_size": 9}))
+    sent = await tg.fake.next_call("sendDocument", chat_id=CHILD)
+    assert sent["document"] == doc
+    assert sent["caption"] == "Памятка: как сохранить переписку"
+    assert "forward" not in " ".join(sent.params)
+
+
 async def test_a_counsellor_must_take_a_case_before_writing_to_the_child(tg: Harness) -> None:
     _, thread, _ = await tg.open_case()
     await tg.fake.staff_says(ANNA, "Привет!", thread)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dialogs.taxonomy import Risk, Signal, is_category
 from dialogs.triage import Assessment, assess
@@ -165,3 +167,12 @@ def test_assess_is_well_under_a_millisecond() -> None:
     mean_ms = (time.perf_counter() - start) / (rounds * len(corpus)) * 1000
     print(f"assess: {mean_ms:.3f} ms per message on average")
     assert mean_ms < 1.0, f"assess takes {mean_ms:.3f} ms per message"
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=300), locale=st.sampled_from(["ru", "en", "ru-RU", "xx", ""]))
+def test_any_text_gets_a_valid_verdict(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert is_category(result.category)
+    assert result.danger == bool(result.signals)
+    json.dumps(result.to_json())
