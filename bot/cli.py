@@ -273,6 +273,36 @@ async def _purge(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from dialogs.hours import load_hours
+    from dialogs.reports import build_report
+    from storage.db import Database
+
+    try:
+        start, end = date.fromisoformat(args.date_from), date.fromisoformat(args.date_to)
+    except ValueError:
+        print("--from and --to are dates like 2026-01-31", file=sys.stderr)
+        return 2
+    if end < start:
+        print("--to is before --from", file=sys.stderr)
+        return 2
+    zone = load_hours(settings.hours_file).zone
+    db = Database(settings.database_url)
+    try:
+        report = await build_report(
+            db, start, end, zone=zone, locale=args.locale or settings.default_locale
+        )
+    finally:
+        await db.dispose()
+    print(report.text())
+    out = Path(args.out) / f"{start:%Y-%m-%d}_{end:%Y-%m-%d}"
+    files = report.write_csv(out) + report.write_charts(out)
+    print(f"\nwrote {len(files)} files (CSV and PNG charts) to {out}")
+    return 0
+
+
 async def _start_web(app):  # type: ignore[no-untyped-def]
     from bot.web import start_console
 
@@ -357,6 +387,16 @@ def build_parser() -> argparse.ArgumentParser:
     pu = sub.add_parser("purge", help="delete transcripts past the retention period")
     pu.add_argument("--days", type=int, default=None)
 
+    rp = sub.add_parser(
+        "report",
+        help="contacts by category, platform and week, risks, times, outcomes, ratings: "
+        "printed, and written as CSV and PNG charts (counts under 5 shown as <5)",
+    )
+    rp.add_argument("--from", dest="date_from", required=True, help="first day, YYYY-MM-DD")
+    rp.add_argument("--to", dest="date_to", required=True, help="last day (included)")
+    rp.add_argument("--out", default="var/reports", help="folder for the CSV and PNG files")
+    rp.add_argument("--locale", choices=["ru", "en"], default=None, help="labels' language")
+
     sub.add_parser("web", help="the counsellors' web console alone, at WEB_HOST:WEB_PORT")
     return p
 
@@ -382,6 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "counsellor": _counsellor,
         "audit": _audit,
         "purge": _purge,
+        "report": _report,
         "web": _web,
     }
     return asyncio.run(handlers[args.verb](settings, args))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from bot.app import App
-from dialogs.escalation import CaseView, DeskError, DeskResult
+from dialogs.escalation import CaseSummary, CaseView, DeskError, DeskResult
 from dialogs.messages import (
     DESK,
     Button,
@@ -20,8 +21,8 @@ from dialogs.messages import (
     Outbound,
     outbound_from_dict,
 )
-from dialogs.taxonomy import category_label, outcomes
-from storage.models import Counsellor
+from dialogs.taxonomy import categories, category_label, outcomes
+from storage.models import Counsellor, utcnow
 from storage.repositories import Repos
 
 CONSOLE = str(Channel.CONSOLE)
@@ -136,15 +137,58 @@ class ConsoleChat:
 DESK_HELP = """commands:
   queue                     waiting cases, highest risk first
   mine                      cases you hold
+  all                       every open case, waiting and held (supervisors)
   view N                    a case's answers and transcript (audited)
-  take N                    take case N
+  take N                    take case N (up to {capacity} at once)
   reply N TEXT              write to the child of case N
+  reply N /KEY              send a canned reply in the child's language (see 'canned')
+  canned                    the canned replies
   note N TEXT               a private note, never sent to the child
   risk N LEVEL NOTE         raise or lower risk (critical/high/medium/low)
-  release N                 back to the queue
+  category N KEY            correct the category: {categories}
+  transfer N NAME [NOTE]    hand case N to a colleague (supervisors: any open case)
+  release N [NOTE]          back to the queue, with a note for the next counsellor
   close N OUTCOME           close with an outcome: {outcomes}
+  block N UNTIL REASON      block the user of case N for abuse; UNTIL is 30m, 12h, 7d, 2w
+                            or a date/time (YYYY-MM-DD[THH:MM], UTC); the case closes
+  unblock N                 lift that block
   audit N                   who saw and did what on case N
+  hours                     opening hours now, and who is on call
+  sweep                     re-announce unanswered cases and update waiting children now
   quit"""
+
+ERRORS = {
+    DeskError.NOT_STAFF: "you are not a registered counsellor",
+    DeskError.NO_CASE: "there is no such case",
+    DeskError.TAKEN: "someone else holds this case (or it changed meanwhile)",
+    DeskError.NOT_YOURS: "this case is not yours to act on",
+    DeskError.BAD_OUTCOME: "unknown outcome; type 'help' for the list",
+    DeskError.BAD_RISK: "unknown risk level, or lowering the risk without a note",
+    DeskError.CLOSED: "the case is closed",
+    DeskError.CHILD_GONE: "the child has erased their data",
+    DeskError.AT_CAPACITY: "the limit of cases held at once is reached; release, transfer or "
+    "close one first",
+    DeskError.NO_COUNSELLOR: "there is no active counsellor by that name",
+    DeskError.BAD_TRANSFER: "the case is already with that counsellor",
+    DeskError.SUPERVISOR_ONLY: "only a supervisor may do this",
+    DeskError.NO_CANNED: "there is no canned reply by that name",
+    DeskError.BAD_BLOCK: "a block needs a reason and an expiry in the future",
+    DeskError.NOT_BLOCKED: "the user of this case is not blocked",
+    DeskError.BAD_CATEGORY: "unknown category; type 'help' for the list",
+}
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_until(text: str, now: datetime) -> datetime | None:
+    """'30m', '12h', '7d', '2w' from now, or an ISO date/time (UTC when no zone is given)."""
+    text = text.strip().lower()
+    if len(text) > 1 and text[-1] in _UNITS and text[:-1].isdecimal():
+        return now + timedelta(**{_UNITS[text[-1]]: int(text[:-1])})
+    try:
+        moment = datetime.fromisoformat(text.upper())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class ConsoleDesk:
@@ -156,12 +200,17 @@ class ConsoleDesk:
         self.out = out
         self.locale = app.settings.default_locale
         self._seen: dict[int, int] = {}
+        self._swept: float = 0.0
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
     def _result(self, result: DeskResult, ok_text: str) -> None:
-        self.say(ok_text if result.ok else f"refused: {result.error}")
+        if result.ok:
+            self.say(ok_text)
+            return
+        reason = ERRORS.get(result.error, str(result.error)) if result.error else "refused"
+        self.say(f"refused: {reason}" + (f" ({result.detail})" if result.detail else ""))
 
     def _view(self, view: CaseView) -> None:
         s = view.summary
@@ -179,6 +228,26 @@ class ConsoleDesk:
         for line in view.transcript:
             self.say(f"  [{line.at:%H:%M}] {line.sender}: {line.text}")
 
+    def _list(self, cases: list[CaseSummary], *, owners: bool = False) -> None:
+        if not cases:
+            self.say("no cases")
+        for s in cases:
+            held = f" held by {s.owner}" if owners and s.owner else ""
+            self.say(
+                f"#{s.id}  {s.risk.upper():8} {s.category:18} via {s.channel:9}"
+                f" {s.status:8} waited {s.waiting_minutes} min{held}"
+            )
+
+    def _help(self) -> str:
+        return DESK_HELP.format(
+            outcomes=", ".join(outcomes()),
+            categories=", ".join(categories()),
+            capacity=self.app.desk.config.capacity,
+        )
+
+    async def _deliver(self, result: DeskResult) -> None:
+        await self.app.delivery.deliver(result.outbound)
+
     async def command(self, line: str) -> bool:
         """Run one desk command; False when the counsellor quits."""
         parts = line.strip().split(maxsplit=2)
@@ -193,10 +262,11 @@ class ConsoleDesk:
         except ValueError:
             self.say("a case number is needed, e.g. 'take 12'")
             return True
+        rest = args[1].strip() if len(args) == 2 else ""
         if verb in ("quit", "exit"):
             return False
         if verb == "help":
-            self.say(DESK_HELP.format(outcomes=", ".join(outcomes())))
+            self.say(self._help())
         elif verb == "queue":
             cases = await desk.queue()
             if not cases:
@@ -209,46 +279,119 @@ class ConsoleDesk:
         elif verb == "mine":
             for s in await desk.held(c):
                 self.say(f"#{s.id}  {s.risk.upper():8} {s.category}")
+        elif verb == "all":
+            everything = await desk.open_cases(c)
+            if isinstance(everything, DeskError):
+                self._result(DeskResult(ok=False, error=everything), "")
+            else:
+                self._list(everything, owners=True)
+        elif verb == "canned":
+            if case_id is not None and rest:
+                result = await desk.reply_canned(c, case_id, rest)
+                self._result(result, "sent")
+                await self._deliver(result)
+            else:
+                for reply in desk.canned_replies():
+                    self.say(f"/{reply.key:18} {reply.title(self.locale)}")
+        elif verb == "hours":
+            await self._hours()
+        elif verb == "sweep":
+            await self._sweep(force=True)
         elif case_id is None:
             self.say("a case number is needed")
         elif verb == "view":
             view = await desk.view(c, case_id)
             if isinstance(view, DeskError):
-                self.say(f"refused: {view}")
+                self._result(DeskResult(ok=False, error=view), "")
             else:
                 self._view(view)
         elif verb == "take":
             result = await desk.take(c, case_id)
             self._result(result, f"you hold case #{case_id}")
-            await self.app.delivery.deliver(result.outbound)
+            await self._deliver(result)
             if result.ok:
                 view = await desk.view(c, case_id)
                 if not isinstance(view, DeskError):
                     self._view(view)
                     self._seen[case_id] = len(view.transcript)
-        elif verb == "reply" and len(args) == 2:
-            result = await desk.reply(c, case_id, args[1])
+        elif verb == "reply" and rest.startswith("/") and " " not in rest:
+            result = await desk.reply_canned(c, case_id, rest[1:])
+            self._result(result, f"sent the canned reply {rest}")
+            await self._deliver(result)
+        elif verb == "reply" and rest:
+            result = await desk.reply(c, case_id, rest)
             self._result(result, "sent")
-            await self.app.delivery.deliver(result.outbound)
-        elif verb == "note" and len(args) == 2:
-            self._result(await desk.note(c, case_id, args[1]), "noted")
-        elif verb == "risk" and len(args) == 2:
-            level, _, note = args[1].partition(" ")
+            await self._deliver(result)
+        elif verb == "note" and rest:
+            self._result(await desk.note(c, case_id, rest), "noted")
+        elif verb == "risk" and rest:
+            level, _, note = rest.partition(" ")
             self._result(await desk.set_risk(c, case_id, level.lower(), note), "risk changed")
+        elif verb == "category" and rest:
+            result = await desk.set_category(c, case_id, rest.lower())
+            self._result(result, f"case #{case_id} is now {category_label(rest, self.locale)}")
+        elif verb == "transfer" and rest:
+            name, _, note = rest.partition(" ")
+            result = await desk.transfer(c, case_id, name, note.strip())
+            self._result(result, f"case #{case_id} handed to {name}")
+            await self._deliver(result)
         elif verb == "release":
-            result = await desk.release(c, case_id)
+            result = await desk.release(c, case_id, rest)
             self._result(result, "released to the queue")
-            await self.app.delivery.deliver(result.outbound)
-        elif verb == "close" and len(args) == 2:
-            result = await desk.close(c, case_id, args[1].strip())
+            await self._deliver(result)
+        elif verb == "close" and rest:
+            result = await desk.close(c, case_id, rest)
             self._result(result, f"case #{case_id} closed")
-            await self.app.delivery.deliver(result.outbound)
+            await self._deliver(result)
+        elif verb == "block" and rest:
+            when, _, reason = rest.partition(" ")
+            until = parse_until(when, utcnow())
+            if until is None:
+                self.say("refused: UNTIL is like 30m, 12h, 7d, 2w or 2026-12-31")
+                return True
+            result = await desk.block(c, case_id, reason, until)
+            self._result(result, f"blocked until {until:%Y-%m-%d %H:%M} UTC; case closed")
+            await self._deliver(result)
+        elif verb == "unblock":
+            self._result(await desk.unblock(c, case_id), "block lifted")
         elif verb == "audit":
             for at, who, action, detail in await desk.audit_trail(case_id):
                 self.say(f"{at:%Y-%m-%d %H:%M:%S} {who or 'system':12} {action:14} {detail}")
         else:
             self.say("unknown command; type 'help'")
         return True
+
+    async def _hours(self) -> None:
+        desk = self.app.desk
+        hours = desk.config.hours
+        now = utcnow()
+        if hours.always:
+            self.say("the desk is open round the clock (no opening hours configured)")
+        elif desk.is_open(now):
+            closes = hours.closes_at(now)
+            self.say(f"open now, until {closes:%H:%M} ({hours.zone.key})" if closes else "open")
+        else:
+            nxt = hours.next_open(now)
+            when = f"{nxt:%a %Y-%m-%d %H:%M} ({hours.zone.key})" if nxt else "not within 60 days"
+            self.say(f"closed now; opens {when}")
+        on_call = await desk.on_call()
+        self.say("on call: " + (", ".join(s.name for s in on_call) or "nobody (no supervisor)"))
+
+    async def _sweep(self, *, force: bool = False) -> None:
+        """Run the desk's sweep (the running bot does it every minute) and show its notices."""
+        loop = asyncio.get_running_loop()
+        if not force and loop.time() - self._swept < 60:
+            return
+        self._swept = loop.time()
+        out = await self.app.desk.sweep()
+        for message in out:
+            if message.to.is_desk:
+                mark = " [after hours, on-call]" if message.meta.get("page") else ""
+                self.say(f"desk: {message.text}{mark}")
+        children = sum(1 for m in out if not m.to.is_desk)
+        if force:
+            self.say(f"sweep: {len(out) - children} re-announced, {children} children updated")
+        await self.app.delivery.deliver(out)
 
     async def poll(self) -> None:
         """Print new messages from children in the cases this counsellor holds."""
@@ -259,6 +402,7 @@ class ConsoleDesk:
                 if line[0] == "child":
                     self.say(f"#{s.id} child: {line[1]}")
             self._seen[s.id] = len(view)
+        await self._sweep()
 
     async def _peek(self, case_id: int) -> list[tuple[str, str]]:
         # Polling the transcript of a case the counsellor holds is not a new read of the case.
@@ -273,10 +417,10 @@ class ConsoleDesk:
                 if not await self.command(line):
                     break
             return
-        reader: asyncio.Task[str] | None = None
+        reader: asyncio.Future[str] | None = None
         while True:
             if reader is None:
-                reader = asyncio.ensure_future(loop.run_in_executor(None, stream.readline))
+                reader = loop.run_in_executor(None, stream.readline)
             done, _ = await asyncio.wait({reader}, timeout=poll)
             await self.poll()
             if not done:

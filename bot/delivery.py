@@ -63,6 +63,9 @@ class Delivery:
         self._senders: dict[str, Sender] = {}
         self._pacers: dict[str, Pacer] = {}
         self._desks: list[Sender] = []
+        # Chats with an undelivered message: later messages wait for the outbox worker, so
+        # order per chat holds. (Another process's failures are caught by flush_due's check.)
+        self._held: set[tuple[str, str]] = set()
 
     def register(self, channel: str, sender: Sender, pacer: Pacer | None = None) -> None:
         self._senders[channel] = sender
@@ -82,7 +85,11 @@ class Delivery:
         if self.db is not None:
             batch = await self._persist(batch)
         for message in batch:
-            await self._send_one(message)
+            key = (message.to.channel, message.to.chat_id)
+            if key in self._held:
+                continue  # an earlier message to this chat is waiting: keep the order
+            if not await self._send_one(message) and self._targets(message):
+                self._held.add(key)
 
     async def _persist(self, messages: Sequence[Outbound]) -> list[Outbound]:
         assert self.db is not None
@@ -194,6 +201,11 @@ class Delivery:
                 delivered += 1
             else:
                 blocked.add(key)
+        # Chats whose backlog is cleared may take messages at once again.
+        for channel, chat_id in list(self._held):
+            async with self.db.session() as s:
+                if not await Repos(s).outbox.pending(channel, chat_id, limit=1):
+                    self._held.discard((channel, chat_id))
         return delivered
 
     async def run_worker(self, stop: asyncio.Event, interval: float = 1.0) -> None:

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     web_lockout_minutes: int = Field(15, gt=0)
     web_require_totp: bool = False
 
+    # Desk operations: opening hours (a YAML file; default dialogs/data/hours.yaml), how many
+    # cases a counsellor holds at once, and the minute sweep's intervals.
+    hours_file: Path | None = None
+    counsellor_capacity: int = Field(3, gt=0)
+    reannounce_minutes: int = Field(10, gt=0)
+    queue_update_minutes: int = Field(15, gt=0)
+    wait_estimate_days: int = Field(7, gt=0)
+
     @field_validator(
         "telegram_bot_token",
         "vk_token",
@@ -68,6 +76,21 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_int_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+
+    @field_validator("hours_file", mode="before")
+    @classmethod
+    def _hours_file_readable(cls, value: object) -> object:
+        """An empty HOURS_FILE means the default; a given one must exist and parse."""
+        if value in ("", None):
+            return None
+        from dialogs.hours import load_hours
+
+        path = Path(str(value))
+        if not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        load_hours(path)  # a malformed file stops start-up here, naming the variable
+        return path
 
 
 def load_settings() -> Settings:

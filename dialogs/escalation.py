@@ -628,7 +628,7 @@ class Desk:
     async def _queue_update(
         self, repos: Repos, case: Case, now: datetime, before: datetime
     ) -> Outbound | None:
-        """"Still waiting, you're number X", if the child is still waiting in the chat."""
+        """Tell a child still waiting in the chat their place ("still waiting, number X")."""
         conv = await repos.conversations.for_case(case.id)
         if conv is None or conv.flow != "counselling" or conv.state != "waiting":
             return None  # the child left the queue's chat: they can come back to it

@@ -94,14 +94,24 @@ class OpeningHours:
         return any(start <= minute < end for start, end in self.day_hours(here.date()))
 
     def _at(self, day: date, minute: int) -> datetime:
-        """An aware moment for a local wall time; a time skipped by a DST change moves on."""
+        """The first real moment the local wall clock shows `minute` (or later) on `day`.
+
+        On a fall-back day a wall time happens twice: the first is meant. On a spring-forward
+        day a wall time in the gap never happens: the desk opens when the clock jumps past it.
+        """
         if minute >= 1440:
             return self._at(day + timedelta(days=1), 0)
         naive = datetime.combine(day, time(minute // 60, minute % 60))
-        aware = naive.replace(tzinfo=self.zone)
-        # A wall time in a spring-forward gap does not exist; the round trip through UTC
-        # lands on the real moment right after the gap.
-        return aware.astimezone(UTC).astimezone(self.zone)
+        moments = sorted(
+            {naive.replace(tzinfo=self.zone, fold=fold).astimezone(UTC) for fold in (0, 1)}
+        )
+        for moment in moments:
+            if moment.astimezone(self.zone).replace(tzinfo=None) == naive:
+                return moment.astimezone(self.zone)
+        moment = moments[0]
+        while moment.astimezone(self.zone).replace(tzinfo=None) < naive:
+            moment += timedelta(minutes=1)
+        return moment.astimezone(self.zone)
 
     def next_open(self, moment: datetime) -> datetime | None:
         """When the desk opens next (local time), `moment` itself if open; None if never soon."""
@@ -126,7 +136,7 @@ class OpeningHours:
         return None
 
     def describe_next(self, moment: datetime, locale: str, catalogue: Catalogue) -> str:
-        """"tomorrow at 09:00 (Moscow time)" in the child's language, or an honest "soon"."""
+        """When counsellors are back, in the child's language: "tomorrow at 09:00 (MSK)"."""
         nxt = self.next_open(moment)
         if nxt is None:
             return catalogue.t("hours.back.unknown", locale)
@@ -170,9 +180,9 @@ def load_hours(path: Path | None = None) -> OpeningHours:
             continue
         text = str(key)
         try:
-            if len(text) == 5:  # MM-DD: every year
-                yearly[(int(text[:2]), int(text[3:]))] = hours
+            if len(text) == 5 and text[2] == "-":  # MM-DD: every year
                 date(2000, int(text[:2]), int(text[3:]))  # 2000 is a leap year: 02-29 is fine
+                yearly[(int(text[:2]), int(text[3:]))] = hours
             else:
                 holidays[date.fromisoformat(text)] = hours
         except ValueError as exc:

@@ -62,8 +62,6 @@ _PHRASE_QUERY_STEMS: Final[int] = 12
 _FUZZY_CACHE_LIMIT: Final[int] = 50_000
 _CONCEPT_CACHE_LIMIT: Final[int] = 20_000
 _BLOCK_CACHE_LIMIT: Final[int] = 2_000
-# Best articles per word or concept scored first, to learn early what score the top hits reach.
-_SEEDS: Final[int] = 16
 
 
 def max_edits(token: str) -> int:
@@ -75,14 +73,6 @@ def max_edits(token: str) -> int:
 
 def _fuzzy_weight(token: str, distance: int) -> float:
     return max(0.3, 1.0 - _FUZZY_PENALTY * distance / len(token))
-
-
-def _best_of(scores: dict[int, float]) -> tuple[float, tuple[int, ...]]:
-    """The highest score in a postings map and its best few articles."""
-    if not scores:
-        return 0.0, ()
-    top = heapq.nlargest(_SEEDS, scores, key=scores.__getitem__)
-    return scores[top[0]], tuple(top)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +99,6 @@ class _Merged:
     matched: dict[int, float] | None
     matched_all: float
     weight: float
-    max_score: float = 0.0
-    top: tuple[int, ...] = ()  # the best-scoring articles, to seed the search
 
     def matched_for(self, doc: int) -> float:
         """The informative weight an article in `scores` matched."""
@@ -208,10 +196,6 @@ class LocaleIndex:
                 if body:
                     impact += idf(df_body[stem]) * saturate(body)
                 self.postings.setdefault(stem, {})[doc] = impact
-
-        self._stem_top: dict[str, tuple[float, tuple[int, ...]]] = {
-            stem: _best_of(post) for stem, post in self.postings.items()
-        }
 
         # Typo repair candidates: indexed words (frequent first, so ties prefer them), slang
         # keys, and stop words (so a misspelt "меня" is recognised as a stop word, not a topic).
@@ -324,7 +308,7 @@ class LocaleIndex:
             if post is None:
                 return _EMPTY
             idf = self.idf[stem]
-            return _Merged(post, None, idf, idf, *self._stem_top[stem])
+            return _Merged(post, None, idf, idf)
         cached = self._concept_cache.get(concept)
         if cached is not None:
             return cached
@@ -366,7 +350,7 @@ class LocaleIndex:
                     hit = min(found, weight)
                     if hit > matched.get(doc, 0.0):
                         matched[doc] = hit
-        result = _Merged(scores, matched, 0.0, weight, *_best_of(scores))
+        result = _Merged(scores, matched, 0.0, weight)
         if len(self._concept_cache) >= _CONCEPT_CACHE_LIMIT:
             self._concept_cache.clear()
         self._concept_cache[concept] = result
@@ -399,23 +383,9 @@ class LocaleIndex:
         if not parts or total <= 0.0:
             return []
 
+        # Sum the concepts' scores, starting from a copy of the longest postings.
         parts.sort(key=lambda part: len(part[0].scores), reverse=True)
-        bonus = self._phrase_bonus(concepts)
-        known = sum(merged.weight * scale for merged, scale in parts)
-        best = self._top_by_required(parts, bonus, total, known, audience, limit)
-        if best is None:
-            best = self._top(self._accumulate(parts, bonus), parts, total, known, audience, limit)
-        return [
-            Hit(self.articles[doc], round(final, 4), self._snippet(doc, concepts, weights))
-            for final, doc in best
-        ]
-
-    @staticmethod
-    def _accumulate(
-        parts: Sequence[tuple[_Merged, float]], bonus: dict[int, float]
-    ) -> dict[int, float]:
-        """Raw scores of every article matching any concept (plus phrase bonuses)."""
-        first, first_scale = parts[0]  # the longest postings: copying them is cheap
+        first, first_scale = parts[0]
         if first_scale == 1.0:
             acc = dict(first.scores)
         else:
@@ -428,95 +398,21 @@ class LocaleIndex:
             else:
                 for doc, v in merged.scores.items():
                     acc[doc] = get(doc, 0.0) + v * scale
-        for doc, extra in bonus.items():
+        for doc, bonus in self._phrase_bonus(concepts).items():
             if doc in acc:
-                acc[doc] += extra
-        return acc
+                acc[doc] += bonus
 
-    @staticmethod
-    def _final(
-        doc: int, parts: Sequence[tuple[_Merged, float]], bonus: dict[int, float], total: float
-    ) -> float:
-        """One article's final score: raw score times coverage (same arithmetic, in the same
-        order, as `_accumulate` followed by `_top`)."""
-        raw = matched = 0.0
-        found = False
-        for merged, scale in parts:
-            value = merged.scores.get(doc)
-            if value is not None:
-                raw += value * scale
-                matched += scale * merged.matched_for(doc)
-                found = True
-        if not found:
-            return 0.0
-        raw += bonus.get(doc, 0.0)
-        coverage: float = min(matched / total, 1.0) ** _COVERAGE_POWER
-        return raw * coverage
-
-    def _top_by_required(
-        self,
-        parts: Sequence[tuple[_Merged, float]],
-        bonus: dict[int, float],
-        total: float,
-        known: float,
-        audience: str | None,
-        limit: int,
-    ) -> list[tuple[float, int]] | None:
-        """The best `limit` articles, scoring only those that match every required concept;
-        None when that would not save work (then every matching article is scored).
-
-        The best few articles of each concept are scored first; the `limit`-th best of them
-        is a floor that the final hits must reach. A concept is required when an article
-        without it could not reach the floor even with the highest score in every other
-        concept, given the coverage it would lose.
-        """
-        allowed = self._allowed[audience] if audience is not None else None
-        seeds = set(bonus)
-        for merged, _ in parts:
-            seeds.update(merged.top)
-        finals: dict[int, float] = {}
-        for doc in seeds:
-            if allowed is None or allowed[doc]:
-                final = self._final(doc, parts, bonus, total)
-                if final >= MIN_SCORE:
-                    finals[doc] = final
-        ranked = sorted(finals.values(), reverse=True)
-        floor = max(MIN_SCORE, ranked[limit - 1] if len(ranked) >= limit else 0.0)
-
-        maxima = [merged.max_score * scale for merged, scale in parts]
-        ceiling = sum(maxima) + max(bonus.values(), default=0.0)
-        required = [
-            merged
-            for (merged, scale), best in zip(parts, maxima, strict=True)
-            if (ceiling - best)
-            * min((known - merged.weight * scale) / total, 1.0) ** _COVERAGE_POWER
-            < floor
+        best = self._top(acc, parts, total, audience, limit)
+        return [
+            Hit(self.articles[doc], round(final, 4), self._snippet(doc, concepts, weights))
+            for final, doc in best
         ]
-        if not required:
-            return None
-        budget = sum(len(merged.scores) for merged, _ in parts) // 2
-        required.sort(key=lambda merged: len(merged.scores))
-        if len(required[0].scores) > 2 * budget:
-            return None
-        candidates = set(required[0].scores)
-        for merged in required[1:]:
-            candidates.intersection_update(merged.scores.keys())
-        if len(candidates) > budget:
-            return None
-        for doc in candidates:
-            if doc not in finals and (allowed is None or allowed[doc]):
-                final = self._final(doc, parts, bonus, total)
-                if final >= MIN_SCORE:
-                    finals[doc] = final
-        best = sorted(finals.items(), key=lambda item: (-item[1], item[0]))[:limit]
-        return [(final, doc) for doc, final in best]
 
     def _top(
         self,
         acc: dict[int, float],
         parts: Sequence[tuple[_Merged, float]],
         total: float,
-        known: float,
         audience: str | None,
         limit: int,
     ) -> list[tuple[float, int]]:
@@ -526,6 +422,7 @@ class LocaleIndex:
         give an upper bound: articles are examined in falling raw-score order, a growing chunk
         at a time, until no unexamined article can beat the ones found or reach MIN_SCORE.
         """
+        known = sum(merged.weight * scale for merged, scale in parts)
         ceiling = min(known / total, 1.0) ** _COVERAGE_POWER
         cut = MIN_SCORE / ceiling
         allowed = self._allowed[audience] if audience is not None else None

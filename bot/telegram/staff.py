@@ -12,12 +12,13 @@ child as the bot's own message: no name, no account, no "forwarded from".
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from aiogram import F, Router
 from aiogram.enums import ContentType
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramForbiddenError
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
@@ -84,6 +85,14 @@ class StaffHandlers:
             owner = await repos.counsellors.get(case.owner_id) if case and case.owner_id else None
             return owner.name if owner else "?"
 
+    async def shown(self, case_id: int, rendering: Awaitable[None]) -> None:
+        """Show a desk action in the group. The action itself is done (and the child told); a
+        failure here only leaves the group behind, so it is logged with the case number."""
+        try:
+            await rendering
+        except TelegramAPIError as exc:
+            log.error("case %s: the staff group was not updated: %s", case_id, exc.message)
+
     async def error_text(self, result: DeskResult) -> str:
         error = result.error or DeskError.NO_CASE
         if error is DeskError.TAKEN and result.case_id is not None:
@@ -129,12 +138,12 @@ class StaffHandlers:
                 return
             await answer(self.t("desk.taken.you"))
             await self.app.delivery.deliver(result.outbound)
-            await self.desk.case_taken(
+            await self.shown(case_id, self.desk.case_taken(
                 case_id, counsellor.name,
                 card_message=pressed.message_id if pressed and in_topic else None,
                 general_message=(pressed.message_id if pressed and not in_topic
                                  and action == "take" else None),
-            )
+            ))
         elif action == "release":
             await self.release(counsellor, case_id, answer)
         elif action == "close":
@@ -143,7 +152,7 @@ class StaffHandlers:
                 await answer(self.t("desk.error.closed"))
                 return
             await answer()
-            await self.desk.show_outcomes(case_id)
+            await self.shown(case_id, self.desk.show_outcomes(case_id))
         elif action == "out" and len(parts) == 4:
             await self.close(counsellor, case_id, parts[3], answer,
                              picker=pressed.message_id if pressed else None)
@@ -167,13 +176,13 @@ class StaffHandlers:
             return
         await answer()
         await self.app.delivery.deliver(result.outbound)
-        await self.desk.case_released(case_id, counsellor.name)
+        await self.shown(case_id, self.desk.case_released(case_id, counsellor.name))
 
     async def close(self, counsellor: Counsellor, case_id: int, outcome: str, answer: _Answer,
                     picker: int | None = None) -> None:
         if not is_outcome(outcome):
             await answer(self.t("desk.error.bad_outcome"), True)
-            await self.desk.show_outcomes(case_id)
+            await self.shown(case_id, self.desk.show_outcomes(case_id))
             return
         result = await self.app.desk.close(counsellor, case_id, outcome)
         if not result.ok:
@@ -181,7 +190,8 @@ class StaffHandlers:
             return
         await answer()
         await self.app.delivery.deliver(result.outbound)
-        await self.desk.case_closed(case_id, counsellor.name, outcome, picker_message=picker)
+        await self.shown(case_id, self.desk.case_closed(case_id, counsellor.name, outcome,
+                                                        picker_message=picker))
 
     async def set_risk(self, counsellor: Counsellor, case_id: int, risk: str, note: str,
                        answer: _Answer) -> None:
@@ -195,7 +205,7 @@ class StaffHandlers:
             await answer(self.t(key) if key else await self.error_text(result), True)
             return
         await answer()
-        await self.desk.risk_changed(case_id, card.risk, counsellor.name)
+        await self.shown(case_id, self.desk.risk_changed(case_id, card.risk, counsellor.name))
 
     # ------------------------------------------------------------------ commands
     async def on_command(self, message: Message, command: CommandObject) -> None:
@@ -231,7 +241,7 @@ class StaffHandlers:
                          else await self.error_text(result))
         elif name == "close":
             if not args:
-                await self.desk.show_outcomes(case_id)
+                await self.shown(case_id, self.desk.show_outcomes(case_id))
                 return
             await self.close(counsellor, case_id, args.split()[0], answer)
         elif name == "release":

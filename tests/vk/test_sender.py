@@ -72,13 +72,15 @@ async def test_a_send_that_keeps_failing_goes_back_to_the_outbox(
     # One send tries three times (FAST has two retries): then the outbox worker takes over.
     fake_vk.fail("messages.send", http=503, times=3)
     await child.say("привет")
-    assert [r.text for r in child.replies] == ["Кто ты?"]
-    notice, _question = await vk_outbox(vk_app)
+    assert child.replies == [], "the question waits for the notice: order per chat holds"
+    notice, question = await vk_outbox(vk_app)
     assert notice.delivered_at is None and notice.failed_at is None
+    assert question.delivered_at is None
     assert (notice.attempts, notice.last_error) == (1, "http_503")
-    assert await worker_pass(vk_app) == 1
+    assert await worker_pass(vk_app) == 2
     child.take_replies()
     assert child.text.startswith("Привет! Я бот линии помощи.")
+    assert child.text.endswith("Кто ты?")
     assert_shown_once(fake_vk)
     assert len(set(random_ids_of_calls(fake_vk))) == 2  # every try of one message: one id
     assert all(row.delivered_at is not None for row in await vk_outbox(vk_app))
