@@ -3,6 +3,7 @@ delivery; channels attach themselves to it. No globals are read inside handlers.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from bot.settings import Settings
 from dialogs.engine import DialogEngine, EngineConfig
 from dialogs.escalation import Desk
 from dialogs.messages import DeskEvent, Inbound, Outbound, inbound_from_dict, inbound_to_dict
+from dialogs.operations import DeskConfig, DeskPolicy
 from knowledge_base import KnowledgeBase
 from storage import crypto
 from storage.db import Database
@@ -32,6 +34,7 @@ class App:
     engine: DialogEngine
     desk: Desk
     delivery: Delivery = field(default_factory=Delivery)
+    _tasks: set[asyncio.Task[list[Outbound]]] = field(default_factory=set)
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Store, handle and deliver one inbound message (what a channel calls)."""
@@ -39,6 +42,21 @@ class App:
         if stored is False:
             return []  # a repeat of an update we already have
         return await self.process(inbound, None if stored is True else stored)
+
+    async def accept(self, inbound: Inbound) -> None:
+        """Journal an update, then handle it in the background: the platform may be told the
+        update arrived as soon as this returns (the journal survives a crash)."""
+        stored = await self.receive(inbound)
+        if stored is False:
+            return
+        task = asyncio.create_task(self.process(inbound, None if stored is True else stored))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for every update accepted so far to be handled."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def receive(self, inbound: Inbound) -> int | bool:
         """Journal an update before the platform is told it arrived. Returns its inbox id, True
@@ -77,6 +95,7 @@ class App:
         return out
 
     async def close(self) -> None:
+        await self.drain()
         await self.db.dispose()
 
 
@@ -103,9 +122,20 @@ def build_app(
     configure_crypto(settings)
     database = db or Database(settings.database_url)
     knowledge = kb or KnowledgeBase.load()
+    policy = DeskPolicy(
+        DeskConfig.load(
+            hours_file=settings.hours_file,
+            capacity=settings.counsellor_capacity,
+            reannounce_minutes=settings.reannounce_minutes,
+            queue_update_minutes=settings.queue_update_minutes,
+            estimate_days=settings.wait_estimate_days,
+            staff_locale=settings.default_locale,
+        )
+    )
     engine = DialogEngine(
         database,
         kb=knowledge,
+        policy=policy,
         config=EngineConfig(
             default_locale=settings.default_locale,
             max_text=settings.max_text_chars,

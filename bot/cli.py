@@ -56,31 +56,45 @@ def _app(settings: Settings):  # type: ignore[no-untyped-def]
 # ---------------------------------------------------------------------- verbs
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.console import ConsoleChat
+    from bot.http import build_web_app
+    from bot.runner import background_tasks, start_http
 
     app = _app(settings)
-    web = await _start_web(app) if settings.web_enabled else None
-    tasks = []
-    if settings.telegram_bot_token:
-        from bot.telegram import run_telegram
-
-        tasks.append(asyncio.create_task(run_telegram(app)))
-    if settings.vk_token:
-        from bot.vk import run_vk
-
-        tasks.append(asyncio.create_task(run_vk(app)))
+    stop = asyncio.Event()
+    jobs = background_tasks(app, stop)
+    tasks: list[asyncio.Task[None]] = []
+    runner = None
     try:
-        if not tasks:
-            print(
-                "No TELEGRAM_BOT_TOKEN or VK_TOKEN set: running the local console chat.",
-                file=sys.stderr,
-            )
+        await app.recover(older_than=0)
+        if not (settings.telegram_bot_token or settings.vk_token):
+            print("No TELEGRAM_BOT_TOKEN or VK_TOKEN set: running the local console chat.",
+                  file=sys.stderr)
             await ConsoleChat(app, user=args.user).run()
             return 0
+        web_app = build_web_app(app)
+        if settings.telegram_bot_token:
+            from bot.telegram import serve_telegram
+
+            tasks.append(asyncio.create_task(await serve_telegram(app, web_app)))
+        if settings.vk_token:
+            from bot.vk import run_vk
+
+            tasks.append(asyncio.create_task(run_vk(app)))
+        web_console = getattr(settings, "web_enabled", False)
+        if web_console:
+            from bot.web import mount_web_console
+
+            mount_web_console(web_app, app)
+        runner = await start_http(app, web_app)
         await asyncio.gather(*tasks)
         return 0
     finally:
-        if web is not None:
-            await web.cleanup()
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, *jobs, return_exceptions=True)
+        if runner is not None:
+            await runner.cleanup()
         await app.close()
 
 
@@ -301,12 +315,6 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
     files = report.write_csv(out) + report.write_charts(out)
     print(f"\nwrote {len(files)} files (CSV and PNG charts) to {out}")
     return 0
-
-
-async def _start_web(app):  # type: ignore[no-untyped-def]
-    from bot.web import start_console
-
-    return await start_console(app)
 
 
 async def _web(settings: Settings, args: argparse.Namespace) -> int:

@@ -55,7 +55,8 @@ class EvidenceStore:
     def __init__(self, root: Path, max_bytes: int) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
-        self.root = Path(root)
+        # Absolute: attachment rows keep the path, and the retention purge may run elsewhere.
+        self.root = Path(root).resolve()
         self.max_bytes = max_bytes
 
     def accepts(self, size: int | None) -> bool:

@@ -25,6 +25,7 @@ from storage.models import Case, Counsellor, User, utcnow
 from storage.repositories import Repos
 
 SUPERVISOR = "supervisor"
+ROLES = ("counsellor", SUPERVISOR)
 BLOCK_OUTCOME = "abusive-contact"
 
 
@@ -119,6 +120,8 @@ class Desk:
     async def add_counsellor(
         self, name: str, channel: str, external_id: str, role: str = "counsellor"
     ) -> Counsellor:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}: use {' or '.join(ROLES)}")
         async with self.db.session() as s:
             repos = Repos(s)
             counsellor = await repos.counsellors.add(name, channel, external_id, role)

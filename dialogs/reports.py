@@ -163,7 +163,7 @@ class Report:
             value = f"{median} / {p90}" if median else f"not shown (fewer than {MIN_COUNT})"
             lines.append(f"  {stat.title:<28} n={n:>4}  {value}")
         mean = (
-            f"{self.rating_mean:.2f} (n={self.rating_n})"
+            f"{self.rating_mean:.1f} (n={self.rating_n})"
             if self.rating_mean is not None
             else f"not shown (fewer than {MIN_COUNT})"
         )
@@ -190,7 +190,7 @@ class Report:
             writer.writerow(["measure", "cases", "median_minutes", "p90_minutes"])
             for stat in self.times:
                 writer.writerow([stat.name, *stat.cells()])
-            mean = f"{self.rating_mean:.2f}" if self.rating_mean is not None else ""
+            mean = f"{self.rating_mean:.1f}" if self.rating_mean is not None else ""
             writer.writerow(["rating_mean", shown_total(self.rating_n), mean, ""])
         written.append(path)
         return written
@@ -202,6 +202,7 @@ class Report:
 
         matplotlib.use("Agg")
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         out.mkdir(parents=True, exist_ok=True)
         written: list[Path] = []
@@ -219,16 +220,14 @@ class Report:
             else:
                 ax.text(0.5, 0.5, "nothing to show", ha="center", va="center")
             ax.set_title(f"{table.title}, {period}")
-            ax.set_xlabel("contacts")
-            if hidden:
-                fig.text(
-                    0.01,
-                    0.005,
-                    f"Not drawn (under {MIN_COUNT}, or hidden to protect one): "
-                    + ", ".join(hidden),
-                    fontsize=7,
-                    wrap=True,
-                )
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            note = (
+                f"\nNot drawn (under {MIN_COUNT}, or hidden to protect one): "
+                + ", ".join(hidden)
+                if hidden
+                else ""
+            )
+            ax.set_xlabel("contacts" + note, fontsize=8)
             path = out / f"{table.name}.png"
             fig.savefig(path, dpi=110)
             written.append(path)
@@ -241,7 +240,11 @@ class Report:
             ax.bar([x - 0.2 for x in xs], [s.median or 0 for s in published], 0.4, label="median")
             ax.bar([x + 0.2 for x in xs], [s.p90 or 0 for s in published], 0.4, label="p90")
             ax.set_xticks(list(xs), names)
+            ax.set_xlim(-0.8, len(published) - 0.2)
             ax.legend()
+        left_out = [s.title for s in self.times if s not in published]
+        if left_out:
+            ax.set_xlabel(f"Not shown (fewer than {MIN_COUNT} cases): " + ", ".join(left_out))
         else:
             ax.text(0.5, 0.5, f"fewer than {MIN_COUNT} cases", ha="center", va="center")
         ax.set_ylabel("minutes")

@@ -170,11 +170,11 @@ class LocaleIndex:
         def saturate(tf: float) -> float:
             return tf * (_K1 + 1.0) / (_K1 + tf)
 
-        # `idf` over all fields says how informative a query word is (for coverage). Title and
-        # keyword matches use the word's rarity among titles and keywords: in a corpus about
-        # online safety "save" is in almost every body, yet the keyword "save messages" still
-        # marks the article about evidence.
-        self.idf: dict[str, float] = {
+        # `info` (idf over all fields, flattened) says how informative a query word is, for
+        # coverage. Title and keyword matches are scored with the word's rarity among titles and
+        # keywords: in a corpus about online safety "save" is in almost every body, yet the
+        # keyword "save messages" still marks the article about evidence.
+        self.info: dict[str, float] = {
             stem: idf(count) ** _INFO_POWER for stem, count in df.items()
         }
         self._unknown_weight = _UNKNOWN_FACTOR * idf(0) ** _INFO_POWER
@@ -253,7 +253,7 @@ class LocaleIndex:
             scale = 1.0
             if token not in self._stop:
                 st = stem(token)
-                if st not in self.idf and st not in self._synonyms.key_stems:
+                if st not in self.info and st not in self._synonyms.key_stems:
                     repaired = self._repair(token)
                     if repaired is not None and repaired[1] > 0:
                         token, scale = repaired[0], _fuzzy_weight(token, repaired[1])
@@ -286,18 +286,18 @@ class LocaleIndex:
                 concepts.append(concept)
         return concepts
 
-    def _phrase_idf(self, phrase: Phrase) -> float:
-        return sum(self.idf.get(s, 0.0) for s in phrase) / len(phrase)
+    def _phrase_info(self, phrase: Phrase) -> float:
+        return sum(self.info.get(s, 0.0) for s in phrase) / len(phrase)
 
     def _weight(self, concept: Concept) -> float:
-        """Informative weight of a concept (before `scale`): the idf of the query's own wording
+        """Informative weight of a concept (before `scale`): that of the query's own wording
         when the index knows it, else of the best-known synonym (slang articles never use)."""
         if concept.own:
             phrase, weight = concept.alternatives[0]
-            own = self._phrase_idf(phrase) * weight
+            own = self._phrase_info(phrase) * weight
             if own > 0.0:
                 return own
-        return max(self._phrase_idf(phrase) * weight for phrase, weight in concept.alternatives)
+        return max(self._phrase_info(phrase) * weight for phrase, weight in concept.alternatives)
 
     def _merged(self, concept: Concept) -> _Merged:
         """Postings of a concept: per article the best alternative's score."""
@@ -307,8 +307,8 @@ class LocaleIndex:
             post = self.postings.get(stem)
             if post is None:
                 return _EMPTY
-            idf = self.idf[stem]
-            return _Merged(post, None, idf, idf)
+            info = self.info[stem]
+            return _Merged(post, None, info, info)
         cached = self._concept_cache.get(concept)
         if cached is not None:
             return cached
@@ -323,7 +323,7 @@ class LocaleIndex:
                     continue
                 # A synonym can be rarer than the query's own word; it must not count for more
                 # of the query than that word does.
-                hit = min(alt_weight * self.idf[phrase[0]], weight)
+                hit = min(alt_weight * self.info[phrase[0]], weight)
                 if not scores and alt_weight == 1.0:
                     scores = dict(post)
                     matched = dict.fromkeys(post, hit)
@@ -339,11 +339,11 @@ class LocaleIndex:
                 share = alt_weight / len(phrase)
                 sums: dict[int, list[float]] = {}
                 for stem in phrase:
-                    stem_idf = self.idf.get(stem, 0.0)
+                    stem_info = self.info.get(stem, 0.0)
                     for doc, impact in self.postings.get(stem, {}).items():
                         acc = sums.setdefault(doc, [0.0, 0.0])
                         acc[0] += impact * share
-                        acc[1] += stem_idf * share
+                        acc[1] += stem_info * share
                 for doc, (value, found) in sums.items():
                     if value > scores.get(doc, 0.0):
                         scores[doc] = value

@@ -28,9 +28,10 @@ from storage import crypto
 from storage.db import Database
 from storage.models import Counsellor, utcnow
 
-
 # Fixed test keys: encryption at rest is on in every test, as in production.
-crypto.configure(crypto.Cipher([crypto.new_key(), crypto.new_key()], "test-id-hash-key-0123456789"))
+crypto.configure(
+    crypto.Cipher([crypto.new_key(), crypto.new_key()], "test-id-hash-key-0123456789")
+)
 
 
 def database_url(tmp_path: Path) -> str:
@@ -47,12 +48,19 @@ def kb() -> KnowledgeBase:
     return KnowledgeBase.load()
 
 
+async def fresh_database(url: str) -> Database:
+    """A database with an empty schema: on PostgreSQL one database serves the whole run, so
+    each test starts from a clean schema."""
+    database = Database(url)
+    if not database.is_sqlite:
+        await database.drop_all()
+    await database.create_all()
+    return database
+
+
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(database_url(tmp_path))
-    if not database.is_sqlite:
-        await database.drop_all()  # one database per run; a clean schema per test
-    await database.create_all()
+    database = await fresh_database(database_url(tmp_path))
     yield database
     await database.dispose()
 

@@ -13,13 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiohttp import web
 
 from bot.app import App
 from bot.evidence import EvidenceStore
@@ -31,7 +34,7 @@ from bot.telegram.limits import RetryAfterMiddleware
 from bot.telegram.sender import TelegramSender
 from bot.telegram.setup import check_staff_chat, set_commands
 from bot.telegram.staff import StaffHandlers, staff_router
-from bot.telegram.webhook import run_webhook
+from bot.telegram.webhook import mount_webhook, run_webhook, webhook_path, webhook_secret
 from dialogs.catalogue import Catalogue
 from dialogs.messages import Channel
 
@@ -104,6 +107,41 @@ def build_telegram(
     return bot, dispatcher, channels
 
 
+async def serve_telegram(app: App, web_app: web.Application) -> Coroutine[Any, Any, None]:
+    """Prepare Telegram inside the bot's one HTTP server: check the staff group, mount the
+    webhook route on `web_app` when TELEGRAM_WEBHOOK_URL is set. Returns the coroutine that runs
+    the channel (polling, or setting the webhook and waiting) until cancelled."""
+    bot, dispatcher, channels = build_telegram(app)
+    await channels.start_up()
+    settings = app.settings
+    if settings.telegram_webhook_url:
+        secret = webhook_secret(settings)
+        path = webhook_path(settings.telegram_webhook_url)
+        mount_webhook(web_app, bot, dispatcher, secret=secret, path=path)
+
+        async def _webhook() -> None:
+            try:
+                await bot.set_webhook(
+                    settings.telegram_webhook_url or "",
+                    secret_token=secret,
+                    allowed_updates=dispatcher.resolve_used_update_types(),
+                )
+                await asyncio.Event().wait()
+            finally:
+                await bot.session.close()
+
+        return _webhook()
+
+    async def _polling() -> None:
+        try:
+            await bot.delete_webhook(drop_pending_updates=False)
+            await _poll(bot, dispatcher)
+        finally:
+            await bot.session.close()
+
+    return _polling()
+
+
 async def run_telegram(app: App) -> None:
     """Run the Telegram channel until cancelled: long polling by default, a webhook server when
     TELEGRAM_WEBHOOK_URL is set. Problems with the staff group are logged, never fatal."""
@@ -123,7 +161,11 @@ async def run_telegram(app: App) -> None:
 async def _poll(bot: Bot, dispatcher: Dispatcher) -> None:
     """Long polling until cancelled. Cancelling `start_polling` itself would leave aiogram's
     inner polling task running (it is cancelled only on a normal stop): stop it properly."""
-    polling = asyncio.create_task(dispatcher.start_polling(bot, handle_signals=False))
+    # Updates are handled one by one here, but handling one only journals it (App.accept): the
+    # next getUpdates, which acknowledges the batch, is sent only once all of it is stored.
+    polling = asyncio.create_task(
+        dispatcher.start_polling(bot, handle_signals=False, handle_as_tasks=False)
+    )
     try:
         await asyncio.shield(polling)
     except asyncio.CancelledError:
@@ -136,4 +178,4 @@ async def _poll(bot: Bot, dispatcher: Dispatcher) -> None:
         raise
 
 
-__all__ = ["TelegramChannels", "build_telegram", "run_telegram"]
+__all__ = ["TelegramChannels", "build_telegram", "run_telegram", "serve_telegram"]

@@ -1,7 +1,9 @@
 """The children's and parents' side: private chats with the bot.
 
-Every update becomes one `Inbound` (its update id lets the engine ignore a repeat), the engine
-answers, and `App.handle` delivers the answers: to this chat, and desk notices to the staff.
+Every update becomes one `Inbound` (its update id lets the engine ignore a repeat). `App.accept`
+journals it before returning, so Telegram is told it arrived only once it is stored (polling
+acknowledges with the next getUpdates, the webhook with its answer); the engine then answers in
+the background and the outbox delivers: to this chat, and desk notices to the staff.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def child_router(app: App) -> Router:
     async def on_message(message: Message, event_update: Update) -> None:
         inbound = message_to_inbound(message, event_update.update_id)
         if inbound is not None:
-            await app.handle(inbound)
+            await app.accept(inbound)
 
     @router.callback_query()
     async def on_button(query: CallbackQuery, event_update: Update) -> None:
@@ -43,7 +45,7 @@ def child_router(app: App) -> Router:
             log.info("callback query not answered: %s", exc.message)
         inbound = callback_to_inbound(query, event_update.update_id)
         if inbound is not None:
-            await app.handle(inbound)
+            await app.accept(inbound)
 
     return router
 

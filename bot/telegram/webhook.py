@@ -36,6 +36,16 @@ def webhook_secret(settings: Settings) -> str:
     return secrets.token_urlsafe(32)
 
 
+def mount_webhook(application: web.Application, bot: Bot, dispatcher: Dispatcher, *,
+                  secret: str, path: str) -> None:
+    """Serve Telegram's POSTs at `path` on an existing aiohttp app (the bot's one server, which
+    also answers /healthz, /readyz and /metrics)."""
+    SimpleRequestHandler(
+        dispatcher=dispatcher, bot=bot, secret_token=secret, handle_in_background=False
+    ).register(application, path=path)
+    setup_application(application, dispatcher, bot=bot)
+
+
 def webhook_app(bot: Bot, dispatcher: Dispatcher, *, secret: str, path: str) -> web.Application:
     application = web.Application()
     # Not in the background: Telegram gets its 200 only once the update is handled (and recorded

@@ -2,8 +2,12 @@
 events), sign-in with argon2 passwords and optional TOTP, served by aiohttp.
 
     web_app = build_console(app)              # the aiohttp application (tests use this)
+    mount_web_console(bot_http_app, app)      # `helpline run`: up and down with the bot's server
     runner = await start_console(app)         # serve it at WEB_HOST:WEB_PORT
     await run_console(app)                    # serve it until cancelled (`helpline web`)
+
+The console always has its own listener at WEB_HOST:WEB_PORT (by default 127.0.0.1:8090, for a
+TLS proxy in front), never the public one of the Telegram webhook and the health checks.
 
 Modules: `auth` (passwords, sessions, CSRF, middlewares), `views` (pages, actions, streams),
 `live` (the queue feed, server-sent events, the alert sound), `board` (supervisors' figures),
@@ -75,6 +79,27 @@ async def start_console(app: App, *, notify: bool = True) -> web.AppRunner:
     return runner
 
 
+def mount_web_console(web_app: web.Application, app: App) -> None:
+    """Run the console alongside the bot's HTTP server `web_app`: its own listener at
+    WEB_HOST:WEB_PORT starts when `web_app` starts and stops when it is cleaned up."""
+    settings = app.settings
+    if (settings.web_host, settings.web_port) == (settings.webhook_host, settings.webhook_port):
+        raise ValueError(
+            "WEB_PORT must differ from WEBHOOK_PORT: the web console has its own listener"
+        )
+    runners: list[web.AppRunner] = []
+
+    async def _start(_: web.Application) -> None:
+        runners.append(await start_console(app))
+
+    async def _stop(_: web.Application) -> None:
+        while runners:
+            await runners.pop().cleanup()
+
+    web_app.on_startup.append(_start)
+    web_app.on_cleanup.append(_stop)
+
+
 async def run_console(app: App, *, notify: bool = True) -> None:
     """Serve the console until cancelled."""
     runner = await start_console(app, notify=notify)
@@ -84,4 +109,4 @@ async def run_console(app: App, *, notify: bool = True) -> None:
         await runner.cleanup()
 
 
-__all__ = ["build_console", "run_console", "start_console"]
+__all__ = ["build_console", "mount_web_console", "run_console", "start_console"]

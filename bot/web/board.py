@@ -1,8 +1,7 @@
-"""The supervisors' figures for today: who holds what, waiting and first-response times, and
-the counts behind the charts (drawn as plain SVG by the template: no chart library, no script).
-
-If the reports module of the desk operations (`dialogs.reports`) is present, its figures are
-preferred; these are computed from the repositories, read only.
+"""The supervisors' figures for today (from local midnight in the help line's time zone): how
+many cases opened, wait, were taken and closed, and the exact waiting and first-response times,
+read from the repositories. The charts beside them are the report's (`dialogs.reports`), with
+its small-count suppression, drawn as plain SVG by the template: no chart library, no script.
 """
 
 from __future__ import annotations
@@ -11,13 +10,11 @@ import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from storage.db import Database
 from storage.models import Case
 from storage.repositories import Repos
-
-RISKS = ("critical", "high", "medium", "low")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +35,12 @@ class DayFigures:
     wait_max: float | None = None
     first_median: float | None = None
     first_max: float | None = None
-    by_risk: list[Bar] = field(default_factory=list)
-    by_category: list[Bar] = field(default_factory=list)
     by_hour: list[Bar] = field(default_factory=list)
-    by_outcome: list[Bar] = field(default_factory=list)
 
 
-def start_of_day(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+def start_of_day(now: datetime, zone: tzinfo = UTC) -> datetime:
+    """Local midnight of `now`'s day in `zone`, as an aware moment."""
+    return now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _minutes(delta: timedelta) -> float:
@@ -63,8 +58,7 @@ def figures(cases: Sequence[Case], waiting_now: int, since: datetime) -> DayFigu
         for c in cases
         if c.first_response_at is not None and c.first_response_at >= since
     ]
-    risks = Counter(c.risk for c in opened)
-    hours = Counter(c.created_at.astimezone(UTC).hour for c in opened)
+    hours = Counter(c.created_at.astimezone(since.tzinfo).hour for c in opened)
     return DayFigures(
         since=since,
         opened=len(opened),
@@ -75,19 +69,12 @@ def figures(cases: Sequence[Case], waiting_now: int, since: datetime) -> DayFigu
         wait_max=max(waits) if waits else None,
         first_median=statistics.median(firsts) if firsts else None,
         first_max=max(firsts) if firsts else None,
-        by_risk=[Bar(r, risks.get(r, 0), r) for r in RISKS],
-        by_category=[
-            Bar(k, v, k) for k, v in Counter(c.category for c in opened).most_common()
-        ],
         by_hour=[Bar(f"{h:02d}", hours.get(h, 0)) for h in range(24)],
-        by_outcome=[
-            Bar(k, v, k) for k, v in Counter(c.outcome or "?" for c in closed).most_common()
-        ],
     )
 
 
-async def today(db: Database, now: datetime) -> DayFigures:
-    since = start_of_day(now)
+async def today(db: Database, now: datetime, zone: tzinfo = UTC) -> DayFigures:
+    since = start_of_day(now, zone)
     async with db.session() as s:
         repos = Repos(s)
         cases = await repos.board.touched_since(since)

@@ -26,6 +26,7 @@ from aiohttp import web
 from bot.app import App
 from dialogs.escalation import CaseSummary
 from dialogs.messages import Outbound
+from dialogs.taxonomy import category_chi_group
 from storage.models import Case, Counsellor, utcnow
 from storage.repositories import Repos
 
@@ -59,7 +60,8 @@ def summary_of(case: Case, owner: str | None) -> CaseSummary:
         channel=case.channel,
         created_at=case.created_at,
         owner=owner,
-        waiting_minutes=int(waited.total_seconds() // 60),
+        waiting_minutes=max(0, int(waited.total_seconds() // 60)),
+        chi_group=category_chi_group(case.category),
     )
 
 

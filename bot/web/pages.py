@@ -12,7 +12,9 @@ from dialogs.catalogue import LOCALES
 from dialogs.escalation import DeskError
 from dialogs.taxonomy import Risk, category_label, outcome_label
 
-DONE_KEYS = {"taken", "released", "closed", "sent", "noted", "risk", "transferred"}
+DONE_KEYS = {
+    "taken", "released", "closed", "sent", "noted", "risk", "transferred", "blocked", "unblocked"
+}
 ERROR_KEYS = {e.value for e in DeskError} | {"empty", "unknown", "forbidden"}
 
 
@@ -33,11 +35,12 @@ def render(
         csrf=staff.csrf if staff is not None else "",
         path=request.path,
         done=t(f"done.{done}") if done in DONE_KEYS else "",
-        error=t(f"error.{error}") if error in ERROR_KEYS else "",
+        error=t(f"error.{error}") if error in ERROR_KEYS and t.has(f"error.{error}") else "",
         risk_label=lambda r: Risk(r).label(locale) if r in Risk._value2member_map_ else r,
         category_label=lambda c: category_label(c, locale),
         outcome_label=lambda o: outcome_label(o, locale),
         status_label=lambda s: t(f"status.{s}") if t.has(f"status.{s}") else s,
+        audit_label=lambda a: t(f"audit.{a}") if t.has(f"audit.{a}") else a,
         **context,
     )
     return web.Response(text=page, status=status, content_type="text/html", charset="utf-8")

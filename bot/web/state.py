@@ -43,7 +43,8 @@ class Texts:
         self.locale = locale if locale in LOCALES else "en"
 
     def __call__(self, key: str, **values: object) -> str:
-        return self.catalogue.t(key, self.locale, **values)
+        text = self.catalogue.t(key, self.locale)
+        return text.format(**values) if values else text
 
     def has(self, key: str) -> bool:
         return self.catalogue.has(key)
@@ -76,7 +77,7 @@ def console_of(request: web.Request) -> Console:
 
 def staff_of(request: web.Request) -> Staff:
     """The signed-in counsellor; the auth middleware guarantees one on every protected route."""
-    staff = request.get(STAFF)
+    staff: Staff | None = request.get(STAFF)
     if staff is None:
         raise web.HTTPUnauthorized()
     return staff

@@ -13,8 +13,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from bot.web.state import (
 )
 from dialogs.catalogue import default_catalogue
 from dialogs.escalation import CaseSummary, CaseView, DeskError, DeskResult
+from dialogs.reports import Table, build_report
 from dialogs.taxonomy import Risk, category_label, outcome_label, outcomes
 from storage.models import Counsellor, utcnow
 from storage.repositories import Repos
@@ -53,7 +55,16 @@ ERROR_STATUS = {
     DeskError.BAD_RISK: 400,
     DeskError.CLOSED: 409,
     DeskError.CHILD_GONE: 410,
+    DeskError.AT_CAPACITY: 409,
+    DeskError.NO_COUNSELLOR: 400,
+    DeskError.BAD_TRANSFER: 400,
+    DeskError.SUPERVISOR_ONLY: 403,
+    DeskError.NO_CANNED: 400,
+    DeskError.BAD_BLOCK: 400,
+    DeskError.NOT_BLOCKED: 409,
+    DeskError.BAD_CATEGORY: 400,
 }
+BLOCK_DAYS = (1, 7, 30)
 
 
 def wants_json(request: web.Request) -> bool:
@@ -319,13 +330,17 @@ async def case_page(request: web.Request) -> web.StreamResponse:
     summary = view.summary
     desk = console.app.desk
     transfer_to: list[str] = []
-    if hasattr(desk, "transfer") and summary.status == "active":
+    may_transfer = _can_write(summary, staff) or (
+        staff.is_supervisor and summary.status == "waiting"
+    )
+    if hasattr(desk, "transfer") and may_transfer:
         async with console.app.db.session() as s:
             transfer_to = [
                 c.name
                 for c in await Repos(s).counsellors.all()
                 if c.active and c.name != summary.owner
             ]
+    child_locale = str(view.answers.get("locale") or t.locale)
     return render(
         request,
         "case.html",
@@ -345,24 +360,25 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         can_write=_can_write(summary, staff),
         can_take=summary.status == "waiting",
         transfer_to=transfer_to,
-        canned=await _canned(console, staff, t.locale),
+        canned=_canned(console, t.locale, child_locale),
+        # The desk's rule: a critical case is closed by a block only by a supervisor.
+        can_block=hasattr(desk, "block") and summary.status != "closed" and (
+            staff.is_supervisor
+            or (summary.risk != Risk.CRITICAL.value
+            and (summary.owner == staff.counsellor.name or summary.status == "waiting"))
+        ),
+        can_unblock=hasattr(desk, "unblock") and view.outcome == "abusive-contact",
+        block_days=BLOCK_DAYS,
     )
 
 
-async def _canned(console: Console, staff: Staff, locale: str) -> list[tuple[str, str]]:
-    """Canned replies as (key, text), when the desk offers them."""
+def _canned(console: Console, locale: str, child_locale: str) -> list[tuple[str, str, str]]:
+    """The desk's canned replies as (key, title in the counsellor's language, text in the
+    child's language), when the desk offers them."""
     lister = getattr(console.app.desk, "canned_replies", None)
     if lister is None:
         return []
-    try:
-        items = lister(locale)
-        if asyncio.iscoroutine(items):
-            items = await items
-    except TypeError:
-        return []
-    if isinstance(items, dict):
-        return [(str(k), str(v)) for k, v in items.items()]
-    return [(str(k), str(v)) for k, v in items]
+    return [(c.key, c.title(locale), c.text(child_locale)) for c in lister()]
 
 
 async def _peek(
@@ -516,8 +532,20 @@ async def case_action(request: web.Request) -> web.StreamResponse:
         )
         done, target = "risk", here
     elif action == "transfer" and hasattr(desk, "transfer"):
-        result = await desk.transfer(me, case_id, _field(form, "to", 64))
+        result = await desk.transfer(
+            me, case_id, _field(form, "to", 64), _field(form, "note", 2000)
+        )
         done, target = "transferred", queue
+    elif action == "block" and hasattr(desk, "block"):
+        try:
+            days = int(_field(form, "days", 4) or "0")
+        except ValueError:
+            days = 0
+        until = utcnow() + timedelta(days=days if days in BLOCK_DAYS else 0)
+        result = await desk.block(me, case_id, _field(form, "reason", 2000), until)
+        done, target = "blocked", queue
+    elif action == "unblock" and hasattr(desk, "unblock"):
+        result, done, target = await desk.unblock(me, case_id), "unblocked", here
     else:
         raise web.HTTPNotFound()
     if result.ok:
@@ -543,50 +571,74 @@ def _respond(
 
 
 # ---------------------------------------------------------------------- supervisors
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """One of the report's tables as bars: only counts shown as numbers are drawn."""
+
+    title: str
+    bars: Sequence[tuple[str, str, int, str]]  # label, shown value, exact count, css class
+    top: int
+    hidden: Sequence[str]
+
+
+def _chart(
+    title: str, table: Table, css: str = "", label_of: Callable[[str, str], str] | None = None
+) -> Chart:
+    shown = table.shown
+    bars = [
+        (
+            label_of(key, label) if label_of else label,
+            shown[key],
+            n if shown[key].isdigit() else 0,
+            f"{css}{key}" if css else "",
+        )
+        for key, label, n in table.rows
+        if n
+    ]
+    hidden = [label for key, label, n in table.rows if n and not shown[key].isdigit()]
+    return Chart(title, bars, max([b[2] for b in bars] + [1]), hidden)
+
+
 async def supervisor_page(request: web.Request) -> web.StreamResponse:
     console, staff, t = console_of(request), staff_of(request), texts_of(request)
-    if not staff.is_supervisor:
+    desk = console.app.desk
+    cases = await desk.open_cases(staff.counsellor)
+    if isinstance(cases, DeskError):
         return render(request, "error.html", status=403, message=t("error.forbidden"))
-    board = await read_board(console.app)
     holds: dict[str, list[CaseSummary]] = {}
-    for c in board.active:
-        holds.setdefault(c.owner or "?", []).append(c)
-    figures = await today(console.app.db, utcnow())
+    for c in cases:
+        if c.status == "active":
+            holds.setdefault(c.owner or "?", []).append(c)
+    zone = desk.config.hours.zone
+    now = utcnow()
+    figures = await today(console.app.db, now, zone)
+    day = now.astimezone(zone).date()
+    report = await build_report(console.app.db, day, day, zone=zone, locale=t.locale)
+    titles = {
+        "risk": t("board.by_risk"),
+        "category": t("board.by_category"),
+        "platform": t("col.channel"),
+        "outcome": t("board.by_outcome"),
+    }
+    def risk_label(key: str, label: str) -> str:
+        return Risk(key).label(t.locale) if key in Risk._value2member_map_ else label
+
+    charts = [
+        _chart(title, report.table(name), *(("risk-", risk_label) if name == "risk" else ()))
+        for name, title in titles.items()
+    ]
+    hours = [(b.label, str(b.value), b.value, "") for b in figures.by_hour]
+    charts.insert(1, Chart(t("board.by_hour"), hours, max([b[2] for b in hours] + [1]), ()))
     return render(
         request,
         "board.html",
         holds=sorted(holds.items()),
         figures=figures,
-        charts=_charts(figures, t),
+        charts=charts,
+        times=report.times,
+        zone=str(zone),
         fmt_minutes=lambda m: t("board.none") if m is None else t("minutes", n=round(m)),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Chart:
-    title: str
-    bars: Sequence[tuple[str, int, str]]  # label, value, css class
-    top: int
-
-
-def _charts(figures: Any, t: Texts) -> list[Chart]:
-    locale = t.locale
-
-    def chart(title: str, bars: list[tuple[str, int, str]]) -> Chart:
-        return Chart(title, bars, max([b[1] for b in bars] + [1]))
-
-    return [
-        chart(t("board.by_risk"), [
-            (Risk(b.key).label(locale), b.value, f"risk-{b.key}") for b in figures.by_risk
-        ]),
-        chart(t("board.by_hour"), [(b.label, b.value, "hour") for b in figures.by_hour]),
-        chart(t("board.by_category"), [
-            (category_label(b.key, locale), b.value, "cat") for b in figures.by_category
-        ]),
-        chart(t("board.by_outcome"), [
-            (outcome_label(b.key, locale), b.value, "out") for b in figures.by_outcome
-        ]),
-    ]
 
 
 async def alert_sound(request: web.Request) -> web.StreamResponse:
@@ -609,7 +661,8 @@ def add_routes(app: web.Application) -> None:
     r.add_get(r"/events/cases/{case_id:\d+}", case_events)
     r.add_get(r"/cases/{case_id:\d+}/evidence/{n:\d+}", evidence_file)
     r.add_post(
-        r"/cases/{case_id:\d+}/{action:take|release|close|reply|note|risk|transfer}", case_action
+        r"/cases/{case_id:\d+}/{action:take|release|close|reply|note|risk|transfer|block|unblock}",
+        case_action,
     )
     r.add_get("/supervisor", supervisor_page)
     r.add_get("/sound/alert.wav", alert_sound)

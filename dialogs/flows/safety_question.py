@@ -19,12 +19,12 @@ class SafetyQuestionModel(FlowModel):
         await self.ctx.services.other_answers(self.ctx)
         self.ctx.prompted = True
 
-    def helped(self, event: Any) -> None:
+    def on_helped(self, event: Any) -> None:
         self.ctx.data["feedback"] = "helped"
         self.ctx.say(self.ctx.t("question.helped.reply"))
         self.ctx.go("start", "menu")
 
-    def not_helped(self, event: Any) -> None:
+    def on_not_helped(self, event: Any) -> None:
         self.ctx.data["feedback"] = "not_helped"
         self.ctx.say(self.ctx.t("question.not_helped.reply"))
 
@@ -69,14 +69,14 @@ FLOW = FlowSpec(
             "trigger": "helped",
             "source": "answered",
             "dest": None,
-            "after": "helped",
+            "after": "on_helped",
             "exit": "start.menu",
         },
         {
             "trigger": "not_helped",
             "source": "answered",
             "dest": "not_found",
-            "after": "not_helped",
+            "after": "on_not_helped",
         },
         {"trigger": "again", "source": "not_found", "dest": "ask"},
         {

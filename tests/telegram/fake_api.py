@@ -267,13 +267,6 @@ class FakeTelegram:
         return [c for c in self.calls if c.method == method
                 and all(str(c.get(k)) == str(v) for k, v in match.items())]
 
-    def last_buttons(self, chat_id: int) -> Call:
-        """The latest message with buttons sent (or edited) to a chat."""
-        for call in reversed(self.calls):
-            if call.chat_id == chat_id and call.buttons and call.status == 200:
-                return call
-        raise AssertionError(f"no buttons sent to {chat_id}")
-
     # ------------------------------------------------------------------ the people
     def _push(self, update: dict[str, Any]) -> dict[str, Any]:
         update["update_id"] = next(self._update_ids)

@@ -6,7 +6,6 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from bot.telegram.desk import TelegramDesk
 from dialogs.messages import Channel, Inbound, Outbound
 from knowledge_base import KnowledgeBase
 from storage.db import Database
@@ -271,15 +270,18 @@ async def test_a_vk_child_can_be_helped_from_the_telegram_desk(tg: Harness) -> N
     assert not tg.fake.sent_to(CHILD)
 
 
-def test_topic_names_follow_the_example() -> None:
-    from datetime import UTC, datetime
+async def test_forget_erases_the_kept_evidence_and_tells_the_counsellor(tg: Harness) -> None:
+    case_id, thread, _ = await tg.open_case()
+    await tg.fake.child_sends_photo(CHILD, b"private screenshot")
+    await tg.fake.next_call("sendPhoto", chat_id=STAFF_CHAT, message_thread_id=thread)
+    folder = tg.channels.evidence.store.case_dir(case_id)
 
-    from bot.telegram.desk import CaseCard
-    from dialogs.catalogue import Catalogue
+    def kept() -> list[Path]:
+        return sorted(folder.glob("*")) if folder.exists() else []
 
-    desk = TelegramDesk.__new__(TelegramDesk)
-    desk.texts = Catalogue(Path(__file__).parents[2] / "bot" / "telegram" / "desk_texts.yaml")
-    desk.locale = "en"
-    card = CaseCard(42, "cyberbullying", "high", "waiting", "telegram", datetime.now(UTC), None,
-                    None, {}, (), None, ())
-    assert desk.topic_name(card) == "#42 · cyberbullying · HIGH"
+    assert len(await asyncio.to_thread(kept)) == 1
+    await tg.fake.child_says(CHILD, "/forget")
+    await tg.press(CHILD, "Стереть всё", "Да, стереть")
+    await tg.fake.text_to(STAFF_CHAT, "стёр свои данные", thread=thread)
+    await tg.fake.text_to(CHILD, "я всё стёр")
+    assert await asyncio.to_thread(kept) == []

@@ -19,8 +19,7 @@ from dialogs.messages import DESK, Outbound
 from dialogs.ratelimit import RateLimiter
 from knowledge_base import KnowledgeBase
 from storage import crypto
-from storage.db import Database
-from tests.conftest import database_url
+from tests.conftest import database_url, fresh_database
 from tests.vk.fake_vk import GROUP_ID, MODERN_CLIENT, TOKEN, FakeVk, Sent
 
 # Fixed keys: `build_app` configures encryption at rest from settings, and must neither make a
@@ -77,8 +76,7 @@ def vk_settings(tmp_path: Path, fake: FakeVk, **overrides: Any) -> Settings:
 @pytest.fixture
 async def vk_app(tmp_path: Path, fake_vk: FakeVk, kb: KnowledgeBase) -> AsyncIterator[App]:
     settings = vk_settings(tmp_path, fake_vk)
-    db = Database(settings.database_url)
-    await db.create_all()
+    db = await fresh_database(settings.database_url)
     app = build_app(settings, db=db, kb=kb)
     # A scripted child types a whole report in a second; a real one never floods like that.
     app.engine.limiter = RateLimiter(burst=1000, per_second=1000.0)

@@ -90,6 +90,7 @@ async def test_a_whole_case_in_the_browser(
     assert "risk-critical" in (await row.get_attribute("class") or "")
     assert await page.evaluate("window.helplineAlerts") >= 1
     assert await page.inner_text("#waiting-count") == "1"
+    await page.screenshot(path="/tmp/helpline-queue-page.png")
 
     # Take it: the child hears someone is there; the case page opens.
     await row.locator("button.take").click()

@@ -1,0 +1,114 @@
+"""Blocking abuse: one neutral reply per block and nothing else, yet danger still reaches a
+supervisor; every block is audited."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from dialogs.escalation import Desk, DeskError
+from dialogs.messages import DeskEvent
+from storage.models import Counsellor
+from tests.conftest import Chat, Clock
+from tests.desk.conftest import join_queue
+
+NEUTRAL = "Сейчас этот чат для тебя недоступен"
+
+
+async def blocked_child(
+    chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor, clock: Clock
+) -> tuple[Chat, int]:
+    chat = chat_factory()
+    await join_queue(chat)
+    [case] = await desk.queue()
+    assert (await desk.take(counsellor, case.id)).ok
+    until = clock.now + timedelta(days=7)
+    assert (await desk.block(counsellor, case.id, "оскорбления и спам", until)).ok
+    return chat, case.id
+
+
+async def test_a_blocked_user_gets_one_neutral_reply_and_nothing_else(
+    chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor, clock: Clock
+) -> None:
+    chat, case_id = await blocked_child(chat_factory, desk, counsellor, clock)
+    view = await desk.view(counsellor, case_id)
+    assert not isinstance(view, DeskError) and view.outcome == "abusive-contact"
+    await chat.say("эй ответь")
+    assert [m.text.split(".")[0] for m in chat.replies] == [NEUTRAL]
+    assert chat.desk == []
+    await chat.say("ну ответь же")
+    assert chat.replies == [] and chat.desk == []
+    await chat.payload("g|person")
+    assert chat.replies == [] and chat.desk == []
+    assert await desk.queue() == [], "no new case"
+    trail = [(who, action) for _t, who, action, _d in await desk.audit_trail(case_id)]
+    assert ("anna", "blocked") in trail and ("anna", "closed") in trail
+    detail = next(d for _t, _w, a, d in await desk.audit_trail(case_id) if a == "blocked")
+    assert "оскорбления и спам" in detail and "until" in detail
+
+
+async def test_danger_from_a_blocked_user_still_reaches_a_supervisor(
+    chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor, clock: Clock
+) -> None:
+    chat, _case_id = await blocked_child(chat_factory, desk, counsellor, clock)
+    await chat.say("привет")  # the one neutral reply
+    await chat.say("я больше не хочу жить")
+    assert "8-800-2000-122" in chat.text and "зову консультанта" in chat.text
+    [notice] = chat.desk
+    assert notice.critical and notice.desk_event is DeskEvent.CASE_OPENED
+    [case] = await desk.queue()
+    assert case.risk == "critical"
+    await chat.say("мне страшно")
+    assert chat.desk and chat.desk[0].text == "мне страшно", "the crisis chat goes through"
+
+
+async def test_the_block_ends_at_its_expiry(
+    chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor, clock: Clock
+) -> None:
+    chat, _ = await blocked_child(chat_factory, desk, counsellor, clock)
+    await chat.say("привет")
+    clock.now += timedelta(days=7, minutes=1)
+    await chat.say("/menu")
+    assert "Чем я могу помочь?" in chat.text
+
+
+async def test_a_new_block_gets_a_new_neutral_reply(
+    chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor, clock: Clock
+) -> None:
+    chat, case_id = await blocked_child(chat_factory, desk, counsellor, clock)
+    await chat.say("привет")
+    assert (await desk.unblock(counsellor, case_id)).ok
+    await chat.payload("g|person")  # back in the queue with a new case
+    [case] = await desk.queue()
+    assert (await desk.take(counsellor, case.id)).ok
+    assert (await desk.block(counsellor, case.id, "снова", clock.now + timedelta(hours=1))).ok
+    await chat.say("а теперь?")
+    assert chat.replies and chat.replies[0].text.startswith(NEUTRAL)
+
+
+async def test_block_needs_a_reason_an_expiry_and_the_right_person(
+    chat_factory: Callable[..., Chat],
+    desk: Desk,
+    counsellor: Counsellor,
+    boris: Counsellor,
+    supervisor: Counsellor,
+    clock: Clock,
+) -> None:
+    calm = chat_factory(user="calm")
+    await join_queue(calm)
+    danger = chat_factory(user="danger")
+    await danger.start_as_child()
+    await danger.say("я больше не хочу жить")
+    critical, waiting = await desk.queue()
+    soon = clock.now + timedelta(days=1)
+    assert (await desk.block(counsellor, waiting.id, " ", soon)).error is DeskError.BAD_BLOCK
+    past = clock.now - timedelta(minutes=1)
+    assert (await desk.block(counsellor, waiting.id, "спам", past)).error is DeskError.BAD_BLOCK
+    assert (await desk.take(counsellor, waiting.id)).ok
+    assert (await desk.block(boris, waiting.id, "спам", soon)).error is DeskError.NOT_YOURS
+    refused = await desk.block(counsellor, critical.id, "спам", soon)
+    assert refused.error is DeskError.SUPERVISOR_ONLY
+    assert (await desk.block(supervisor, critical.id, "ложные вызовы", soon)).ok
+    assert (await desk.unblock(boris, critical.id)).error is DeskError.SUPERVISOR_ONLY
+    assert (await desk.unblock(supervisor, critical.id)).ok
+    assert (await desk.unblock(supervisor, critical.id)).error is DeskError.NOT_BLOCKED

@@ -1,0 +1,160 @@
+"""Kill the worker mid-dialog, many times at different points: once restarted it loses no
+child's message and sends no reply twice.
+
+The real `helpline run` runs in a subprocess (Telegram long polling against the fake Bot API) and
+is killed with SIGKILL at random moments while several children write to it. The one window no
+design can close is a reply Telegram accepted just before the kill, whose delivery the worker
+had not yet recorded: Telegram's sendMessage has no idempotency key. Such a reply may be repeated
+once; the test allows it only for replies the fake received within moments of a kill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from tests.telegram.fake_api import TOKEN, FakeTelegram
+
+ROOT = Path(__file__).resolve().parents[2]
+USERS = [5101, 5102, 5103, 5104]
+QUESTIONS = ["меня травят в вк", "взломали аккаунт", "как сохранить скриншоты",
+             "фейковая страница от моего имени", "мошенники в игре"]
+# Replies each child must get, in order: the notice and the role question, the menu, the
+# question prompt, then one answer per question.
+EXPECTED = 4 + len(QUESTIONS)
+GRACE = 0.5  # a reply received this close before a kill may be repeated once after it
+
+
+class Recorder(FakeTelegram):
+    """The fake Bot API, noting when each message to a child arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrivals: list[tuple[float, int, str]] = []
+
+    async def _api(self, request: web.Request) -> web.Response:
+        response = await super()._api(request)
+        if request.match_info["method"] == "sendMessage" and self.calls:
+            call = self.calls[-1]
+            if call.method == "sendMessage" and call.chat_id in USERS:
+                self.arrivals.append((time.monotonic(), int(call.chat_id), call.text))
+        return response
+
+    def replies(self, user: int) -> list[str]:
+        return [text for _, chat, text in self.arrivals if chat == user]
+
+
+def _env(tmp_path: Path, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "VK_"))}
+    env.update(
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'kill.db'}",
+        KEYS_FILE=str(tmp_path / "keys.json"),
+        EVIDENCE_DIR=str(tmp_path / "evidence"),
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_URL=url,
+        WEBHOOK_HOST="127.0.0.1",
+        WEBHOOK_PORT=str(_free_port()),
+        LOG_LEVEL="WARNING",
+    )
+    return env
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env,
+                            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+
+
+async def _child(fake: Recorder, user: int, done: asyncio.Event) -> None:
+    """One child: waits for each answer (across restarts) before the next message."""
+
+    async def until(count: int) -> None:
+        while len(set(fake.replies(user))) < count:
+            await asyncio.sleep(0.05)
+
+    await fake.push(fake.private_message(user, text="привет"))
+    await until(2)
+    await fake.push(fake.press(user, "st|role|child"))
+    await until(3)
+    await fake.push(fake.press(user, "st|menu|question"))
+    await until(4)
+    for n, question in enumerate(QUESTIONS):
+        await fake.push(fake.private_message(user, text=question))
+        await until(5 + n)
+    done.set()
+
+
+async def test_killing_the_worker_loses_nothing_and_repeats_nothing(tmp_path: Path) -> None:
+    fake = Recorder()
+    await fake.start()
+    env = _env(tmp_path, fake.url)
+    upgrade = subprocess.run([sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=env,
+                             capture_output=True, timeout=120)
+    assert upgrade.returncode == 0, upgrade.stderr
+    log = (tmp_path / "worker.log").open("ab")
+    rng = random.Random(20261125)
+    kills: list[float] = []
+    worker = _start(env, log)
+    finished = [asyncio.Event() for _ in USERS]
+    children = [asyncio.create_task(_child(fake, u, e)) for u, e in zip(USERS, finished,
+                                                                          strict=True)]
+    try:
+        deadline = time.monotonic() + 240
+        while not all(e.is_set() for e in finished) and time.monotonic() < deadline:
+            if len(kills) < int(os.environ.get("HELPLINE_KILLS", "12")):
+                # Wait for the worker to be mid-dialog, then kill it at a random moment.
+                await asyncio.sleep(rng.uniform(1.5, 3.5))
+                if all(e.is_set() for e in finished):
+                    break
+                worker.send_signal(signal.SIGKILL)
+                worker.wait(timeout=10)
+                kills.append(time.monotonic())
+                worker = _start(env, log)
+            else:
+                await asyncio.sleep(0.2)
+        assert all(e.is_set() for e in finished), (
+            f"not every child was answered: {[len(fake.replies(u)) for u in USERS]}; "
+            f"{[r[:40] for r in fake.replies(USERS[0])]}; "
+            f"log: {(tmp_path / 'worker.log').read_text()[-3000:]}"
+        )
+    finally:
+        for task in children:
+            task.cancel()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        await fake.stop()
+        log.close()
+    assert len(kills) >= min(5, int(os.environ.get("HELPLINE_KILLS", "12")))
+    for user in USERS:
+        replies = fake.replies(user)
+        unique = list(dict.fromkeys(replies))
+        assert len(unique) == EXPECTED, (user, unique)
+        repeats = [
+            (at, text) for i, (at, chat, text) in enumerate(fake.arrivals)
+            if chat == user and text in [t for _, c, t in fake.arrivals[:i] if c == user]
+        ]
+        for at, text in repeats:
+            first = next(a for a, c, t in fake.arrivals if c == user and t == text)
+            assert any(first <= k <= first + GRACE for k in kills), (
+                f"a reply was sent twice without a kill in its send window: {text[:40]!r}"
+            )
+        assert unique[1] == "Кто ты?" and unique[3].startswith("Напиши свой вопрос")
