@@ -69,7 +69,16 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         if not (settings.telegram_bot_token or settings.vk_token):
             print("No TELEGRAM_BOT_TOKEN or VK_TOKEN set: running the local console chat.",
                   file=sys.stderr)
-            await ConsoleChat(app, user=args.user).run()
+            if settings.web_enabled:
+                from bot.web import start_console
+
+                console_runner = await start_console(app)
+                try:
+                    await ConsoleChat(app, user=args.user).run()
+                finally:
+                    await console_runner.cleanup()
+            else:
+                await ConsoleChat(app, user=args.user).run()
             return 0
         web_app = build_web_app(app)
         if settings.telegram_bot_token:
@@ -80,8 +89,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             from bot.vk import run_vk
 
             tasks.append(asyncio.create_task(run_vk(app)))
-        web_console = getattr(settings, "web_enabled", False)
-        if web_console:
+        if settings.web_enabled:
             from bot.web import mount_web_console
 
             mount_web_console(web_app, app)

@@ -25,7 +25,9 @@ from aiohttp import web
 from tests.telegram.fake_api import TOKEN, FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[2]
-USERS = [5101, 5102, 5103, 5104]
+# Enough children writing at once to keep the worker busy, so that random kills land in the
+# middle of handling, not only between messages.
+USERS = list(range(5101, 5113))
 QUESTIONS = ["меня травят в вк", "взломали аккаунт", "как сохранить скриншоты",
              "фейковая страница от моего имени", "мошенники в игре"]
 # Replies each child must get, in order: the notice and the role question, the menu, the
@@ -86,7 +88,7 @@ async def _child(fake: Recorder, user: int, done: asyncio.Event) -> None:
 
     async def until(count: int) -> None:
         while len(set(fake.replies(user))) < count:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.01)
 
     await fake.push(fake.private_message(user, text="привет"))
     await until(2)
@@ -119,7 +121,7 @@ async def test_killing_the_worker_loses_nothing_and_repeats_nothing(tmp_path: Pa
         while not all(e.is_set() for e in finished) and time.monotonic() < deadline:
             if len(kills) < int(os.environ.get("HELPLINE_KILLS", "12")):
                 # Wait for the worker to be mid-dialog, then kill it at a random moment.
-                await asyncio.sleep(rng.uniform(1.5, 3.5))
+                await asyncio.sleep(rng.uniform(1.2, 2.5))
                 if all(e.is_set() for e in finished):
                     break
                 worker.send_signal(signal.SIGKILL)
