@@ -35,7 +35,8 @@ from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
 
-CLAIM = timedelta(seconds=120)
+# A sender that dies holding a claim delays that message by at most this long.
+CLAIM = timedelta(seconds=20)
 MAX_BACKOFF = 300.0
 
 
