@@ -19,10 +19,10 @@ ENV PATH="/opt/helpline/bin:$PATH" \
     DATABASE_URL="sqlite+aiosqlite:////var/lib/helpline/helpline.db" \
     EVIDENCE_DIR=/var/lib/helpline/evidence \
     LOG_JSON=true
-RUN groupadd --system helpline \
-    && useradd --system --gid helpline --home-dir /var/lib/helpline --create-home helpline
+RUN groupadd --system --gid 10001 helpline \
+    && useradd --system --uid 10001 --gid helpline --home-dir /var/lib/helpline --create-home helpline
 COPY --from=build /opt/helpline /opt/helpline
-USER helpline
+USER 10001
 WORKDIR /var/lib/helpline
 VOLUME ["/var/lib/helpline"]
 EXPOSE 8080

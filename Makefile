@@ -20,9 +20,10 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/hadolint Dockerfile
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy dialogs storage
+	$(VENV)/bin/mypy dialogs storage knowledge_base
 
 test: $(STAMP) lint typecheck
 	$(VENV)/bin/pytest

@@ -38,10 +38,9 @@ def _settings() -> Settings:
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from bot.logs import setup_logging
+
+    setup_logging(settings.log_level, json_lines=settings.log_json)
 
 
 def _app(settings: Settings):  # type: ignore[no-untyped-def]

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import BinaryIO
 
+from storage import crypto
+
 log = logging.getLogger(__name__)
 
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
@@ -79,19 +81,21 @@ class EvidenceStore:
         *,
         suffix: str = "",
     ) -> Path:
-        """Write the stream to the case's folder; raise `EvidenceTooLarge` (keeping nothing) when
-        it grows past the limit. The file appears under its final name only when complete."""
+        """Write the stream, encrypted, to the case's folder; raise `EvidenceTooLarge` (keeping
+        nothing) when it grows past the limit. The file appears under its final name only when
+        complete. Files are encrypted at rest like the transcript (`read_evidence` opens them)."""
         final = self.path_for(case_id, attachment_id, suffix)
         partial = final.with_name(final.name + ".part")
+        buffer = bytearray()
+        async for chunk in chunks:
+            buffer.extend(chunk)
+            if len(buffer) > self.max_bytes:
+                raise EvidenceTooLarge(self.max_bytes)
+        sealed = await asyncio.to_thread(crypto.current().encrypt_bytes, bytes(buffer))
         await asyncio.to_thread(self._prepare, final.parent)
         handle = await asyncio.to_thread(self._open, partial)
-        written = 0
         try:
-            async for chunk in chunks:
-                written += len(chunk)
-                if written > self.max_bytes:
-                    raise EvidenceTooLarge(self.max_bytes)
-                await asyncio.to_thread(handle.write, chunk)
+            await asyncio.to_thread(handle.write, sealed)
         except BaseException:
             await asyncio.to_thread(handle.close)
             await asyncio.to_thread(partial.unlink, True)
@@ -118,3 +122,8 @@ class EvidenceStore:
     def _open(path: Path) -> BinaryIO:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         return os.fdopen(fd, "wb")
+
+
+def read_evidence(path: Path | str) -> bytes:
+    """The plain bytes of a stored evidence file (they are encrypted at rest)."""
+    return crypto.current().decrypt_bytes(Path(path).read_bytes())

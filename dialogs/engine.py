@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy.exc import DBAPIError
@@ -427,7 +428,8 @@ class DialogEngine:
         case = await turn.repos.cases.open_for_user(turn.user.id)
         if case is not None:
             turn.extra.append(self._desk_notice(case, DeskEvent.CHILD_LEFT, "/forget"))
-        await turn.repos.users.erase(turn.user.id)
+        files = await turn.repos.users.erase(turn.user.id)
+        await asyncio.to_thread(_unlink_all, files)
         turn.ctx.say(turn.ctx.t("forget.done"))
 
     # ------------------------------------------------------------------ the flow machine
@@ -836,3 +838,9 @@ class _Services:
 
 
 __all__ = ["DialogEngine", "EngineConfig", "FlowModel"]
+
+
+def _unlink_all(paths: list[str]) -> None:
+    """Delete erased evidence files (a missing one is already gone)."""
+    for path in paths:
+        Path(path).unlink(missing_ok=True)

@@ -172,8 +172,19 @@ class UserRepo(_Repo):
             .values(unreachable=True)
         )
 
-    async def erase(self, user_id: int) -> None:
-        """Erase a user's messages, answers and evidence; cases keep anonymous counts only."""
+    async def erase(self, user_id: int) -> list[str]:
+        """Erase a user's messages, answers and evidence; cases keep anonymous counts only.
+        Returns the stored evidence files, for the caller to delete."""
+        files = [
+            str(p)
+            for p in (
+                await self.session.execute(
+                    select(Attachment.stored_path).where(
+                        Attachment.user_id == user_id, Attachment.stored_path.is_not(None)
+                    )
+                )
+            ).scalars()
+        ]
         await self.session.execute(delete(Message).where(Message.user_id == user_id))
         await self.session.execute(delete(Attachment).where(Attachment.user_id == user_id))
         await self.session.execute(
@@ -183,6 +194,7 @@ class UserRepo(_Repo):
         )
         await self.session.execute(delete(Conversation).where(Conversation.user_id == user_id))
         await self.session.execute(delete(User).where(User.id == user_id))
+        return files
 
 
 class ConversationRepo(_Repo):

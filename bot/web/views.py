@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.evidence import read_evidence
 from bot.web import auth
 from bot.web.board import today
 from bot.web.live import HEARTBEAT, Board, EventStream, read_board
@@ -446,7 +447,7 @@ def _read_evidence(root: Path, stored: str) -> tuple[bytes, str] | None:
     path = Path(stored).resolve()
     if not path.is_relative_to(root.resolve()) or not path.is_file():
         return None
-    return path.read_bytes(), path.suffix.lower()
+    return read_evidence(path), path.suffix.lower()
 
 
 async def evidence_file(request: web.Request) -> web.StreamResponse:

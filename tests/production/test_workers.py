@@ -345,20 +345,32 @@ async def test_racing_takes_through_different_workers_give_one_owner(cluster: Cl
     topics = [c for c in fake.calls_of("createForumTopic") if c.status == 200]
     assert len(topics) == len(case_ids)
 
-    # Every counsellor presses Take on every case's card at the same moment; the presses of one
-    # case go to different workers.
     presses: dict[int, dict[str, int]] = {case_id: {} for case_id in case_ids}
-    posts = []
-    for i, (case_id, card) in enumerate(zip(case_ids, cards, strict=True)):
-        for j, staff in enumerate(COUNSELLORS):
-            update = cluster.update(fake.press(staff, f"dk|take|{case_id}", chat_id=STAFF_CHAT,
-                                               thread=card.thread, message_id=card.message_id))
-            presses[case_id][str(update["callback_query"]["id"])] = staff
-            worker = cluster.workers[(i + j) % WORKERS]
-            posts.append(cluster.post(update, worker))
+
+    def press(staff: int, case_index: int, worker: Worker) -> Any:
+        case_id, card = case_ids[case_index], cards[case_index]
+        update = cluster.update(fake.press(staff, f"dk|take|{case_id}", chat_id=STAFF_CHAT,
+                                           thread=card.thread, message_id=card.message_id))
+        presses[case_id][str(update["callback_query"]["id"])] = staff
+        return cluster.post(update, worker)  # returns once that worker handled the press
+
+    # 1. One counsellor presses Take on every card at once, through all the workers: she may
+    # hold COUNSELLOR_CAPACITY cases, no more.
+    eager = next(iter(COUNSELLORS))
+    await asyncio.gather(*(press(eager, i, cluster.workers[i % WORKERS])
+                           for i in range(len(case_ids))))
+    got = [q for q, staff in itertools.chain(*(p.items() for p in presses.values()))
+           if fake.answers[q] and fake.answers[q][0].get("text") == "Обращение ваше."]
+    assert len(got) == CAPACITY, f"{len(got)} cases taken at once with a capacity of {CAPACITY}"
+
+    # 2. Every counsellor presses Take on every card at the same moment; the presses on one card
+    # go to different workers.
     started = time.monotonic()
-    await asyncio.gather(*posts)  # each POST returns once its worker handled the press
+    await asyncio.gather(*(press(staff, i, cluster.workers[(i + j) % WORKERS])
+                           for i in range(len(case_ids))
+                           for j, staff in enumerate(COUNSELLORS)))
     took = time.monotonic() - started
+    posts = sum(len(p) for p in presses.values())
 
     db = Database(cluster.database_url)
     try:
@@ -406,7 +418,7 @@ async def test_racing_takes_through_different_workers_give_one_owner(cluster: Cl
         said = [c for c in fake.to_chat[STAFF_CHAT]
                 if c.thread == card.thread and "взял(а) обращение" in c.text]
         assert len(said) == 1, [c.text for c in said]
-    print(f"\n{len(posts)} simultaneous Take presses on {len(case_ids)} cases over {WORKERS} "
+    print(f"\n{posts} Take presses ({len(case_ids) * len(COUNSELLORS)} simultaneous) on {len(case_ids)} cases over {WORKERS} "
           f"workers: {took:.2f}s; held per counsellor {sorted(held.values())}")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.evidence import EvidenceStore, EvidenceTooLarge, safe_suffix
+from bot.evidence import EvidenceStore, EvidenceTooLarge, read_evidence, safe_suffix
 
 
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
@@ -20,7 +20,8 @@ async def test_a_file_is_kept_under_its_case_and_attachment(tmp_path: Path) -> N
     store = EvidenceStore(tmp_path / "ev", max_bytes=100)
     path = await store.save(42, 7, chunks(b"abc", b"def"), suffix=".jpg")
     assert path == tmp_path / "ev" / "case-42" / "7.jpg"
-    assert path.read_bytes() == b"abcdef"
+    assert read_evidence(path) == b"abcdef"
+    assert b"abcdef" not in path.read_bytes(), "encrypted at rest"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 

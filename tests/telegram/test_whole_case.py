@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from bot.evidence import read_evidence
+
 from .conftest import ANNA, CHILD, Harness
 from .fake_api import STAFF_CHAT
 
@@ -47,7 +49,8 @@ async def test_a_reported_case_from_screenshot_to_rating(tg: Harness, tmp_path: 
     assert [(r.kind, r.file_ref, r.size) for r in rows] == [("photo", file_id, len(screenshot))]
     stored = Path(rows[0].stored_path or "")
     assert stored.parent == tmp_path / "evidence" / f"case-{case_id}"
-    assert await asyncio.to_thread(stored.read_bytes) == screenshot
+    assert await asyncio.to_thread(read_evidence, stored) == screenshot
+    assert screenshot not in await asyncio.to_thread(stored.read_bytes), "encrypted at rest"
 
     # A counsellor takes it: the card shows who holds it, the child hears someone joined.
     query = await fake.staff_presses(ANNA, card.button("Взять"), thread=thread,

@@ -8,6 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bot.app import App
+from bot.evidence import read_evidence
 from dialogs.messages import DeskEvent
 from storage.models import Attachment
 from storage.repositories import Repos
@@ -19,7 +20,7 @@ DOCUMENT = b"%PDF-1.4 the chat, exported"
 
 
 def read(path: str) -> bytes:
-    return Path(path).read_bytes()
+    return read_evidence(Path(path))
 
 
 async def evidence(app: App, case_id: int) -> list[Attachment]:

@@ -12,6 +12,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from bot.app import App
+from storage import crypto
 from storage.models import Counsellor
 from storage.repositories import Repos
 
@@ -204,7 +205,7 @@ async def test_evidence_is_served_only_to_staff_who_may_see_the_case(
     case_id = await _case_id(app)
     folder = tmp_path / "evidence" / f"case-{case_id}"
     folder.mkdir(parents=True)
-    (folder / "1.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    (folder / "1.png").write_bytes(crypto.current().encrypt_bytes(b"\x89PNG\r\n\x1a\nfake"))
     outside = tmp_path / "secret.txt"
     outside.write_text("not evidence")
     async with app.db.session() as s:

@@ -1,7 +1,7 @@
 """desk operations: the sweep's timestamps on cases, and blocks of abusive users
 
 Revision ID: 0002
-Revises: 0010
+Revises: 0001
 Create Date: 2026-11-25 04:30:00
 """
 
@@ -15,7 +15,7 @@ import storage.models
 
 revision: str = "0002"
 # 0010 (web console) was added on top of 0001 first; this one follows it to keep one head.
-down_revision: str | None = "0010"
+down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """web console: staff credentials and web sessions
 
-Revision ID: 0010
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-25 12:00:00
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import storage.crypto
 import storage.models
 
-revision: str = "0010"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
