@@ -87,6 +87,11 @@ def serve_helpline() -> int:
     # The fake Bot API has no limits; Telegram's (30/s in all, 1/s per chat, 20/min per group)
     # would make this a benchmark of the pacer.
     bot.telegram.telegram_pacer = lambda: Pacer(global_rate=1e9)  # type: ignore[attr-defined]
+    if os.environ.get("BENCH_PIN"):
+        from aiogram import methods as M
+        from aiogram.methods.base import Response
+        global _PINNED
+        _PINNED = [Response[m.__returning__] for m in (M.GetUpdates, M.SendMessage, M.EditMessageText, M.AnswerCallbackQuery, M.CreateForumTopic, M.EditForumTopic, M.PinChatMessage)]
     return main(["run"])
 
 
@@ -857,6 +862,29 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
+def start_profiler(args: argparse.Namespace, pid: int, name: str,
+                   seconds: float) -> subprocess.Popen[bytes] | None:
+    """py-spy on the bot for one window (--profile DIR): DIR/NAME.txt, collapsed stacks."""
+    if args.profile is None:
+        return None
+    spy = shutil.which("py-spy", path=str(ROOT / ".venv" / "bin")) or shutil.which("py-spy")
+    if spy is None:
+        print("(--profile needs py-spy: .venv/bin/pip install py-spy)", file=sys.stderr)
+        return None
+    args.profile.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "50",
+                             "-f", "raw", "-o", str(args.profile / f"{name}.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def finish_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        try:
+            profiler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            profiler.kill()
+
+
 async def metric_updates(port: int) -> tuple[float, float]:
     """(moment, helpline_updates_total) from the bot's /metrics."""
     import aiohttp
@@ -1072,16 +1100,20 @@ async def run_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> He
         paced = Phase(f"{kind}: {args.users} users, think {args.think[0]:g}-{args.think[1]:g} s",
                       users=args.users)
         clock.current = paced
+        profiler = start_profiler(args, proc.pid, f"{kind}-paced", args.duration)
         async with Window(paced, fake, proc.pid, port):
             await asyncio.sleep(args.duration)
             clock.current = None
+        finish_profiler(profiler)
         clock.think = (0.0, 0.0)
         await asyncio.sleep(5)
         saturated = Phase(f"{kind}: {args.users} users, no pause (saturated)", users=args.users)
         clock.current = saturated
+        profiler = start_profiler(args, proc.pid, f"{kind}-saturated", args.saturated_seconds)
         async with Window(saturated, fake, proc.pid, port):
             await asyncio.sleep(args.saturated_seconds)
             clock.current = None
+        finish_profiler(profiler)
         rss = peak_rss_mb(proc.pid)
     finally:
         clock.stopping = True
@@ -1202,6 +1234,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="seconds a child waits for a counsellor before leaving the queue")
     p.add_argument("--turn-timeout", type=float, default=60)
     p.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="record the bot with py-spy in each window: DIR/<db>-<phase>.txt "
+                        "(collapsed stacks, for flamegraph.pl or speedscope)")
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     low, _, high = args.think.partition("-")

@@ -735,10 +735,24 @@ class DeskRepo(_Repo):
         )
         return int((await self.session.execute(stmt)).scalar_one())
 
+    async def _lock_holder(self, counsellor_id: int) -> None:
+        """Serialise one counsellor's takes (PostgreSQL): two concurrent UPDATEs of different
+        cases would each count the cases held in their own snapshot and both pass the capacity
+        check. In READ COMMITTED the next statement, once this lock is granted, sees what the
+        other transaction committed. FOR NO KEY UPDATE: rows referencing the counsellor (audit,
+        messages) are not blocked. SQLite writes one transaction at a time anyway."""
+        if self.dialect == "postgresql":
+            await self.session.execute(
+                select(Counsellor.id)
+                .where(Counsellor.id == counsellor_id)
+                .with_for_update(key_share=True)
+            )
+
     async def take_within(
         self, case_id: int, counsellor_id: int, capacity: int, now: datetime
     ) -> bool:
         """Atomically give a waiting case to a counsellor who holds fewer than `capacity`."""
+        await self._lock_holder(counsellor_id)
         held = (
             select(func.count(Case.id))
             .where(Case.status == "active", Case.owner_id == counsellor_id)
@@ -763,6 +777,7 @@ class DeskRepo(_Repo):
     ) -> bool:
         """Move an open case from its current owner (None: the queue) to another counsellor,
         if nobody changed it meanwhile and the new owner has room."""
+        await self._lock_holder(to_owner)
         held = (
             select(func.count(Case.id))
             .where(Case.status == "active", Case.owner_id == to_owner)

@@ -28,6 +28,12 @@ from storage import crypto
 from storage.db import Database
 from storage.models import Counsellor, utcnow
 
+# Tests run at any hour of the day: unless a test says otherwise, the desk is open. (Settings
+# read it from the environment, and so do the `helpline` subprocesses tests start.)
+os.environ.setdefault(
+    "HOURS_FILE", str(Path(__file__).parent / "data" / "hours_always_open.yaml")
+)
+
 # Fixed test keys: encryption at rest is on in every test, as in production.
 crypto.configure(
     crypto.Cipher([crypto.new_key(), crypto.new_key()], "test-id-hash-key-0123456789")

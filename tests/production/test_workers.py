@@ -40,7 +40,7 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from storage.db import Database
-from storage.models import AuditEvent, Case, Counsellor
+from storage.models import AuditEvent, Case, Counsellor, InboxUpdate, OutboxMessage
 from tests.telegram.fake_api import STAFF_CHAT, TOKEN, Call, FakeTelegram
 
 from .conftest import (
@@ -307,8 +307,34 @@ async def test_many_children_at_once_get_one_reply_each_in_order(cluster: Cluste
             assert text.startswith(f"Вот что я нашёл: «{title}»"), (child, question, text[:80])
     # Every button press answered once (by the worker it reached), none left spinning.
     assert all(len(fake.answers[q]) == 1 for q in presses)
+    # Each update was handled exactly once, and every worker took its share.
+    handled = [await _updates_handled(cluster, w) for w in cluster.workers]
+    assert sum(handled) == updates and min(handled) > 0, handled
+    # Nothing left behind: every update processed, every reply delivered on its first claim.
+    db = Database(cluster.database_url)
+    try:
+        async with db.session() as s:
+            unprocessed = (await s.execute(select(func.count(InboxUpdate.id)).where(
+                InboxUpdate.processed_at.is_(None)))).scalar_one()
+            stuck, failed, claims, total = (await s.execute(select(
+                func.count(OutboxMessage.id).filter(OutboxMessage.delivered_at.is_(None)),
+                func.count(OutboxMessage.id).filter(OutboxMessage.failed_at.is_not(None)),
+                func.max(OutboxMessage.attempts), func.count(OutboxMessage.id)))).one()
+    finally:
+        await db.dispose()
+    assert unprocessed == 0
+    assert (stuck, failed, claims) == (0, 0, 1), (stuck, failed, claims)
+    assert total == len(CHILDREN) * (4 + QUESTIONS_EACH)
     print(f"\n{updates} updates from {len(CHILDREN)} children over {WORKERS} workers: "
           f"{took:.1f}s ({updates / took:.0f}/s)")
+
+
+async def _updates_handled(cluster: Cluster, worker: Worker) -> int:
+    async with cluster.http.get(f"{worker.url}/metrics") as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    found = re.search(r'^helpline_updates_total\{channel="telegram"\} ([0-9.e+]+)$', text, re.M)
+    return int(float(found.group(1))) if found else 0
 
 
 async def _open_case(cluster: Cluster, child: int) -> int:
