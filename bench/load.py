@@ -64,7 +64,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+THIS = Path(__file__).resolve()
+ROOT = THIS.parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -87,11 +88,6 @@ def serve_helpline() -> int:
     # The fake Bot API has no limits; Telegram's (30/s in all, 1/s per chat, 20/min per group)
     # would make this a benchmark of the pacer.
     bot.telegram.telegram_pacer = lambda: Pacer(global_rate=1e9)  # type: ignore[attr-defined]
-    if os.environ.get("BENCH_PIN"):
-        from aiogram import methods as M
-        from aiogram.methods.base import Response
-        global _PINNED
-        _PINNED = [Response[m.__returning__] for m in (M.GetUpdates, M.SendMessage, M.EditMessageText, M.AnswerCallbackQuery, M.CreateForumTopic, M.EditForumTopic, M.PinChatMessage)]
     return main(["run"])
 
 
@@ -108,7 +104,7 @@ class Texts:
         def p(*keys: str, catalogue: Any = cat) -> tuple[str, ...]:
             out = []
             for key in keys:
-                text = catalogue._texts[key]["ru"]  # noqa: SLF001 - the raw template
+                text = catalogue._texts[key]["ru"]  # the raw template
                 out.append(text.split("{")[0])
             return tuple(out)
 
@@ -135,7 +131,7 @@ class Texts:
         self.card = p("desk.card.head", catalogue=desk)
         self.picker = p("desk.close.pick", catalogue=desk)
         self.relay = p("desk.child", catalogue=desk)
-        self.taken_you = desk._texts["desk.taken.you"]["ru"]  # noqa: SLF001
+        self.taken_you = desk._texts["desk.taken.you"]["ru"]
 
 
 QUESTIONS = [
@@ -165,6 +161,7 @@ class FakeBotAPI:
         self.private: dict[int, asyncio.Queue[tuple[float, str]]] = {}
         self.staff: DeskSim | None = None
         self.calls = 0
+        self.pushed = 0
         self.acked = 0
         self.polls = 0
         self.url = ""
@@ -195,6 +192,7 @@ class FakeBotAPI:
         """Make an update available to getUpdates; returns that moment (perf_counter)."""
         update["update_id"] = next(self._update_ids)
         self.pending.append(update)
+        self.pushed += 1
         at = perf()
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
@@ -376,6 +374,7 @@ class Phase:
     seconds: float = 0.0
     updates: float = 0.0  # the bot's own counter
     acked: int = 0
+    pushed: int = 0
     replies: int = 0
     cpu_bot: float = 0.0
     cpu_bench: float = 0.0
@@ -390,7 +389,7 @@ def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
     return ordered[index]
 
 
@@ -441,14 +440,14 @@ class EchoUser:
         n = 0
         while not self.clock.stopping:
             n += 1
-            phase = self.clock.current
             sent = self.fake.child_text(self.uid, f"привет {n}")
             try:
                 at, _ = await asyncio.wait_for(self.queue.get(), 30)
             except TimeoutError:
-                if phase is not None:
-                    phase.stuck += 1
+                if self.clock.current is not None:
+                    self.clock.current.stuck += 1
                 continue
+            phase = self.clock.current  # samples belong to the window they arrive in
             if phase is not None:
                 phase.latency.append(at - sent)
                 phase.replies += 1
@@ -465,8 +464,8 @@ class Sim:
         self.turn_timeout = turn_timeout
         self.uids = itertools.count(FIRST_CHILD)
         self.markers = itertools.count(1)
-        self.danger_sent: dict[int, tuple[float, Phase | None]] = {}
-        self.relay_sent: dict[int, tuple[float, Phase | None]] = {}
+        self.danger_sent: dict[int, float] = {}
+        self.relay_sent: dict[int, float] = {}
         self.desk = DeskSim(self)
         fake.staff = self.desk
 
@@ -513,21 +512,22 @@ class Child:
                    payload: str | None = None, danger: int | None = None) -> str:
         """Send one update; wait for the turn's last message (one starting with `expect`)."""
         self._drain()
-        phase = self.sim.clock.current
+        clock = self.sim.clock
         sent = await self.send(text=text, payload=payload)
         if danger is not None:
-            self.sim.danger_sent[danger] = (sent, phase)
-            if phase is not None:
-                phase.dangers_sent += 1
+            self.sim.danger_sent[danger] = sent
+            if clock.current is not None:
+                clock.current.dangers_sent += 1
         first = True
         deadline = sent + self.sim.turn_timeout
         while True:
             try:
                 at, message = await asyncio.wait_for(self.queue.get(), deadline - perf())
             except TimeoutError:
-                if phase is not None:
-                    phase.stuck += 1
+                if clock.current is not None:
+                    clock.current.stuck += 1
                 raise Stuck from None
+            phase = clock.current  # samples belong to the window they arrive in
             if first:
                 first = False
                 if phase is not None:
@@ -540,9 +540,9 @@ class Child:
                     phase.turns += 1
                 return message
 
-    async def expect(self, prefixes: tuple[str, ...], timeout: float) -> tuple[float, str] | None:
+    async def expect(self, prefixes: tuple[str, ...], within: float) -> tuple[float, str] | None:
         """A message not caused by our own update (the desk's doing)."""
-        deadline = perf() + timeout
+        deadline = perf() + within
         while True:
             remaining = deadline - perf()
             if remaining <= 0:
@@ -664,13 +664,13 @@ class Child:
         if hello is None:
             raise Stuck
         sent = desk.said.pop(case_id, None)
-        if sent is not None and sent[1] is not None:
-            sent[1].to_child.append(hello[0] - sent[0])
+        if sent is not None and self.sim.clock.current is not None:
+            self.sim.clock.current.to_child.append(hello[0] - sent)
         await self.pause()
         n = next(self.sim.markers)
         self._drain()
         at = await self.send(text=f"[r{n}] они пишут мне гадости каждый день")
-        self.sim.relay_sent[n] = (at, self.sim.clock.current)
+        self.sim.relay_sent[n] = at
         if await self.expect(t.closed, self.sim.turn_timeout * 2) is None:
             raise Stuck
         await self.pause()
@@ -693,7 +693,7 @@ class DeskSim:
         self.waiting: dict[int, Child] = {}
         self.critical: set[int] = set()
         self.answers: dict[str, asyncio.Future[str]] = {}
-        self.said: dict[int, tuple[float, Phase | None]] = {}
+        self.said: dict[int, float] = {}
 
     # ---------------------------------------------------------------- what the fake sees
     def on_message(self, at: float, thread: int | None, message_id: int, text: str) -> None:
@@ -709,10 +709,11 @@ class DeskSim:
             queue = self.threads.get(thread)
             if queue is not None:
                 queue.put_nowait((at, message_id, text))
+        phase = self.sim.clock.current
         for kind, number in MARK.findall(text):
             n = int(number)
             if kind == "d" and n in self.sim.danger_sent and n not in self.marker_case:
-                sent, phase = self.sim.danger_sent[n]
+                sent = self.sim.danger_sent[n]
                 if phase is not None:
                     phase.danger.append(at - sent)
                 case_id = self.thread_case.get(thread or 0)
@@ -723,7 +724,7 @@ class DeskSim:
                     if event is not None:
                         event.set()
             elif kind == "r" and n in self.sim.relay_sent:
-                sent, phase = self.sim.relay_sent.pop(n)
+                sent = self.sim.relay_sent.pop(n)
                 if phase is not None:
                     phase.to_desk.append(at - sent)
 
@@ -732,11 +733,11 @@ class DeskSim:
         if future is not None and not future.done():
             future.set_result(text)
 
-    async def case_of_marker(self, n: int, timeout: float) -> int | None:
+    async def case_of_marker(self, n: int, within: float) -> int | None:
         if n not in self.marker_case:
             event = self._marker_events.setdefault(n, asyncio.Event())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
+                await asyncio.wait_for(event.wait(), within)
         return self.marker_case.get(n)
 
     # ---------------------------------------------------------------- the queue
@@ -773,9 +774,9 @@ class DeskSim:
             task.cancel()
 
     async def _thread_message(self, thread: int, prefixes: tuple[str, ...],
-                              timeout: float) -> tuple[float, int, str] | None:
+                              within: float) -> tuple[float, int, str] | None:
         queue = self.threads[thread]
-        deadline = perf() + timeout
+        deadline = perf() + within
         while (remaining := deadline - perf()) > 0:
             try:
                 item = await asyncio.wait_for(queue.get(), remaining)
@@ -786,12 +787,12 @@ class DeskSim:
         return None
 
     async def _press(self, uid: int, data: str, thread: int, message_id: int,
-                     timeout: float) -> str | None:
+                     within: float) -> str | None:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         query_id = self.sim.fake.staff_press(uid, data, thread, message_id)
         self.answers[query_id] = future
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await asyncio.wait_for(future, within)
         except TimeoutError:
             self.answers.pop(query_id, None)
             return None
@@ -808,10 +809,8 @@ class DeskSim:
             if clock.current is not None:
                 clock.current.cases_taken += 1
             await clock.pause(0.5)
-            phase = clock.current
-            at = self.sim.fake.staff_text(
+            self.said[case_id] = self.sim.fake.staff_text(
                 uid, thread, "Здравствуй! Я консультант линии помощи. Расскажи, что случилось?")
-            self.said[case_id] = (at, phase)
             await self._thread_message(thread, self.t.relay, timeout * 2)
             await clock.pause(0.5)
             self.sim.fake.staff_text(uid, thread, "/close")
@@ -836,19 +835,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def spawn(command: list[str], log: Path, env: dict[str, str] | None = None
+          ) -> subprocess.Popen[bytes]:
+    """A child process writing to `log` (started from async code: Popen returns at once)."""
+    with log.open("wb") as out:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=out,
+                                stdin=subprocess.DEVNULL)
+
+
 def python() -> str:
     venv = ROOT / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else sys.executable
 
 
+def tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
 async def wait_for_polling(fake: FakeBotAPI, proc: subprocess.Popen[bytes], log: Path,
-                           timeout: float = 120) -> None:
-    deadline = perf() + timeout
+                           within: float = 120) -> None:
+    deadline = perf() + within
     while fake.polls == 0:
         if proc.poll() is not None:
-            raise SystemExit(f"the bot exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+            raise SystemExit(f"the bot exited ({proc.returncode}):\n{tail(log)}")
         if perf() > deadline:
-            raise SystemExit(f"the bot did not start polling:\n{log.read_text()[-3000:]}")
+            raise SystemExit(f"the bot did not start polling:\n{tail(log)}")
         await asyncio.sleep(0.1)
 
 
@@ -910,6 +921,7 @@ class Window:
 
     async def __aenter__(self) -> Window:
         self.acked = self.fake.acked
+        self.pushed = self.fake.pushed
         self.cpu = cpu_seconds(self.pid), cpu_seconds(os.getpid())
         if self.port is not None:
             self.start, self.count = await metric_updates(self.port)
@@ -926,6 +938,7 @@ class Window:
         phase.seconds = end - self.start
         phase.updates = count - self.count
         phase.acked = self.fake.acked - self.acked
+        phase.pushed = self.fake.pushed - self.pushed
         phase.cpu_bot = (cpu_seconds(self.pid) - self.cpu[0]) / phase.seconds
         phase.cpu_bench = (cpu_seconds(os.getpid()) - self.cpu[1]) / phase.seconds
 
@@ -935,9 +948,7 @@ async def run_echo(args: argparse.Namespace, workdir: Path) -> tuple[Phase, floa
     url = await fake.start()
     clock = Clock()
     log = workdir / "echo.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([python(), str(ROOT / "bench" / "echo_bot.py"), url, TOKEN],
-                                cwd=ROOT, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+    proc = spawn([python(), str(ROOT / "bench" / "echo_bot.py"), url, TOKEN], log)
     users: list[asyncio.Task[None]] = []
     try:
         await wait_for_polling(fake, proc, log)
@@ -1081,9 +1092,7 @@ async def run_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> He
                                        "telegram", "--id", str(uid))
                                for uid in ids[start:start + 2]))
     log = workdir / f"helpline-{kind}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([python(), str(Path(__file__).resolve()), "_serve"], cwd=ROOT,
-                                env=env, stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+    proc = spawn([python(), str(THIS), "_serve"], log, env)
     clock = Clock()
     sim = Sim(fake, clock, texts, wait=args.wait, turn_timeout=args.turn_timeout)
     tasks: list[asyncio.Task[None]] = []
@@ -1165,6 +1174,8 @@ def table(echo: Phase, echo_rss: float | None, results: list[HelplineResult]) ->
 
     row("simulated users", [str(p.users) for _, p, _ in columns])
     row("measured window, s", [f"{p.seconds:.0f}" for _, p, _ in columns])
+    row("updates offered per second", [f"{p.pushed / p.seconds:,.0f}" if p.seconds else "—"
+                                       for _, p, _ in columns])
     row("updates handled per second", [f"{p.rate:,.0f}" for _, p, _ in columns])
     row("ratio to the echo bot", ["1.00"] + [f"{p.rate / echo.rate:.2f}" if echo.rate else "—"
                                              for _, p, _ in columns[1:]])
@@ -1304,7 +1315,7 @@ def main() -> int:
             raise SystemExit("no PostgreSQL URL even under scripts/with-postgres.sh")
         env = {**os.environ, "HELPLINE_BENCH_PG_WRAPPED": "1"}
         command = [str(ROOT / "scripts" / "with-postgres.sh"), python(),
-                   str(Path(__file__).resolve()), *sys.argv[1:]]
+                   str(THIS), *sys.argv[1:]]
         return subprocess.call(command, env=env)
     return asyncio.run(amain(args))
 

@@ -139,6 +139,7 @@ def build_app(
         config=EngineConfig(
             default_locale=settings.default_locale,
             max_text=settings.max_text_chars,
+            max_attachment_bytes=settings.evidence_max_bytes,
             silence_after=timedelta(hours=settings.silence_hours),
             minutes_per_case=settings.minutes_per_case,
         ),

@@ -56,6 +56,7 @@ RESUMABLE_FLOWS = {"child_report", "safety_question", "parent_help"}
 class EngineConfig:
     default_locale: str = "ru"
     max_text: int = 4000
+    max_attachment_bytes: int = 20 * 1024 * 1024
     silence_after: timedelta = timedelta(hours=6)
     minutes_per_case: int = 10
     article_chars: int = 1500
@@ -256,11 +257,22 @@ class DialogEngine:
             await self._payload(turn, inbound.payload)
             return
         spec, step = FLOWS[conv.flow], FLOWS[conv.flow].step(conv.state)
-        if inbound.attachments:
+        attachments = tuple(
+            a for a in inbound.attachments
+            if a.size is None or a.size <= self.config.max_attachment_bytes
+        )
+        if len(attachments) < len(inbound.attachments):
+            # Over the limit: not stored at all, and the child is told plainly.
+            limit_mb = self.config.max_attachment_bytes // (1024 * 1024) or 1
+            ctx.say(ctx.t("attachment.too_big", limit=limit_mb))
+            if not attachments and not text:
+                self._prompt(turn, reprompt=True)
+                return
+        if attachments:
             if step.attachments:
-                await self._trigger(turn, "evidence", attachments=inbound.attachments)
+                await self._trigger(turn, "evidence", attachments=attachments)
             else:
-                count = await ctx.services.keep_evidence(ctx, inbound.attachments)
+                count = await ctx.services.keep_evidence(ctx, attachments)
                 ctx.say(ctx.t("report.evidence.got", count=count))
                 self._prompt(turn, reprompt=True)
             if not text:
@@ -654,18 +666,7 @@ class DialogEngine:
                 turn.extra.append(self._desk_notice(case, DeskEvent.CASE_RAISED, ""))
             self._enter_counselling(turn, case)
             if case.status == "waiting":
-                position = await repos.cases.position(case)
-                ctx.say(
-                    await self.policy.waiting_text(
-                        repos,
-                        ctx,
-                        case,
-                        position,
-                        self.clock(),
-                        fallback_minutes=self.config.minutes_per_case,
-                        again=True,
-                    )
-                )
+                await self._say_waiting(turn, case, again=True)
             else:
                 ctx.say(ctx.t("counselling.connected"))
             self._attach_buttons(turn)
@@ -682,19 +683,24 @@ class DialogEngine:
         level = Risk(risk) if risk else Risk(picked[1]) if picked else Risk.MEDIUM
         case = await self._open_case(turn, category=category, risk=level)
         self._enter_counselling(turn, case)
-        position = await repos.cases.position(case)
-        # Honest: from recent first-response times, or after hours, when counsellors are back.
-        ctx.say(
+        await self._say_waiting(turn, case, again=False)
+        self._attach_buttons(turn)
+
+    async def _say_waiting(self, turn: _Turn, case: Case, *, again: bool) -> None:
+        """Tell the child their place in the queue and an honest wait: from recent
+        first-response times, or after hours, when counsellors are back."""
+        position = await turn.repos.cases.position(case)
+        turn.ctx.say(
             await self.policy.waiting_text(
-                repos,
-                ctx,
+                turn.repos,
+                turn.ctx,
                 case,
                 position,
                 self.clock(),
                 fallback_minutes=self.config.minutes_per_case,
+                again=again,
             )
         )
-        self._attach_buttons(turn)
 
     async def desk_trigger(self, repos: Repos, case: Case, trigger: str) -> list[Outbound]:
         """Move the child's conversation when the desk acts on their case; return what they see."""

@@ -179,3 +179,19 @@ async def test_a_flood_gets_one_calm_reply_and_does_not_slow_others(
         Inbound(Channel.CONSOLE, "flooder", "f", text="я хочу умереть", update_id="f-danger")
     )
     assert any("8-800-2000-122" in o.text for o in danger), "danger always gets through"
+
+
+async def test_an_attachment_over_the_limit_is_refused_and_not_stored(
+    engine: DialogEngine, db: Database
+) -> None:
+    from dialogs.messages import Attachment
+
+    chat = Chat(engine)
+    await chat.start_as_child()
+    huge = Attachment(ContentKind.DOCUMENT, "huge-video", engine.config.max_attachment_bytes + 1)
+    await chat._send(attachments=(huge,), kind=ContentKind.DOCUMENT)
+    assert "слишком большой" in chat.text and chat.buttons, "told plainly, and the menu again"
+    async with db.session() as s:
+        user = await Repos(s).users.find("console", "child-1")
+        assert user is not None
+        assert list(await Repos(s).attachments.for_user(user.id)) == []

@@ -196,23 +196,23 @@ async def test_a_critical_case_is_pinned_in_general_until_taken(tg: Harness) -> 
     assert "взял(а) anna" in edited.text and not edited.buttons
 
 
-async def test_files_over_the_evidence_limit_keep_only_their_reference(
+async def test_files_over_the_evidence_limit_are_refused_kindly_and_not_stored(
     fake: FakeTelegram, tmp_path: Path, db: Database, kb: KnowledgeBase
 ) -> None:
     tg, task = await start_channel(fake, tmp_path, db, kb, evidence_max_bytes=1000)
     try:
         case_id, _, _ = await tg.open_case()
         big = await fake.child_sends_photo(CHILD, b"x" * 5000)
-        photo = await fake.next_call("sendPhoto", chat_id=STAFF_CHAT, photo=big)
-        assert "Файл больше лимита 1 КБ" in photo.text
+        await fake.text_to(CHILD, "слишком большой")
         small = await fake.child_sends_photo(CHILD, b"y" * 500)
         await fake.next_call("sendPhoto", chat_id=STAFF_CHAT, photo=small)
         async with tg.app.db.session() as session:
             rows = {r.file_ref: r for r in await Repos(session).attachments.for_case(case_id)}
-        assert rows[big].stored_path is None and rows[big].size == 5000
+        assert big not in rows, "an oversized file is not stored, not even its reference"
         kept = Path(rows[small].stored_path or "")
         assert await asyncio.to_thread(read_evidence, kept) == b"y" * 500
         assert not fake.calls_of("getFile", file_id=big)
+        assert not fake.calls_of("sendPhoto", photo=big)
     finally:
         await stop_channel(tg, task)
 
