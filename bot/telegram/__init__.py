@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from aiogram import Bot, Dispatcher
+from aiogram import methods as tg_methods
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.session.base import BaseSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.methods.base import Response
 from aiohttp import web
 
 from bot.app import App
@@ -41,6 +43,25 @@ from dialogs.messages import Channel
 log = logging.getLogger(__name__)
 
 DESK_TEXTS = Path(__file__).parent / "desk_texts.yaml"
+
+# aiogram parses every answer as `Response[method.__returning__]`, and pydantic keeps such
+# parametrised models only in a weak cache: once the garbage collector freed one, the next call
+# built it again (milliseconds of schema building; a tenth of the bot's CPU under load, see
+# docs/benchmarks.md). Holding the models of the methods the bot calls keeps them cached.
+_USED_METHODS = (
+    tg_methods.GetUpdates, tg_methods.GetMe, tg_methods.SendMessage, tg_methods.SendPhoto,
+    tg_methods.SendDocument, tg_methods.EditMessageText, tg_methods.EditMessageCaption,
+    tg_methods.AnswerCallbackQuery, tg_methods.CreateForumTopic, tg_methods.EditForumTopic,
+    tg_methods.CloseForumTopic, tg_methods.PinChatMessage, tg_methods.UnpinChatMessage,
+    tg_methods.GetFile, tg_methods.SetMyCommands, tg_methods.DeleteWebhook,
+    tg_methods.SetWebhook, tg_methods.GetChat, tg_methods.GetChatMember,
+)
+_RESPONSE_MODELS: list[object] = []
+
+
+def _keep_response_models() -> None:
+    if not _RESPONSE_MODELS:
+        _RESPONSE_MODELS.extend(Response[m.__returning__] for m in _USED_METHODS)
 
 
 @dataclass
@@ -76,6 +97,7 @@ def build_telegram(
     settings = app.settings
     if settings.telegram_bot_token is None:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+    _keep_response_models()
     if session is None:
         session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryAfterMiddleware())

@@ -22,6 +22,7 @@ from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramFor
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
+from bot.console import parse_until
 from bot.telegram.desk import TelegramDesk, risk_up
 from bot.telegram.inbound import attachments_of
 from bot.telegram.limits import MAX_TEXT, keyboard
@@ -30,7 +31,7 @@ from bot.telegram.sender import DESK_MESSAGE, TelegramSender
 from dialogs.escalation import DeskError, DeskResult
 from dialogs.messages import Button, Channel
 from dialogs.taxonomy import Risk, is_outcome
-from storage.models import Counsellor
+from storage.models import Counsellor, utcnow
 from storage.repositories import Repos
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ NOT_RELAYED = {
     ContentType.VIDEO_NOTE, ContentType.ANIMATION, ContentType.LOCATION, ContentType.VENUE,
     ContentType.CONTACT, ContentType.POLL, ContentType.DICE,
 }
-DESK_COMMANDS = ("queue", "note", "close", "release", "risk")
+DESK_COMMANDS = ("queue", "note", "close", "release", "risk", "reply", "transfer", "block")
 
 
 class _Answer(Protocol):
@@ -252,6 +253,49 @@ class StaffHandlers:
                 await message.reply(self.t("desk.risk.usage"))
                 return
             await self.set_risk(counsellor, case_id, level.lower(), note.strip(), answer)
+        elif name == "reply":
+            # A reviewed canned reply, in the child's language: /reply KEY
+            keys = ", ".join(c.key for c in self.app.desk.canned_replies())
+            if not args:
+                await message.reply(self.t("desk.reply.usage", keys=keys))
+                return
+            result = await self.app.desk.reply_canned(counsellor, case_id, args.split()[0])
+            if not result.ok:
+                await answer(await self.error_text(result) + (
+                    f" ({keys})" if result.error is DeskError.NO_CANNED else ""))
+                return
+            await self.app.delivery.deliver(result.outbound)
+            await answer(self.t("desk.reply.sent"))
+        elif name == "transfer":
+            # /transfer NAME [note] to a colleague, or /transfer queue [note] back to the queue.
+            target, _, note = args.partition(" ")
+            target = target.lstrip("@")
+            if not target:
+                await message.reply(self.t("desk.transfer.usage"))
+                return
+            if target.lower() == "queue":
+                result = await self.app.desk.release(counsellor, case_id, note.strip())
+                if result.ok:
+                    await self.app.delivery.deliver(result.outbound)
+                    await self.shown(case_id, self.desk.case_released(case_id, counsellor.name))
+            else:
+                result = await self.app.desk.transfer(counsellor, case_id, target, note.strip())
+                if result.ok:
+                    await self.app.delivery.deliver(result.outbound)
+            await answer(self.t("desk.transfer.done", name=target) if result.ok
+                         else await self.error_text(result))
+        elif name == "block":
+            # /block 7d REASON: the user of this case, for abuse of the line.
+            until_text, _, reason = args.partition(" ")
+            until = parse_until(until_text, utcnow()) if until_text else None
+            if until is None or not reason.strip():
+                await message.reply(self.t("desk.block.usage"))
+                return
+            result = await self.app.desk.block(counsellor, case_id, reason.strip(), until)
+            if result.ok:
+                await self.app.delivery.deliver(result.outbound)
+            await answer(self.t("desk.block.done") if result.ok
+                         else await self.error_text(result))
 
     async def show_queue(self, message: Message) -> None:
         cases = await self.app.desk.queue(limit=20)

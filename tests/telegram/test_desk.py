@@ -10,6 +10,7 @@ from bot.evidence import read_evidence
 from dialogs.messages import Channel, Inbound, Outbound
 from knowledge_base import KnowledgeBase
 from storage.db import Database
+from storage.models import Counsellor
 from storage.repositories import Repos
 
 from .conftest import (
@@ -286,3 +287,34 @@ async def test_forget_erases_the_kept_evidence_and_tells_the_counsellor(tg: Harn
     await tg.fake.text_to(STAFF_CHAT, "стёр свои данные", thread=thread)
     await tg.fake.text_to(CHILD, "я всё стёр")
     assert await asyncio.to_thread(kept) == []
+
+
+async def test_canned_replies_transfer_and_block_from_the_staff_group(tg: Harness) -> None:
+    case_id, thread, _ = await tg.open_case()
+    await tg.take(case_id, thread)
+    # A canned reply goes to the child in their language, without the counsellor's name.
+    await tg.fake.staff_says(ANNA, "/reply", thread)
+    usage = await tg.fake.text_to(STAFF_CHAT, "/reply", thread=thread)
+    key = usage.text.rsplit(":", 1)[1].split(",")[0].strip()
+    await tg.fake.staff_says(ANNA, f"/reply {key}", thread)
+    await tg.fake.text_to(STAFF_CHAT, "Отправлено ребёнку", thread=thread)
+    assert tg.fake.sent_to(CHILD)[-1].text and "anna" not in tg.fake.sent_to(CHILD)[-1].text
+    await tg.fake.staff_says(ANNA, "/reply no-such-key", thread)
+    await tg.fake.text_to(STAFF_CHAT, "Нет такого готового ответа", thread=thread)
+    # Handing the case to a colleague.
+    await tg.fake.staff_says(ANNA, "/transfer @boris ребёнок просил мужчину-консультанта", thread)
+    await tg.fake.text_to(STAFF_CHAT, "Передано: boris", thread=thread)
+    view = await tg.app.desk.view(
+        await tg.app.desk.identify("telegram", str(BORIS)) or _missing(), case_id
+    )
+    assert not isinstance(view, str) and view.summary.owner == "boris"
+    # Blocking a user who abuses the line closes the case; anyone but staff is refused.
+    await tg.fake.staff_says(9999, "/block 7d troll", thread)
+    await tg.fake.text_to(STAFF_CHAT, "только зарегистрированные консультанты", thread=thread)
+    await tg.fake.staff_says(BORIS, "/block 7d оскорбления консультантов", thread)
+    await tg.fake.text_to(STAFF_CHAT, "Пользователь заблокирован", thread=thread)
+    assert (await tg.case(case_id)).status == "closed"
+
+
+def _missing() -> Counsellor:
+    raise AssertionError("boris is registered")
