@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-pg lint typecheck venv bench clean
+.PHONY: run test test-pg lint typecheck venv bench bench-kb clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,13 @@ test: $(STAMP) lint typecheck
 test-pg: $(STAMP)
 	scripts/with-postgres.sh $(VENV)/bin/pytest
 
+# The load benchmark (docs/benchmarks.md): `helpline run` against a fake Bot API with 1,000
+# simulated users, next to a bare aiogram echo bot. ARGS="--db pg" for PostgreSQL.
 bench: $(STAMP)
+	$(PY) bench/load.py $(ARGS)
+
+# Knowledge-base search on a synthetic corpus.
+bench-kb: $(STAMP)
 	$(PY) bench/kb_search.py
 
 clean:

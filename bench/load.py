@@ -161,6 +161,7 @@ class FakeBotAPI:
         self.private: dict[int, asyncio.Queue[tuple[float, str]]] = {}
         self.staff: DeskSim | None = None
         self.calls = 0
+        self.staff_sent = 0  # messages and topics the bot posted in the staff group
         self.pushed = 0
         self.acked = 0
         self.polls = 0
@@ -300,6 +301,7 @@ class FakeBotAPI:
         at = perf()
         chat_id = message["chat"]["id"]
         if chat_id == STAFF_CHAT:
+            self.staff_sent += 1
             if self.staff is not None:
                 self.staff.on_message(at, message.get("message_thread_id"),
                                       message["message_id"], text)
@@ -321,6 +323,7 @@ class FakeBotAPI:
         return True
 
     def _m_createForumTopic(self, form: Any) -> dict[str, Any]:
+        self.staff_sent += 1
         return {"message_thread_id": next(self._thread_ids), "name": form["name"],
                 "icon_color": 7322096}
 
@@ -375,6 +378,7 @@ class Phase:
     updates: float = 0.0  # the bot's own counter
     acked: int = 0
     pushed: int = 0
+    staff_sent: int = 0
     replies: int = 0
     cpu_bot: float = 0.0
     cpu_bench: float = 0.0
@@ -922,6 +926,7 @@ class Window:
     async def __aenter__(self) -> Window:
         self.acked = self.fake.acked
         self.pushed = self.fake.pushed
+        self.staff_sent = self.fake.staff_sent
         self.cpu = cpu_seconds(self.pid), cpu_seconds(os.getpid())
         if self.port is not None:
             self.start, self.count = await metric_updates(self.port)
@@ -939,6 +944,7 @@ class Window:
         phase.updates = count - self.count
         phase.acked = self.fake.acked - self.acked
         phase.pushed = self.fake.pushed - self.pushed
+        phase.staff_sent = self.fake.staff_sent - self.staff_sent
         phase.cpu_bot = (cpu_seconds(self.pid) - self.cpu[0]) / phase.seconds
         phase.cpu_bench = (cpu_seconds(os.getpid()) - self.cpu[1]) / phase.seconds
 
@@ -1009,18 +1015,31 @@ async def make_database(kind: str, workdir: Path) -> Database:
     finally:
         await conn.close()
     url = base.rsplit("/", 1)[0] + "/" + name
-    return Database(url, f"PostgreSQL {version}", admin_url=plain, name=name)
+    return Database(url, f"PostgreSQL {version.split()[0]}", admin_url=plain, name=name)
 
 
-async def database_figures(db: Database) -> tuple[float, int, int]:
-    """(size in MB, conversations, messages)."""
+async def database_figures(db: Database) -> tuple[float, int, int, int, str]:
+    """(size in MB, conversations, messages, journalled updates, the biggest tables)."""
     if db.sqlite_path is not None:
         with contextlib.closing(sqlite3.connect(db.sqlite_path)) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conversations = conn.execute("SELECT count(*) FROM conversations").fetchone()[0]
             messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+            updates = conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
+            try:
+                owner = {name: table for table, name in conn.execute(
+                    "SELECT tbl_name, name FROM sqlite_schema").fetchall()}
+                sizes: dict[str, int] = {}
+                for name, pages in conn.execute(
+                        "SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
+                    table = owner.get(name, name)
+                    sizes[table] = sizes.get(table, 0) + int(pages)
+                top = sorted(sizes.items(), key=lambda kv: -kv[1])[:6]
+                breakdown = ", ".join(f"{name} {size / 1e6:.1f}" for name, size in top)
+            except sqlite3.Error:
+                breakdown = ""
         size = db.sqlite_path.stat().st_size
-        return size / 1e6, int(conversations), int(messages)
+        return size / 1e6, int(conversations), int(messages), int(updates), breakdown
     import asyncpg
 
     conn = await asyncpg.connect(db.url.replace("postgresql+asyncpg://", "postgresql://"))
@@ -1028,9 +1047,14 @@ async def database_figures(db: Database) -> tuple[float, int, int]:
         size = await conn.fetchval("SELECT pg_database_size(current_database())")
         conversations = await conn.fetchval("SELECT count(*) FROM conversations")
         messages = await conn.fetchval("SELECT count(*) FROM messages")
+        updates = await conn.fetchval("SELECT count(*) FROM inbox")
+        top = await conn.fetch(
+            "SELECT relname, pg_total_relation_size(relid) AS size FROM pg_statio_user_tables "
+            "ORDER BY size DESC LIMIT 6")
     finally:
         await conn.close()
-    return size / 1e6, int(conversations), int(messages)
+    breakdown = ", ".join(f"{r['relname']} {r['size'] / 1e6:.1f}" for r in top)
+    return size / 1e6, int(conversations), int(messages), int(updates), breakdown
 
 
 async def drop_database(db: Database) -> None:
@@ -1063,7 +1087,9 @@ class HelplineResult:
     db_mb: float
     conversations: int
     messages: int
+    updates: int
     startup: float
+    tables: str
 
 
 async def run_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> HelplineResult:
@@ -1138,9 +1164,10 @@ async def run_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> He
     if errors:
         print(f"(the bot logged {len(errors)} errors, e.g. {errors[0][:200]}; log: {log})",
               file=sys.stderr)
-    size, conversations, messages = await database_figures(db)
+    size, conversations, messages, updates, tables = await database_figures(db)
     await drop_database(db)
-    return HelplineResult(db.label, paced, saturated, rss, size, conversations, messages, startup)
+    return HelplineResult(db.label, paced, saturated, rss, size, conversations, messages, updates,
+                          startup, tables)
 
 
 # =====================================================================================
@@ -1196,6 +1223,9 @@ def table(echo: Phase, echo_rss: float | None, results: list[HelplineResult]) ->
     row("cases taken / closed / child gave up",
         ["n/a"] + [f"{p.cases_taken} / {p.cases_closed} / {p.gave_up}"
                    for _, p, _ in columns[1:]])
+    row("staff-group posts per minute (Telegram allows 20)",
+        ["n/a"] + [f"{p.staff_sent / p.seconds * 60:,.0f}" if p.seconds else "—"
+                   for _, p, _ in columns[1:]])
     row("turns without an answer in time", [str(p.stuck) for _, p, _ in columns])
     row("flood-limit replies", ["n/a"] + [str(p.flood) for _, p, _ in columns[1:]])
     row("CPU: bot / fake+people, % of a core",
@@ -1206,9 +1236,12 @@ def table(echo: Phase, echo_rss: float | None, results: list[HelplineResult]) ->
     row("database size per 1,000 conversations, MB",
         ["n/a"] + [f"{r.db_mb / r.conversations * 1000:.2f}" if r and r.conversations else "—"
                    for _, _, r in columns[1:]])
-    row("database: size MB / conversations / messages",
-        ["n/a"] + [f"{r.db_mb:.1f} / {r.conversations} / {r.messages}" if r else "—"
+    row("database size per 1,000 updates handled, MB",
+        ["n/a"] + [f"{r.db_mb / r.updates * 1000:.2f}" if r and r.updates else "—"
                    for _, _, r in columns[1:]])
+    row("database: MB / conversations / child lines kept / updates",
+        ["n/a"] + [f"{r.db_mb:.1f} / {r.conversations} / {r.messages} / {r.updates}" if r
+                   else "—" for _, _, r in columns[1:]])
     header = ["figure"] + [name for name, _, _ in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join([name, *cells]) + " |" for name, cells in rows]
@@ -1280,6 +1313,9 @@ async def amain(args: argparse.Namespace) -> int:
         print(table(echo, echo_rss, results))
         print()
         for r in results:
+            if r.tables:
+                print(f"{r.label}: biggest tables with their indexes, MB: {r.tables}")
+        for r in results:
             print(f"{r.label}: throughput ratio to the bare echo bot = "
                   f"{r.saturated.rate / echo.rate:.2f} (target ≥ 0.5); danger alert p99 at "
                   f"{args.users} thinking users = {ms(pct(r.paced.danger, 99))} ms "
@@ -1292,15 +1328,16 @@ async def amain(args: argparse.Namespace) -> int:
                         "danger_p50": pct(p.danger, 50), "danger_p99": pct(p.danger, 99),
                         "dangers": p.dangers_sent, "alerts": len(p.danger),
                         "to_child_p50": pct(p.to_child, 50), "to_child_p99": pct(p.to_child, 99),
-                        "stuck": p.stuck, "flood": p.flood, "cpu_bot": p.cpu_bot,
-                        "cpu_bench": p.cpu_bench}
+                        "staff_posts": p.staff_sent, "stuck": p.stuck, "flood": p.flood,
+                        "cpu_bot": p.cpu_bot, "cpu_bench": p.cpu_bench}
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({
                 "machine": machine(), "echo": dump(echo), "echo_rss_mb": echo_rss,
                 "helpline": [{"db": r.label, "paced": dump(r.paced),
                               "saturated": dump(r.saturated), "rss_mb": r.rss,
                               "db_mb": r.db_mb, "conversations": r.conversations,
-                              "messages": r.messages} for r in results]}, indent=2))
+                              "messages": r.messages, "updates": r.updates,
+                              "tables": r.tables} for r in results]}, indent=2))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return 0

@@ -88,7 +88,10 @@ class App:
         metrics.HANDLING.labels(channel).observe(time.perf_counter() - started)
         if any(o.critical and o.desk_event in _ALERTS for o in out):
             metrics.DANGER.inc()
-        if inbox_id is not None:
+        # The engine closes the journal entry in its own transaction when it handled the update
+        # (its replies then carry outbox ids); a flood reply, a repeat, a turn with no reply or a
+        # database outage leaves it to us.
+        if inbox_id is not None and not any("outbox_id" in o.meta for o in out):
             async with self.db.session() as s:
                 await Repos(s).inbox.mark_processed(inbox_id)
         await self.delivery.deliver(out)

@@ -159,10 +159,11 @@ class DialogEngine:
         return replies
 
     async def _handle(self, repos: Repos, inbound: Inbound) -> list[Outbound]:
-        if inbound.update_id is not None and not await repos.updates.claim(
-            str(inbound.channel), inbound.update_id
-        ):
-            return []
+        if inbound.update_id is not None:
+            if not await repos.updates.claim(str(inbound.channel), inbound.update_id):
+                return []
+            # The channel's journal entry is closed in the transaction that handles it.
+            await repos.inbox.mark_handled(str(inbound.channel), inbound.update_id)
         locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
         user, _created = await repos.users.get_or_create(
             str(inbound.channel), inbound.user_id, inbound.chat_id, locale

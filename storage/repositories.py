@@ -117,6 +117,19 @@ class InboxRepo(_Repo):
             update(InboxUpdate).where(InboxUpdate.id == inbox_id).values(processed_at=utcnow())
         )
 
+    async def mark_handled(self, channel: str, update_id: str) -> None:
+        """Mark a journalled update processed inside the transaction that handled it (saves the
+        handler a transaction of its own; nothing happens if it was not journalled)."""
+        await self.session.execute(
+            update(InboxUpdate)
+            .where(
+                InboxUpdate.channel == channel,
+                InboxUpdate.update_id == update_id,
+                InboxUpdate.processed_at.is_(None),
+            )
+            .values(processed_at=utcnow())
+        )
+
     async def unprocessed(self, before: datetime, limit: int = 500) -> Sequence[InboxUpdate]:
         stmt = (
             select(InboxUpdate)

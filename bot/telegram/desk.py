@@ -25,10 +25,11 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
 from aiogram.types import InlineKeyboardMarkup, Message
 
+from bot.delivery import DeliveryError
 from bot.telegram.limits import MAX_TEXT, MAX_TOPIC_NAME, keyboard, split_text
 from bot.telegram.locks import KeyedLocks
 from dialogs.catalogue import Catalogue, default_catalogue
-from dialogs.messages import Attachment, Button, Channel, ContentKind, DeskEvent, Outbound
+from dialogs.messages import DESK, Attachment, Button, Channel, ContentKind, DeskEvent, Outbound
 from dialogs.taxonomy import Risk, category_label, outcome_label, outcomes
 from storage.repositories import Repos
 
@@ -134,6 +135,8 @@ class TelegramDesk:
             log.error("desk notice for a case that does not exist (case %s)", case_id)
             return
         event = message.desk_event
+        if card.thread is None and event is not DeskEvent.CASE_OPENED:
+            card = await self._after_opening(card, message)
         if event is DeskEvent.CASE_OPENED:
             await self._thread(card)
         elif event is DeskEvent.CASE_RAISED:
@@ -153,6 +156,19 @@ class TelegramDesk:
         urgent = message.critical or event in (DeskEvent.CASE_OPENED, DeskEvent.CASE_RAISED)
         if urgent and card.risk == Risk.CRITICAL.value and card.status == "waiting":
             await self._announce(card)
+
+    async def _after_opening(self, card: CaseCard, message: Outbound) -> CaseCard:
+        """A notice for a case with no topic yet. If an earlier notice of the case (the one that
+        opens its topic) is still undelivered, another worker may be creating the topic right
+        now: retry later, in order, rather than create a second one (the KeyedLocks serialise a
+        case within one process only). Otherwise read the case again: the topic may have been
+        made since (it is stored before its notice is marked delivered)."""
+        outbox_id = message.meta.get("outbox_id")
+        async with self.app.db.session() as session:
+            oldest = await Repos(session).outbox.pending(DESK, str(card.id), limit=1)
+        if outbox_id is not None and oldest and oldest[0].id < int(outbox_id):
+            raise DeliveryError("topic_pending")  # temporary: the outbox retries it in order
+        return await self.load(card.id) or card
 
     # ------------------------------------------------------------------ after desk actions
     async def case_taken(self, case_id: int, name: str, *, card_message: int | None = None,

@@ -367,21 +367,35 @@ async def _card(fake: Recorder, case_id: int, wait: float = WAIT) -> Call:
     raise AssertionError(f"no card for case {case_id}")
 
 
+def _topic(fake: Recorder, card: Call) -> list[Call]:
+    return [c for c in fake.to_chat[STAFF_CHAT] if c.thread == card.thread]
+
+
+async def _in_topic(fake: Recorder, card: Call, count: int, wait: float = WAIT) -> list[Call]:
+    deadline = time.monotonic() + wait
+    while len(_topic(fake, card)) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"topic {card.thread}: {[c.text for c in _topic(fake, card)]}")
+        await asyncio.sleep(0.05)
+    return _topic(fake, card)
+
+
 async def test_racing_takes_through_different_workers_give_one_owner(cluster: Cluster) -> None:
     fake = cluster.fake
     case_ids = await asyncio.gather(*(_open_case(cluster, c) for c in CASE_CHILDREN))
     assert len(set(case_ids)) == len(CASE_CHILDREN)
     cards = await asyncio.gather(*(_card(fake, case_id) for case_id in case_ids))
-    await asyncio.sleep(1.5)  # the outbox passes of all workers
-    # One topic per case, although two workers had something to post in it at once; what the
-    # child wrote is in it once, after the card.
+    # What each child wrote while waiting reaches its case's topic (perhaps on a retry, after
+    # the topic exists); then one topic per case, although two workers had something to post in
+    # it at once, with the card first and the child's line once.
+    relayed = await asyncio.gather(*(_in_topic(fake, card, 2) for card in cards))
+    await asyncio.sleep(1.5)  # anything posted twice would show now
     topics = [c for c in fake.calls_of("createForumTopic") if c.status == 200]
-    assert sorted(int(c["name"].split()[0].lstrip("#")) for c in topics) == sorted(case_ids), \
-        [c["name"] for c in topics]
-    for card in cards:
-        in_topic = [c for c in fake.to_chat[STAFF_CHAT] if c.thread == card.thread]
-        assert in_topic[0] is card
-        assert [c.text for c in in_topic[1:]] == [f"🧒 {HELLO}"], [c.text for c in in_topic]
+    opened = sorted(int(str(c["name"]).split()[0].lstrip("#")) for c in topics)
+    assert opened == sorted(case_ids), [c["name"] for c in topics]
+    for card, lines in zip(cards, relayed, strict=True):
+        assert lines[0] is card
+        assert [c.text for c in _topic(fake, card)[1:]] == [f"🧒 {HELLO}"]
 
     presses: dict[int, dict[str, int]] = {case_id: {} for case_id in case_ids}
 
