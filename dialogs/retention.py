@@ -23,12 +23,14 @@ async def purge(db: Database, *, days: int) -> dict[str, int]:
         removed_files = await repos.attachments.purge_closed_before(cutoff)
         removed_updates = await repos.updates.purge_before(utcnow() - timedelta(days=7))
         removed_updates += await repos.inbox.purge_processed_before(utcnow() - timedelta(days=7))
+        removed_outbox = await repos.outbox.purge_done_before(utcnow() - timedelta(days=7))
         await repos.cases.strip_closed_before(cutoff)
     await asyncio.to_thread(_unlink_all, files)
     return {
         "messages": removed_messages,
         "evidence": removed_files,
         "update ids": removed_updates,
+        "sent messages": removed_outbox,
     }
 
 

@@ -102,8 +102,12 @@ class UpdateRepo(_Repo):
 class InboxRepo(_Repo):
     async def add(self, channel: str, update_id: str, body: dict[str, Any]) -> int | None:
         """Store an inbound update; None if it was stored before (a repeat)."""
-        values = {"channel": channel, "update_id": update_id, "received_at": utcnow(),
-                  "body": body}
+        values = {
+            "channel": channel,
+            "update_id": update_id,
+            "received_at": utcnow(),
+            "body": body,
+        }
         if self.dialect == "postgresql":
             stmt: Any = pg_insert(InboxUpdate).values(values).on_conflict_do_nothing()
         else:
@@ -531,6 +535,16 @@ class OutboxRepo(_Repo):
             .scalars()
             .all()
         )
+
+    async def purge_done_before(self, moment: datetime) -> int:
+        """Delete delivered (or permanently failed) messages older than `moment`."""
+        result = await self.session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.created_at < moment,
+                (OutboxMessage.delivered_at.is_not(None)) | (OutboxMessage.failed_at.is_not(None)),
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def backlog(self) -> int:
         stmt = select(func.count(OutboxMessage.id)).where(
