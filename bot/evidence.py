@@ -15,10 +15,17 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
+from bot.locks import KeyedLocks
+from dialogs.messages import DeskEvent, Outbound
 from storage import crypto
+from storage.repositories import Repos
+
+if TYPE_CHECKING:
+    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -127,3 +134,56 @@ class EvidenceStore:
 def read_evidence(path: Path | str) -> bytes:
     """The plain bytes of a stored evidence file (they are encrypted at rest)."""
     return crypto.current().decrypt_bytes(Path(path).read_bytes())
+
+
+COLLECT_ON = {DeskEvent.CASE_OPENED, DeskEvent.CHILD_MESSAGE, DeskEvent.CASE_RAISED}
+
+
+@dataclass(frozen=True, slots=True)
+class PendingFile:
+    """An attachment of a case whose file is not stored yet."""
+
+    id: int
+    file_ref: str
+    size: int | None
+    mime: str | None
+
+
+class CaseEvidenceCollector:
+    """A desk listener (`Delivery.register_desk`) that keeps one channel's files of a case: when
+    the case opens or a file arrives for it, each file not stored yet is fetched by `_fetch`."""
+
+    channel: str
+
+    def __init__(self, app: App, store: EvidenceStore) -> None:
+        self.app = app
+        self.store = store
+        self._locks = KeyedLocks()
+
+    async def send(self, message: Outbound) -> None:
+        if message.case_id is None:
+            return
+        if message.desk_event in COLLECT_ON:
+            await self.collect(message.case_id)
+        elif message.desk_event is DeskEvent.CHILD_LEFT and message.text == "/forget":
+            # The child erased their data: the engine deletes the rows, we delete the files.
+            removed = await asyncio.to_thread(self.store.remove_case, message.case_id)
+            log.info("case %s: %d evidence file(s) erased on /forget", message.case_id, removed)
+
+    async def collect(self, case_id: int) -> int:
+        """Download the case's files of this channel not stored yet; returns how many."""
+        async with self._locks.hold(case_id):
+            async with self.app.db.session() as session:
+                pending = [
+                    PendingFile(a.id, a.file_ref, a.size, a.mime)
+                    for a in await Repos(session).attachments.for_case(case_id)
+                    if not a.stored_path and a.channel == self.channel
+                ]
+            kept = 0
+            for item in pending:
+                if await self._fetch(case_id, item):
+                    kept += 1
+            return kept
+
+    async def _fetch(self, case_id: int, item: PendingFile) -> bool:
+        raise NotImplementedError

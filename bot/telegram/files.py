@@ -11,16 +11,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import aiohttp
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError, TelegramNotFound
 
-from bot.evidence import EvidenceStore, EvidenceTooLarge, safe_suffix
-from bot.telegram.locks import KeyedLocks
-from dialogs.messages import Channel, DeskEvent, Outbound
+from bot.evidence import (
+    CaseEvidenceCollector,
+    EvidenceStore,
+    EvidenceTooLarge,
+    PendingFile,
+    safe_suffix,
+)
+from dialogs.messages import Channel
 from storage.repositories import Repos
 
 if TYPE_CHECKING:
@@ -28,56 +32,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-COLLECT_ON = {DeskEvent.CASE_OPENED, DeskEvent.CHILD_MESSAGE, DeskEvent.CASE_RAISED}
 DOWNLOAD_TIMEOUT = 120
 
 
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    id: int
-    file_ref: str
-    size: int | None
-    mime: str | None
-
-
-class EvidenceCollector:
+class EvidenceCollector(CaseEvidenceCollector):
     """A desk listener (registered with `Delivery.register_desk`) that keeps Telegram files."""
 
+    channel = str(Channel.TELEGRAM)
+
     def __init__(self, bot: Bot, app: App, store: EvidenceStore) -> None:
+        super().__init__(app, store)
         self.bot = bot
-        self.app = app
-        self.store = store
-        self._locks = KeyedLocks()
 
-    async def send(self, message: Outbound) -> None:
-        if message.case_id is None:
-            return
-        if message.desk_event in COLLECT_ON:
-            await self.collect(message.case_id)
-        elif message.desk_event is DeskEvent.CHILD_LEFT and message.text == "/forget":
-            # The child erased their data: the engine deletes the attachment rows, we the files.
-            removed = await asyncio.to_thread(self.store.remove_case, message.case_id)
-            log.info("case %s: %d evidence file(s) erased on /forget", message.case_id, removed)
-
-    async def collect(self, case_id: int) -> int:
-        """Download the case's Telegram files not stored yet; returns how many were stored."""
-        async with self._locks.hold(case_id):
-            return await self._collect(case_id)
-
-    async def _collect(self, case_id: int) -> int:
-        async with self.app.db.session() as session:
-            pending = [
-                _Pending(a.id, a.file_ref, a.size, a.mime)
-                for a in await Repos(session).attachments.for_case(case_id)
-                if not a.stored_path and a.channel == Channel.TELEGRAM
-            ]
-        kept = 0
-        for item in pending:
-            if await self._fetch(case_id, item):
-                kept += 1
-        return kept
-
-    async def _fetch(self, case_id: int, item: _Pending) -> bool:
+    async def _fetch(self, case_id: int, item: PendingFile) -> bool:
         if not self.store.accepts(item.size):
             log.info("case %s: evidence file %s is over the size limit, reference kept",
                      case_id, item.id)
