@@ -37,6 +37,7 @@ from dialogs.operations import DeskPolicy
 from dialogs.ports import AssessmentLike, KnowledgeSource, Triage
 from dialogs.ratelimit import RateLimiter
 from dialogs.render import article_text
+from dialogs.safety import Danger, Decision, SafetyPolicy, Source, Where
 from dialogs.taxonomy import Risk
 from storage.db import Database
 from storage.models import Case, Conversation, User, utcnow
@@ -50,6 +51,9 @@ COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?(?:\s|$)")
 PERSISTENT_KEYS = {"role", "triage_category"}
 # Flows a long silence interrupts; the menu and a chat with a person are never interrupted.
 RESUMABLE_FLOWS = {"child_report", "safety_question", "parent_help"}
+# Triage's conversation context: this many earlier texts, written within this window.
+CONTEXT_MESSAGES = 2
+CONTEXT_WINDOW = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class EngineConfig:
     db_retries: int = 3
     flood_burst: int = 20
     flood_per_second: float = 1.0
+    region: str = "ru"  # whose emergency contacts are shown (dialogs/data/contacts.yaml)
 
 
 def _default_triage() -> Triage:
@@ -81,6 +86,8 @@ class _Turn:
     ctx: TurnContext
     inbound: Inbound | None = None
     assessment: AssessmentLike | None = None
+    text: str = ""  # the inbound text as stored (the whole of it is triaged)
+    case_for_chat: Case | None = None  # the case the safety policy opened or raised
     extra: list[Outbound] = field(default_factory=list)
 
 
@@ -109,6 +116,7 @@ class DialogEngine:
         self.machines = {name: build_machine(spec) for name, spec in FLOWS.items()}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.limiter = RateLimiter(self.config.flood_burst, self.config.flood_per_second)
+        self.safety = SafetyPolicy(region=self.config.region, hours=self.policy.config.hours)
 
     # ------------------------------------------------------------------ entry point
     async def handle(self, inbound: Inbound) -> list[Outbound]:
@@ -131,7 +139,7 @@ class DialogEngine:
                 del self._locks[key]
 
     def _is_danger(self, inbound: Inbound) -> bool:
-        text = (inbound.text or "").strip()[: self.config.max_text]
+        text = (inbound.text or "").strip()
         if not text:
             return False
         locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
@@ -153,9 +161,9 @@ class DialogEngine:
         address = Address(str(inbound.channel), inbound.chat_id)
         replies = [Outbound(to=address, text=self.catalogue.t("error.retry", locale))]
         if text and self.triage(text, locale).danger:
-            replies.insert(
-                0, Outbound(to=address, text=self.catalogue.t("danger.message", locale))
-            )
+            words = self.catalogue.t("safety.open.self", locale)
+            contacts = self.safety.contacts(locale)
+            replies.insert(0, Outbound(to=address, text=f"{words}\n{contacts}"))
         return replies
 
     async def _handle(self, repos: Repos, inbound: Inbound) -> list[Outbound]:
@@ -221,43 +229,164 @@ class DialogEngine:
 
     # ------------------------------------------------------------------ one turn
     async def _run(self, turn: _Turn, inbound: Inbound) -> None:
-        ctx, conv, user = turn.ctx, turn.conv, turn.user
-        if await self.policy.screen(turn.repos, user, ctx, inbound, self._is_danger, self.clock()):
-            return  # a blocked user: one neutral reply per block, danger still gets through
-        if inbound.kind not in SUPPORTED and user.notice_shown:
-            ctx.say(ctx.t("unsupported.content"))
-            self._prompt(turn, reprompt=True)
-            return
-        text = (inbound.text or "").strip()
-        if len(text) > self.config.max_text:
-            text = text[: self.config.max_text]
-            ctx.say(ctx.t("too.long", limit=self.config.max_text))
-        if text:
-            turn.assessment = self.triage(text, ctx.locale)
-            case = await turn.repos.cases.open_for_user(user.id)
-            await turn.repos.messages.add(
-                user.id, "child", text, case_id=case.id if case is not None else None
-            )
-            if not turn.assessment.danger and turn.assessment.category not in ("other", ""):
-                ctx.data.setdefault("triage_category", turn.assessment.category)
-        first_contact = not user.notice_shown
-        if first_contact:
-            user.notice_shown = True
-            ctx.say(ctx.t("privacy.notice"))
-        if turn.assessment is not None and turn.assessment.danger:
-            await self._danger(turn, turn.assessment, text)
-            return
-        if first_contact:
-            await self._enter(turn, "start", "role")
-            return
-        command = COMMAND.match(text) if text else None
-        if command:
-            await self._command(turn, command.group(1).lower())
-            return
-        if inbound.payload:
-            await self._payload(turn, inbound.payload)
-            return
-        spec, step = FLOWS[conv.flow], FLOWS[conv.flow].step(conv.state)
+        """The turn's stages, in order; the first that uses the update up ends the turn."""
+        stages = (
+            self._stage_block,
+            self._stage_unsupported,
+            self._stage_triage,
+            self._stage_danger,
+            self._stage_first_contact,
+            self._stage_check_in,
+            self._stage_command,
+            self._stage_payload,
+            self._stage_attachments,
+            self._stage_silence,
+            self._stage_flow,
+        )
+        for stage in stages:
+            if await stage(turn, inbound):
+                return
+
+    async def _stage_block(self, turn: _Turn, inbound: Inbound) -> bool:
+        """A blocked user: one neutral reply per block; danger still gets through."""
+        return await self.policy.screen(
+            turn.repos, turn.user, turn.ctx, inbound, self._is_danger, self.clock()
+        )
+
+    async def _stage_unsupported(self, turn: _Turn, inbound: Inbound) -> bool:
+        if inbound.kind in SUPPORTED or not turn.user.notice_shown:
+            return False
+        turn.ctx.say(turn.ctx.t("unsupported.content"))
+        self._prompt(turn, reprompt=True)
+        return True
+
+    async def _stage_triage(self, turn: _Turn, inbound: Inbound) -> bool:
+        """Triage reads the whole text (with the conversation's recent texts) before anything
+        else; the transcript keeps what fits."""
+        full = (inbound.text or "").strip()
+        if not full:
+            return False
+        text = full
+        if len(full) > self.config.max_text:
+            text = full[: self.config.max_text]
+            turn.ctx.say(turn.ctx.t("too.long", limit=self.config.max_text))
+        turn.text = text
+        now = self.clock()
+        recent = await turn.repos.messages.recent_child_texts(
+            turn.user.id, now - CONTEXT_WINDOW, CONTEXT_MESSAGES
+        )
+        turn.assessment = self._assess(full, turn.ctx.locale, recent)
+        case = await turn.repos.cases.open_for_user(turn.user.id)
+        await turn.repos.messages.add(
+            turn.user.id,
+            "child",
+            text,
+            case_id=case.id if case is not None else None,
+            created_at=now,
+        )
+        verdict = turn.assessment
+        if not verdict.danger and verdict.category not in ("other", ""):
+            turn.ctx.data.setdefault("triage_category", verdict.category)
+        return False
+
+    def _assess(self, text: str, locale: str, context: list[str]) -> AssessmentLike:
+        try:
+            return self.triage(text, locale, context)  # type: ignore[call-arg]
+        except TypeError:  # a triage without conversation context (tests, plug-ins)
+            return self.triage(text, locale)
+
+    async def _stage_danger(self, turn: _Turn, inbound: Inbound) -> bool:
+        verdict = turn.assessment
+        if verdict is None or not verdict.danger:
+            return False
+        self._notice_once(turn)
+        source = Source.TYPED
+        if inbound.edited:
+            source = Source.EDITED
+        elif inbound.attachments:
+            source = Source.CAPTION
+        await self._danger(
+            turn,
+            Danger(
+                source=source,
+                category=verdict.category,
+                risk=verdict.risk,
+                signals=tuple(str(s) for s in verdict.signals),
+                about=str(getattr(verdict, "about", "self")),
+                text=turn.text,
+            ),
+        )
+        return True
+
+    def _notice_once(self, turn: _Turn) -> bool:
+        """The privacy notice, on first contact; True if it was shown now."""
+        if turn.user.notice_shown:
+            return False
+        turn.user.notice_shown = True
+        turn.ctx.say(turn.ctx.t("privacy.notice"))
+        return True
+
+    async def _stage_first_contact(self, turn: _Turn, inbound: Inbound) -> bool:
+        if not self._notice_once(turn):
+            return False
+        await self._enter(turn, "start", "role")
+        return True
+
+    async def _stage_check_in(self, turn: _Turn, inbound: Inbound) -> bool:
+        """Not sure: ask directly, as counsellors do. In a live chat the counsellor is shown a
+        flag instead; at most one check-in per conversation per half hour."""
+        verdict = turn.assessment
+        if verdict is None or not getattr(verdict, "check_in", False):
+            return False
+        where = self._where(turn)
+        now = self.clock()
+        if where is Where.LIVE:
+            case = await turn.repos.cases.open_for_user(turn.user.id)
+            if case is not None:
+                turn.extra.append(
+                    self._desk_notice(
+                        case, DeskEvent.CHILD_MESSAGE, turn.text, flags={"check_in": "1"}
+                    )
+                )
+                turn.ctx.prompted = True
+                return True
+            return False
+        if not self.safety.may_check_in(turn.ctx.data, where, now):
+            return False
+        ctx = turn.ctx
+        ctx.data["check_in_at"] = now.isoformat()
+        ctx.data["check_in_category"] = verdict.category
+        ctx.data["check_in_about"] = str(getattr(verdict, "about", "self"))
+        about = "other" if ctx.data["check_in_about"] == "other" and not ctx.is_parent else "self"
+        ctx.say(
+            ctx.t(f"check_in.ask.{about}"),
+            self._buttons(
+                ctx,
+                [
+                    ("check_in.safe", "g|checkin=safe"),
+                    ("check_in.unsafe", "g|checkin=unsafe"),
+                    ("check_in.person", "g|checkin=person"),
+                ],
+            ),
+        )
+        return True
+
+    async def _stage_command(self, turn: _Turn, inbound: Inbound) -> bool:
+        command = COMMAND.match(turn.text) if turn.text else None
+        if not command:
+            return False
+        await self._command(turn, command.group(1).lower())
+        return True
+
+    async def _stage_payload(self, turn: _Turn, inbound: Inbound) -> bool:
+        if not inbound.payload:
+            return False
+        await self._payload(turn, inbound.payload)
+        return True
+
+    async def _stage_attachments(self, turn: _Turn, inbound: Inbound) -> bool:
+        ctx = turn.ctx
+        step = FLOWS[turn.conv.flow].step(turn.conv.state)
         attachments = tuple(
             a for a in inbound.attachments
             if a.size is None or a.size <= self.config.max_attachment_bytes
@@ -266,9 +395,9 @@ class DialogEngine:
             # Over the limit: not stored at all, and the child is told plainly.
             limit_mb = self.config.max_attachment_bytes // (1024 * 1024) or 1
             ctx.say(ctx.t("attachment.too_big", limit=limit_mb))
-            if not attachments and not text:
+            if not attachments and not turn.text:
                 self._prompt(turn, reprompt=True)
-                return
+                return True
         if attachments:
             if step.attachments:
                 await self._trigger(turn, "evidence", attachments=attachments)
@@ -276,30 +405,51 @@ class DialogEngine:
                 count = await ctx.services.keep_evidence(ctx, attachments)
                 ctx.say(ctx.t("report.evidence.got", count=count))
                 self._prompt(turn, reprompt=True)
-            if not text:
-                return
-        if not text:
-            return
-        if self._silent_too_long(conv):
-            ctx.data["silence_pending"] = True
-            ctx.say(
-                ctx.t("silence.ask"),
-                self._buttons(
-                    ctx,
-                    [
-                        ("silence.continue", "g|silence=continue"),
-                        ("silence.restart", "g|silence=restart"),
-                    ],
-                ),
-            )
-            return
+        return not turn.text
+
+    async def _stage_silence(self, turn: _Turn, inbound: Inbound) -> bool:
+        if not self._silent_too_long(turn.conv):
+            return False
+        ctx = turn.ctx
+        ctx.data["silence_pending"] = True
+        ctx.say(
+            ctx.t("silence.ask"),
+            self._buttons(
+                ctx,
+                [
+                    ("silence.continue", "g|silence=continue"),
+                    ("silence.restart", "g|silence=restart"),
+                ],
+            ),
+        )
+        return True
+
+    async def _stage_flow(self, turn: _Turn, inbound: Inbound) -> bool:
+        conv, text = turn.conv, turn.text
+        spec, step = FLOWS[conv.flow], FLOWS[conv.flow].step(conv.state)
         option = self._option_for_text(turn, spec, step, text)
         if option is not None:
-            await self._trigger(turn, option.trigger, value=option.value)
+            await self._choose(turn, spec, step, option)
         elif step.free_text:
             await self._trigger(turn, "text", text=text)
         else:
             await self._fallback(turn, text)
+        return True
+
+    async def _choose(self, turn: _Turn, spec: FlowSpec, step: Step, option: Option) -> None:
+        """A button pressed (or its word typed). An answer the flow declares as danger goes
+        to the safety policy, with the answer kept for the case."""
+        if option.danger is None:
+            await self._trigger(turn, option.trigger, value=option.value)
+            return
+        turn.ctx.data[step.name] = option.value
+        category = option.category
+        if category is None:
+            category = spec.danger_category(turn.ctx.data) if spec.danger_category else "other"
+        about = "other" if turn.ctx.data.get("on_behalf") else "self"
+        await self._danger(
+            turn, Danger(source=Source(option.danger), category=category, about=about)
+        )
 
     def _silent_too_long(self, conv: Conversation) -> bool:
         if conv.flow not in RESUMABLE_FLOWS or conv.updated_at is None:
@@ -320,35 +470,53 @@ class DialogEngine:
         return None
 
     # ------------------------------------------------------------------ danger
-    async def _danger(self, turn: _Turn, assessment: AssessmentLike, text: str) -> None:
-        ctx, _conv = turn.ctx, turn.conv
-        ctx.say(ctx.t("danger.message"))
-        signals = [str(s) for s in assessment.signals]
+    def _where(self, turn: _Turn) -> Where:
+        conv = turn.conv
+        if conv.flow == "counselling" and conv.state == "connected":
+            return Where.LIVE
+        if conv.flow == "counselling" and conv.state == "waiting":
+            return Where.WAITING
+        return Where.MENU if conv.flow == "start" else Where.FLOW
+
+    async def _danger(self, turn: _Turn, danger: Danger) -> None:
+        """Every danger, from every source, goes to the one safety policy."""
+        await self.safety.act(turn.ctx, _SafetyActions(self, turn), danger, self.clock())
+
+    async def _open_or_raise(
+        self, turn: _Turn, danger: Danger, decision: Decision
+    ) -> tuple[int, int]:
+        """The safety policy's case move: open a case at the danger's risk, or raise the open
+        one, and alert the desk with the line flagged."""
+        flags = decision.flags
         case = await turn.repos.cases.open_for_user(turn.user.id)
         if case is None:
             case = await self._open_case(
-                turn, category=assessment.category, risk=Risk.CRITICAL, signals=signals
+                turn,
+                category=danger.category,
+                risk=decision.risk,
+                signals=list(danger.signals),
+                flags=flags,
+                text=danger.text,
             )
         else:
-            raised = case.risk != Risk.CRITICAL.value
+            raised = case.risk_rank > decision.risk.rank
             known = list(case.signals.get("signals", []))
-            case.signals = {"signals": sorted(set(known) | set(signals))}
-            case.risk, case.risk_rank = Risk.CRITICAL.value, Risk.CRITICAL.rank
+            case.signals = {"signals": sorted(set(known) | set(danger.signals))}
+            if raised:
+                case.risk, case.risk_rank = decision.risk.value, decision.risk.rank
             await turn.repos.audit.record(
-                "risk_raised",
+                "risk_raised" if raised else "danger_again",
                 counsellor_id=None,
                 case_id=case.id,
-                detail=f"triage: {', '.join(signals)}",
+                detail=f"{danger.source.value}: {', '.join(danger.signals) or danger.category}",
             )
+            event = DeskEvent.CASE_RAISED if raised else DeskEvent.CHILD_MESSAGE
             turn.extra.append(
-                self._desk_notice(
-                    case,
-                    DeskEvent.CASE_RAISED if raised else DeskEvent.CHILD_MESSAGE,
-                    text,
-                    critical=True,
-                )
+                self._desk_notice(case, event, danger.text, critical=True, flags=flags)
             )
-        self._enter_counselling(turn, case)
+        position = await turn.repos.cases.position(case) if case.status == "waiting" else 0
+        turn.case_for_chat = case
+        return int(case.id), int(position)
 
     # ------------------------------------------------------------------ commands and buttons
     async def _command(self, turn: _Turn, name: str) -> None:
@@ -401,7 +569,7 @@ class DialogEngine:
         if option is None:
             await self._stale(turn)
             return
-        await self._trigger(turn, option.trigger, value=option.value)
+        await self._choose(turn, spec, step, option)
 
     async def _stale(self, turn: _Turn) -> None:
         turn.ctx.say(turn.ctx.t("stale.button"))
@@ -429,6 +597,8 @@ class DialogEngine:
             else:
                 ctx.say(ctx.t("forget.kept"))
                 self._prompt(turn, reprompt=True)
+        elif name == "checkin" and ctx.data.get("check_in_at"):
+            await self._check_in_answer(turn, value)
         elif name == "silence" and ctx.data.pop("silence_pending", False):
             if value == "restart":
                 await self._enter(turn, "start", "menu" if ctx.data.get("role") else "role")
@@ -436,6 +606,26 @@ class DialogEngine:
                 self._prompt(turn, reprompt=True)
         else:
             await self._stale(turn)
+
+    async def _check_in_answer(self, turn: _Turn, value: str) -> None:
+        """The answer to "are you safe right now?": safe goes back where the child was; not
+        safe, or asking for a person, takes the danger path."""
+        ctx = turn.ctx
+        category = str(ctx.data.pop("check_in_category", "") or "other")
+        about = str(ctx.data.pop("check_in_about", "self"))
+        if value == "safe":
+            ctx.say(ctx.t("check_in.thanks"))
+            self._prompt(turn, reprompt=True)
+            return
+        if value not in ("unsafe", "person"):
+            await self._stale(turn)
+            return
+        if category in ("other", "", "wellbeing"):
+            category = "suicide" if value == "unsafe" else "wellbeing"
+        risk = Risk.CRITICAL if value == "unsafe" else Risk.HIGH
+        await self._danger(
+            turn, Danger(source=Source.CHECK_IN, category=category, risk=risk, about=about)
+        )
 
     async def _forget(self, turn: _Turn) -> None:
         case = await turn.repos.cases.open_for_user(turn.user.id)
@@ -506,10 +696,7 @@ class DialogEngine:
 
     def _visible(self, turn: _Turn, spec: FlowSpec, step: Step) -> list[Option]:
         role = turn.ctx.role if turn.ctx.data.get("role") else "child"
-        options = [o for o in step.options if role in o.roles]
-        if spec.name == "counselling" and step.name == "finished" and not turn.conv.resume_flow:
-            options = [o for o in options if o.trigger != "resume"]
-        return options
+        return [o for o in step.options if role in o.roles]
 
     def _step_buttons(self, turn: _Turn) -> tuple[tuple[Button, ...], ...]:
         conv, ctx = turn.conv, turn.ctx
@@ -585,6 +772,8 @@ class DialogEngine:
         category: str,
         risk: Risk,
         signals: list[str] | None = None,
+        flags: dict[str, str] | None = None,
+        text: str = "",
     ) -> Case:
         repos, user, ctx = turn.repos, turn.user, turn.ctx
         answers = {
@@ -596,6 +785,10 @@ class DialogEngine:
                 "forget_pending",
                 "triage_category",
                 "rating",
+                "check_in_at",
+                "check_in_category",
+                "check_in_about",
+                "privacy_case_told",
             )
         }
         answers["role"] = ctx.role
@@ -619,11 +812,15 @@ class DialogEngine:
             + (f" signals={','.join(signals)}" if signals else ""),
         )
         turn.extra.append(
-            self._desk_notice(case, DeskEvent.CASE_OPENED, "", critical=risk is Risk.CRITICAL)
+            self._desk_notice(
+                case, DeskEvent.CASE_OPENED, text, critical=risk is Risk.CRITICAL, flags=flags
+            )
         )
         return case
 
     def _enter_counselling(self, turn: _Turn, case: Case) -> None:
+        """Move the conversation into the counsellor queue (or chat) for ``case``, keeping
+        where the child was to come back to."""
         conv = turn.conv
         if conv.flow != "counselling":
             conv.resume_flow, conv.resume_state = conv.flow, conv.state
@@ -643,7 +840,10 @@ class DialogEngine:
         *,
         critical: bool = False,
         attachments: tuple[Attachment, ...] = (),
+        flags: dict[str, str] | None = None,
     ) -> Outbound:
+        """A notice for the desk; ``flags`` mark the line for the counsellor (``danger`` with
+        its source, ``check_in``, ``about``)."""
         return Outbound(
             to=Address(DESK, str(case.id)),
             text=text,
@@ -651,7 +851,7 @@ class DialogEngine:
             desk_event=event,
             critical=critical or case.risk == Risk.CRITICAL.value,
             attachments=attachments,
-            meta=self.policy.notice_meta(case, self.clock()),
+            meta={**self.policy.notice_meta(case, self.clock()), **(flags or {})},
         )
 
     async def escalate(
@@ -733,6 +933,29 @@ class DialogEngine:
             await self._trigger(turn, trigger)
         self._save(turn)
         return turn.ctx.out
+
+
+class _SafetyActions:
+    """The engine's side of the safety policy's port (`dialogs.safety.SafetyActions`)."""
+
+    def __init__(self, engine: DialogEngine, turn: _Turn) -> None:
+        self.engine = engine
+        self.turn = turn
+
+    async def open_or_raise(self, danger: Danger, decision: Decision) -> tuple[int, int]:
+        return await self.engine._open_or_raise(self.turn, danger, decision)
+
+    def where(self) -> Where:
+        return self.engine._where(self.turn)
+
+    def say(self, text: str) -> None:
+        self.turn.ctx.say(text)
+
+    def enter_chat(self) -> None:
+        case = self.turn.case_for_chat
+        if case is not None:
+            self.engine._enter_counselling(self.turn, case)
+            self.engine._attach_buttons(self.turn)
 
 
 class _Services:

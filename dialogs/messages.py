@@ -56,6 +56,7 @@ class Inbound:
     locale_hint: str | None = None
     update_id: str | None = None
     kind: ContentKind = ContentKind.TEXT
+    edited: bool = False  # the child edited an earlier message: the new text is triaged too
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,12 @@ class Signal(StrEnum):
     GROOMING = "grooming"
     THREAT_TO_LIFE = "threat-to-life"
     RUNNING_AWAY = "running-away"
+    EATING_DISORDER = "eating-disorder"
+    DANGEROUS_CHALLENGE = "dangerous-challenge"
+    SEXUAL_ABUSE = "sexual-abuse"
+    VIOLENCE_TO_OTHERS = "violence-to-others"
+    OVERDOSE = "overdose"
+    EXPLOITATION = "exploitation"
 
 
 def _loc(locale: str) -> str:

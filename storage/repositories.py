@@ -243,12 +243,31 @@ class MessageRepo(_Repo):
         *,
         case_id: int | None = None,
         counsellor_id: int | None = None,
+        created_at: datetime | None = None,
     ) -> Message:
         msg = Message(
             user_id=user_id, sender=sender, text=text, case_id=case_id, counsellor_id=counsellor_id
         )
+        if created_at is not None:
+            msg.created_at = created_at
         self.session.add(msg)
         return msg
+
+    async def recent_child_texts(self, user_id: int, since: datetime, limit: int) -> list[str]:
+        """The child's last ``limit`` texts written since ``since``, oldest first (triage reads
+        them as the conversation's context)."""
+        stmt = (
+            select(Message)
+            .where(
+                Message.user_id == user_id,
+                Message.sender == "child",
+                Message.created_at >= since,
+            )
+            .order_by(Message.id.desc())
+            .limit(limit)
+        )
+        rows = (await self.session.execute(stmt)).scalars().all()
+        return [m.text for m in reversed(rows)]
 
     async def for_case(self, case_id: int) -> Sequence[Message]:
         stmt = select(Message).where(Message.case_id == case_id).order_by(Message.id)

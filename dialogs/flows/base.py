@@ -7,6 +7,7 @@ the state stored in the database. Diagrams are drawn from the same declaration.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +27,10 @@ class Option:
     label: str
     trigger: str = "answer"
     roles: tuple[str, ...] = ("child", "parent")
+    # An answer that means danger: the safety policy takes it (a `dialogs.safety.Source`
+    # value) with this case category (None: the flow's `danger_category` of its answers).
+    danger: str | None = None
+    category: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,8 @@ class FlowSpec:
     steps: tuple[Step, ...]
     transitions: tuple[dict[str, Any], ...]
     model: type[FlowModel]
+    # The case category of a danger answer that names none, from the answers so far.
+    danger_category: Callable[[dict[str, Any]], str] | None = None
 
     def step(self, name: str) -> Step:
         for s in self.steps:

@@ -20,6 +20,12 @@ WHAT: dict[str, tuple[str, str, tuple[str, ...]]] = {
 }
 
 YES_NO = (Option("yes", "answer.yes"), Option("no", "answer.no"))
+# Answers that mean danger whatever else the child says: the safety policy takes them.
+DANGER_WHAT = {"stranger", "demands"}
+
+
+def _category(data: dict[str, Any]) -> str:
+    return WHAT.get(str(data.get("what")), WHAT["other"])[0]
 
 
 class ChildReportModel(FlowModel):
@@ -36,12 +42,6 @@ class ChildReportModel(FlowModel):
         self.ctx.say(self.ctx.t("report.evidence.text"))
         self.ctx.prompted = True
 
-    async def unsafe(self, event: Any) -> None:
-        self.store(event)
-        self.ctx.say(self.ctx.t("unsafe.now"))
-        category = WHAT.get(str(self.ctx.data.get("what")), WHAT["other"])[0]
-        await self.ctx.services.escalate(self.ctx, category=category, risk="critical")
-
     async def give_advice(self, event: Any) -> None:
         self.store(event)
         self.ctx.say(self.ctx.t("report.thanks"))
@@ -54,11 +54,20 @@ FLOW = FlowSpec(
     code="cr",
     initial="what",
     model=ChildReportModel,
+    danger_category=_category,
     steps=(
         Step(
             "what",
             prompt="report.what.ask",
-            options=tuple(Option(v, f"report.what.{v}") for v in WHAT),
+            options=tuple(
+                Option(
+                    v,
+                    f"report.what.{v}",
+                    danger="flow-answer" if v in DANGER_WHAT else None,
+                    category=WHAT[v][0] if v in DANGER_WHAT else None,
+                )
+                for v in WHAT
+            ),
         ),
         Step(
             "where",
@@ -75,7 +84,12 @@ FLOW = FlowSpec(
             options=(*YES_NO, Option("unsure", "answer.unsure")),
             columns=3,
         ),
-        Step("safe_now", prompt="report.safe.ask", options=YES_NO, columns=2),
+        Step(
+            "safe_now",
+            prompt="report.safe.ask",
+            options=(Option("yes", "answer.yes"), Option("no", "answer.no", danger="not-safe")),
+            columns=2,
+        ),
         Step(
             "evidence",
             prompt="report.evidence.ask",
@@ -97,14 +111,6 @@ FLOW = FlowSpec(
         {"trigger": "answer", "source": "what", "dest": "where", "after": "store"},
         {"trigger": "answer", "source": "where", "dest": "ongoing", "after": "store"},
         {"trigger": "answer", "source": "ongoing", "dest": "safe_now", "after": "store"},
-        {
-            "trigger": "answer",
-            "source": "safe_now",
-            "dest": None,
-            "conditions": "said_no",
-            "after": "unsafe",
-            "exit": "counselling",
-        },
         {"trigger": "answer", "source": "safe_now", "dest": "evidence", "after": "store"},
         {"trigger": "evidence", "source": "evidence", "dest": None, "after": "keep_evidence"},
         {"trigger": "text", "source": "evidence", "dest": None, "after": "keep_link"},

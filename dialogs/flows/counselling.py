@@ -35,8 +35,6 @@ class CounsellingModel(FlowModel):
         self.ctx.say(self.ctx.t("counselling.released"))
         self.ctx.prompted = True
 
-    def request_resume(self, event: Any) -> None:
-        self.ctx.go("resume")
 
     def keep_rating(self, event: Any) -> None:
         self.ctx.data["rating"] = int(event.kwargs["value"])
@@ -73,7 +71,13 @@ FLOW = FlowSpec(
             free_text=True,
             options=(Option("skip", "rate.skip", trigger="skip"),),
         ),
-        Step("finished", options=(Option("resume", "resume.offer", trigger="resume"),)),
+        Step(
+            "finished",
+            options=(
+                Option("menu", "menu.back", trigger="menu"),
+                Option("person", "menu.person", trigger="person"),
+            ),
+        ),
     ),
     transitions=(
         {"trigger": "text", "source": ["waiting", "connected"], "dest": None, "after": "relay"},
@@ -107,11 +111,18 @@ FLOW = FlowSpec(
         {"trigger": "text", "source": "comment", "dest": "finished", "before": "finish"},
         {"trigger": "skip", "source": "comment", "dest": "finished", "before": "finish"},
         {
-            "trigger": "resume",
+            "trigger": "menu",
             "source": "finished",
             "dest": None,
-            "after": "request_resume",
-            "exit": "resume point",
+            "after": "to_menu",
+            "exit": "start.menu",
+        },
+        {
+            "trigger": "person",
+            "source": "finished",
+            "dest": None,
+            "after": "to_person",
+            "exit": "counselling",
         },
     ),
 )

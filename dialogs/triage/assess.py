@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +13,19 @@ from dialogs.taxonomy import Risk, Signal, is_category
 
 from .lexicon import DATA_DIR, Entry, LexiconError, compile_lexicons
 from .matcher import Matcher
-from .normalize import tokenize
+from .model import Score, TriageModel, load_model
+from .normalize import Token, tokenize
 
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
-    """What triage makes of one message.
+    """What triage makes of one message (with its conversation's recent messages).
 
-    ``matched`` holds the ids of the lexicon entries that fired, most serious first: it
-    explains the verdict without repeating the child's words.
+    ``danger``: a person is needed now (emergency contacts, a case, a counsellor alerted).
+    ``check_in``: not sure; the bot asks the child directly whether they are safe.
+    ``matched`` holds the ids of the lexicon entries that fired, most serious first, and
+    ``top`` the n-grams that pushed the model most: together they explain the verdict to a
+    reviewer. ``layers`` names which of lexicon, model and context decided.
     """
 
     danger: bool
@@ -29,15 +33,27 @@ class Assessment:
     category: str
     risk: Risk
     matched: tuple[str, ...]
+    check_in: bool = False
+    score: float = 0.0
+    reach: float = 0.0
+    top: tuple[str, ...] = ()
+    about: str = "self"
+    layers: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (for ``helpline triage --json`` and logs)."""
         return {
             "danger": self.danger,
-            "signals": [s.value for s in self.signals],
-            "category": self.category,
+            "check_in": self.check_in,
             "risk": self.risk.value,
+            "category": self.category,
+            "score": round(self.score, 4),
+            "reach": round(self.reach, 4),
+            "signals": [s.value for s in self.signals],
             "matched": list(self.matched),
+            "model_top": list(self.top),
+            "about": self.about,
+            "layers": list(self.layers),
         }
 
 
@@ -49,6 +65,10 @@ class _Policy:
     category_priority: Mapping[str, int]
     default_category: str
     default_risk: Risk
+    min_signal_p: float
+    context_messages: int
+    context_minutes: int
+    third_party: frozenset[str]
 
 
 def _load_policy(path: Path) -> _Policy:
@@ -64,6 +84,8 @@ def _load_policy(path: Path) -> _Policy:
     for category in [*priority, *(c for c, _ in signals.values())]:
         if not is_category(category):
             raise LexiconError(f"{path.name}: {category!r} is not a taxonomy category")
+    context = data.get("context", {})
+    words = data.get("third_party", {})
     return _Policy(
         lexicons=tuple(DATA_DIR / str(name) for name in data["lexicons"]),
         signals=signals,
@@ -71,16 +93,23 @@ def _load_policy(path: Path) -> _Policy:
         category_priority={c: i for i, c in enumerate(priority)},
         default_category=str(data["default"]["category"]),
         default_risk=Risk(data["default"]["risk"]),
+        min_signal_p=float(data.get("model", {}).get("min_signal_p", 0.2)),
+        context_messages=int(context.get("messages", 3)),
+        context_minutes=int(context.get("within_minutes", 30)),
+        third_party=frozenset(str(w) for ws in words.values() for w in ws),
     )
 
 
 class Triage:
-    """Compiled lexicons plus the policy that combines what fires."""
+    """Three layers, one verdict: compiled lexicons, the trained model, conversation context."""
 
-    def __init__(self, policy_path: Path = DATA_DIR / "policy.yaml") -> None:
+    def __init__(
+        self, policy_path: Path = DATA_DIR / "policy.yaml", model: TriageModel | None = None
+    ) -> None:
         self.policy = _load_policy(policy_path)
         self.matcher = Matcher(compile_lexicons(self.policy.lexicons, self.policy.signals))
         self._signal_rank = {s: i for i, s in enumerate(self.policy.signals)}
+        self.model = model if model is not None else load_model()
 
     def _rank(self, entry: Entry) -> tuple[bool, int, int, int]:
         """Sort key: danger first, then risk, signal priority and category priority."""
@@ -88,9 +117,9 @@ class Triage:
         category_rank = self.policy.category_priority.get(entry.category, 99)
         return entry.signal is None, entry.risk.rank, signal_rank, category_rank
 
-    def assess(self, text: str, locale: str) -> Assessment:
-        """Assess one message (see :func:`assess`)."""
-        fired = sorted(self.matcher.fired(tokenize(text, locale)), key=self._rank)
+    def lexicon(self, tokens: tuple[Token, ...]) -> Assessment:
+        """The first layer alone: reviewed lexicon entries."""
+        fired = sorted(self.matcher.fired(tokens), key=self._rank)
         if not fired:
             return Assessment(
                 danger=False,
@@ -109,16 +138,78 @@ class Triage:
             category=fired[0].category,
             risk=risk,
             matched=tuple(dict.fromkeys(e.id for e in fired)),
+            layers=("lexicon",) if signals else (),
+        )
+
+    def _model_signal(self, score: Score) -> Signal:
+        try:
+            return Signal(score.signal)
+        except ValueError:  # a model trained with a tag the code does not know
+            return Signal.SUICIDE
+
+    def _about(self, tokens: tuple[Token, ...]) -> str:
+        return "other" if any(t.text in self.policy.third_party for t in tokens) else "self"
+
+    def assess(self, text: str, locale: str, context: Sequence[str] = ()) -> Assessment:
+        """Assess one message (see :func:`assess`)."""
+        tokens = tokenize(text, locale)
+        verdict = self.lexicon(tokens)
+        about = self._about(tokens)
+        if self.model is None:
+            return replace(verdict, about=about)
+        score = self.model.score(text, locale)
+        thresholds = self.model.thresholds
+        layers = list(verdict.layers)
+        danger, reach = score.danger, score.reach
+        if score.danger >= thresholds["danger"]:
+            layers.append("model")
+        recent = [t for t in context if t.strip()][-(self.policy.context_messages - 1) :]
+        if recent and not layers:
+            joined = " \n ".join([*recent, text])
+            together = self.model.score(joined, locale)
+            if together.danger >= thresholds["danger"] or self.lexicon(
+                tokenize(joined, locale)
+            ).danger:
+                layers.append("context")
+                score = together
+            danger, reach = max(danger, together.danger), max(reach, together.reach)
+        if not layers:
+            return replace(
+                verdict,
+                check_in=reach >= thresholds["check_in"],
+                risk=Risk.MEDIUM if reach >= thresholds["check_in"] else verdict.risk,
+                score=danger,
+                reach=reach,
+                top=score.top,
+                about=about,
+            )
+        signals = verdict.signals or (self._model_signal(score),)
+        category, risk = self.policy.signals[signals[0]]
+        if verdict.danger:
+            category, risk = verdict.category, verdict.risk
+        return Assessment(
+            danger=True,
+            signals=signals,
+            category=category,
+            risk=risk,
+            matched=verdict.matched,
+            score=danger,
+            reach=max(reach, danger),
+            top=score.top,
+            about=about,
+            layers=tuple(layers),
         )
 
 
-_TRIAGE = Triage()  # lexicons are compiled once, at import; a broken file fails loudly here
+_TRIAGE = Triage()  # lexicons compiled and the model loaded once; a broken file fails here
 
 
-def assess(text: str, locale: str = "ru") -> Assessment:
+def assess(text: str, locale: str = "ru", context: Sequence[str] = ()) -> Assessment:
     """Assess one message written by a child (or a parent) in ``locale`` ("ru", "en", ...).
 
-    Both lexicons apply whatever the locale; the locale decides how ambiguous mixed-script
-    words are read and whether all-Latin words are also read as transliterated Russian.
+    ``context`` is the same conversation's previous texts, oldest first (only those written
+    within the policy's window): danger spread over several messages adds up. The whole
+    message is read, however long. Both lexicons apply whatever the locale; the locale
+    decides how ambiguous mixed-script words are read.
     """
-    return _TRIAGE.assess(text, locale)
+    return _TRIAGE.assess(text, locale, context)

@@ -53,7 +53,7 @@ async def test_danger_from_a_blocked_user_still_reaches_a_supervisor(
     chat, _case_id = await blocked_child(chat_factory, desk, counsellor, clock)
     await chat.say("привет")  # the one neutral reply
     await chat.say("я больше не хочу жить")
-    assert "8-800-2000-122" in chat.text and "зову консультанта" in chat.text
+    assert "8-800-2000-122" in chat.text and "передал это консультанту" in chat.text
     [notice] = chat.desk
     assert notice.critical and notice.desk_event is DeskEvent.CASE_OPENED
     [case] = await desk.queue()

@@ -87,17 +87,20 @@ async def test_existing_case_is_raised_with_the_signal_recorded(
     assert ("risk_changed", "critical -> high: spoke with the child, safe now") in trail
 
 
-async def test_english_danger_gets_the_international_contacts(
+async def test_english_speaking_child_in_the_ru_region_sees_the_russian_numbers(
     chat_factory: Callable[..., Chat], desk: Desk
 ) -> None:
     chat = chat_factory(locale="en")
     await chat.say("hi")
     await chat.say("I want to kms")
-    assert "childhelplineinternational.org" in chat.text and "988" in chat.text
+    # Contacts follow the help line's region, labelled in the child's language.
+    assert "8-800-2000-122" in chat.text and "124" in chat.text and "112" in chat.text
+    assert "children's help line" in chat.text and "Thank you for telling me" in chat.text
+    assert "childhelplineinternational.org" not in chat.text
     assert (await desk.queue())[0].risk == "critical"
 
 
-async def test_after_the_counsellor_closes_the_flow_can_go_on(
+async def test_after_the_case_is_closed_the_child_gets_the_menu_not_the_old_form(
     chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor
 ) -> None:
     chat = chat_factory()
@@ -109,5 +112,7 @@ async def test_after_the_counsellor_closes_the_flow_can_go_on(
     chat.replies = list(closed.outbound)
     await chat.press("4")
     await chat.press("Пропустить")
-    await chat.press("Продолжить, где остановились")
-    assert "Где это происходит" in chat.text
+    assert "Продолжить, где остановились" not in chat.buttons
+    await chat.press("В меню")
+    assert "Где это происходит" not in chat.text
+    assert "Со мной что-то случилось в сети" in chat.buttons

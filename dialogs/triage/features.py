@@ -1,0 +1,78 @@
+"""What the triage model reads of a message: normalised words, their Cyrillic readings, stems.
+
+The model sees the same normalisation as the lexicons (``normalize.tokenize``: look-alikes,
+digits as letters, repeats squeezed, slang expanded) plus three things that make a character
+n-gram model survive how children type:
+
+- letters spaced out or split by symbols are joined first ("у м е р е т ь", "s.u.i.c.i.d.e",
+  "ре*жу"), so they read as the word they spell;
+- every all-Latin word also gets its Cyrillic reading, whatever the interface language, so
+  Russian typed in Latin letters ("ya ne hochu zhit") meets the Cyrillic training lines;
+- long messages are also read in overlapping windows, so one clause in the middle of a long
+  text about something else is not diluted by the rest.
+
+Both training (``dialogs.triage.train``) and run time (``dialogs.triage.model``) call
+:func:`features`: one definition, so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .normalize import _translit, stem, tokenize
+
+# Four or more single letters separated by spaces or symbols: a word spelt out.
+_SPACED = re.compile(r"(?<!\w)(?:[^\W\d_][\s.\-_*·•,/|]{1,3}){3,}[^\W\d_](?!\w)")
+# A symbol standing for (or between) letters inside a word: "ре*жу", "с_у_и_ц_и_д".
+_INNER_SYMBOL = re.compile(r"(?<=[^\W\d_])[*_·•#~^]+(?=[^\W\d_])")
+_GAPS = re.compile(r"[\s.\-_*·•,/|]")
+
+WINDOW = 24  # words per window for long messages
+STRIDE = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """One piece of text as the model reads it."""
+
+    chars: str  # words and Cyrillic readings, space-joined: for character n-grams
+    stems: str  # stems, space-joined: for word n-grams
+
+
+def join_spelled(text: str) -> str:
+    """Join words spelt out with spaces or symbols: "у м е р е т ь" -> "умереть"."""
+    text = _SPACED.sub(lambda m: _GAPS.sub("", m.group()), text)
+    return _INNER_SYMBOL.sub("", text)
+
+
+@lru_cache(maxsize=65536)
+def _reading(word: str) -> str:
+    """The Cyrillic reading of an all-Latin word ("" when there is none)."""
+    if not (word.isascii() and word.isalpha() and len(word) > 1):
+        return ""
+    read = _translit(word)
+    return read if read != word else ""
+
+
+def words(text: str, locale: str) -> list[str]:
+    """The normalised words of ``text``."""
+    return [t.text for t in tokenize(join_spelled(text), locale)]
+
+
+def doc(tokens: list[str]) -> Doc:
+    """The model's view of a run of normalised words."""
+    readings = [r for r in (_reading(w) for w in tokens) if r]
+    every = tokens + readings
+    return Doc(chars=" ".join(every), stems=" ".join(stem(w) for w in every))
+
+
+def features(text: str, locale: str) -> list[Doc]:
+    """The whole message first, then (for long ones) overlapping windows of it."""
+    tokens = words(text, locale)
+    docs = [doc(tokens)]
+    if len(tokens) > WINDOW:
+        for start in range(0, len(tokens) - STRIDE, STRIDE):
+            docs.append(doc(tokens[start : start + WINDOW]))
+    return docs

@@ -1,0 +1,185 @@
+"""The second triage layer: a linear model trained on the shipped, reviewed corpus.
+
+The model file (``data/model.npz``) holds plain arrays only: the n-gram vocabularies, their
+idf weights, the coefficients of two logistic regressions (danger / concern / safe, and which
+signal), the calibration of the danger and reach scores, the thresholds, and the SHA-256 of
+the corpus it was built from. It is loaded with ``allow_pickle=False``: nothing executable is
+ever read from disk. ``helpline triage train`` rebuilds it (``dialogs.triage.train``), and a
+test retrains and compares.
+
+Scoring re-implements the fitted vectorisers' ``transform`` (sublinear tf, idf, l2 norm) on
+the vocabulary, so run time needs numpy only and costs a fraction of a millisecond.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .features import Doc, features
+
+MODEL_PATH = Path(__file__).parent / "data" / "model.npz"
+
+# Character n-grams on word boundaries and word n-grams of stems: the vectoriser settings
+# that training uses and run time reproduces.
+CHAR_NGRAMS = (2, 5)
+WORD_NGRAMS = (1, 2)
+
+FloatArray = npt.NDArray[np.float64]
+
+
+def char_ngrams(text: str) -> list[str]:
+    """Character n-grams of each word padded with spaces (scikit-learn's ``char_wb``)."""
+    lo, hi = CHAR_NGRAMS
+    grams: list[str] = []
+    for word in text.split():
+        padded = f" {word} "
+        size = len(padded)
+        for n in range(lo, hi + 1):
+            for i in range(size - n + 1):
+                grams.append(padded[i : i + n])
+            if size <= n:
+                break
+    return grams
+
+
+def word_ngrams(text: str) -> list[str]:
+    """Stem unigrams and bigrams (scikit-learn's ``word`` analyzer on ``\\S+`` tokens)."""
+    tokens = text.split()
+    lo, hi = WORD_NGRAMS
+    grams: list[str] = []
+    for n in range(lo, hi + 1):
+        grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+    return grams
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """What the model makes of one message."""
+
+    danger: float  # calibrated probability that a counsellor is needed now
+    reach: float  # calibrated probability of danger or concern (ask directly)
+    signal: str  # the most likely danger signal
+    signal_p: float
+    top: tuple[str, ...]  # the n-grams that pushed most towards danger, for reviewers
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "danger": round(self.danger, 4),
+            "reach": round(self.reach, 4),
+            "signal": self.signal,
+            "signal_p": round(self.signal_p, 4),
+            "top": list(self.top),
+        }
+
+
+class _Vocab:
+    def __init__(self, terms: Sequence[str], idf: FloatArray, offset: int) -> None:
+        self.index = {t: i + offset for i, t in enumerate(terms)}
+        self.idf = {i + offset: float(w) for i, w in enumerate(idf)}
+
+    def vector(self, grams: Iterable[str]) -> dict[int, float]:
+        """Sublinear tf times idf, l2-normalised: one vectoriser's ``transform``."""
+        counts = Counter(self.index[g] for g in grams if g in self.index)
+        weights = {i: (1.0 + math.log(c)) * self.idf[i] for i, c in counts.items()}
+        norm = math.sqrt(sum(w * w for w in weights.values()))
+        return {i: w / norm for i, w in weights.items()} if norm else {}
+
+
+class TriageModel:
+    """The trained model, loaded from plain arrays."""
+
+    def __init__(self, path: Path = MODEL_PATH) -> None:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        self.meta: dict[str, Any] = json.loads(str(arrays["meta"]))
+        chars = [str(t) for t in arrays["char_vocab"]]
+        self.chars = _Vocab(chars, arrays["char_idf"], 0)
+        self.words = _Vocab([str(t) for t in arrays["word_vocab"]], arrays["word_idf"], len(chars))
+        self.terms = chars + [str(t) for t in arrays["word_vocab"]]
+        self.classes = [str(c) for c in arrays["classes"]]
+        self.coef: FloatArray = arrays["coef"].astype(np.float64)
+        self.intercept: FloatArray = arrays["intercept"].astype(np.float64)
+        self.signals = [str(c) for c in arrays["signal_classes"]]
+        self.signal_coef: FloatArray = arrays["signal_coef"].astype(np.float64)
+        self.signal_intercept: FloatArray = arrays["signal_intercept"].astype(np.float64)
+        danger_row = self.classes.index("danger")
+        # How much each n-gram pushes towards danger rather than the other classes.
+        self.push: FloatArray = self.coef[danger_row] - self.coef.mean(axis=0)
+        self.calibration: dict[str, list[float]] = self.meta["calibration"]
+        self.thresholds: dict[str, float] = self.meta["thresholds"]
+
+    @property
+    def corpus_sha256(self) -> str:
+        return str(self.meta["corpus_sha256"])
+
+    def vector(self, d: Doc) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        merged = self.chars.vector(char_ngrams(d.chars)) | self.words.vector(word_ngrams(d.stems))
+        idx = np.fromiter(merged.keys(), dtype=np.int64, count=len(merged))
+        val = np.fromiter(merged.values(), dtype=np.float64, count=len(merged))
+        return idx, val
+
+    def probabilities(self, d: Doc) -> FloatArray:
+        """Uncalibrated class probabilities, in ``self.classes`` order (as scikit-learn)."""
+        idx, val = self.vector(d)
+        logits = self.coef[:, idx] @ val + self.intercept
+        return _softmax(logits)
+
+    def _calibrated(self, name: str, p: float) -> float:
+        a, b = self.calibration[name]
+        logit = math.log(max(p, 1e-9) / max(1.0 - p, 1e-9))
+        return 1.0 / (1.0 + math.exp(-(a * logit + b)))
+
+    def score_doc(self, d: Doc) -> tuple[float, float]:
+        probs = dict(zip(self.classes, self.probabilities(d), strict=True))
+        danger = self._calibrated("danger", float(probs["danger"]))
+        reach = self._calibrated("reach", float(probs["danger"] + probs["concern"]))
+        return danger, max(reach, danger)
+
+    def score(self, text: str, locale: str) -> Score:
+        """Score a message: the most alarming of the whole text and its windows."""
+        docs = features(text, locale)
+        scored = [(*self.score_doc(d), d) for d in docs]
+        danger, _reach, worst = max(scored, key=lambda s: (s[0], s[1]))
+        reach = max(s[1] for s in scored)
+        idx, val = self.vector(worst)
+        signal_logits = self.signal_coef[:, idx] @ val + self.signal_intercept
+        signal_p = _softmax(signal_logits)
+        best = int(np.argmax(signal_p))
+        return Score(
+            danger=danger,
+            reach=reach,
+            signal=self.signals[best],
+            signal_p=float(signal_p[best]),
+            top=self._top(idx, val),
+        )
+
+    def _top(self, idx: npt.NDArray[np.int64], val: FloatArray, n: int = 5) -> tuple[str, ...]:
+        if not len(idx):
+            return ()
+        push = self.push[idx] * val
+        order = np.argsort(-push)[:n]
+        return tuple(self.terms[int(idx[i])].strip() for i in order if push[i] > 0)
+
+
+def _softmax(logits: FloatArray) -> FloatArray:
+    shifted = np.exp(logits - logits.max())
+    result: FloatArray = shifted / shifted.sum()
+    return result
+
+
+@cache
+def load_model(path: Path = MODEL_PATH) -> TriageModel | None:
+    """The shipped model, once per process; None when it has not been trained yet."""
+    if not path.exists():
+        return None
+    return TriageModel(path)

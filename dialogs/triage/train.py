@@ -1,0 +1,282 @@
+"""Build ``data/model.npz`` from the shipped corpus: ``helpline triage train``.
+
+Reproducible: the corpus files are read in name order, augmentation uses a fixed seed, and
+the solver is deterministic, so the same corpus gives the same model (a test retrains and
+compares). Thresholds and calibration come from out-of-fold predictions on the training
+corpus only; the held-out sets in ``tests/triage/heldout/`` are never read here.
+
+Augmentation teaches the model how children type without writing every variant by hand:
+Russian lines are also written in Latin letters (two common schemes), some words are spelt
+out with spaces or dots, and some lines are embedded in an unrelated safe line, so a danger
+clause in the middle of a longer message keeps its label (and a harmless line next to
+another harmless one stays harmless).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .features import Doc, features
+from .model import CHAR_NGRAMS, MODEL_PATH, WORD_NGRAMS
+
+CORPUS_DIR = Path(__file__).parent / "data" / "corpus"
+LABELS = ("danger", "concern", "safe")
+SEED = 20261202
+C_RISK = 4.0
+C_SIGNAL = 4.0
+MAX_CHAR_FEATURES = 60000
+MAX_WORD_FEATURES = 30000
+# Out-of-fold rates on the training corpus that choose the thresholds.
+DANGER_FALSE_ALARMS = 0.01
+CHECKIN_ON_SAFE = 0.05
+
+_TRANSLIT = (
+    {  # "ya ne hochu zhit'": the common chat scheme
+        "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh",
+        "з": "z", "и": "i", "й": "y", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
+        "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "h", "ц": "c",
+        "ч": "ch", "ш": "sh", "щ": "sch", "ъ": "", "ы": "y", "ь": "", "э": "e", "ю": "yu",
+        "я": "ya",
+    },
+    {  # "ja ne xochu zhit'": another one seen in chats
+        "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "jo", "ж": "zh",
+        "з": "z", "и": "i", "й": "j", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
+        "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "x", "ц": "ts",
+        "ч": "ch", "ш": "sh", "щ": "shh", "ъ": "", "ы": "y", "ь": "'", "э": "e", "ю": "ju",
+        "я": "ja",
+    },
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    label: str
+    tag: str
+    text: str
+    locale: str
+
+
+class CorpusError(ValueError):
+    """A corpus line that is not ``label<TAB>tag<TAB>text``."""
+
+
+def corpus_files(corpus_dir: Path = CORPUS_DIR) -> list[Path]:
+    return sorted(corpus_dir.glob("*.tsv"))
+
+
+def corpus_sha256(corpus_dir: Path = CORPUS_DIR) -> str:
+    """One hash over every corpus file, in name order: what the model was built from."""
+    digest = hashlib.sha256()
+    for path in corpus_files(corpus_dir):
+        digest.update(path.name.encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def read_corpus(corpus_dir: Path = CORPUS_DIR) -> list[Line]:
+    lines: list[Line] = []
+    seen: set[str] = set()
+    for path in corpus_files(corpus_dir):
+        locale = path.name.split("_", 1)[0]
+        for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not raw.strip() or raw.startswith("#"):
+                continue
+            parts = raw.split("\t")
+            if len(parts) != 3 or parts[0] not in LABELS or not parts[2].strip():
+                raise CorpusError(f"{path.name}:{number}: expected label<TAB>tag<TAB>text")
+            key = parts[2].strip().casefold()
+            if key in seen:
+                continue
+            seen.add(key)
+            lines.append(Line(parts[0], parts[1].strip(), parts[2].strip(), locale))
+    return lines
+
+
+def _translit(text: str, scheme: dict[str, str]) -> str:
+    out = []
+    for ch in text:
+        low = ch.lower()
+        out.append(scheme.get(low, ch) if low in scheme else ch)
+    return "".join(out)
+
+
+def _spell_out(text: str, rng: random.Random) -> str:
+    words = text.split()
+    long = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+    if not long:
+        return text
+    i = rng.choice(long)
+    sep = rng.choice((" ", ".", " ", "*"))
+    words[i] = sep.join(words[i])
+    return " ".join(words)
+
+
+def augment(lines: list[Line]) -> list[Line]:
+    """The corpus plus its deterministic variants (see the module docstring)."""
+    rng = random.Random(SEED)
+    safe = [ln for ln in lines if ln.label == "safe"]
+    out = list(lines)
+    for line in lines:
+        cyrillic = any("а" <= ch.lower() <= "я" for ch in line.text)
+        if cyrillic and rng.random() < 0.4:
+            scheme = _TRANSLIT[rng.randrange(len(_TRANSLIT))]
+            out.append(Line(line.label, line.tag, _translit(line.text, scheme), line.locale))
+        if rng.random() < 0.12:
+            out.append(Line(line.label, line.tag, _spell_out(line.text, rng), line.locale))
+        if rng.random() < 0.2:
+            other = rng.choice(safe)
+            parts = [other.text, line.text] if rng.random() < 0.5 else [line.text, other.text]
+            out.append(Line(line.label, line.tag, " ".join(parts), line.locale))
+    return out
+
+
+def _docs(lines: list[Line]) -> list[Doc]:
+    return [features(ln.text, ln.locale)[0] for ln in lines]
+
+
+def _vectorizers() -> tuple[Any, Any]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    chars = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=CHAR_NGRAMS,
+        lowercase=False,
+        sublinear_tf=True,
+        min_df=2,
+        max_features=MAX_CHAR_FEATURES,
+        dtype=np.float64,
+    )
+    words = TfidfVectorizer(
+        analyzer="word",
+        token_pattern=r"\S+",
+        ngram_range=WORD_NGRAMS,
+        lowercase=False,
+        sublinear_tf=True,
+        min_df=2,
+        max_features=MAX_WORD_FEATURES,
+        dtype=np.float64,
+    )
+    return chars, words
+
+
+def _matrix(vecs: tuple[Any, Any], docs: list[Doc], fit: bool) -> Any:
+    from scipy.sparse import hstack
+
+    chars, words = vecs
+    c_in = [d.chars for d in docs]
+    w_in = [d.stems for d in docs]
+    if fit:
+        return hstack([chars.fit_transform(c_in), words.fit_transform(w_in)]).tocsr()
+    return hstack([chars.transform(c_in), words.transform(w_in)]).tocsr()
+
+
+def _classifier(c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=c, max_iter=3000, class_weight="balanced", solver="lbfgs")
+
+
+def _platt(p: npt.NDArray[np.float64], y: npt.NDArray[np.bool_]) -> list[float]:
+    """Fit a, b so that sigmoid(a * logit(p) + b) is calibrated on (p, y)."""
+    from sklearn.linear_model import LogisticRegression
+
+    logit = np.log(np.clip(p, 1e-9, 1) / np.clip(1 - p, 1e-9, 1)).reshape(-1, 1)
+    fit = LogisticRegression(C=1e6, max_iter=1000).fit(logit, y)
+    return [float(fit.coef_[0][0]), float(fit.intercept_[0])]
+
+
+def _apply(ab: list[float], p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    logit = np.log(np.clip(p, 1e-9, 1) / np.clip(1 - p, 1e-9, 1))
+    result: npt.NDArray[np.float64] = 1 / (1 + np.exp(-(ab[0] * logit + ab[1])))
+    return result
+
+
+def _out_of_fold(lines: list[Line], folds: int = 5) -> npt.NDArray[np.float64]:
+    """Class probabilities of every original line from a model that never saw it (nor its
+    augmented variants)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.array([ln.label for ln in lines])
+    probs = np.zeros((len(lines), len(LABELS)))
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED)
+    for train_idx, test_idx in splitter.split(np.zeros(len(y)), y):
+        train = augment([lines[i] for i in train_idx])
+        vecs = _vectorizers()
+        x_train = _matrix(vecs, _docs(train), fit=True)
+        clf = _classifier(C_RISK).fit(x_train, [ln.label for ln in train])
+        x_test = _matrix(vecs, _docs([lines[i] for i in test_idx]), fit=False)
+        order = [list(clf.classes_).index(label) for label in LABELS]
+        probs[test_idx] = clf.predict_proba(x_test)[:, order]
+    return probs
+
+
+def _threshold(scores: npt.NDArray[np.float64], rate: float) -> float:
+    """The lowest threshold at which at most ``rate`` of ``scores`` reach it."""
+    ranked = np.sort(scores)[::-1]
+    allowed = int(rate * len(ranked))
+    return float(min(0.95, max(0.3, ranked[allowed] + 1e-6))) if len(ranked) else 0.5
+
+
+def train(corpus_dir: Path = CORPUS_DIR, out: Path = MODEL_PATH) -> dict[str, Any]:
+    """Train, calibrate and write the model; returns its metadata (with out-of-fold rates)."""
+    lines = read_corpus(corpus_dir)
+    y = np.array([ln.label for ln in lines])
+    oof = _out_of_fold(lines)
+    danger_cal = _platt(oof[:, 0], y == "danger")
+    reach_cal = _platt(oof[:, 0] + oof[:, 1], y != "safe")
+    danger_oof = _apply(danger_cal, oof[:, 0])
+    reach_oof = np.maximum(_apply(reach_cal, oof[:, 0] + oof[:, 1]), danger_oof)
+    safe = y == "safe"
+    t_danger = _threshold(danger_oof[safe], DANGER_FALSE_ALARMS)
+    t_reach = _threshold(reach_oof[safe], CHECKIN_ON_SAFE)
+    oof_rates = {
+        "danger_recall": float(np.mean(danger_oof[y == "danger"] >= t_danger)),
+        "danger_reach": float(np.mean(reach_oof[y == "danger"] >= t_reach)),
+        "concern_reach": float(np.mean(reach_oof[y == "concern"] >= t_reach)),
+        "safe_false_alarms": float(np.mean(danger_oof[safe] >= t_danger)),
+        "safe_check_ins": float(np.mean(reach_oof[safe] >= t_reach)),
+    }
+
+    full = augment(lines)
+    vecs = _vectorizers()
+    x = _matrix(vecs, _docs(full), fit=True)
+    clf = _classifier(C_RISK).fit(x, [ln.label for ln in full])
+    hurt = [i for i, ln in enumerate(full) if ln.label == "danger"]
+    sig = _classifier(C_SIGNAL).fit(x[hurt], [full[i].tag for i in hurt])
+
+    meta = {
+        "corpus_sha256": corpus_sha256(corpus_dir),
+        "lines": len(lines),
+        "augmented": len(full),
+        "seed": SEED,
+        "calibration": {"danger": danger_cal, "reach": reach_cal},
+        "thresholds": {"danger": t_danger, "check_in": t_reach},
+        "out_of_fold": oof_rates,
+    }
+    chars, words = vecs
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as fh:
+        np.savez_compressed(
+            fh,
+            meta=np.array(json.dumps(meta, sort_keys=True)),
+            char_vocab=np.array(chars.get_feature_names_out().astype(str)),
+            char_idf=chars.idf_.astype(np.float32),
+            word_vocab=np.array(words.get_feature_names_out().astype(str)),
+            word_idf=words.idf_.astype(np.float32),
+            classes=np.array([str(c) for c in clf.classes_]),
+            coef=clf.coef_.astype(np.float32),
+            intercept=clf.intercept_.astype(np.float32),
+            signal_classes=np.array([str(c) for c in sig.classes_]),
+            signal_coef=sig.coef_.astype(np.float32),
+            signal_intercept=sig.intercept_.astype(np.float32),
+        )
+    return meta
