@@ -145,6 +145,7 @@ def build_app(
             max_attachment_bytes=settings.evidence_max_bytes,
             silence_after=timedelta(hours=settings.silence_hours),
             minutes_per_case=settings.minutes_per_case,
+            region=settings.helpline_region,
         ),
     )
     return App(

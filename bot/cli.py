@@ -249,16 +249,58 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _triage(settings: Settings, args: argparse.Namespace) -> int:
+    words = [args.text] if args.text_option else list(args.words)
+    if words == ["train"]:
+        return _triage_train()
+    if words == ["eval"]:
+        return _triage_eval(args.json)
+    if not words:
+        print("helpline triage: give a text, or 'train', or 'eval'", file=sys.stderr)
+        return 2
     from dialogs.triage import assess
 
-    result = assess(args.text, args.locale)
+    result = assess(" ".join(words), args.locale)
     if args.json:
         print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     else:
+        verdict = "danger" if result.danger else "check-in" if result.check_in else "none"
         print(
-            f"danger={result.danger} risk={result.risk} category={result.category} "
-            f"signals={','.join(result.signals) or '-'}"
+            f"verdict={verdict} risk={result.risk} category={result.category} "
+            f"score={result.score:.3f} reach={result.reach:.3f} "
+            f"signals={','.join(result.signals) or '-'} matched={','.join(result.matched) or '-'}"
         )
+    return 0
+
+
+def _triage_train() -> int:
+    """Rebuild the model from the shipped corpus (reproducible: same corpus, same model)."""
+    from dialogs.triage.train import CORPUS_DIR, train
+
+    meta = train()
+    print(f"trained on {meta['lines']} corpus lines ({meta['augmented']} with variants) "
+          f"from {CORPUS_DIR}")
+    print(f"corpus sha256 {meta['corpus_sha256']}")
+    print(f"thresholds {json.dumps(meta['thresholds'])}")
+    print(f"out-of-fold on the corpus {json.dumps(meta['out_of_fold'])}")
+    return 0
+
+
+def _triage_eval(as_json: bool) -> int:
+    """Figures on the phrase sets shipped with the tests (held-out first)."""
+    from dialogs.triage.evaluate import default_sets, report
+
+    root = Path(__file__).resolve().parent.parent
+    sets = default_sets(root)
+    if not sets:
+        print("helpline triage eval: no phrase sets (run it from a source checkout)",
+              file=sys.stderr)
+        return 2
+    figures = report(sets, root)
+    if as_json:
+        print(json.dumps([f.to_json() for f in figures], indent=2))
+    else:
+        for f in figures:
+            print(f.line())
     return 0
 
 
@@ -389,8 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--limit", type=int, default=3)
     search.add_argument("--json", action="store_true")
 
-    tr = sub.add_parser("triage", help="what triage makes of a text")
-    tr.add_argument("text")
+    tr = sub.add_parser(
+        "triage",
+        help="what triage makes of a text; 'triage train' rebuilds the model, "
+        "'triage eval' measures it",
+    )
+    tr.add_argument("words", nargs="*", metavar="TEXT", help="the text, or train, or eval")
+    tr.add_argument("--text", dest="text_option", action="store_true",
+                    help="read TEXT as a text even if it is 'train' or 'eval'")
     tr.add_argument("--locale", choices=["ru", "en"], default="ru")
     tr.add_argument("--json", action="store_true")
 

@@ -15,6 +15,9 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///var/helpline.db"
     default_locale: str = Field("ru", pattern="^(ru|en)$")
+    # Whose emergency contacts a child in danger sees (dialogs/data/contacts.yaml), whatever
+    # the interface language.
+    helpline_region: str = "ru"
     evidence_dir: Path = Path("var/evidence")
     evidence_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
     max_text_chars: int = Field(4000, gt=0)
@@ -71,6 +74,15 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("helpline_region")
+    @classmethod
+    def _known_region(cls, value: str) -> str:
+        from dialogs.contacts import regions
+
+        if value not in regions():
+            raise ValueError(f"no emergency contacts for region {value!r}; known: {regions()}")
+        return value
 
     @field_validator("telegram_staff_chat_id", "vk_group_id", mode="before")
     @classmethod

@@ -40,7 +40,7 @@ from dialogs.render import article_text
 from dialogs.safety import Danger, Decision, SafetyPolicy, Source, Where
 from dialogs.taxonomy import Risk
 from storage.db import Database
-from storage.models import Case, Conversation, User, utcnow
+from storage.models import Case, Conversation, Message, User, utcnow
 from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ class _Turn:
     assessment: AssessmentLike | None = None
     text: str = ""  # the inbound text as stored (the whole of it is triaged)
     case_for_chat: Case | None = None  # the case the safety policy opened or raised
+    message: Message | None = None  # the transcript line of this update's text
     extra: list[Outbound] = field(default_factory=list)
 
 
@@ -116,7 +117,9 @@ class DialogEngine:
         self.machines = {name: build_machine(spec) for name, spec in FLOWS.items()}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.limiter = RateLimiter(self.config.flood_burst, self.config.flood_per_second)
-        self.safety = SafetyPolicy(region=self.config.region, hours=self.policy.config.hours)
+        self.safety = SafetyPolicy(
+            region=self.config.region, hours=lambda: self.policy.config.hours
+        )
 
     # ------------------------------------------------------------------ entry point
     async def handle(self, inbound: Inbound) -> list[Outbound]:
@@ -272,12 +275,14 @@ class DialogEngine:
             turn.ctx.say(turn.ctx.t("too.long", limit=self.config.max_text))
         turn.text = text
         now = self.clock()
+        # What was already acted on (danger, a check-in) is not counted again.
+        acted = int(turn.ctx.data.get("triage_acted_on") or 0)
         recent = await turn.repos.messages.recent_child_texts(
-            turn.user.id, now - CONTEXT_WINDOW, CONTEXT_MESSAGES
+            turn.user.id, now - CONTEXT_WINDOW, CONTEXT_MESSAGES, after_id=acted
         )
         turn.assessment = self._assess(full, turn.ctx.locale, recent)
         case = await turn.repos.cases.open_for_user(turn.user.id)
-        await turn.repos.messages.add(
+        turn.message = await turn.repos.messages.add(
             turn.user.id,
             "child",
             text,
@@ -355,6 +360,7 @@ class DialogEngine:
             return False
         ctx = turn.ctx
         ctx.data["check_in_at"] = now.isoformat()
+        await self._acted_on(turn)
         ctx.data["check_in_category"] = verdict.category
         ctx.data["check_in_about"] = str(getattr(verdict, "about", "self"))
         about = "other" if ctx.data["check_in_about"] == "other" and not ctx.is_parent else "self"
@@ -470,6 +476,12 @@ class DialogEngine:
         return None
 
     # ------------------------------------------------------------------ danger
+    async def _acted_on(self, turn: _Turn) -> None:
+        """Mark the texts so far as acted on: triage's context starts after them."""
+        if turn.message is not None:
+            await turn.repos.session.flush()
+            turn.ctx.data["triage_acted_on"] = int(turn.message.id)
+
     def _where(self, turn: _Turn) -> Where:
         conv = turn.conv
         if conv.flow == "counselling" and conv.state == "connected":
@@ -480,6 +492,7 @@ class DialogEngine:
 
     async def _danger(self, turn: _Turn, danger: Danger) -> None:
         """Every danger, from every source, goes to the one safety policy."""
+        await self._acted_on(turn)
         await self.safety.act(turn.ctx, _SafetyActions(self, turn), danger, self.clock())
 
     async def _open_or_raise(
@@ -789,6 +802,7 @@ class DialogEngine:
                 "check_in_category",
                 "check_in_about",
                 "privacy_case_told",
+                "triage_acted_on",
             )
         }
         answers["role"] = ctx.role

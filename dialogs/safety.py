@@ -20,6 +20,7 @@ The policy decides; the engine carries out the few primitive moves it names (the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -95,10 +96,15 @@ class SafetyActions(Protocol):
 class SafetyPolicy:
     """Decides, for every danger, the contacts, the case, the alert and the words."""
 
-    def __init__(self, *, region: str, hours: OpeningHours) -> None:
+    def __init__(self, *, region: str, hours: Callable[[], OpeningHours]) -> None:
         render_contacts(region, "ru")  # an unknown region fails at start-up, not on danger
         self.region = region
-        self.hours = hours
+        self._hours = hours
+
+    @property
+    def hours(self) -> OpeningHours:
+        """The desk's opening hours as configured now."""
+        return self._hours()
 
     def contacts(self, locale: str) -> str:
         return render_contacts(self.region, locale)

@@ -253,15 +253,18 @@ class MessageRepo(_Repo):
         self.session.add(msg)
         return msg
 
-    async def recent_child_texts(self, user_id: int, since: datetime, limit: int) -> list[str]:
-        """The child's last ``limit`` texts written since ``since``, oldest first (triage reads
-        them as the conversation's context)."""
+    async def recent_child_texts(
+        self, user_id: int, since: datetime, limit: int, after_id: int = 0
+    ) -> list[str]:
+        """The child's last ``limit`` texts written since ``since`` (and after message
+        ``after_id``), oldest first: triage reads them as the conversation's context."""
         stmt = (
             select(Message)
             .where(
                 Message.user_id == user_id,
                 Message.sender == "child",
                 Message.created_at >= since,
+                Message.id > after_id,
             )
             .order_by(Message.id.desc())
             .limit(limit)

@@ -132,6 +132,10 @@ class Chat:
     async def say(self, text: str) -> list[Outbound]:
         return await self._send(text=text)
 
+    async def edit(self, text: str) -> list[Outbound]:
+        """The child edits an earlier message: the platform sends the new text again."""
+        return await self._send(text=text, edited=True)
+
     async def press(self, label: str) -> list[Outbound]:
         """Press the button whose label contains `label` in the latest replies."""
         return await self._send(payload=self.button(label).payload)

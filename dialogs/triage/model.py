@@ -167,8 +167,9 @@ class TriageModel:
         if not len(idx):
             return ()
         push = self.push[idx] * val
-        order = np.argsort(-push)[:n]
-        return tuple(self.terms[int(idx[i])].strip() for i in order if push[i] > 0)
+        order = np.argsort(-push)
+        top = [self.terms[int(idx[i])].strip() for i in order if push[i] > 0]
+        return tuple(t for t in dict.fromkeys(top) if len(t) > 2)[:n]
 
 
 def _softmax(logits: FloatArray) -> FloatArray:

@@ -1,0 +1,212 @@
+"""One safety policy for every path: every danger source × the state it arrives in × open or
+closed hours × child or parent. Each case asserts what the writer sees (the numbers, the
+words), what the counsellor gets (a critical, flagged alert) and what is stored (the case and
+its risk)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from dialogs.engine import DialogEngine
+from dialogs.escalation import Desk
+from dialogs.hours import load_hours
+from dialogs.messages import DeskEvent
+from dialogs.operations import DeskConfig, DeskPolicy
+from storage.models import Counsellor
+from tests.conftest import Chat
+
+NUMBERS = ("112", "8-800-2000-122", "124")
+CLOSED = """
+timezone: Europe/Moscow
+weekly: {mon: closed, tue: closed, wed: closed, thu: closed, fri: closed, sat: closed, sun: closed}
+"""
+
+Step = Callable[[Chat], Awaitable[object]]
+
+
+async def _menu(chat: Chat) -> None:
+    await chat.say("привет")
+    await chat.press("родитель" if chat.user.startswith("parent") else "ребёнок")
+
+
+async def _flow(chat: Chat) -> None:
+    await _menu(chat)
+    if chat.user.startswith("parent"):
+        await chat.press("волнуюсь")
+        await chat.press("травят")
+        await chat.press("за ребёнка")  # the report, on the child's behalf
+    else:
+        await chat.press("случилось")
+
+
+async def _waiting(chat: Chat) -> None:
+    await _menu(chat)
+    await chat.press("человеком")
+
+
+# Sources, each a way of telling us, from wherever the chat stands.
+async def _typed(chat: Chat) -> None:
+    await chat.say("я больше не хочу жить" if not chat.user.startswith("parent")
+                   else "дочь сказала что не хочет жить и режет руки")
+
+
+async def _caption(chat: Chat) -> None:
+    await chat.send_photo("photo-9", caption="он пишет что убьёт меня если я расскажу")
+
+
+async def _edited(chat: Chat) -> None:
+    await chat.edit("мне угрожают, отчим бьёт меня каждый день")
+
+
+async def _button(chat: Chat) -> None:
+    await chat.press("Требуют")  # "they demand photos or money"
+
+
+SOURCES: dict[str, tuple[Step, str]] = {
+    "typed": (_typed, "typed"),
+    "caption": (_caption, "caption"),
+    "edited": (_edited, "edited"),
+}
+STATES: dict[str, Step] = {"menu": _menu, "flow": _flow, "waiting": _waiting}
+
+
+def _closed(engine: DialogEngine, tmp_path: Path) -> None:
+    path = tmp_path / "closed.yaml"
+    path.write_text(CLOSED, encoding="utf-8")
+    engine.policy = DeskPolicy(DeskConfig(hours=load_hours(path)))
+
+
+def _assert_told(chat: Chat, *, parent: bool, open_now: bool, live: bool = False) -> None:
+    text = chat.text
+    for number in NUMBERS:
+        assert number in text, f"{number} missing from {text!r}"
+    assert "зову консультанта" not in text and "calling a counsellor" not in text
+    if parent:
+        assert "вашему ребёнку угрожает опасность" in text
+    elif not live:
+        assert "Спасибо, что рассказываешь" in text
+    if live:
+        assert "Твой консультант видит это сообщение" in text
+    elif open_now:
+        assert "Я передал это консультанту" in text
+    else:
+        assert "не на связи" in text and "номерам выше" in text
+
+
+def _assert_alerted(chat: Chat, source: str) -> None:
+    flagged = [n for n in chat.desk if n.meta.get("danger") == source]
+    assert flagged, f"no desk notice flagged {source!r}: {[n.meta for n in chat.desk]}"
+    assert all(n.critical for n in flagged)
+    assert flagged[0].desk_event in (
+        DeskEvent.CASE_OPENED, DeskEvent.CASE_RAISED, DeskEvent.CHILD_MESSAGE
+    )
+
+
+@pytest.mark.parametrize("who", ["child", "parent"])
+@pytest.mark.parametrize("open_now", [True, False], ids=["open", "closed"])
+@pytest.mark.parametrize("state", list(STATES))
+@pytest.mark.parametrize("source", list(SOURCES))
+async def test_every_source_from_every_state_at_any_hour(
+    chat_factory: Callable[..., Chat],
+    desk: Desk,
+    engine: DialogEngine,
+    tmp_path: Path,
+    source: str,
+    state: str,
+    open_now: bool,
+    who: str,
+) -> None:
+    chat = chat_factory(user=f"{who}-1")
+    if not open_now:
+        _closed(engine, tmp_path)
+    await STATES[state](chat)
+    send, flag = SOURCES[source]
+    await send(chat)
+    _assert_told(chat, parent=who == "parent", open_now=open_now)
+    _assert_alerted(chat, flag)
+    [case] = await desk.queue()
+    assert case.risk == "critical"
+    if not open_now:
+        assert all(n.meta.get("page") == "on-call" for n in chat.desk if n.critical)
+
+
+@pytest.mark.parametrize("who", ["child", "parent"])
+@pytest.mark.parametrize("open_now", [True, False], ids=["open", "closed"])
+async def test_a_button_that_means_danger(
+    chat_factory: Callable[..., Chat],
+    desk: Desk,
+    engine: DialogEngine,
+    tmp_path: Path,
+    open_now: bool,
+    who: str,
+) -> None:
+    chat = chat_factory(user=f"{who}-1")
+    if not open_now:
+        _closed(engine, tmp_path)
+    await _flow(chat)
+    await _button(chat)
+    _assert_told(chat, parent=who == "parent", open_now=open_now)
+    _assert_alerted(chat, "flow-answer")
+    [case] = await desk.queue()
+    assert case.risk == "critical" and case.category == "sextortion"
+
+
+@pytest.mark.parametrize("open_now", [True, False], ids=["open", "closed"])
+async def test_not_safe_right_now(
+    chat_factory: Callable[..., Chat],
+    desk: Desk,
+    engine: DialogEngine,
+    tmp_path: Path,
+    open_now: bool,
+) -> None:
+    chat = chat_factory()
+    if not open_now:
+        _closed(engine, tmp_path)
+    await _flow(chat)
+    await chat.press("Оскорбляют")
+    await chat.press("Telegram")
+    await chat.press("Да")
+    await chat.press("Нет")  # "are you safe right now?" - no
+    _assert_told(chat, parent=False, open_now=open_now)
+    _assert_alerted(chat, "not-safe")
+    [case] = await desk.queue()
+    assert case.risk == "critical" and case.category == "cyberbullying"
+
+
+@pytest.mark.parametrize("source", ["typed", "caption", "edited"])
+async def test_danger_in_a_live_chat_flags_the_counsellor_without_cutting_in(
+    chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor, source: str
+) -> None:
+    chat = chat_factory()
+    await _waiting(chat)
+    [case] = await desk.queue()
+    assert (await desk.take(counsellor, case.id)).ok
+    send, flag = SOURCES[source]
+    await send(chat)
+    _assert_told(chat, parent=False, open_now=True, live=True)
+    assert "передал это консультанту" not in chat.text and "очеред" not in chat.text
+    [notice] = [n for n in chat.desk if n.meta.get("danger") == flag]
+    assert notice.critical and notice.desk_event is DeskEvent.CASE_RAISED
+    assert notice.text or notice.attachments
+    view = await desk.view(counsellor, case.id)
+    assert not isinstance(view, str) and view.summary.risk == "critical"
+    # The child is still in the chat with their counsellor: what they write next reaches them.
+    await chat.say("он опять пишет")
+    assert [n.desk_event for n in chat.desk] == [DeskEvent.CHILD_MESSAGE]
+    assert chat.replies == []
+
+
+async def test_a_friend_in_danger_gets_words_about_the_friend(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    chat = chat_factory()
+    await _menu(chat)
+    await chat.say("моя подруга сказала что хочет умереть и уже попрощалась со всеми")
+    assert "Человек, о котором ты пишешь, сейчас в безопасности?" in chat.text
+    assert all(number in chat.text for number in NUMBERS)
+    assert chat.desk and chat.desk[0].meta.get("about") == "other"
+    [case] = await desk.queue()
+    assert case.risk == "critical"
