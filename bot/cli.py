@@ -287,7 +287,7 @@ def _triage_train() -> int:
 
 def _triage_eval(as_json: bool) -> int:
     """Figures on the phrase sets shipped with the tests (held-out first)."""
-    from dialogs.triage.evaluate import default_sets, report
+    from dialogs.triage.evaluate import default_sets, report, timing
 
     root = Path(__file__).resolve().parent.parent
     sets = default_sets(root)
@@ -296,11 +296,14 @@ def _triage_eval(as_json: bool) -> int:
               file=sys.stderr)
         return 2
     figures = report(sets, root)
+    speed = timing(sets)
     if as_json:
-        print(json.dumps([f.to_json() for f in figures], indent=2))
+        print(json.dumps({"sets": [f.to_json() for f in figures], "speed": speed}, indent=2))
     else:
         for f in figures:
             print(f.line())
+        print(f"speed: {speed['messages']} messages, median {speed['median_ms']} ms, "
+              f"p99 {speed['p99_ms']} ms per message")
     return 0
 
 

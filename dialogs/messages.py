@@ -157,6 +157,7 @@ def inbound_to_dict(message: Inbound) -> dict[str, object]:
         "locale_hint": message.locale_hint,
         "update_id": message.update_id,
         "kind": str(message.kind),
+        "edited": message.edited,
     }
 
 
@@ -177,4 +178,5 @@ def inbound_from_dict(data: dict[str, object]) -> Inbound:
         locale_hint=str(hint) if hint is not None else None,
         update_id=str(update) if update is not None else None,
         kind=ContentKind(str(data.get("kind") or "text")),
+        edited=bool(data.get("edited", False)),
     )

@@ -27,11 +27,20 @@ log = logging.getLogger(__name__)
 def child_router(app: App) -> Router:
     router = Router(name="telegram-child")
     router.message.filter(F.chat.type == ChatType.PRIVATE)
+    router.edited_message.filter(F.chat.type == ChatType.PRIVATE)
     router.callback_query.filter(F.message.chat.type == ChatType.PRIVATE)
 
     @router.message()
     async def on_message(message: Message, event_update: Update) -> None:
         inbound = message_to_inbound(message, event_update.update_id)
+        if inbound is not None:
+            await app.accept(inbound)
+
+    @router.edited_message()
+    async def on_edit(message: Message, event_update: Update) -> None:
+        # A child who edits a message to add what happened is heard: the new text goes
+        # through triage (and the transcript) like a new message.
+        inbound = message_to_inbound(message, event_update.update_id, edited=True)
         if inbound is not None:
             await app.accept(inbound)
 

@@ -447,9 +447,15 @@ class TelegramDesk:
         return await self._in_topic(card, call)
 
     async def _post_child(self, card: CaseCard, message: Outbound) -> None:
-        """What the child wrote or sent, copied into the topic."""
+        """What the child wrote or sent, copied into the topic; a line triage or the safety
+        policy marked is flagged so the counsellor cannot miss it."""
         if message.text:
-            await self._post(card, self.t("desk.child", text=message.text))
+            key = "desk.child"
+            if message.meta.get("danger"):
+                key = "desk.child.danger"
+            elif message.meta.get("check_in"):
+                key = "desk.child.check_in"
+            await self._post(card, self.t(key, text=message.text))
         if not message.attachments:
             return
         if card.channel != Channel.TELEGRAM:

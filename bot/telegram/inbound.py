@@ -41,8 +41,12 @@ def attachments_of(message: Message) -> tuple[Attachment, ...]:
     return ()
 
 
-def message_to_inbound(message: Message, update_id: int | None) -> Inbound | None:
-    """A private message from a person; None for anything else (channel posts, bots)."""
+def message_to_inbound(
+    message: Message, update_id: int | None, *, edited: bool = False
+) -> Inbound | None:
+    """A private message from a person; None for anything else (channel posts, bots).
+    ``edited``: the child changed a message they had sent (an ``edited_message`` update):
+    triage reads the new text like any other."""
     user = message.from_user
     if user is None or user.is_bot:
         return None
@@ -56,6 +60,7 @@ def message_to_inbound(message: Message, update_id: int | None) -> Inbound | Non
         locale_hint=user.language_code,
         update_id=str(update_id) if update_id is not None else None,
         kind=content_kind(message),
+        edited=edited,
     )
 
 

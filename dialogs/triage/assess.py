@@ -163,6 +163,20 @@ class Triage:
         danger, reach = score.danger, score.reach
         if score.danger >= thresholds["danger"]:
             layers.append("model")
+        elif verdict.danger and reach < thresholds.get("veto", 0.0):
+            # The lexicons fired, but the model is all but sure this is harmless (a game,
+            # homework, hyperbole): ask directly instead of raising an alarm.
+            return replace(
+                verdict,
+                danger=False,
+                check_in=True,
+                risk=Risk.MEDIUM,
+                score=danger,
+                reach=reach,
+                top=score.top,
+                about=about,
+                layers=("veto",),
+            )
         recent = [t for t in context if t.strip()][-(self.policy.context_messages - 1) :]
         if recent and not layers:
             joined = " \n ".join([*recent, text])

@@ -8,6 +8,8 @@ are for reporting only: never tune the lexicons, the corpus or the thresholds on
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,3 +96,23 @@ def default_sets(root: Path) -> list[tuple[Path, str]]:
 
 def report(sets: Sequence[tuple[Path, str]], root: Path) -> list[Figures]:
     return [evaluate(p, loc, name=str(p.relative_to(root))) for p, loc in sets]
+
+
+def timing(sets: Sequence[tuple[Path, str]]) -> dict[str, float]:
+    """Milliseconds per message over every text of the sets (the model loaded already)."""
+    texts: list[tuple[str, str]] = []
+    for path, locale in sets:
+        with path.open(encoding="utf-8") as fh:
+            data: dict[str, Any] = yaml.safe_load(fh)
+        texts += [(_text(e), locale) for e in (*data.get("danger", []), *data.get("safe", []))]
+    times = []
+    for text, locale in texts:
+        start = time.perf_counter()
+        assess(text, locale)
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return {
+        "messages": len(times),
+        "median_ms": round(statistics.median(times), 3) if times else 0.0,
+        "p99_ms": round(times[int(0.99 * (len(times) - 1))], 3) if times else 0.0,
+    }

@@ -219,6 +219,15 @@ def _out_of_fold(lines: list[Line], folds: int = 5) -> npt.NDArray[np.float64]:
     return probs
 
 
+def _lexicon_hits(lines: list[Line]) -> npt.NDArray[np.bool_]:
+    """Which lines the reviewed lexicons alone flag as danger."""
+    from .assess import Triage
+    from .normalize import tokenize
+
+    lexicon = Triage(model=None)
+    return np.array([lexicon.lexicon(tokenize(ln.text, ln.locale)).danger for ln in lines])
+
+
 def _threshold(scores: npt.NDArray[np.float64], rate: float) -> float:
     """The lowest threshold at which at most ``rate`` of ``scores`` reach it."""
     ranked = np.sort(scores)[::-1]
@@ -238,7 +247,18 @@ def train(corpus_dir: Path = CORPUS_DIR, out: Path = MODEL_PATH) -> dict[str, An
     safe = y == "safe"
     t_danger = _threshold(danger_oof[safe], DANGER_FALSE_ALARMS)
     t_reach = _threshold(reach_oof[safe], CHECKIN_ON_SAFE)
+    # The model may demote a lexicon hit to a check-in when it is very sure the text is
+    # harmless (hyperbole, games, homework): the threshold lets through at most 1% of the
+    # corpus's danger lines that the lexicons catch.
+    lexicon_hits = _lexicon_hits(lines)
+    flagged_danger = reach_oof[(y == "danger") & lexicon_hits]
+    t_veto = float(min(0.1, np.quantile(flagged_danger, 0.01))) if len(flagged_danger) else 0.0
+    vetoed_safe = safe & lexicon_hits & (reach_oof < t_veto)
     oof_rates = {
+        "lexicon_false_alarms": float(np.mean(lexicon_hits[safe])),
+        "lexicon_false_alarms_after_veto": float(
+            np.mean((lexicon_hits & ~vetoed_safe)[safe])
+        ),
         "danger_recall": float(np.mean(danger_oof[y == "danger"] >= t_danger)),
         "danger_reach": float(np.mean(reach_oof[y == "danger"] >= t_reach)),
         "concern_reach": float(np.mean(reach_oof[y == "concern"] >= t_reach)),
@@ -259,7 +279,7 @@ def train(corpus_dir: Path = CORPUS_DIR, out: Path = MODEL_PATH) -> dict[str, An
         "augmented": len(full),
         "seed": SEED,
         "calibration": {"danger": danger_cal, "reach": reach_cal},
-        "thresholds": {"danger": t_danger, "check_in": t_reach},
+        "thresholds": {"danger": t_danger, "check_in": t_reach, "veto": t_veto},
         "out_of_fold": oof_rates,
     }
     chars, words = vecs

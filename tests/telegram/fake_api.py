@@ -331,6 +331,12 @@ class FakeTelegram:
     async def child_says(self, user_id: int, text: str, lang: str = "ru") -> None:
         await self.push(self.private_message(user_id, lang, text=text))
 
+    async def child_edits(self, user_id: int, text: str, lang: str = "ru") -> None:
+        """The child edits a message they sent: Telegram sends an ``edited_message``."""
+        update = self.private_message(user_id, lang, text=text)
+        update["message"]["edit_date"] = int(time.time())
+        await self.push({"edited_message": update["message"]})
+
     async def child_presses(self, user_id: int, data: str, lang: str = "ru") -> str:
         """Press a button; returns the callback query id (to find its answerCallbackQuery)."""
         update = self.press(user_id, data, lang=lang)

@@ -119,3 +119,16 @@ async def test_every_button_press_is_answered_even_one_no_router_takes(tg: Harne
     await tg.fake.push(update)
     await tg.fake.answer_to(update["callback_query"]["id"])
     assert not tg.fake.sent_to(CHILD)
+
+
+async def test_an_edited_message_that_adds_danger_reaches_a_counsellor(tg: Harness) -> None:
+    await tg.start_as_child()
+    await tg.fake.text_to(CHILD, "Чем я могу помочь")
+    await tg.fake.child_says(CHILD, "у меня проблема")
+    await tg.fake.child_edits(CHILD, "у меня проблема: отчим бьёт меня каждый вечер")
+    told = await tg.fake.text_to(CHILD, "8-800-2000-122")
+    assert "124" in told.text and "112" in told.text
+    await tg.fake.text_to(CHILD, "Я передал это консультанту")
+    async with tg.app.db.session() as session:
+        [case] = await Repos(session).cases.queue()
+    assert case.risk == "critical" and case.category == "abuse"

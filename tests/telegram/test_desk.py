@@ -318,3 +318,17 @@ async def test_canned_replies_transfer_and_block_from_the_staff_group(tg: Harnes
 
 def _missing() -> Counsellor:
     raise AssertionError("boris is registered")
+
+
+async def test_danger_in_a_live_chat_is_flagged_in_the_topic(tg: Harness) -> None:
+    case_id, thread, _card = await tg.open_case()
+    await tg.take(case_id, thread)
+    await tg.fake.child_says(CHILD, "я больше не хочу жить")
+    # The child: the numbers, and that their own counsellor sees it (no "calling" cut-in).
+    told = await tg.fake.text_to(CHILD, "8-800-2000-122")
+    assert "124" in told.text
+    await tg.fake.text_to(CHILD, "Твой консультант видит это сообщение")
+    # The counsellor: the line flagged in the case's topic, and the risk raised.
+    flagged = await tg.fake.text_to(STAFF_CHAT, "ОПАСНОСТЬ", thread=thread)
+    assert "не хочу жить" in flagged.text
+    assert (await tg.case(case_id)).risk == "critical"

@@ -1,0 +1,145 @@
+"""The check-in band: when triage is unsure, the bot asks directly, as counsellors do; and the
+whole conversation is read: danger over several messages, or late in a very long one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from dialogs.escalation import Desk
+from dialogs.triage import assess
+from storage.models import Counsellor
+from tests.conftest import Chat, Clock
+
+UNSURE = "мне так плохо, всё бессмысленно"
+UNSURE_EN = "i feel like nothing matters anymore"
+ASK = "ты сейчас в безопасности?"
+
+
+def test_the_phrases_used_here_are_in_the_check_in_band() -> None:
+    for text, locale in ((UNSURE, "ru"), (UNSURE_EN, "en")):
+        verdict = assess(text, locale)
+        assert verdict.check_in and not verdict.danger, (text, verdict)
+
+
+async def _in_report(chat: Chat) -> None:
+    await chat.start_as_child()
+    await chat.press("случилось")
+    await chat.press("Оскорбляют")
+
+
+async def test_asked_directly_with_three_buttons_and_nothing_opened(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    chat = chat_factory()
+    await _in_report(chat)
+    await chat.say(UNSURE)
+    assert ASK in chat.text and "причинить себе вред" in chat.text
+    assert chat.buttons == ["Да, всё в безопасности", "Нет, не в безопасности",
+                            "Поговорить с человеком"]
+    assert "8-800-2000-122" not in chat.text
+    assert chat.desk == [] and await desk.queue() == []
+
+
+async def test_safe_goes_back_where_the_child_was(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    chat = chat_factory()
+    await _in_report(chat)
+    await chat.say(UNSURE)
+    await chat.press("Да, всё в безопасности")
+    assert "Спасибо за ответ" in chat.text
+    assert "Где это происходит" in chat.text and "Telegram" in chat.buttons
+    assert await desk.queue() == []
+    await chat.press("Telegram")  # the report goes on as before
+    assert "продолжается?" in chat.text
+
+
+async def test_not_safe_takes_the_danger_path(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    chat = chat_factory()
+    await _in_report(chat)
+    await chat.say(UNSURE)
+    await chat.press("Нет, не в безопасности")
+    for number in ("112", "8-800-2000-122", "124"):
+        assert number in chat.text
+    assert "Я передал это консультанту" in chat.text
+    [notice] = chat.desk
+    assert notice.critical and notice.meta["danger"] == "check-in"
+    [case] = await desk.queue()
+    assert case.risk == "critical"
+
+
+async def test_talk_to_a_person_takes_the_danger_path_too(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    chat = chat_factory(locale="en")
+    await chat.start_as_child()
+    await chat.say(UNSURE_EN)
+    assert "are you safe right now?" in chat.text
+    await chat.press("Talk to a person")
+    assert "8-800-2000-122" in chat.text and "I've passed this to a counsellor" in chat.text
+    [case] = await desk.queue()
+    assert case.risk == "high"
+
+
+async def test_at_most_one_check_in_per_half_hour(
+    chat_factory: Callable[..., Chat], clock: Clock
+) -> None:
+    chat = chat_factory()
+    await _in_report(chat)
+    await chat.say(UNSURE)
+    await chat.press("Да, всё в безопасности")
+    await chat.say("всё равно всё бессмысленно и плохо")
+    assert ASK not in chat.text
+    clock.now += timedelta(minutes=31)
+    await chat.say(UNSURE)
+    assert ASK in chat.text
+
+
+async def test_never_in_a_live_chat_the_counsellor_sees_a_flag(
+    chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor
+) -> None:
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.press("человеком")
+    [case] = await desk.queue()
+    assert (await desk.take(counsellor, case.id)).ok
+    await chat.say(UNSURE)
+    assert chat.replies == []
+    [notice] = chat.desk
+    assert notice.meta.get("check_in") == "1" and notice.text == UNSURE
+
+
+async def test_signals_over_three_messages_add_up(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    texts = ["я раздала свои вещи друзьям", "написала всем прощальные письма", "сегодня ночью"]
+    assert not any(assess(t, "ru").danger for t in texts), "each alone is not danger"
+    chat = chat_factory()
+    await chat.start_as_child()
+    for text in texts:
+        await chat.say(text)
+        if ASK in chat.text:
+            await chat.press("Да, всё в безопасности")
+    assert "8-800-2000-122" in chat.text
+    [case] = await desk.queue()
+    assert case.risk == "critical"
+
+
+async def test_a_danger_phrase_after_the_4000th_character_escalates(
+    chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor
+) -> None:
+    story = "сегодня в школе была контрольная по алгебре и потом мы пошли в столовую. " * 60
+    assert len(story) > 4000
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.say(story + "а вечером отчим опять избил меня ремнём")
+    assert "только начало" in chat.text  # the transcript keeps the first 4,000 characters
+    assert "8-800-2000-122" in chat.text
+    [case] = await desk.queue()
+    assert case.risk == "critical" and case.category == "abuse"
+    view = await desk.view(counsellor, case.id)
+    assert not isinstance(view, str)
+    assert all(len(line.text) <= 4000 for line in view.transcript)

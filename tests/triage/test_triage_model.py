@@ -1,0 +1,85 @@
+"""The trained layer: built from the shipped corpus (provably), loaded without unpickling,
+and scoring the way scikit-learn does."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dialogs.triage.features import features, join_spelled
+from dialogs.triage.model import MODEL_PATH, TriageModel, load_model
+from dialogs.triage.train import corpus_sha256, read_corpus, train
+
+
+def test_the_shipped_model_was_built_from_the_shipped_corpus() -> None:
+    model = load_model()
+    assert model is not None, "run `helpline triage train` and commit data/model.npz"
+    assert model.corpus_sha256 == corpus_sha256(), (
+        "the corpus changed since the model was trained: run `helpline triage train`"
+    )
+
+
+def test_the_model_file_holds_plain_arrays_only() -> None:
+    with np.load(MODEL_PATH, allow_pickle=False) as data:  # raises on any pickled object
+        assert all(data[k].dtype != object for k in data.files)
+
+
+def test_the_corpus_is_big_covers_every_label_and_has_no_duplicates() -> None:
+    lines = read_corpus()
+    assert len(lines) >= 4000
+    by_label = {label: sum(ln.label == label for ln in lines)
+                for label in ("danger", "concern", "safe")}
+    assert min(by_label.values()) >= 400, by_label
+    assert {ln.locale for ln in lines} == {"ru", "en"}
+
+
+@pytest.mark.skipif(
+    bool(os.environ.get("HELPLINE_TEST_DATABASE_URL")),
+    reason="database-independent; the SQLite run retrains once",
+)
+def test_retraining_reproduces_the_shipped_model(tmp_path: Path) -> None:
+    out = tmp_path / "model.npz"
+    meta = train(out=out)
+    shipped, again = load_model(), TriageModel(out)
+    assert shipped is not None
+    assert meta["corpus_sha256"] == shipped.corpus_sha256
+    assert again.thresholds == pytest.approx(shipped.thresholds)
+    np.testing.assert_allclose(again.coef, shipped.coef, atol=1e-4)
+    probe = ["хочу умереть", "i killed the boss", "привет", "he wants pics and says dont tell"]
+    for text in probe:
+        doc = features(text, "ru")[0]
+        np.testing.assert_allclose(again.probabilities(doc), shipped.probabilities(doc),
+                                   atol=1e-4)
+
+
+def test_run_time_scoring_matches_scikit_learn() -> None:
+    from dialogs.triage.train import _matrix, _vectorizers, augment
+
+    lines = read_corpus()[::10]
+    docs = [features(ln.text, ln.locale)[0] for ln in augment(lines)]
+    vecs = _vectorizers()
+    x = _matrix(vecs, docs, fit=True).toarray()
+    chars, words = vecs
+    model = load_model()
+    assert model is not None
+    # Re-vectorise with our own transform on the same vocabulary and compare.
+    from dialogs.triage.model import _Vocab, char_ngrams, word_ngrams
+
+    cv = _Vocab(list(chars.get_feature_names_out()), chars.idf_, 0)
+    wv = _Vocab(list(words.get_feature_names_out()), words.idf_, len(cv.index))
+    for row, doc in zip(x[:50], docs[:50], strict=True):
+        ours = np.zeros_like(row)
+        merged = cv.vector(char_ngrams(doc.chars)) | wv.vector(word_ngrams(doc.stems))
+        for i, v in merged.items():
+            ours[i] = v
+        np.testing.assert_allclose(ours, row, atol=1e-9)
+
+
+def test_spelt_out_words_are_joined() -> None:
+    assert join_spelled("хочу у м е р е т ь") == "хочу умереть"
+    assert join_spelled("s.u.i.c.i.d.e") == "suicide"
+    assert join_spelled("ре*жу руки") == "режу руки"
+    assert join_spelled("я и ты") == "я и ты"
