@@ -162,6 +162,7 @@ ERRORS = {
     DeskError.NO_CASE: "there is no such case",
     DeskError.TAKEN: "someone else holds this case (or it changed meanwhile)",
     DeskError.NOT_YOURS: "this case is not yours to act on",
+    DeskError.CHILD_LEFT: "the child ended the chat: close the case with an outcome",
     DeskError.BAD_OUTCOME: "unknown outcome; type 'help' for the list",
     DeskError.BAD_RISK: "unknown risk level, or lowering the risk without a note",
     DeskError.CLOSED: "the case is closed",

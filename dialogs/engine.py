@@ -345,7 +345,8 @@ class DialogEngine:
             return False
         where = self._where(turn)
         now = self.clock()
-        if where is Where.LIVE:
+        if where in (Where.LIVE, Where.WAITING):
+            # A counsellor has (or is about to have) the chat: flag the line for them.
             case = await turn.repos.cases.open_for_user(turn.user.id)
             if case is not None:
                 turn.extra.append(
@@ -476,6 +477,21 @@ class DialogEngine:
         return None
 
     # ------------------------------------------------------------------ danger
+    async def _open_or_reopen(self, turn: _Turn) -> Case | None:
+        """The user's open case; or the one they ended a chat on, back in the queue."""
+        case = await turn.repos.cases.open_for_user(turn.user.id)
+        if case is not None:
+            return case
+        case = await turn.repos.cases.reopen_left(turn.user.id)
+        if case is not None:
+            await turn.repos.audit.record(
+                "child_returned", counsellor_id=None, case_id=case.id, detail=""
+            )
+            turn.extra.append(
+                self._desk_notice(case, DeskEvent.CASE_UPDATED, self.catalogue.t("desk.child_back", self.policy.config.staff_locale))
+            )
+        return case
+
     async def _acted_on(self, turn: _Turn) -> None:
         """Mark the texts so far as acted on: triage's context starts after them."""
         if turn.message is not None:
@@ -484,10 +500,14 @@ class DialogEngine:
 
     def _where(self, turn: _Turn) -> Where:
         conv = turn.conv
-        if conv.flow == "counselling" and conv.state == "connected":
-            return Where.LIVE
-        if conv.flow == "counselling" and conv.state == "waiting":
-            return Where.WAITING
+        if conv.flow == "counselling":
+            state = conv.state
+            if state == "ending":
+                state = str(turn.ctx.data.get("before_end") or "waiting")
+            if state == "connected":
+                return Where.LIVE
+            if state == "waiting":
+                return Where.WAITING
         return Where.MENU if conv.flow == "start" else Where.FLOW
 
     async def _danger(self, turn: _Turn, danger: Danger) -> None:
@@ -501,7 +521,7 @@ class DialogEngine:
         """The safety policy's case move: open a case at the danger's risk, or raise the open
         one, and alert the desk with the line flagged."""
         flags = decision.flags
-        case = await turn.repos.cases.open_for_user(turn.user.id)
+        case = await self._open_or_reopen(turn)
         if case is None:
             case = await self._open_case(
                 turn,
@@ -534,7 +554,7 @@ class DialogEngine:
     # ------------------------------------------------------------------ commands and buttons
     async def _command(self, turn: _Turn, name: str) -> None:
         ctx, conv = turn.ctx, turn.conv
-        in_chat = conv.flow == "counselling" and conv.state in ("waiting", "connected")
+        in_chat = conv.flow == "counselling" and conv.state in ("waiting", "connected", "ending")
         if name in ("start", "menu"):
             if in_chat:
                 ctx.say(
@@ -592,7 +612,7 @@ class DialogEngine:
         ctx, conv = turn.ctx, turn.conv
         name, _, value = action.partition("=")
         if name == "menu":
-            if conv.flow == "counselling" and conv.state in ("waiting", "connected"):
+            if conv.flow == "counselling" and conv.state in ("waiting", "connected", "ending"):
                 ctx.say(ctx.t("counselling.busy"))
                 self._prompt(turn, reprompt=True)
                 return
@@ -644,6 +664,10 @@ class DialogEngine:
         case = await turn.repos.cases.open_for_user(turn.user.id)
         if case is not None:
             turn.extra.append(self._desk_notice(case, DeskEvent.CHILD_LEFT, "/forget"))
+            # The case is closed as "the child erased their data"; the trail says only that.
+            await turn.repos.audit.record(
+                "child_erased", counsellor_id=None, case_id=case.id, detail=""
+            )
         files = await turn.repos.users.erase(turn.user.id)
         await asyncio.to_thread(_unlink_all, files)
         turn.ctx.say(turn.ctx.t("forget.done"))
@@ -720,7 +744,7 @@ class DialogEngine:
         cols = max(step.columns, 1)
         rows = [tuple(buttons[i : i + cols]) for i in range(0, len(buttons), cols)]
         if spec.name not in ("start",) and not (
-            spec.name == "counselling" and step.name in ("waiting", "connected")
+            spec.name == "counselling" and step.name in ("waiting", "connected", "ending")
         ):
             rows.append((Button(ctx.t("menu.back"), "g|menu"),))
         return tuple(rows)
@@ -874,7 +898,7 @@ class DialogEngine:
         from dialogs.flows.child_report import WHAT
 
         ctx, repos = turn.ctx, turn.repos
-        case = await repos.cases.open_for_user(turn.user.id)
+        case = await self._open_or_reopen(turn)
         if case is not None:
             if risk == Risk.CRITICAL.value and case.risk != risk:
                 case.risk, case.risk_rank = Risk.CRITICAL.value, Risk.CRITICAL.rank
@@ -1064,9 +1088,16 @@ class _Services:
         await self.engine.escalate(self.turn, category=category, risk=risk)
 
     async def child_left(self, ctx: TurnContext) -> None:
+        """The child ended the chat: the counsellor is told at once; a held case says so
+        (and frees the counsellor's place), a waiting one stays in the queue as promised."""
         turn = self.turn
         case = await turn.repos.cases.open_for_user(turn.user.id)
         if case is not None:
+            if await turn.repos.cases.mark_left(case.id):
+                case.status = "left"
+            await turn.repos.audit.record(
+                "child_left", counsellor_id=None, case_id=case.id, detail=case.status
+            )
             turn.extra.append(self.engine._desk_notice(case, DeskEvent.CHILD_LEFT, ""))
         turn.conv.case_id = None
 

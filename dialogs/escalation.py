@@ -22,7 +22,7 @@ from dialogs.messages import DESK, Address, Attachment, Button, ContentKind, Des
 from dialogs.operations import AFTER_HOURS, DeskConfig
 from dialogs.taxonomy import Risk, category_chi_group, is_category, is_outcome
 from storage.models import Case, Counsellor, User, utcnow
-from storage.repositories import Repos
+from storage.repositories import LEFT, Repos
 
 SUPERVISOR = "supervisor"
 ROLES = ("counsellor", SUPERVISOR)
@@ -46,6 +46,7 @@ class DeskError(StrEnum):
     BAD_BLOCK = "bad_block"
     NOT_BLOCKED = "not_blocked"
     BAD_CATEGORY = "bad_category"
+    CHILD_LEFT = "child_left"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +264,7 @@ class Desk:
             return DeskError.CLOSED
         if case.owner_id != counsellor.id and counsellor.role != SUPERVISOR:
             return DeskError.NOT_YOURS
-        if case.status != "active":
+        if case.status not in ("active", LEFT):
             return DeskError.NOT_YOURS
         return case
 
@@ -302,6 +303,10 @@ class Desk:
         user = await repos.users.get(case.user_id) if case.user_id is not None else None
         if user is None:
             return _fail(DeskError.CHILD_GONE, case_id)
+        if case.status == LEFT:
+            # The child ended the chat: a message now would land in their menu. Close the case
+            # with an outcome; if the child comes back, the case returns to the queue.
+            return _fail(DeskError.CHILD_LEFT, case_id)
         text = text_for(self._locale(case, user))
         await repos.messages.add(
             user.id, "counsellor", text, case_id=case_id, counsellor_id=counsellor.id

@@ -31,6 +31,9 @@ from storage.models import (
 )
 
 OPEN_STATUSES = ("waiting", "active")
+# The child ended the chat (or left): the counsellor is told, their place is freed, and the
+# case waits to be closed with an outcome; if the child comes back it returns to the queue.
+LEFT = "left"
 
 
 def _address_hash(channel: str, address: str) -> str:
@@ -204,6 +207,12 @@ class UserRepo(_Repo):
         ]
         await self.session.execute(delete(Message).where(Message.user_id == user_id))
         await self.session.execute(delete(Attachment).where(Attachment.user_id == user_id))
+        # A case still open is closed: nobody is left to answer.
+        await self.session.execute(
+            update(Case)
+            .where(Case.user_id == user_id, Case.status.in_((*OPEN_STATUSES, LEFT)))
+            .values(status="closed", outcome="child-erased", closed_at=utcnow())
+        )
         await self.session.execute(
             update(Case)
             .where(Case.user_id == user_id)
@@ -315,6 +324,26 @@ class CaseRepo(_Repo):
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def mark_left(self, case_id: int) -> bool:
+        """The child ended a chat a counsellor holds: the case says so and frees the place."""
+        result = await self.session.execute(
+            update(Case).where(Case.id == case_id, Case.status == "active").values(status=LEFT)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def reopen_left(self, user_id: int) -> Case | None:
+        """The child who ended a chat is back: their case returns to the queue."""
+        stmt = (
+            select(Case)
+            .where(Case.user_id == user_id, Case.status == LEFT)
+            .order_by(Case.id.desc())
+            .limit(1)
+        )
+        case = (await self.session.execute(stmt)).scalar_one_or_none()
+        if case is not None:
+            case.status, case.owner_id = "waiting", None
+        return case
+
     async def open(
         self,
         *,
@@ -388,7 +417,11 @@ class CaseRepo(_Repo):
     async def close(self, case_id: int, counsellor_id: int, outcome: str) -> bool:
         result = await self.session.execute(
             update(Case)
-            .where(Case.id == case_id, Case.status == "active", Case.owner_id == counsellor_id)
+            .where(
+                Case.id == case_id,
+                Case.status.in_(("active", LEFT)),
+                Case.owner_id == counsellor_id,
+            )
             .values(status="closed", outcome=outcome, closed_at=utcnow())
         )
         return bool(getattr(result, "rowcount", 0) == 1)

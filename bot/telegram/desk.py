@@ -306,6 +306,8 @@ class TelegramDesk:
                         opened=card.created_at.strftime("%Y-%m-%d %H:%M"))]
         if card.status == "active":
             lines.append(self.t("desk.status.active", name=card.owner or "?"))
+        elif card.status == "left":
+            lines.append(self.t("desk.status.left", name=card.owner or "?"))
         elif card.status == "closed":
             lines.append(self.t("desk.status.closed",
                                 outcome=outcome_label(card.outcome or "", self.locale)))

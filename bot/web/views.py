@@ -56,6 +56,7 @@ ERROR_STATUS = {
     DeskError.BAD_RISK: 400,
     DeskError.CLOSED: 409,
     DeskError.CHILD_GONE: 410,
+    DeskError.CHILD_LEFT: 410,
     DeskError.AT_CAPACITY: 409,
     DeskError.NO_COUNSELLOR: 400,
     DeskError.BAD_TRANSFER: 400,

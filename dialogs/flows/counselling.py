@@ -22,7 +22,23 @@ class CounsellingModel(FlowModel):
         await self.ctx.services.keep_evidence(self.ctx, event.kwargs["attachments"])
         self.ctx.prompted = True
 
+    def remember_state(self, event: Any) -> None:
+        self.ctx.data["before_end"] = event.transition.source
+
+    def was_connected(self, event: Any) -> bool:
+        return bool(self.ctx.data.get("before_end") == "connected")
+
+    def on_stay(self, event: Any) -> None:
+        self.ctx.data.pop("before_end", None)
+        self.ctx.say(self.ctx.t("counselling.end.stay"))
+        self.ctx.prompted = True
+
+    async def relay_back(self, event: Any) -> None:
+        self.ctx.data.pop("before_end", None)
+        await self.relay(event)
+
     async def leave(self, event: Any) -> None:
+        self.ctx.data.pop("before_end", None)
         await self.ctx.services.child_left(self.ctx)
         self.ctx.say(self.ctx.t("counselling.left"))
         self.ctx.go("start", "menu")
@@ -64,6 +80,16 @@ FLOW = FlowSpec(
             attachments=True,
             options=(Option("end", "counselling.end", trigger="end"),),
         ),
+        Step(
+            "ending",
+            prompt="counselling.end.ask",
+            free_text=True,
+            options=(
+                Option("yes", "counselling.end.yes", trigger="confirm"),
+                Option("no", "counselling.end.no", trigger="stay"),
+            ),
+            columns=2,
+        ),
         Step("rating", prompt="counselling.closed", options=RATINGS, columns=5),
         Step(
             "comment",
@@ -89,24 +115,47 @@ FLOW = FlowSpec(
         },
         {
             "trigger": "taken",
-            "source": ["waiting", "connected"],
+            "source": ["waiting", "connected", "ending"],
             "dest": "connected",
             "after": "on_taken",
         },
         {
             "trigger": "released",
-            "source": ["waiting", "connected"],
+            "source": ["waiting", "connected", "ending"],
             "dest": "waiting",
             "after": "on_released",
         },
-        {"trigger": "closed", "source": ["waiting", "connected"], "dest": "rating"},
+        {"trigger": "closed", "source": ["waiting", "connected", "ending"], "dest": "rating"},
+        # Ending a chat is one press away from losing the counsellor: it asks first.
         {
             "trigger": "end",
             "source": ["waiting", "connected"],
+            "dest": "ending",
+            "before": "remember_state",
+        },
+        {
+            "trigger": "confirm",
+            "source": "ending",
             "dest": None,
             "after": "leave",
             "exit": "start.menu",
         },
+        {
+            "trigger": "stay",
+            "source": "ending",
+            "dest": "connected",
+            "conditions": "was_connected",
+            "after": "on_stay",
+        },
+        {"trigger": "stay", "source": "ending", "dest": "waiting", "after": "on_stay"},
+        {
+            "trigger": "text",
+            "source": "ending",
+            "dest": "connected",
+            "conditions": "was_connected",
+            "after": "relay_back",
+        },
+        {"trigger": "text", "source": "ending", "dest": "waiting", "after": "relay_back"},
         {"trigger": "answer", "source": "rating", "dest": "comment", "after": "keep_rating"},
         {"trigger": "text", "source": "comment", "dest": "finished", "before": "finish"},
         {"trigger": "skip", "source": "comment", "dest": "finished", "before": "finish"},

@@ -59,6 +59,7 @@ async def test_the_waiting_child_hears_their_place_once_per_interval(
     assert mine[0].buttons[0][0].label == "Завершить разговор"
     assert to_children(await desk.sweep(start + timedelta(minutes=16))) == []
     await chat.press("Завершить разговор")  # the child leaves the chat: no more updates
+    await chat.press("Да, завершить")
     later = to_children(await desk.sweep(start + timedelta(minutes=31)))
     assert [m.to.chat_id for m in later] == ["chat-ahead"]
     assert "ты 1-й" in later[0].text

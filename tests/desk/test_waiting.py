@@ -151,6 +151,8 @@ async def test_leaving_while_waiting_and_coming_back_to_the_same_case(
     [first, case] = await desk.queue()
     assert "2-й в очереди" in chat.text
     await chat.press("Завершить разговор")
+    assert "Консультант увидит, что разговор завершён" in chat.text
+    await chat.press("Да, завершить")
     assert "обращение сохранено" in chat.text
     assert [c.id for c in await desk.queue()] == [first.id, case.id], "the case keeps waiting"
     await chat.press("Поговорить с человеком")
