@@ -487,9 +487,8 @@ class DialogEngine:
             await turn.repos.audit.record(
                 "child_returned", counsellor_id=None, case_id=case.id, detail=""
             )
-            turn.extra.append(
-                self._desk_notice(case, DeskEvent.CASE_UPDATED, self.catalogue.t("desk.child_back", self.policy.config.staff_locale))
-            )
+            back = self.catalogue.t("desk.child_back", self.policy.config.staff_locale)
+            turn.extra.append(self._desk_notice(case, DeskEvent.CASE_UPDATED, back))
         return case
 
     async def _acted_on(self, turn: _Turn) -> None:
@@ -897,7 +896,7 @@ class DialogEngine:
     ) -> None:
         from dialogs.flows.child_report import WHAT
 
-        ctx, repos = turn.ctx, turn.repos
+        ctx = turn.ctx
         case = await self._open_or_reopen(turn)
         if case is not None:
             if risk == Risk.CRITICAL.value and case.risk != risk:
