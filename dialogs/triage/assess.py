@@ -153,65 +153,70 @@ class Triage:
     def assess(self, text: str, locale: str, context: Sequence[str] = ()) -> Assessment:
         """Assess one message (see :func:`assess`)."""
         tokens = tokenize(text, locale)
-        verdict = self.lexicon(tokens)
-        about = self._about(tokens)
+        verdict = replace(self.lexicon(tokens), about=self._about(tokens))
         if self.model is None:
-            return replace(verdict, about=about)
+            return verdict
         score = self.model.score(text, locale)
         thresholds = self.model.thresholds
         layers = list(verdict.layers)
-        danger, reach = score.danger, score.reach
         if score.danger >= thresholds["danger"]:
             layers.append("model")
-        elif verdict.danger and reach < thresholds.get("veto", 0.0):
+        elif verdict.danger and score.reach < thresholds.get("veto", 0.0):
             # The lexicons fired, but the model is all but sure this is harmless (a game,
             # homework, hyperbole): ask directly instead of raising an alarm.
-            return replace(
-                verdict,
-                danger=False,
-                check_in=True,
-                risk=Risk.MEDIUM,
-                score=danger,
-                reach=reach,
-                top=score.top,
-                about=about,
-                layers=("veto",),
-            )
-        recent = [t for t in context if t.strip()][-(self.policy.context_messages - 1) :]
-        if recent and not layers:
-            joined = " \n ".join([*recent, text])
-            together = self.model.score(joined, locale)
-            if together.danger >= thresholds["danger"] or self.lexicon(
-                tokenize(joined, locale)
-            ).danger:
-                layers.append("context")
-                score = together
-            danger, reach = max(danger, together.danger), max(reach, together.reach)
+            return self._unsure(verdict, score, check_in=True, layers=("veto",))
         if not layers:
-            return replace(
-                verdict,
-                check_in=reach >= thresholds["check_in"],
-                risk=Risk.MEDIUM if reach >= thresholds["check_in"] else verdict.risk,
-                score=danger,
-                reach=reach,
-                top=score.top,
-                about=about,
-            )
+            score, together = self._with_context(score, text, locale, context)
+            if together:
+                layers.append("context")
+        if not layers:
+            return self._unsure(verdict, score, check_in=score.reach >= thresholds["check_in"])
         signals = verdict.signals or (self._model_signal(score),)
         category, risk = self.policy.signals[signals[0]]
         if verdict.danger:
             category, risk = verdict.category, verdict.risk
-        return Assessment(
+        return replace(
+            verdict,
             danger=True,
             signals=signals,
             category=category,
             risk=risk,
-            matched=verdict.matched,
-            score=danger,
-            reach=max(reach, danger),
+            score=score.danger,
+            reach=max(score.reach, score.danger),
             top=score.top,
-            about=about,
             layers=tuple(layers),
+        )
+
+    def _with_context(
+        self, score: Score, text: str, locale: str, context: Sequence[str]
+    ) -> tuple[Score, bool]:
+        """The third layer: the message read together with the conversation's last texts.
+        Returns the stronger score and whether the texts together are danger."""
+        assert self.model is not None
+        recent = [t for t in context if t.strip()][-(self.policy.context_messages - 1) :]
+        if not recent:
+            return score, False
+        joined = " \n ".join([*recent, text])
+        together = self.model.score(joined, locale)
+        danger = together.danger >= self.model.thresholds["danger"]
+        if danger or self.lexicon(tokenize(joined, locale)).danger:
+            return together, True
+        stronger = together if together.reach > score.reach else score
+        return stronger, False
+
+    def _unsure(
+        self, verdict: Assessment, score: Score, *, check_in: bool, layers: tuple[str, ...] = ()
+    ) -> Assessment:
+        """No danger: a check-in (risk medium) or nothing, with the model's figures."""
+        return replace(
+            verdict,
+            danger=False,
+            check_in=check_in,
+            risk=Risk.MEDIUM if check_in else verdict.risk,
+            score=score.danger,
+            reach=score.reach,
+            top=score.top,
+            layers=layers,
         )
 
 
