@@ -191,7 +191,21 @@ class DialogEngine:
         await self._run(turn, inbound)
         if user.id is not None and await repos.users.get(user.id) is not None:
             self._save(turn)
+            await self._transcribe_bot(turn)
         return await self._persist(repos, turn.ctx.out + turn.extra)
+
+    async def _transcribe_bot(self, turn: _Turn) -> None:
+        """What the bot told a child whose case is open (the numbers, the waiting notices)
+        goes into the transcript, so the counsellor reads what the child read."""
+        conv = turn.conv
+        if conv.flow != "counselling" or conv.case_id is None:
+            return
+        for message in turn.ctx.out:
+            if message.to == turn.ctx.address and message.text:
+                await turn.repos.messages.add(
+                    turn.user.id, "bot", message.text, case_id=conv.case_id,
+                    created_at=self.clock(),
+                )
 
     async def _persist(self, repos: Repos, messages: list[Outbound]) -> list[Outbound]:
         """Write every reply to the outbox in the same transaction as the state change, so a

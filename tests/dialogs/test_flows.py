@@ -150,7 +150,10 @@ async def test_counselling_relay_close_and_rating(
     view = await desk.view(counsellor, case.id)
     assert not isinstance(view, str)
     assert "child-1" not in str(view), "the child's account is never shown"
-    assert [line.sender for line in view.transcript][-3:] == ["counsellor", "child", "child"]
+    # The bot's own words to the child are in the transcript too.
+    assert [line.sender for line in view.transcript][-4:] == [
+        "counsellor", "child", "bot", "child"
+    ]
     note = await desk.note(counsellor, case.id, "Травля в классе, мама не знает")
     assert note.ok and not note.outbound
     closed = await desk.close(counsellor, case.id, "advice-given")

@@ -193,8 +193,11 @@ async def test_danger_in_a_live_chat_flags_the_counsellor_without_cutting_in(
     assert notice.text or notice.attachments
     view = await desk.view(counsellor, case.id)
     assert not isinstance(view, str) and view.summary.risk == "critical"
+    # The counsellor reads what the child was shown: the numbers are in the transcript.
+    assert any(line.sender == "bot" and "8-800-2000-122" in line.text
+               for line in view.transcript)
     # The child is still in the chat with their counsellor: what they write next reaches them.
-    await chat.say("он опять пишет")
+    await chat.say("спасибо что ответили")
     assert [n.desk_event for n in chat.desk] == [DeskEvent.CHILD_MESSAGE]
     assert chat.replies == []
 
