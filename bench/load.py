@@ -126,7 +126,7 @@ class Texts:
         self.closed = p("counselling.closed")
         self.rate_why = p("rate.why")
         self.rate_thanks = p("rate.thanks")
-        self.danger = p("danger.message")
+        self.danger = p("safety.open.self")
         self.flood = p("flood.wait")
         self.card = p("desk.card.head", catalogue=desk)
         self.picker = p("desk.close.pick", catalogue=desk)

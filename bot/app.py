@@ -133,6 +133,7 @@ def build_app(
             queue_update_minutes=settings.queue_update_minutes,
             estimate_days=settings.wait_estimate_days,
             staff_locale=settings.default_locale,
+            region=settings.helpline_region,
         )
     )
     engine = DialogEngine(

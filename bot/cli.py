@@ -261,7 +261,7 @@ def _triage(settings: Settings, args: argparse.Namespace) -> int:
 
     result = assess(" ".join(words), args.locale)
     if args.json:
-        print(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+        print(json.dumps(result.to_json(explain=True), ensure_ascii=False, indent=2))
     else:
         verdict = "danger" if result.danger else "check-in" if result.check_in else "none"
         print(

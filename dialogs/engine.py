@@ -324,6 +324,9 @@ class DialogEngine:
             source = Source.EDITED
         elif inbound.attachments:
             source = Source.CAPTION
+        user = turn.user
+        if await turn.repos.blocks.active_for(user.channel, user.external_id, self.clock()):
+            source = Source.BLOCKED  # blocked for abuse, yet danger still reaches a person
         await self._danger(
             turn,
             Danger(
@@ -369,6 +372,7 @@ class DialogEngine:
                     )
                 )
                 turn.ctx.prompted = True
+                await self._acted_on(turn)  # the counsellor has seen it
                 return True
             return False
         if not self.safety.may_check_in(turn.ctx.data, where, now):
@@ -756,9 +760,12 @@ class DialogEngine:
         buttons = [Button(ctx.t(o.label), f"{spec.code}|{step.name}|{o.value}") for o in options]
         cols = max(step.columns, 1)
         rows = [tuple(buttons[i : i + cols]) for i in range(0, len(buttons), cols)]
-        if spec.name not in ("start",) and not (
-            spec.name == "counselling" and step.name in ("waiting", "connected", "ending")
-        ):
+        triggers = {o.trigger for o in options}
+        in_chat = spec.name == "counselling" and step.name in ("waiting", "connected", "ending")
+        # "Talk to a person" on every step, once; "back to the menu" outside the menu and chat.
+        if spec.name != "counselling" and "person" not in triggers:
+            rows.append((Button(ctx.t("menu.person"), "g|person"),))
+        if spec.name != "start" and not in_chat and "menu" not in triggers:
             rows.append((Button(ctx.t("menu.back"), "g|menu"),))
         return tuple(rows)
 
@@ -809,7 +816,7 @@ class DialogEngine:
         else:
             ctx.say(ctx.t("fallback.none"))
         step = FLOWS[turn.conv.flow].step(turn.conv.state)
-        buttons = (*self._step_buttons(turn), (Button(ctx.t("menu.person"), "g|person"),))
+        buttons = self._step_buttons(turn)
         text_key = step.prompt or "fallback.continue"
         ctx.say(ctx.t(text_key), buttons)
         ctx.prompted = True
@@ -967,6 +974,9 @@ class DialogEngine:
         if conv is None:
             return []
         turn = self._turn(repos, user, conv)
+        if trigger == "closed":
+            # A counsellor has heard all of it: triage's context starts afresh.
+            turn.ctx.data["triage_acted_on"] = await repos.messages.last_id(user.id)
         if conv.flow != "counselling" or conv.case_id != case.id:
             if trigger == "taken":
                 self._enter_counselling(turn, case)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from dialogs.contacts import render as render_contacts
 from dialogs.flows.base import TurnContext
 from dialogs.hours import OpeningHours, load_hours
 from dialogs.messages import Inbound
@@ -41,6 +42,7 @@ class DeskConfig:
     estimate_window: timedelta = timedelta(days=7)
     estimate_sample: int = 50
     staff_locale: str = "ru"
+    region: str = "ru"  # whose emergency contacts the after-hours notice shows
 
     @classmethod
     def load(
@@ -52,6 +54,7 @@ class DeskConfig:
         queue_update_minutes: int = 15,
         estimate_days: int = 7,
         staff_locale: str = "ru",
+        region: str = "ru",
     ) -> DeskConfig:
         """The running bot's configuration: hours from `hours_file` (default: the data file)."""
         return cls(
@@ -61,6 +64,7 @@ class DeskConfig:
             queue_update_after=timedelta(minutes=queue_update_minutes),
             estimate_window=timedelta(days=estimate_days),
             staff_locale=staff_locale,
+            region=region,
         )
 
 
@@ -92,7 +96,8 @@ class DeskPolicy:
         if case is not None and case.risk == Risk.CRITICAL.value:
             return False
         if await repos.blocks.mark_notified(block.id, now):
-            ctx.say(ctx.t("blocked.notice"))
+            contacts = render_contacts(self.config.region, ctx.locale)
+            ctx.say(ctx.t("blocked.notice") + "\n" + contacts)
         return True
 
     # ------------------------------------------------------------------ waiting
@@ -133,7 +138,9 @@ class DeskPolicy:
             return (
                 ctx.t("counselling.after_hours", case=case.id, position=position, back=back)
                 + "\n\n"
-                + ctx.t("emergency.contacts")
+                + ctx.t("emergency.contacts.head")
+                + "\n"
+                + render_contacts(self.config.region, ctx.locale)
             )
         if again:
             return ctx.t("counselling.still_waiting", case=case.id, position=position)

@@ -151,10 +151,11 @@ class SafetyPolicy:
         """The one entry point: decide, then have the engine carry it out."""
         where = actions.where()
         decision = self.decide(ctx, danger, where, now)
-        for text in decision.words:
-            actions.say(text)
         case_id, position = await actions.open_or_raise(danger, decision)
-        actions.say(self.person_words(ctx, where, case_id, position, now))
+        # One message: the numbers first, then who answers and when (a chat gets one message
+        # a second, so three would keep the last words waiting).
+        person = self.person_words(ctx, where, case_id, position, now)
+        actions.say("\n".join(decision.words) + "\n\n" + person)
         if decision.enter_chat:
             actions.enter_chat()
         ctx.data["privacy_case_told"] = True

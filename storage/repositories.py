@@ -262,6 +262,11 @@ class MessageRepo(_Repo):
         self.session.add(msg)
         return msg
 
+    async def last_id(self, user_id: int) -> int:
+        """The id of the user's latest transcript line (0 when there is none)."""
+        stmt = select(func.max(Message.id)).where(Message.user_id == user_id)
+        return int((await self.session.execute(stmt)).scalar_one_or_none() or 0)
+
     async def recent_child_texts(
         self, user_id: int, since: datetime, limit: int, after_id: int = 0
     ) -> list[str]:

@@ -40,9 +40,11 @@ class Assessment:
     about: str = "self"
     layers: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict (for ``helpline triage --json`` and logs)."""
-        return {
+    def to_json(self, *, explain: bool = False) -> dict[str, object]:
+        """A JSON-ready dict (for ``helpline triage --json`` and logs). ``explain`` adds the
+        model's top n-grams: fragments of the text, for a reviewer's own input only, never
+        for logs of children's messages."""
+        data: dict[str, object] = {
             "danger": self.danger,
             "check_in": self.check_in,
             "risk": self.risk.value,
@@ -51,10 +53,12 @@ class Assessment:
             "reach": round(self.reach, 4),
             "signals": [s.value for s in self.signals],
             "matched": list(self.matched),
-            "model_top": list(self.top),
             "about": self.about,
             "layers": list(self.layers),
         }
+        if explain:
+            data["model_top"] = list(self.top)
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,15 +122,19 @@ class Triage:
         return entry.signal is None, entry.risk.rank, signal_rank, category_rank
 
     def lexicon(self, tokens: tuple[Token, ...]) -> Assessment:
-        """The first layer alone: reviewed lexicon entries."""
-        fired = sorted(self.matcher.fired(tokens), key=self._rank)
+        """The first layer alone: reviewed lexicon entries. A danger entry whose every match
+        an idiom or a negation cancelled is named in ``layers`` as "cancelled"."""
+        fired, cancelled = self.matcher.fired_and_cancelled(tokens)
+        fired = sorted(fired, key=self._rank)
         if not fired:
+            said_no = any(e.signal is not None for e in cancelled)
             return Assessment(
                 danger=False,
                 signals=(),
                 category=self.policy.default_category,
                 risk=self.policy.default_risk,
                 matched=(),
+                layers=("cancelled",) if said_no else (),
             )
         signals = tuple(s for s in self.policy.signals if any(e.signal is s for e in fired))
         risk = min((e.risk for e in fired), key=lambda r: r.rank)
@@ -159,12 +167,17 @@ class Triage:
         score = self.model.score(text, locale)
         thresholds = self.model.thresholds
         layers = list(verdict.layers)
+        if "cancelled" in layers:
+            # The lexicons saw a danger phrase and its negation or idiom ("i'm not going to
+            # kill myself", "умираю со смеху"): the model, blind to both, may only ask.
+            return self._unsure(
+                verdict, score, check_in=score.danger >= thresholds["danger"],
+                layers=("cancelled",),
+            )
+        # A lexicon hit is danger whatever the model says: the model can be confidently wrong
+        # on short, plain danger ("меня хотят убить" reads like a game to it).
         if score.danger >= thresholds["danger"]:
             layers.append("model")
-        elif verdict.danger and score.reach < thresholds.get("veto", 0.0):
-            # The lexicons fired, but the model is all but sure this is harmless (a game,
-            # homework, hyperbole): ask directly instead of raising an alarm.
-            return self._unsure(verdict, score, check_in=True, layers=("veto",))
         if not layers:
             score, together = self._with_context(score, text, locale, context)
             if together:
@@ -212,7 +225,9 @@ class Triage:
             verdict,
             danger=False,
             check_in=check_in,
-            risk=Risk.MEDIUM if check_in else verdict.risk,
+            # A check-in is at least medium; a lexicon's higher risk (threats: high) stays.
+            risk=Risk.MEDIUM if check_in and verdict.risk.rank > Risk.MEDIUM.rank
+            else verdict.risk,
             score=score.danger,
             reach=score.reach,
             top=score.top,

@@ -13,6 +13,7 @@ from .normalize import Token, stem
 Span = tuple[int, ...]  # token positions, ascending
 
 _MIN_FUZZY_LEN = 5
+_FIRED, _CANCELLED, _NONE = "fired", "cancelled", "none"
 _MAX_SPANS = 256  # placements of one pattern examined per message
 
 
@@ -62,6 +63,11 @@ class Matcher:
 
     def fired(self, tokens: Sequence[Token]) -> list[Entry]:
         """The entries with at least one match that no idiom, exception or negation cancels."""
+        return self.fired_and_cancelled(tokens)[0]
+
+    def fired_and_cancelled(self, tokens: Sequence[Token]) -> tuple[list[Entry], list[Entry]]:
+        """The entries that fired, and those whose every match an idiom, an exception or a
+        negation cancelled ("умираю со смеху", "i'm not going to kill myself")."""
         tokens = [self.expand(t) for t in tokens]
         present: set[str] = set()
         for token in tokens:
@@ -72,25 +78,35 @@ class Matcher:
             for e, p in index.get(key, ()):
                 candidates.setdefault(e, set()).add(p)
         result: list[Entry] = []
+        cancelled: list[Entry] = []
         for e in sorted(candidates):
             entry = self.lexicon.entries[e]
+            outcomes = set()
             for p in sorted(candidates[e]):
-                if self._entry_matches(entry, entry.patterns[p], tokens, present):
-                    result.append(entry)
+                outcome = self._entry_matches(entry, entry.patterns[p], tokens, present)
+                outcomes.add(outcome)
+                if outcome is _FIRED:
                     break
-        return result
+            if _FIRED in outcomes:
+                result.append(entry)
+            elif _CANCELLED in outcomes:
+                cancelled.append(entry)
+        return result, cancelled
 
     def _entry_matches(
         self, entry: Entry, pattern: Pattern, tokens: Sequence[Token], present: set[str]
-    ) -> bool:
+    ) -> str:
+        """_FIRED, _CANCELLED (every match cancelled) or _NONE."""
         if any(present.isdisjoint(slot.keys) for slot in pattern.slots):
-            return False
+            return _NONE
+        outcome = _NONE
         covered: list[int] | None = None  # prefix sums of positions inside a cancelling idiom
         for tried, span in enumerate(spans(pattern, tokens)):
             if tried >= _MAX_SPANS:
                 # A pathological message (hundreds of placements, all cancelled so far):
                 # stop looking and fail towards an alarm rather than towards silence.
-                return True
+                return _FIRED
+            outcome = _CANCELLED
             if entry.negatable and _negated(entry, span, tokens):
                 continue
             if covered is None:
@@ -105,8 +121,8 @@ class Matcher:
                 )
             if covered[span[-1] + 1] - covered[span[0]]:
                 continue
-            return True
-        return False
+            return _FIRED
+        return outcome
 
 
 def _coverage(size: int, cancels: Iterable[Span]) -> list[int]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -85,14 +84,25 @@ class Score:
 class _Vocab:
     def __init__(self, terms: Sequence[str], idf: FloatArray, offset: int) -> None:
         self.index = {t: i + offset for i, t in enumerate(terms)}
-        self.idf = {i + offset: float(w) for i, w in enumerate(idf)}
+        self.offset = offset
+        self.idf_array = np.asarray(idf, dtype=np.float64)
+
+    def sparse(self, grams: Iterable[str]) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """Sublinear tf times idf, l2-normalised: one vectoriser's ``transform``, as (column
+        indices, values)."""
+        index = self.index
+        ids = [index[g] for g in grams if g in index]
+        if not ids:
+            return np.empty(0, dtype=np.int64), np.empty(0)
+        idx, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+        weights = (1.0 + np.log(counts)) * self.idf_array[idx - self.offset]
+        norm = float(np.sqrt(weights @ weights))
+        return idx, weights / norm
 
     def vector(self, grams: Iterable[str]) -> dict[int, float]:
-        """Sublinear tf times idf, l2-normalised: one vectoriser's ``transform``."""
-        counts = Counter(self.index[g] for g in grams if g in self.index)
-        weights = {i: (1.0 + math.log(c)) * self.idf[i] for i, c in counts.items()}
-        norm = math.sqrt(sum(w * w for w in weights.values()))
-        return {i: w / norm for i, w in weights.items()} if norm else {}
+        """The same as a dict (for tests that compare with scikit-learn)."""
+        idx, val = self.sparse(grams)
+        return {int(i): float(v) for i, v in zip(idx, val, strict=True)}
 
 
 class TriageModel:
@@ -113,6 +123,11 @@ class TriageModel:
         self.signal_coef: FloatArray = arrays["signal_coef"].astype(np.float64)
         self.signal_intercept: FloatArray = arrays["signal_intercept"].astype(np.float64)
         danger_row = self.classes.index("danger")
+        self._danger_row = danger_row
+        self._concern_row = self.classes.index("concern")
+        # Row-major by feature: one fancy-index gathers a message's columns for every class.
+        self.coef_t: FloatArray = np.ascontiguousarray(self.coef.T)
+        self.signal_coef_t: FloatArray = np.ascontiguousarray(self.signal_coef.T)
         # How much each n-gram pushes towards danger rather than the other classes.
         self.push: FloatArray = self.coef[danger_row] - self.coef.mean(axis=0)
         self.calibration: dict[str, list[float]] = self.meta["calibration"]
@@ -123,37 +138,42 @@ class TriageModel:
         return str(self.meta["corpus_sha256"])
 
     def vector(self, d: Doc) -> tuple[npt.NDArray[np.int64], FloatArray]:
-        merged = self.chars.vector(char_ngrams(d.chars)) | self.words.vector(word_ngrams(d.stems))
-        idx = np.fromiter(merged.keys(), dtype=np.int64, count=len(merged))
-        val = np.fromiter(merged.values(), dtype=np.float64, count=len(merged))
-        return idx, val
+        c_idx, c_val = self.chars.sparse(char_ngrams(d.chars))
+        w_idx, w_val = self.words.sparse(word_ngrams(d.stems))
+        return np.concatenate((c_idx, w_idx)), np.concatenate((c_val, w_val))
 
     def probabilities(self, d: Doc) -> FloatArray:
         """Uncalibrated class probabilities, in ``self.classes`` order (as scikit-learn)."""
-        idx, val = self.vector(d)
-        logits = self.coef[:, idx] @ val + self.intercept
-        return _softmax(logits)
+        return self._probabilities(*self.vector(d))
+
+    def _probabilities(self, idx: npt.NDArray[np.int64], val: FloatArray) -> FloatArray:
+        return _softmax(self.coef_t[idx].T @ val + self.intercept)
 
     def _calibrated(self, name: str, p: float) -> float:
         a, b = self.calibration[name]
         logit = math.log(max(p, 1e-9) / max(1.0 - p, 1e-9))
         return 1.0 / (1.0 + math.exp(-(a * logit + b)))
 
-    def score_doc(self, d: Doc) -> tuple[float, float]:
-        probs = dict(zip(self.classes, self.probabilities(d), strict=True))
-        danger = self._calibrated("danger", float(probs["danger"]))
-        reach = self._calibrated("reach", float(probs["danger"] + probs["concern"]))
+    def _score_vector(
+        self, idx: npt.NDArray[np.int64], val: FloatArray
+    ) -> tuple[float, float]:
+        probs = self._probabilities(idx, val)
+        danger_p = float(probs[self._danger_row])
+        danger = self._calibrated("danger", danger_p)
+        reach = self._calibrated("reach", danger_p + float(probs[self._concern_row]))
         return danger, max(reach, danger)
+
+    def score_doc(self, d: Doc) -> tuple[float, float]:
+        return self._score_vector(*self.vector(d))
 
     def score(self, text: str, locale: str) -> Score:
         """Score a message: the most alarming of the whole text and its windows."""
-        docs = features(text, locale)
-        scored = [(*self.score_doc(d), d) for d in docs]
+        vectors = [self.vector(d) for d in features(text, locale)]
+        scored = [(*self._score_vector(idx, val), n) for n, (idx, val) in enumerate(vectors)]
         danger, _reach, worst = max(scored, key=lambda s: (s[0], s[1]))
         reach = max(s[1] for s in scored)
-        idx, val = self.vector(worst)
-        signal_logits = self.signal_coef[:, idx] @ val + self.signal_intercept
-        signal_p = _softmax(signal_logits)
+        idx, val = vectors[worst]
+        signal_p = _softmax(self.signal_coef_t[idx].T @ val + self.signal_intercept)
         best = int(np.argmax(signal_p))
         return Score(
             danger=danger,
@@ -167,7 +187,7 @@ class TriageModel:
         if not len(idx):
             return ()
         push = self.push[idx] * val
-        order = np.argsort(-push)
+        order = np.argsort(-push)[: 4 * n]
         top = [self.terms[int(idx[i])].strip() for i in order if push[i] > 0]
         return tuple(t for t in dict.fromkeys(top) if len(t) > 2)[:n]
 

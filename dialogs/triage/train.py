@@ -247,18 +247,15 @@ def train(corpus_dir: Path = CORPUS_DIR, out: Path = MODEL_PATH) -> dict[str, An
     safe = y == "safe"
     t_danger = _threshold(danger_oof[safe], DANGER_FALSE_ALARMS)
     t_reach = _threshold(reach_oof[safe], CHECKIN_ON_SAFE)
-    # The model may demote a lexicon hit to a check-in when it is very sure the text is
-    # harmless (hyperbole, games, homework): the threshold lets through at most 1% of the
-    # corpus's danger lines that the lexicons catch.
+    # What the three layers would do together on the corpus (the lexicons are not trained,
+    # so their hits on the corpus are honest out-of-sample figures too).
     lexicon_hits = _lexicon_hits(lines)
-    flagged_danger = reach_oof[(y == "danger") & lexicon_hits]
-    t_veto = float(min(0.1, np.quantile(flagged_danger, 0.01))) if len(flagged_danger) else 0.0
-    vetoed_safe = safe & lexicon_hits & (reach_oof < t_veto)
+    combined = lexicon_hits | (danger_oof >= t_danger)
     oof_rates = {
+        "lexicon_recall": float(np.mean(lexicon_hits[y == "danger"])),
         "lexicon_false_alarms": float(np.mean(lexicon_hits[safe])),
-        "lexicon_false_alarms_after_veto": float(
-            np.mean((lexicon_hits & ~vetoed_safe)[safe])
-        ),
+        "combined_recall": float(np.mean(combined[y == "danger"])),
+        "combined_false_alarms": float(np.mean(combined[safe])),
         "danger_recall": float(np.mean(danger_oof[y == "danger"] >= t_danger)),
         "danger_reach": float(np.mean(reach_oof[y == "danger"] >= t_reach)),
         "concern_reach": float(np.mean(reach_oof[y == "concern"] >= t_reach)),
@@ -279,7 +276,7 @@ def train(corpus_dir: Path = CORPUS_DIR, out: Path = MODEL_PATH) -> dict[str, An
         "augmented": len(full),
         "seed": SEED,
         "calibration": {"danger": danger_cal, "reach": reach_cal},
-        "thresholds": {"danger": t_danger, "check_in": t_reach, "veto": t_veto},
+        "thresholds": {"danger": t_danger, "check_in": t_reach},
         "out_of_fold": oof_rates,
     }
     chars, words = vecs

@@ -56,6 +56,7 @@ async def test_danger_from_a_blocked_user_still_reaches_a_supervisor(
     assert "8-800-2000-122" in chat.text and "передал это консультанту" in chat.text
     [notice] = chat.desk
     assert notice.critical and notice.desk_event is DeskEvent.CASE_OPENED
+    assert notice.meta["danger"] == "blocked"
     [case] = await desk.queue()
     assert case.risk == "critical"
     await chat.say("мне страшно")

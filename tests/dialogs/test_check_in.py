@@ -115,15 +115,16 @@ async def test_never_in_a_live_chat_the_counsellor_sees_a_flag(
 async def test_signals_over_three_messages_add_up(
     chat_factory: Callable[..., Chat], desk: Desk
 ) -> None:
-    texts = ["я раздала свои вещи друзьям", "написала всем прощальные письма", "сегодня ночью"]
+    texts = ["я раздала свои вещи друзьям", "написала всем прощальные письма",
+             "это моё последнее сообщение"]
     assert not any(assess(t, "ru").danger for t in texts), "each alone is not danger"
+    assert assess(texts[2], "ru", texts[:2]).layers == ("context",)
     chat = chat_factory()
     await chat.start_as_child()
     for text in texts:
         await chat.say(text)
-        if ASK in chat.text:
-            await chat.press("Да, всё в безопасности")
-    assert "8-800-2000-122" in chat.text
+        assert ASK not in chat.text
+    assert "8-800-2000-122" in chat.text and "Я передал это консультанту" in chat.text
     [case] = await desk.queue()
     assert case.risk == "critical"
 

@@ -139,7 +139,7 @@ async def test_long_silence_offers_to_continue_or_restart(
     await chat.press("Продолжить")
     assert chat.buttons
     clock.now += timedelta(hours=7)
-    await chat.say("снова я")
+    await chat.say("у меня вопрос про вк")
     await chat.press("Начать сначала")
     assert "Чем я могу помочь" in chat.text
 

@@ -18,7 +18,10 @@ async def test_first_message_is_privacy_notice_then_role(
     await chat.say("привет")
     assert "сохраняю" in chat.replies[0].text and "/forget" in chat.replies[0].text
     assert chat.replies[1].text == "Кто ты?"
-    assert chat.buttons == ["Я ребёнок или подросток", "Я родитель или взрослый"]
+    # "Talk to a person" is on every step, from the first one.
+    assert chat.buttons == [
+        "Я ребёнок или подросток", "Я родитель или взрослый", "Поговорить с человеком"
+    ]
     await chat.say("ещё раз привет")
     assert "сохраняю" not in chat.text, "the notice is shown once"
 

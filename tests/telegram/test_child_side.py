@@ -97,7 +97,8 @@ async def test_a_photo_caption_is_read_like_text(tg: Harness) -> None:
     await tg.start_as_child()
     await tg.fake.text_to(CHILD, "Чем я могу помочь")
     await tg.fake.child_sends_photo(CHILD, b"jpeg", caption="я хочу умереть")
-    await tg.fake.text_to(CHILD, "Мне очень важно, что ты написал")
+    told = await tg.fake.text_to(CHILD, "Спасибо, что рассказываешь")
+    assert "8-800-2000-122" in told.text and "Я передал это консультанту" in told.text
     topic = await tg.fake.next_call("createForumTopic")
     assert "· CRITICAL" in topic["name"]
 
@@ -128,7 +129,7 @@ async def test_an_edited_message_that_adds_danger_reaches_a_counsellor(tg: Harne
     await tg.fake.child_edits(CHILD, "у меня проблема: отчим бьёт меня каждый вечер")
     told = await tg.fake.text_to(CHILD, "8-800-2000-122")
     assert "124" in told.text and "112" in told.text
-    await tg.fake.text_to(CHILD, "Я передал это консультанту")
+    assert "Я передал это консультанту" in told.text
     async with tg.app.db.session() as session:
         [case] = await Repos(session).cases.queue()
     assert case.risk == "critical" and case.category == "abuse"

@@ -181,7 +181,7 @@ async def test_a_critical_case_is_pinned_in_general_until_taken(tg: Harness) -> 
     await tg.start_as_child()
     await tg.fake.text_to(CHILD, "Чем я могу помочь")
     await tg.fake.child_says(CHILD, "я хочу умереть")
-    await tg.fake.text_to(CHILD, "Мне очень важно")
+    await tg.fake.text_to(CHILD, "Спасибо, что рассказываешь")
     announce = await tg.fake.next_call(
         "sendMessage", chat_id=STAFF_CHAT,
         where=lambda c: c.thread is None and "Критическое обращение" in c.text)
@@ -326,8 +326,8 @@ async def test_danger_in_a_live_chat_is_flagged_in_the_topic(tg: Harness) -> Non
     await tg.fake.child_says(CHILD, "я больше не хочу жить")
     # The child: the numbers, and that their own counsellor sees it (no "calling" cut-in).
     told = await tg.fake.text_to(CHILD, "8-800-2000-122")
-    assert "124" in told.text
-    await tg.fake.text_to(CHILD, "Твой консультант видит это сообщение")
+    assert "124" in told.text and "Твой консультант видит это сообщение" in told.text
+    assert "Я передал" not in told.text
     # The counsellor: the line flagged in the case's topic, and the risk raised.
     flagged = await tg.fake.text_to(STAFF_CHAT, "ОПАСНОСТЬ", thread=thread)
     assert "не хочу жить" in flagged.text

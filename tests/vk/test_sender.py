@@ -158,7 +158,10 @@ async def test_a_client_without_keyboards_gets_numbered_text(
     await child.say("привет")
     question = child.replies[-1]
     assert question.keyboard is None
-    assert question.text == "Кто ты?\n  1. Я ребёнок или подросток\n  2. Я родитель или взрослый"
+    assert question.text == (
+        "Кто ты?\n  1. Я ребёнок или подросток\n  2. Я родитель или взрослый"
+        "\n  3. Поговорить с человеком"
+    )
     await child.say("1")  # the option's number
     assert child.replies[-1].keyboard is None
     assert "3. Поговорить с человеком" in child.replies[-1].text
