@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dialogs.taxonomy import Risk, Signal, is_category
-from dialogs.triage import Assessment, assess
+from dialogs.triage import assess
 from dialogs.triage.assess import _TRIAGE
 
 HERE = Path(__file__).parent
