@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from bot.app import App
+from bot.delivery import DeliveryError
 from dialogs.escalation import CaseSummary, CaseView, DeskError, DeskResult
 from dialogs.messages import (
     DESK,
@@ -19,7 +21,6 @@ from dialogs.messages import (
     Channel,
     Inbound,
     Outbound,
-    outbound_from_dict,
 )
 from dialogs.taxonomy import categories, category_label, outcomes
 from storage.models import Counsellor, utcnow
@@ -40,8 +41,32 @@ def _render(message: Outbound) -> tuple[str, list[Button]]:
     return message.plain_text, buttons
 
 
+class ConsoleSender:
+    """The console channel's `Sender`: prints what reaches one terminal user and keeps it
+    (so a test reads it like a child would). Messages for another console user stay in the
+    outbox for their own terminal."""
+
+    def __init__(self, user: str, out: TextIO = sys.stdout) -> None:
+        self.user = user
+        self.out = out
+        self.received: list[Outbound] = []
+        self.buttons: list[Button] = []
+
+    async def send(self, message: Outbound) -> None:
+        if message.to.chat_id != self.user:
+            raise DeliveryError("another_terminal")
+        self.received.append(message)
+        text, buttons = _render(message)
+        prefix = "bot> " if message.case_id is None else "counsellor> "
+        print(prefix + text.replace("\n", "\n     "), file=self.out, flush=True)
+        if buttons:
+            self.buttons = buttons
+
+
 class ConsoleChat:
-    """`helpline chat`: type text, or the number or label of a button."""
+    """`helpline chat`: type text, or the number or label of a button. A real channel: lines
+    go through the same journal and engine as Telegram and VK updates, and replies come back
+    through `Delivery` to the `ConsoleSender`."""
 
     def __init__(
         self, app: App, user: str = "local", locale: str | None = None, out: TextIO = sys.stdout
@@ -50,17 +75,12 @@ class ConsoleChat:
         self.user = user
         self.locale = locale or app.settings.default_locale
         self.out = out
-        self.buttons: list[Button] = []
-        self._seq = 0
+        self.sender = ConsoleSender(user, out)
+        app.delivery.register(CONSOLE, self.sender)
 
-    def _print(self, message: Outbound) -> None:
-        text, buttons = _render(message)
-        if message.to.chat_id != self.user:
-            return
-        prefix = "bot> " if message.case_id is None else "counsellor> "
-        print(prefix + text.replace("\n", "\n     "), file=self.out, flush=True)
-        if buttons:
-            self.buttons = buttons
+    @property
+    def buttons(self) -> list[Button]:
+        return self.sender.buttons
 
     def _inbound(self, line: str) -> Inbound:
         stripped = line.strip()
@@ -83,27 +103,17 @@ class ConsoleChat:
             text=None if payload else stripped,
             payload=payload,
             locale_hint=self.locale,
+            update_id=f"console-{uuid.uuid4().hex}",
         )
 
     async def send_line(self, line: str) -> None:
-        out = await self.app.engine.handle(self._inbound(line))
-        mine = [m for m in out if m.to.channel == CONSOLE and m.to.chat_id == self.user]
-        for message in mine:
-            self._print(message)
-        async with self.app.db.session() as s:
-            repos = Repos(s)
-            for message in mine:
-                if "outbox_id" in message.meta:
-                    await repos.outbox.mark_delivered(int(message.meta["outbox_id"]))
-        await self.app.delivery.deliver(m for m in out if m not in mine)
+        """One typed line: journalled, handled and answered like any channel's update."""
+        await self.app.accept(self._inbound(line))
+        await self.app.drain()
 
     async def poll_outbox(self) -> None:
-        """Print what a counsellor (maybe in another process) sent to this user."""
-        async with self.app.db.session() as s:
-            repos = Repos(s)
-            for row in await repos.outbox.pending(CONSOLE, self.user):
-                self._print(outbound_from_dict(dict(row.body)))
-                await repos.outbox.mark_delivered(row.id)
+        """Deliver what a counsellor (maybe in another process) sent to this user."""
+        await self.app.delivery.flush_due()
 
     async def run(self, stream: TextIO = sys.stdin, poll: float = 1.0) -> None:
         interactive = stream.isatty()

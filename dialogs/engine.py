@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from dialogs.catalogue import Catalogue, default_catalogue, normalise_locale
 from dialogs.flows import BY_CODE, FLOWS
 from dialogs.flows.base import FlowModel, FlowSpec, Option, Step, TurnContext, build_machine
+from dialogs.flows.names import IN_CHAT, Chat, Flow, Start
 from dialogs.messages import (
     DESK,
     Address,
@@ -50,7 +51,12 @@ COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?(?:\s|$)")
 # Keys of conversation data that survive a change of flow.
 PERSISTENT_KEYS = {"role", "triage_category"}
 # Flows a long silence interrupts; the menu and a chat with a person are never interrupted.
-RESUMABLE_FLOWS = {"child_report", "safety_question", "parent_help"}
+RESUMABLE_FLOWS = {Flow.CHILD_REPORT, Flow.SAFETY_QUESTION, Flow.PARENT_HELP}
+# Conversation data that is bookkeeping, not the child's answers: never copied into a case.
+NOT_ANSWERS = frozenset({
+    "silence_pending", "forget_pending", "triage_category", "rating", "check_in_at",
+    "check_in_category", "check_in_about", "privacy_case_told", "triage_acted_on", "before_end",
+})
 # Triage's conversation context: this many earlier texts, written within this window.
 CONTEXT_MESSAGES = 2
 CONTEXT_WINDOW = timedelta(minutes=30)
@@ -185,7 +191,7 @@ class DialogEngine:
         user.unreachable = False
         conv = await repos.conversations.for_user(user.id)
         if conv is None:
-            conv = await repos.conversations.create(user.id, "start", "role")
+            conv = await repos.conversations.create(user.id, Flow.START, Start.ROLE)
         turn = self._turn(repos, user, conv)
         turn.inbound = inbound
         await self._run(turn, inbound)
@@ -198,7 +204,7 @@ class DialogEngine:
         """What the bot told a child whose case is open (the numbers, the waiting notices)
         goes into the transcript, so the counsellor reads what the child read."""
         conv = turn.conv
-        if conv.flow != "counselling" or conv.case_id is None:
+        if conv.flow != Flow.COUNSELLING or conv.case_id is None:
             return
         for message in turn.ctx.out:
             if message.to == turn.ctx.address and message.text:
@@ -351,7 +357,7 @@ class DialogEngine:
     async def _stage_first_contact(self, turn: _Turn, inbound: Inbound) -> bool:
         if not self._notice_once(turn):
             return False
-        await self._enter(turn, "start", "role")
+        await self._enter(turn, Flow.START, Start.ROLE)
         return True
 
     async def _stage_check_in(self, turn: _Turn, inbound: Inbound) -> bool:
@@ -517,15 +523,15 @@ class DialogEngine:
 
     def _where(self, turn: _Turn) -> Where:
         conv = turn.conv
-        if conv.flow == "counselling":
+        if conv.flow == Flow.COUNSELLING:
             state = conv.state
-            if state == "ending":
-                state = str(turn.ctx.data.get("before_end") or "waiting")
-            if state == "connected":
+            if state == Chat.ENDING:
+                state = str(turn.ctx.data.get("before_end") or Chat.WAITING)
+            if state == Chat.CONNECTED:
                 return Where.LIVE
-            if state == "waiting":
+            if state == Chat.WAITING:
                 return Where.WAITING
-        return Where.MENU if conv.flow == "start" else Where.FLOW
+        return Where.MENU if conv.flow == Flow.START else Where.FLOW
 
     async def _danger(self, turn: _Turn, danger: Danger) -> None:
         """Every danger, from every source, goes to the one safety policy."""
@@ -571,7 +577,7 @@ class DialogEngine:
     # ------------------------------------------------------------------ commands and buttons
     async def _command(self, turn: _Turn, name: str) -> None:
         ctx, conv = turn.ctx, turn.conv
-        in_chat = conv.flow == "counselling" and conv.state in ("waiting", "connected", "ending")
+        in_chat = conv.flow == Flow.COUNSELLING and conv.state in IN_CHAT
         if name in ("start", "menu"):
             if in_chat:
                 ctx.say(
@@ -629,7 +635,7 @@ class DialogEngine:
         ctx, conv = turn.ctx, turn.conv
         name, _, value = action.partition("=")
         if name == "menu":
-            if conv.flow == "counselling" and conv.state in ("waiting", "connected", "ending"):
+            if conv.flow == Flow.COUNSELLING and conv.state in IN_CHAT:
                 ctx.say(ctx.t("counselling.busy"))
                 self._prompt(turn, reprompt=True)
                 return
@@ -714,12 +720,12 @@ class DialogEngine:
         if ctx.switch is not None:
             flow, state = ctx.switch
             ctx.switch = None
-            if flow == "counselling":
+            if flow == Flow.COUNSELLING:
                 return done  # escalate() has moved the conversation already
             keep = False
             if flow == "resume":
                 # Back to where the child was before the counsellor, with their answers.
-                flow, state = conv.resume_flow or "start", conv.resume_state or "menu"
+                flow, state = conv.resume_flow or Flow.START, conv.resume_state or Start.MENU
                 conv.resume_flow = conv.resume_state = None
                 keep = True
             await self._enter(turn, flow, state, keep_data=keep)
@@ -737,12 +743,12 @@ class DialogEngine:
         """Move the conversation to `flow` at `state` (its start by default) and ask its prompt."""
         conv, ctx = turn.conv, turn.ctx
         spec = FLOWS[flow]
-        if flow != conv.flow and flow != "counselling" and not keep_data:
-            on_behalf = ctx.data.get("on_behalf") and flow == "child_report"
+        if flow != conv.flow and flow != Flow.COUNSELLING and not keep_data:
+            on_behalf = ctx.data.get("on_behalf") and flow == Flow.CHILD_REPORT
             ctx.data = {k: v for k, v in ctx.data.items() if k in PERSISTENT_KEYS}
             if on_behalf:
                 ctx.data["on_behalf"] = True
-        if flow == "start" and state in (None, "role"):
+        if flow == Flow.START and state in (None, Start.ROLE):
             ctx.data.pop("role", None)
         conv.flow, conv.state = flow, state or spec.initial
         ctx.prompted = False
@@ -761,11 +767,11 @@ class DialogEngine:
         cols = max(step.columns, 1)
         rows = [tuple(buttons[i : i + cols]) for i in range(0, len(buttons), cols)]
         triggers = {o.trigger for o in options}
-        in_chat = spec.name == "counselling" and step.name in ("waiting", "connected", "ending")
+        in_chat = spec.name == Flow.COUNSELLING and step.name in IN_CHAT
         # "Talk to a person" on every step, once; "back to the menu" outside the menu and chat.
-        if spec.name != "counselling" and "person" not in triggers:
+        if spec.name != Flow.COUNSELLING and "person" not in triggers:
             rows.append((Button(ctx.t("menu.person"), "g|person"),))
-        if spec.name != "start" and not in_chat and "menu" not in triggers:
+        if spec.name != Flow.START and not in_chat and "menu" not in triggers:
             rows.append((Button(ctx.t("menu.back"), "g|menu"),))
         return tuple(rows)
 
@@ -833,22 +839,7 @@ class DialogEngine:
         text: str = "",
     ) -> Case:
         repos, user, ctx = turn.repos, turn.user, turn.ctx
-        answers = {
-            k: v
-            for k, v in ctx.data.items()
-            if k
-            not in (
-                "silence_pending",
-                "forget_pending",
-                "triage_category",
-                "rating",
-                "check_in_at",
-                "check_in_category",
-                "check_in_about",
-                "privacy_case_told",
-                "triage_acted_on",
-            )
-        }
+        answers = {k: v for k, v in ctx.data.items() if k not in NOT_ANSWERS}
         answers["role"] = ctx.role
         answers["locale"] = ctx.locale
         case = await repos.cases.open(
@@ -880,15 +871,15 @@ class DialogEngine:
         """Move the conversation into the counsellor queue (or chat) for ``case``, keeping
         where the child was to come back to."""
         conv = turn.conv
-        if conv.flow != "counselling":
+        if conv.flow != Flow.COUNSELLING:
             conv.resume_flow, conv.resume_state = conv.flow, conv.state
-            if conv.flow == "start":
+            if conv.flow == Flow.START:
                 conv.resume_flow = conv.resume_state = None
-        conv.flow = "counselling"
-        conv.state = "connected" if case.status == "active" else "waiting"
+        conv.flow = Flow.COUNSELLING
+        conv.state = Chat.CONNECTED if case.status == "active" else Chat.WAITING
         conv.case_id = case.id
         turn.ctx.prompted = True
-        turn.ctx.switch = ("counselling", conv.state)
+        turn.ctx.switch = (Flow.COUNSELLING, conv.state)
 
     def _desk_notice(
         self,
@@ -962,7 +953,8 @@ class DialogEngine:
         )
 
     async def desk_trigger(self, repos: Repos, case: Case, trigger: str) -> list[Outbound]:
-        """Move the child's conversation when the desk acts on their case; return what they see."""
+        """The desk's port into the conversation: "taken", "released", "closed" or "blocked"
+        moves the child's conversation (the desk never writes it); returns what they see."""
         if case.user_id is None:
             return []
         user = await repos.users.get(case.user_id)
@@ -974,10 +966,16 @@ class DialogEngine:
         if conv is None:
             return []
         turn = self._turn(repos, user, conv)
+        if trigger == "blocked":
+            # Blocked for abuse: out of the chat without a word; the menu when it ends.
+            if conv.flow == Flow.COUNSELLING:
+                conv.flow, conv.state, conv.case_id = Flow.START, Start.MENU, None
+                conv.resume_flow = conv.resume_state = None
+            return []
         if trigger == "closed":
             # A counsellor has heard all of it: triage's context starts afresh.
             turn.ctx.data["triage_acted_on"] = await repos.messages.last_id(user.id)
-        if conv.flow != "counselling" or conv.case_id != case.id:
+        if conv.flow != Flow.COUNSELLING or conv.case_id != case.id:
             if trigger == "taken":
                 self._enter_counselling(turn, case)
                 turn.ctx.switch = None
@@ -985,12 +983,12 @@ class DialogEngine:
                 self._attach_buttons(turn)
             elif trigger == "closed":
                 # The child left the chat earlier: still ask for a rating, gently.
-                conv.flow, conv.state, conv.case_id = "counselling", "rating", case.id
+                conv.flow, conv.state, conv.case_id = Flow.COUNSELLING, Chat.RATING, case.id
                 self._prompt(turn)
             self._save(turn)
             return turn.ctx.out
         turn.ctx.prompted = False
-        if trigger in self.machines["counselling"].get_triggers(conv.state):
+        if trigger in self.machines[Flow.COUNSELLING].get_triggers(conv.state):
             await self._trigger(turn, trigger)
         self._save(turn)
         return turn.ctx.out

@@ -561,11 +561,8 @@ class Desk:
                 await repos.audit.record(
                     "closed", counsellor_id=counsellor.id, case_id=case_id, detail=BLOCK_OUTCOME
                 )
-            conv = await repos.conversations.for_case(case.id)
-            if conv is not None and conv.flow == "counselling":
-                # Quietly out of the chat: when the block ends they find the menu.
-                conv.flow, conv.state, conv.case_id = "start", "menu", None
-                conv.resume_flow = conv.resume_state = None
+            # Quietly out of the chat: when the block ends they find the menu.
+            await self.engine.desk_trigger(repos, case, "blocked")
             text = self._staff_text("desk.blocked", case=case_id, until=f"{until:%Y-%m-%d %H:%M}")
             return DeskResult(ok=True, outbound=(self._notice(case, text),), case_id=case_id)
 

@@ -184,13 +184,16 @@ def mermaid(spec: FlowSpec) -> str:
                 lines.append(f"    {src} --> {node}: {label}")
             else:
                 lines.append(f"    {src} --> {dest if dest is not None else src}: {label}")
-    # Answers the flow declares as danger go to the safety policy, whatever else happens.
-    for step in spec.steps:
-        for option in step.options:
-            if option.danger is None:
-                continue
-            if "to_safety" not in exits_seen:
-                lines.append('    state "→ safety policy" as to_safety')
-                exits_seen.add("to_safety")
-            lines.append(f"    {step.name} --> to_safety: {option.value} [{option.danger}]")
+    lines.extend(_danger_edges(spec))
     return "\n".join(lines)
+
+
+def _danger_edges(spec: FlowSpec) -> list[str]:
+    """Answers the flow declares as danger go to the safety policy, whatever else happens."""
+    edges = [
+        f"    {step.name} --> to_safety: {option.value} [{option.danger}]"
+        for step in spec.steps
+        for option in step.options
+        if option.danger is not None
+    ]
+    return ['    state "→ safety policy" as to_safety', *edges] if edges else []

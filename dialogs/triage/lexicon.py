@@ -177,24 +177,11 @@ class _FileCompiler:
                 "(write two patterns); a number range is written <18-99>"
             )
         if term.startswith("{") and term.endswith("}"):
-            name = term[1:-1]
-            if name not in self.groups:
-                raise LexiconError(f"{self.name}: {where}: unknown word group {term}")
-            if depth > 3:
-                raise LexiconError(f"{self.name}: {where}: word groups nest too deep")
-            keys: set[str] = set()
-            for member in self.groups[name]:
-                if " " in member.strip():
-                    raise LexiconError(f"{self.name}: group {name}: {member!r} has a space")
-                keys |= self.term_keys(member.strip(), f"group {name}", depth + 1)
-            return frozenset(keys)
+            return self._group_keys(term, where, depth)
         if term.startswith("="):
             return frozenset((EXACT + fold(term[1:]),))
         if term.startswith("<") and term.endswith(">"):
-            low, _, high = term[1:-1].partition("-")
-            if not (low.isdigit() and high.isdigit() and int(low) <= int(high)):
-                raise LexiconError(f"{self.name}: {where}: bad number range {term!r}")
-            return frozenset(EXACT + str(n) for n in range(int(low), int(high) + 1))
+            return self._range_keys(term, where)
         if term.endswith("*"):
             prefix = fold(term[:-1])
             if len(prefix) < MIN_PREFIX:
@@ -202,6 +189,27 @@ class _FileCompiler:
             self.prefixes.add(prefix)
             return frozenset((PREFIX + prefix,))
         return word_keys(term)
+
+    def _group_keys(self, term: str, where: str, depth: int) -> frozenset[str]:
+        """Keys of every member of a ``{group}``."""
+        name = term[1:-1]
+        if name not in self.groups:
+            raise LexiconError(f"{self.name}: {where}: unknown word group {term}")
+        if depth > 3:
+            raise LexiconError(f"{self.name}: {where}: word groups nest too deep")
+        keys: set[str] = set()
+        for member in self.groups[name]:
+            if " " in member.strip():
+                raise LexiconError(f"{self.name}: group {name}: {member!r} has a space")
+            keys |= self.term_keys(member.strip(), f"group {name}", depth + 1)
+        return frozenset(keys)
+
+    def _range_keys(self, term: str, where: str) -> frozenset[str]:
+        """Keys of a number range ``<18-99>``."""
+        low, _, high = term[1:-1].partition("-")
+        if not (low.isdigit() and high.isdigit() and int(low) <= int(high)):
+            raise LexiconError(f"{self.name}: {where}: bad number range {term!r}")
+        return frozenset(EXACT + str(n) for n in range(int(low), int(high) + 1))
 
     def pattern(self, source: str, gap: int, ordered: bool, where: str) -> Pattern:
         slots: list[Slot] = []

@@ -235,50 +235,63 @@ def _threshold(scores: npt.NDArray[np.float64], rate: float) -> float:
     return float(min(0.95, max(0.3, ranked[allowed] + 1e-6))) if len(ranked) else 0.5
 
 
-def train(corpus_dir: Path = CORPUS_DIR, out: Path = MODEL_PATH) -> dict[str, Any]:
-    """Train, calibrate and write the model; returns its metadata (with out-of-fold rates)."""
-    lines = read_corpus(corpus_dir)
+def _calibrate(lines: list[Line]) -> dict[str, Any]:
+    """Calibration, thresholds and out-of-fold figures, from predictions on every corpus line
+    by a model that never saw it."""
     y = np.array([ln.label for ln in lines])
     oof = _out_of_fold(lines)
     danger_cal = _platt(oof[:, 0], y == "danger")
     reach_cal = _platt(oof[:, 0] + oof[:, 1], y != "safe")
     danger_oof = _apply(danger_cal, oof[:, 0])
     reach_oof = np.maximum(_apply(reach_cal, oof[:, 0] + oof[:, 1]), danger_oof)
-    safe = y == "safe"
+    safe, danger = y == "safe", y == "danger"
     t_danger = _threshold(danger_oof[safe], DANGER_FALSE_ALARMS)
     t_reach = _threshold(reach_oof[safe], CHECKIN_ON_SAFE)
-    # What the three layers would do together on the corpus (the lexicons are not trained,
-    # so their hits on the corpus are honest out-of-sample figures too).
+    # What the layers would do together on the corpus (the lexicons are not trained, so
+    # their hits on the corpus are out-of-sample figures too).
     lexicon_hits = _lexicon_hits(lines)
     combined = lexicon_hits | (danger_oof >= t_danger)
-    oof_rates = {
-        "lexicon_recall": float(np.mean(lexicon_hits[y == "danger"])),
-        "lexicon_false_alarms": float(np.mean(lexicon_hits[safe])),
-        "combined_recall": float(np.mean(combined[y == "danger"])),
-        "combined_false_alarms": float(np.mean(combined[safe])),
-        "danger_recall": float(np.mean(danger_oof[y == "danger"] >= t_danger)),
-        "danger_reach": float(np.mean(reach_oof[y == "danger"] >= t_reach)),
-        "concern_reach": float(np.mean(reach_oof[y == "concern"] >= t_reach)),
-        "safe_false_alarms": float(np.mean(danger_oof[safe] >= t_danger)),
-        "safe_check_ins": float(np.mean(reach_oof[safe] >= t_reach)),
+    rates = {
+        "lexicon_recall": np.mean(lexicon_hits[danger]),
+        "lexicon_false_alarms": np.mean(lexicon_hits[safe]),
+        "combined_recall": np.mean(combined[danger]),
+        "combined_false_alarms": np.mean(combined[safe]),
+        "danger_recall": np.mean(danger_oof[danger] >= t_danger),
+        "danger_reach": np.mean(reach_oof[danger] >= t_reach),
+        "concern_reach": np.mean(reach_oof[y == "concern"] >= t_reach),
+        "safe_false_alarms": np.mean(danger_oof[safe] >= t_danger),
+        "safe_check_ins": np.mean(reach_oof[safe] >= t_reach),
+    }
+    return {
+        "calibration": {"danger": danger_cal, "reach": reach_cal},
+        "thresholds": {"danger": t_danger, "check_in": t_reach},
+        "out_of_fold": {k: float(v) for k, v in rates.items()},
     }
 
+
+def train(corpus_dir: Path = CORPUS_DIR, out: Path = MODEL_PATH) -> dict[str, Any]:
+    """Train, calibrate and write the model; returns its metadata (with out-of-fold rates)."""
+    lines = read_corpus(corpus_dir)
+    calibrated = _calibrate(lines)
     full = augment(lines)
     vecs = _vectorizers()
     x = _matrix(vecs, _docs(full), fit=True)
     clf = _classifier(C_RISK).fit(x, [ln.label for ln in full])
     hurt = [i for i, ln in enumerate(full) if ln.label == "danger"]
     sig = _classifier(C_SIGNAL).fit(x[hurt], [full[i].tag for i in hurt])
-
     meta = {
         "corpus_sha256": corpus_sha256(corpus_dir),
         "lines": len(lines),
         "augmented": len(full),
         "seed": SEED,
-        "calibration": {"danger": danger_cal, "reach": reach_cal},
-        "thresholds": {"danger": t_danger, "check_in": t_reach},
-        "out_of_fold": oof_rates,
+        **calibrated,
     }
+    _write(out, meta, vecs, clf, sig)
+    return meta
+
+
+def _write(out: Path, meta: dict[str, Any], vecs: tuple[Any, Any], clf: Any, sig: Any) -> None:
+    """The model file: plain arrays and a JSON string, nothing pickled."""
     chars, words = vecs
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as fh:
@@ -296,4 +309,3 @@ def train(corpus_dir: Path = CORPUS_DIR, out: Path = MODEL_PATH) -> dict[str, An
             signal_coef=sig.coef_.astype(np.float32),
             signal_intercept=sig.intercept_.astype(np.float32),
         )
-    return meta
