@@ -955,17 +955,10 @@ class DialogEngine:
     async def desk_trigger(self, repos: Repos, case: Case, trigger: str) -> list[Outbound]:
         """The desk's port into the conversation: "taken", "released", "closed" or "blocked"
         moves the child's conversation (the desk never writes it); returns what they see."""
-        if case.user_id is None:
+        turn = await self._case_turn(repos, case)
+        if turn is None:
             return []
-        user = await repos.users.get(case.user_id)
-        if user is None:
-            return []
-        conv = await repos.conversations.for_case(case.id)
-        if conv is None:
-            conv = await repos.conversations.for_user(user.id)
-        if conv is None:
-            return []
-        turn = self._turn(repos, user, conv)
+        conv = turn.conv
         if trigger == "blocked":
             # Blocked for abuse: out of the chat without a word; the menu when it ends.
             if conv.flow == Flow.COUNSELLING:
@@ -974,24 +967,38 @@ class DialogEngine:
             return []
         if trigger == "closed":
             # A counsellor has heard all of it: triage's context starts afresh.
-            turn.ctx.data["triage_acted_on"] = await repos.messages.last_id(user.id)
+            turn.ctx.data["triage_acted_on"] = await repos.messages.last_id(turn.user.id)
         if conv.flow != Flow.COUNSELLING or conv.case_id != case.id:
-            if trigger == "taken":
-                self._enter_counselling(turn, case)
-                turn.ctx.switch = None
-                turn.ctx.say(turn.ctx.t("counselling.connected"))
-                self._attach_buttons(turn)
-            elif trigger == "closed":
-                # The child left the chat earlier: still ask for a rating, gently.
-                conv.flow, conv.state, conv.case_id = Flow.COUNSELLING, Chat.RATING, case.id
-                self._prompt(turn)
-            self._save(turn)
-            return turn.ctx.out
-        turn.ctx.prompted = False
-        if trigger in self.machines[Flow.COUNSELLING].get_triggers(conv.state):
-            await self._trigger(turn, trigger)
+            self._outside_chat(turn, case, trigger)
+        else:
+            turn.ctx.prompted = False
+            if trigger in self.machines[Flow.COUNSELLING].get_triggers(conv.state):
+                await self._trigger(turn, trigger)
         self._save(turn)
         return turn.ctx.out
+
+    async def _case_turn(self, repos: Repos, case: Case) -> _Turn | None:
+        """A turn on the conversation of the case's child (None: the child erased it)."""
+        user = await repos.users.get(case.user_id) if case.user_id is not None else None
+        if user is None:
+            return None
+        conv = await repos.conversations.for_case(case.id)
+        if conv is None:
+            conv = await repos.conversations.for_user(user.id)
+        return self._turn(repos, user, conv) if conv is not None else None
+
+    def _outside_chat(self, turn: _Turn, case: Case, trigger: str) -> None:
+        """The desk acted on a case whose child is elsewhere (the menu, another flow)."""
+        if trigger == "taken":
+            self._enter_counselling(turn, case)
+            turn.ctx.switch = None
+            turn.ctx.say(turn.ctx.t("counselling.connected"))
+            self._attach_buttons(turn)
+        elif trigger == "closed":
+            # The child left the chat earlier: still ask for a rating, gently.
+            conv = turn.conv
+            conv.flow, conv.state, conv.case_id = Flow.COUNSELLING, Chat.RATING, case.id
+            self._prompt(turn)
 
 
 class _SafetyActions:
