@@ -69,7 +69,8 @@ async def test_a_reported_case_from_screenshot_to_rating(tg: Harness, tmp_path: 
     assert "anna" not in str(to_child.params) and "Staff" not in str(to_child.params)
     await fake.child_says(CHILD, "Они пишут гадости каждый день")
     relayed = await fake.text_to(STAFF_CHAT, "гадости", thread=thread)
-    assert relayed.text == "🧒 Они пишут гадости каждый день"
+    # Relayed word for word (triage may add a "possible risk: ask directly" flag above it).
+    assert relayed.text.endswith("🧒 Они пишут гадости каждый день")
 
     # The counsellor closes it with an outcome from the taxonomy.
     await fake.staff_says(ANNA, "/close", thread)
