@@ -21,6 +21,14 @@ async def _live(chat: Chat, desk: Desk, counsellor: Counsellor) -> int:
     return case.id
 
 
+async def _left(chat: Chat, desk: Desk, counsellor: Counsellor) -> int:
+    """A live chat the child ends (and confirms)."""
+    case_id = await _live(chat, desk, counsellor)
+    await chat.press("Завершить разговор")
+    await chat.press("Да, завершить")
+    return case_id
+
+
 async def test_ending_a_live_chat_asks_first_and_no_keeps_it(
     chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor
 ) -> None:
@@ -41,9 +49,7 @@ async def test_the_counsellor_is_told_and_the_case_says_the_child_left(
     chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor
 ) -> None:
     chat = chat_factory()
-    case_id = await _live(chat, desk, counsellor)
-    await chat.press("Завершить разговор")
-    await chat.press("Да, завершить")
+    case_id = await _left(chat, desk, counsellor)
     [notice] = chat.desk
     assert notice.desk_event is DeskEvent.CHILD_LEFT and notice.case_id == case_id
     assert "Со мной что-то случилось в сети" in chat.buttons  # the child is in the menu
@@ -69,9 +75,7 @@ async def test_a_child_who_comes_back_returns_to_the_queue_with_the_same_case(
     chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor
 ) -> None:
     chat = chat_factory()
-    case_id = await _live(chat, desk, counsellor)
-    await chat.press("Завершить разговор")
-    await chat.press("Да, завершить")
+    case_id = await _left(chat, desk, counsellor)
     await chat.press("человеком")
     [case] = await desk.queue()
     assert case.id == case_id and case.status == "waiting"
