@@ -221,9 +221,17 @@ async def _counsellor(settings: Settings, args: argparse.Namespace) -> int:
 
 def _kb(settings: Settings, args: argparse.Namespace) -> int:
     if args.kb_verb == "check":
+        from datetime import date
+
+        from dialogs.contacts import stale
         from knowledge_base.check import main as check_main
 
-        return check_main([])
+        status = check_main([])
+        # The emergency contacts are checked like the articles: a year at most.
+        old = stale(date.today())
+        for line in old:
+            print(f"contacts.yaml: {line}: older than a year, check it against its source")
+        return status or (1 if old else 0)
     from knowledge_base import KnowledgeBase
 
     kb = KnowledgeBase.load()

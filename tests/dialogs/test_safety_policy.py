@@ -213,3 +213,16 @@ async def test_a_friend_in_danger_gets_words_about_the_friend(
     assert chat.desk and chat.desk[0].meta.get("about") == "other"
     [case] = await desk.queue()
     assert case.risk == "critical"
+
+
+def test_every_emergency_contact_has_a_source_and_a_recent_check() -> None:
+    from datetime import date, timedelta
+
+    from dialogs.contacts import contacts, regions, stale
+
+    assert "ru" in regions()
+    numbers = [c.number for c in contacts("ru")]
+    assert numbers == ["112", "8-800-2000-122", "124"]
+    assert all(c.source.startswith("https://") for r in regions() for c in contacts(r))
+    assert stale(date(2026, 12, 2)) == []
+    assert stale(date(2026, 12, 2) + timedelta(days=400)), "a year-old check is reported"
