@@ -211,6 +211,7 @@ class ConsoleDesk:
         self.out = out
         self.locale = app.settings.default_locale
         self._seen: dict[int, int] = {}
+        self._held: set[int] = set()
         self._swept: float = 0.0
 
     def say(self, text: str) -> None:
@@ -405,15 +406,32 @@ class ConsoleDesk:
         await self.app.delivery.deliver(out)
 
     async def poll(self) -> None:
-        """Print new messages from children in the cases this counsellor holds."""
-        for s in await self.app.desk.held(self.counsellor):
+        """Print new messages from children in the cases this counsellor holds, and what
+        became of a held case the child left or erased."""
+        held = await self.app.desk.held(self.counsellor)
+        for s in held:
             view = await self._peek(s.id)
             seen = self._seen.get(s.id, 0)
             for line in view[seen:]:
                 if line[0] == "child":
                     self.say(f"#{s.id} child: {line[1]}")
             self._seen[s.id] = len(view)
+        now_held = {s.id for s in held}
+        for case_id in sorted(self._held - now_held):
+            await self._gone(case_id)
+        self._held = now_held
         await self._sweep()
+
+    async def _gone(self, case_id: int) -> None:
+        """A case this counsellor held is no longer held: say why, at once."""
+        async with self.app.db.session() as s:
+            case = await Repos(s).cases.get(case_id)
+        if case is None:
+            return
+        if case.status == "left":
+            self.say(f"#{case_id}: the child ended the chat; close it with an outcome")
+        elif case.outcome == "child-erased":
+            self.say(f"#{case_id}: the child erased their data; the case is closed")
 
     async def _peek(self, case_id: int) -> list[tuple[str, str]]:
         # Polling the transcript of a case the counsellor holds is not a new read of the case.

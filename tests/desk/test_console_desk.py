@@ -138,3 +138,22 @@ async def test_the_console_desk_shows_the_opening_hours(
     configure(hours=load_hours())
     shown = await anna("hours")
     assert ("open now, until" in shown or "closed now; opens" in shown) and "Moscow" in shown
+
+
+async def test_the_terminal_desk_is_told_at_once_when_the_child_ends_the_chat(
+    app: App, chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    anna = await desk.add_counsellor("anna", "console", "anna")
+    terminal = Terminal(app, anna)
+    chat = chat_factory()
+    await join_queue(chat)
+    [case] = await desk.queue()
+    await terminal(f"take {case.id}")
+    assert [c.id for c in await desk.held(anna)] == [case.id]
+    await terminal.desk.poll()
+    await chat.payload("cs|connected|end")  # the button the child has after "connected"
+    await chat.press("Да, завершить")
+    start = terminal.out.tell()
+    await terminal.desk.poll()
+    told = terminal.out.getvalue()[start:]
+    assert f"#{case.id}: the child ended the chat" in told
