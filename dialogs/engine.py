@@ -55,7 +55,7 @@ RESUMABLE_FLOWS = {Flow.CHILD_REPORT, Flow.SAFETY_QUESTION, Flow.PARENT_HELP}
 # Conversation data that is bookkeeping, not the child's answers: never copied into a case.
 NOT_ANSWERS = frozenset({
     "silence_pending", "forget_pending", "triage_category", "rating", "check_in_at",
-    "check_in_category", "check_in_about", "privacy_case_told", "triage_acted_on", "before_end",
+    "check_in_category", "check_in_about", "triage_acted_on", "before_end",
 })
 # Triage's conversation context: this many earlier texts, written within this window.
 CONTEXT_MESSAGES = 2
@@ -300,7 +300,7 @@ class DialogEngine:
         recent = await turn.repos.messages.recent_child_texts(
             turn.user.id, now - CONTEXT_WINDOW, CONTEXT_MESSAGES, after_id=acted
         )
-        turn.assessment = self._assess(full, turn.ctx.locale, recent)
+        turn.assessment = self.triage(full, turn.ctx.locale, recent)
         case = await turn.repos.cases.open_for_user(turn.user.id)
         turn.message = await turn.repos.messages.add(
             turn.user.id,
@@ -313,12 +313,6 @@ class DialogEngine:
         if not verdict.danger and verdict.category not in ("other", ""):
             turn.ctx.data.setdefault("triage_category", verdict.category)
         return False
-
-    def _assess(self, text: str, locale: str, context: list[str]) -> AssessmentLike:
-        try:
-            return self.triage(text, locale, context)  # type: ignore[call-arg]
-        except TypeError:  # a triage without conversation context (tests, plug-ins)
-            return self.triage(text, locale)
 
     async def _stage_danger(self, turn: _Turn, inbound: Inbound) -> bool:
         verdict = turn.assessment
@@ -340,7 +334,7 @@ class DialogEngine:
                 category=verdict.category,
                 risk=verdict.risk,
                 signals=tuple(str(s) for s in verdict.signals),
-                about=str(getattr(verdict, "about", "self")),
+                about=verdict.about,
                 text=turn.text,
             ),
         )
@@ -364,7 +358,7 @@ class DialogEngine:
         """Not sure: ask directly, as counsellors do. In a live chat the counsellor is shown a
         flag instead; at most one check-in per conversation per half hour."""
         verdict = turn.assessment
-        if verdict is None or not getattr(verdict, "check_in", False):
+        if verdict is None or not verdict.check_in:
             return False
         where = self._where(turn)
         now = self.clock()
@@ -381,13 +375,13 @@ class DialogEngine:
                 await self._acted_on(turn)  # the counsellor has seen it
                 return True
             return False
-        if not self.safety.may_check_in(turn.ctx.data, where, now):
+        if not self.safety.may_check_in(turn.ctx.data, now):
             return False
         ctx = turn.ctx
         ctx.data["check_in_at"] = now.isoformat()
         await self._acted_on(turn)
         ctx.data["check_in_category"] = verdict.category
-        ctx.data["check_in_about"] = str(getattr(verdict, "about", "self"))
+        ctx.data["check_in_about"] = verdict.about
         about = "other" if ctx.data["check_in_about"] == "other" and not ctx.is_parent else "self"
         ctx.say(
             ctx.t(f"check_in.ask.{about}"),

@@ -73,10 +73,8 @@ class Decision:
 
     words: tuple[str, ...]  # what the child (or parent) reads, in order
     risk: Risk
-    alert: bool  # a critical, flagged desk notice
-    page_on_call: bool  # after hours: page whoever is on call
     enter_chat: bool  # move the conversation to the counsellor queue / chat
-    flags: dict[str, str] = field(default_factory=dict)
+    flags: dict[str, str] = field(default_factory=dict)  # how the desk alert is marked
 
 
 class SafetyActions(Protocol):
@@ -109,18 +107,15 @@ class SafetyPolicy:
     def contacts(self, locale: str) -> str:
         return render_contacts(self.region, locale)
 
-    def decide(self, ctx: TurnContext, danger: Danger, where: Where, now: datetime) -> Decision:
-        """The pure decision: no storage, so every combination is cheap to test."""
-        open_now = self.hours.is_open(now)
-        risk = danger.risk
+    def decide(self, ctx: TurnContext, danger: Danger, where: Where) -> Decision:
+        """The pure decision: no storage, so every combination is cheap to test. (After
+        hours, the desk notice's own markers page whoever is on call.)"""
         flags = {"danger": danger.source.value}
         if danger.about == "other":
             flags["about"] = "other"
         return Decision(
             words=(self._opening(ctx, danger), self.contacts(ctx.locale)),
-            risk=risk,
-            alert=True,
-            page_on_call=not open_now and risk is Risk.CRITICAL,
+            risk=danger.risk,
             enter_chat=where is not Where.LIVE,
             flags=flags,
         )
@@ -150,7 +145,7 @@ class SafetyPolicy:
     ) -> Decision:
         """The one entry point: decide, then have the engine carry it out."""
         where = actions.where()
-        decision = self.decide(ctx, danger, where, now)
+        decision = self.decide(ctx, danger, where)
         case_id, position = await actions.open_or_raise(danger, decision)
         # One message: the numbers first, then who answers and when (a chat gets one message
         # a second, so three would keep the last words waiting).
@@ -158,14 +153,12 @@ class SafetyPolicy:
         actions.say("\n".join(decision.words) + "\n\n" + person)
         if decision.enter_chat:
             actions.enter_chat()
-        ctx.data["privacy_case_told"] = True
         return decision
 
     # ------------------------------------------------------------------ check-in
-    def may_check_in(self, data: dict[str, Any], where: Where, now: datetime) -> bool:
-        """At most one check-in per conversation per half hour, never in a live chat."""
-        if where is Where.LIVE:
-            return False
+    def may_check_in(self, data: dict[str, Any], now: datetime) -> bool:
+        """At most one check-in per conversation per half hour (in a chat with a counsellor
+        the engine flags the line instead of asking)."""
         last = data.get("check_in_at")
         if last is None:
             return True

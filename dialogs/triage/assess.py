@@ -69,9 +69,6 @@ class _Policy:
     category_priority: Mapping[str, int]
     default_category: str
     default_risk: Risk
-    min_signal_p: float
-    context_messages: int
-    context_minutes: int
     third_party: frozenset[str]
 
 
@@ -88,7 +85,6 @@ def _load_policy(path: Path) -> _Policy:
     for category in [*priority, *(c for c, _ in signals.values())]:
         if not is_category(category):
             raise LexiconError(f"{path.name}: {category!r} is not a taxonomy category")
-    context = data.get("context", {})
     words = data.get("third_party", {})
     return _Policy(
         lexicons=tuple(DATA_DIR / str(name) for name in data["lexicons"]),
@@ -97,9 +93,6 @@ def _load_policy(path: Path) -> _Policy:
         category_priority={c: i for i, c in enumerate(priority)},
         default_category=str(data["default"]["category"]),
         default_risk=Risk(data["default"]["risk"]),
-        min_signal_p=float(data.get("model", {}).get("min_signal_p", 0.2)),
-        context_messages=int(context.get("messages", 3)),
-        context_minutes=int(context.get("within_minutes", 30)),
         third_party=frozenset(str(w) for ws in words.values() for w in ws),
     )
 
@@ -206,7 +199,7 @@ class Triage:
         """The third layer: the message read together with the conversation's last texts.
         Returns the stronger score and whether the texts together are danger."""
         assert self.model is not None
-        recent = [t for t in context if t.strip()][-(self.policy.context_messages - 1) :]
+        recent = [t for t in context if t.strip()]
         if not recent:
             return score, False
         joined = " \n ".join([*recent, text])

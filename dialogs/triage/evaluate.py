@@ -11,7 +11,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,6 @@ class Figures:
     safe: int = 0
     false_alarms: int = 0
     check_ins: int = 0
-    missed: list[str] = field(default_factory=list)
-    alarms: list[str] = field(default_factory=list)
 
     def rate(self, part: int, whole: int) -> float:
         return part / whole if whole else 0.0
@@ -73,15 +71,11 @@ def evaluate(
         figures.danger += 1
         figures.caught += verdict.danger
         figures.reached += verdict.danger or verdict.check_in
-        if not (verdict.danger or verdict.check_in):
-            figures.missed.append(_text(entry))
     for entry in data.get("safe", []):
         verdict = judge(_text(entry), locale)
         figures.safe += 1
         figures.false_alarms += verdict.danger
         figures.check_ins += verdict.check_in and not verdict.danger
-        if verdict.danger:
-            figures.alarms.append(_text(entry))
     return figures
 
 

@@ -71,15 +71,6 @@ class Score:
     signal_p: float
     top: tuple[str, ...]  # the n-grams that pushed most towards danger, for reviewers
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "danger": round(self.danger, 4),
-            "reach": round(self.reach, 4),
-            "signal": self.signal,
-            "signal_p": round(self.signal_p, 4),
-            "top": list(self.top),
-        }
-
 
 class _Vocab:
     def __init__(self, terms: Sequence[str], idf: FloatArray, offset: int) -> None:
@@ -162,9 +153,6 @@ class TriageModel:
         danger = self._calibrated("danger", danger_p)
         reach = self._calibrated("reach", danger_p + float(probs[self._concern_row]))
         return danger, max(reach, danger)
-
-    def score_doc(self, d: Doc) -> tuple[float, float]:
-        return self._score_vector(*self.vector(d))
 
     def score(self, text: str, locale: str) -> Score:
         """Score a message: the most alarming of the whole text and its windows."""
