@@ -48,8 +48,9 @@ log = logging.getLogger(__name__)
 
 SUPPORTED = {ContentKind.TEXT, ContentKind.PHOTO, ContentKind.DOCUMENT}
 COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?(?:\s|$)")
-# Keys of conversation data that survive a change of flow.
-PERSISTENT_KEYS = {"role", "triage_category"}
+# Keys of conversation data that survive a change of flow (the check-in's half hour and what
+# triage already acted on belong to the conversation, not to one flow).
+PERSISTENT_KEYS = {"role", "triage_category", "check_in_at", "triage_acted_on"}
 # Flows a long silence interrupts; the menu and a chat with a person are never interrupted.
 RESUMABLE_FLOWS = {Flow.CHILD_REPORT, Flow.SAFETY_QUESTION, Flow.PARENT_HELP}
 # Conversation data that is bookkeeping, not the child's answers: never copied into a case.

@@ -144,3 +144,19 @@ async def test_a_danger_phrase_after_the_4000th_character_escalates(
     view = await desk.view(counsellor, case.id)
     assert not isinstance(view, str)
     assert all(len(line.text) <= 4000 for line in view.transcript)
+
+
+async def test_the_half_hour_holds_across_a_change_of_flow(
+    chat_factory: Callable[..., Chat], clock: Clock
+) -> None:
+    chat = chat_factory()
+    await _in_report(chat)
+    await chat.say(UNSURE)
+    await chat.press("Да, всё в безопасности")
+    await chat.press("В меню")
+    await chat.press("спросить")  # another flow, the same conversation
+    await chat.say(UNSURE)
+    assert ASK not in chat.text
+    clock.now += timedelta(minutes=31)
+    await chat.say(UNSURE)
+    assert ASK in chat.text
