@@ -17,9 +17,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy.exc import DBAPIError
-
 from dialogs.catalogue import Catalogue, default_catalogue, normalise_locale
+from dialogs.clock import utcnow
 from dialogs.flows import BY_CODE, FLOWS
 from dialogs.flows.base import FlowModel, FlowSpec, Option, Step, TurnContext, build_machine
 from dialogs.flows.names import IN_CHAT, Chat, Flow, Start
@@ -35,14 +34,23 @@ from dialogs.messages import (
     outbound_to_dict,
 )
 from dialogs.operations import DeskPolicy
-from dialogs.ports import AssessmentLike, KnowledgeSource, Triage
+from dialogs.ports import (
+    AssessmentLike,
+    CaseRecord,
+    CaseStatus,
+    ConversationRecord,
+    KnowledgeSource,
+    MessageRecord,
+    Stores,
+    StoreUnavailable,
+    Triage,
+    UnitOfWork,
+    UserRecord,
+)
 from dialogs.ratelimit import RateLimiter
 from dialogs.render import article_text
 from dialogs.safety import Danger, Decision, SafetyPolicy, Source, Where
 from dialogs.taxonomy import Risk
-from storage.db import Database
-from storage.models import Case, Conversation, Message, User, utcnow
-from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +61,20 @@ COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?(?:\s|$)")
 PERSISTENT_KEYS = {"role", "triage_category", "check_in_at", "triage_acted_on"}
 # Flows a long silence interrupts; the menu and a chat with a person are never interrupted.
 RESUMABLE_FLOWS = {Flow.CHILD_REPORT, Flow.SAFETY_QUESTION, Flow.PARENT_HELP}
-# Conversation data that is bookkeeping, not the child's answers: never copied into a case.
-NOT_ANSWERS = frozenset({
-    "silence_pending", "forget_pending", "triage_category", "rating", "check_in_at",
-    "check_in_category", "check_in_about", "triage_acted_on", "before_end",
-})
+# ConversationRecord data that is bookkeeping, not the child's answers: never copied into a case.
+NOT_ANSWERS = frozenset(
+    {
+        "silence_pending",
+        "forget_pending",
+        "triage_category",
+        "rating",
+        "check_in_at",
+        "check_in_category",
+        "check_in_about",
+        "triage_acted_on",
+        "before_end",
+    }
+)
 # Triage's conversation context: this many earlier texts, written within this window.
 CONTEXT_MESSAGES = 2
 CONTEXT_WINDOW = timedelta(minutes=30)
@@ -87,15 +104,15 @@ def _default_triage() -> Triage:
 class _Turn:
     """Mutable state of one update's handling."""
 
-    repos: Repos
-    user: User
-    conv: Conversation
+    repos: Stores
+    user: UserRecord
+    conv: ConversationRecord
     ctx: TurnContext
     inbound: Inbound | None = None
     assessment: AssessmentLike | None = None
     text: str = ""  # the inbound text as stored (the whole of it is triaged)
-    case_for_chat: Case | None = None  # the case the safety policy opened or raised
-    message: Message | None = None  # the transcript line of this update's text
+    case_for_chat: CaseRecord | None = None  # the case the safety policy opened or raised
+    message: MessageRecord | None = None  # the transcript line of this update's text
     extra: list[Outbound] = field(default_factory=list)
 
 
@@ -104,7 +121,7 @@ class DialogEngine:
 
     def __init__(
         self,
-        db: Database,
+        db: UnitOfWork,
         *,
         kb: KnowledgeSource,
         triage: Triage | None = None,
@@ -161,9 +178,9 @@ class DialogEngine:
         delay = 0.2
         for attempt in range(self.config.db_retries):
             try:
-                async with self.db.session() as session:
-                    return await self._handle(Repos(session), inbound)
-            except DBAPIError:
+                async with self.db.unit() as repos:
+                    return await self._handle(repos, inbound)
+            except StoreUnavailable:
                 log.warning("database error handling an update (attempt %d)", attempt + 1)
                 await asyncio.sleep(delay)
                 delay *= 2.5
@@ -176,7 +193,7 @@ class DialogEngine:
             replies.insert(0, Outbound(to=address, text=f"{words}\n{contacts}"))
         return replies
 
-    async def _handle(self, repos: Repos, inbound: Inbound) -> list[Outbound]:
+    async def _handle(self, repos: Stores, inbound: Inbound) -> list[Outbound]:
         if inbound.update_id is not None:
             if not await repos.updates.claim(str(inbound.channel), inbound.update_id):
                 return []
@@ -210,11 +227,14 @@ class DialogEngine:
         for message in turn.ctx.out:
             if message.to == turn.ctx.address and message.text:
                 await turn.repos.messages.add(
-                    turn.user.id, "bot", message.text, case_id=conv.case_id,
+                    turn.user.id,
+                    "bot",
+                    message.text,
+                    case_id=conv.case_id,
                     created_at=self.clock(),
                 )
 
-    async def _persist(self, repos: Repos, messages: list[Outbound]) -> list[Outbound]:
+    async def _persist(self, repos: Stores, messages: list[Outbound]) -> list[Outbound]:
         """Write every reply to the outbox in the same transaction as the state change, so a
         crash after commit loses no reply and a restart sends each one once."""
         kept = []
@@ -228,7 +248,7 @@ class DialogEngine:
             kept.append(replace(message, meta={**message.meta, "outbox_id": str(row.id)}))
         return kept
 
-    def _turn(self, repos: Repos, user: User, conv: Conversation) -> _Turn:
+    def _turn(self, repos: Stores, user: UserRecord, conv: ConversationRecord) -> _Turn:
         data = dict(conv.data or {})
         ctx = TurnContext(
             address=Address(user.channel, user.address),
@@ -364,18 +384,7 @@ class DialogEngine:
         where = self._where(turn)
         now = self.clock()
         if where in (Where.LIVE, Where.WAITING):
-            # A counsellor has (or is about to have) the chat: flag the line for them.
-            case = await turn.repos.cases.open_for_user(turn.user.id)
-            if case is not None:
-                turn.extra.append(
-                    self._desk_notice(
-                        case, DeskEvent.CHILD_MESSAGE, turn.text, flags={"check_in": "1"}
-                    )
-                )
-                turn.ctx.prompted = True
-                await self._acted_on(turn)  # the counsellor has seen it
-                return True
-            return False
+            return await self._flag_for_counsellor(turn)
         if not self.safety.may_check_in(turn.ctx.data, now):
             return False
         ctx = turn.ctx
@@ -397,6 +406,19 @@ class DialogEngine:
         )
         return True
 
+    async def _flag_for_counsellor(self, turn: _Turn) -> bool:
+        """A counsellor has (or is about to have) the chat: the line reaches them flagged,
+        instead of a check-in from the bot."""
+        case = await turn.repos.cases.open_for_user(turn.user.id)
+        if case is None:
+            return False
+        turn.extra.append(
+            self._desk_notice(case, DeskEvent.CHILD_MESSAGE, turn.text, flags={"check_in": "1"})
+        )
+        turn.ctx.prompted = True
+        await self._acted_on(turn)  # the counsellor has seen it
+        return True
+
     async def _stage_command(self, turn: _Turn, inbound: Inbound) -> bool:
         command = COMMAND.match(turn.text) if turn.text else None
         if not command:
@@ -414,7 +436,8 @@ class DialogEngine:
         ctx = turn.ctx
         step = FLOWS[turn.conv.flow].step(turn.conv.state)
         attachments = tuple(
-            a for a in inbound.attachments
+            a
+            for a in inbound.attachments
             if a.size is None or a.size <= self.config.max_attachment_bytes
         )
         if len(attachments) < len(inbound.attachments):
@@ -477,7 +500,7 @@ class DialogEngine:
             turn, Danger(source=Source(option.danger), category=category, about=about)
         )
 
-    def _silent_too_long(self, conv: Conversation) -> bool:
+    def _silent_too_long(self, conv: ConversationRecord) -> bool:
         if conv.flow not in RESUMABLE_FLOWS or conv.updated_at is None:
             return False
         return self.clock() - conv.updated_at > self.config.silence_after
@@ -496,7 +519,7 @@ class DialogEngine:
         return None
 
     # ------------------------------------------------------------------ danger
-    async def _open_or_reopen(self, turn: _Turn) -> Case | None:
+    async def _open_or_reopen(self, turn: _Turn) -> CaseRecord | None:
         """The user's open case; or the one they ended a chat on, back in the queue."""
         case = await turn.repos.cases.open_for_user(turn.user.id)
         if case is not None:
@@ -513,7 +536,7 @@ class DialogEngine:
     async def _acted_on(self, turn: _Turn) -> None:
         """Mark the texts so far as acted on: triage's context starts after them."""
         if turn.message is not None:
-            await turn.repos.session.flush()
+            await turn.repos.flush()
             turn.ctx.data["triage_acted_on"] = int(turn.message.id)
 
     def _where(self, turn: _Turn) -> Where:
@@ -565,7 +588,8 @@ class DialogEngine:
             turn.extra.append(
                 self._desk_notice(case, event, danger.text, critical=True, flags=flags)
             )
-        position = await turn.repos.cases.position(case) if case.status == "waiting" else 0
+        waiting = case.status == CaseStatus.WAITING
+        position = await turn.repos.cases.position(case) if waiting else 0
         turn.case_for_chat = case
         return int(case.id), int(position)
 
@@ -832,7 +856,7 @@ class DialogEngine:
         signals: list[str] | None = None,
         flags: dict[str, str] | None = None,
         text: str = "",
-    ) -> Case:
+    ) -> CaseRecord:
         repos, user, ctx = turn.repos, turn.user, turn.ctx
         answers = {k: v for k, v in ctx.data.items() if k not in NOT_ANSWERS}
         answers["role"] = ctx.role
@@ -862,7 +886,7 @@ class DialogEngine:
         )
         return case
 
-    def _enter_counselling(self, turn: _Turn, case: Case) -> None:
+    def _enter_counselling(self, turn: _Turn, case: CaseRecord) -> None:
         """Move the conversation into the counsellor queue (or chat) for ``case``, keeping
         where the child was to come back to."""
         conv = turn.conv
@@ -871,14 +895,14 @@ class DialogEngine:
             if conv.flow == Flow.START:
                 conv.resume_flow = conv.resume_state = None
         conv.flow = Flow.COUNSELLING
-        conv.state = Chat.CONNECTED if case.status == "active" else Chat.WAITING
+        conv.state = Chat.CONNECTED if case.status == CaseStatus.ACTIVE else Chat.WAITING
         conv.case_id = case.id
         turn.ctx.prompted = True
         turn.ctx.switch = (Flow.COUNSELLING, conv.state)
 
     def _desk_notice(
         self,
-        case: Case,
+        case: CaseRecord,
         event: DeskEvent,
         text: str,
         *,
@@ -910,7 +934,7 @@ class DialogEngine:
                 case.risk, case.risk_rank = Risk.CRITICAL.value, Risk.CRITICAL.rank
                 turn.extra.append(self._desk_notice(case, DeskEvent.CASE_RAISED, ""))
             self._enter_counselling(turn, case)
-            if case.status == "waiting":
+            if case.status == CaseStatus.WAITING:
                 await self._say_waiting(turn, case, again=True)
             else:
                 ctx.say(ctx.t("counselling.connected"))
@@ -931,7 +955,7 @@ class DialogEngine:
         await self._say_waiting(turn, case, again=False)
         self._attach_buttons(turn)
 
-    async def _say_waiting(self, turn: _Turn, case: Case, *, again: bool) -> None:
+    async def _say_waiting(self, turn: _Turn, case: CaseRecord, *, again: bool) -> None:
         """Tell the child their place in the queue and an honest wait: from recent
         first-response times, or after hours, when counsellors are back."""
         position = await turn.repos.cases.position(case)
@@ -947,7 +971,7 @@ class DialogEngine:
             )
         )
 
-    async def desk_trigger(self, repos: Repos, case: Case, trigger: str) -> list[Outbound]:
+    async def desk_trigger(self, repos: Stores, case: CaseRecord, trigger: str) -> list[Outbound]:
         """The desk's port into the conversation: "taken", "released", "closed" or "blocked"
         moves the child's conversation (the desk never writes it); returns what they see."""
         turn = await self._case_turn(repos, case)
@@ -972,7 +996,7 @@ class DialogEngine:
         self._save(turn)
         return turn.ctx.out
 
-    async def _case_turn(self, repos: Repos, case: Case) -> _Turn | None:
+    async def _case_turn(self, repos: Stores, case: CaseRecord) -> _Turn | None:
         """A turn on the conversation of the case's child (None: the child erased it)."""
         user = await repos.users.get(case.user_id) if case.user_id is not None else None
         if user is None:
@@ -982,7 +1006,7 @@ class DialogEngine:
             conv = await repos.conversations.for_user(user.id)
         return self._turn(repos, user, conv) if conv is not None else None
 
-    def _outside_chat(self, turn: _Turn, case: Case, trigger: str) -> None:
+    def _outside_chat(self, turn: _Turn, case: CaseRecord, trigger: str) -> None:
         """The desk acted on a case whose child is elsewhere (the menu, another flow)."""
         if trigger == "taken":
             self._enter_counselling(turn, case)
@@ -1117,7 +1141,7 @@ class _Services:
         case = await turn.repos.cases.open_for_user(turn.user.id)
         if case is not None:
             if await turn.repos.cases.mark_left(case.id):
-                case.status = "left"
+                case.status = CaseStatus.LEFT
             await turn.repos.audit.record(
                 "child_left", counsellor_id=None, case_id=case.id, detail=case.status
             )

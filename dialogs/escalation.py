@@ -17,12 +17,12 @@ from enum import StrEnum
 from typing import Protocol
 
 from dialogs.canned import CannedReplies, CannedReply, default_canned
+from dialogs.clock import utcnow
 from dialogs.engine import DialogEngine
 from dialogs.messages import DESK, Address, Attachment, Button, ContentKind, DeskEvent, Outbound
 from dialogs.operations import AFTER_HOURS, DeskConfig
+from dialogs.ports import CaseRecord, CaseStatus, CounsellorRecord, Stores, UserRecord
 from dialogs.taxonomy import Risk, category_chi_group, is_category, is_outcome
-from storage.models import Case, Counsellor, User, utcnow
-from storage.repositories import LEFT, Repos
 
 SUPERVISOR = "supervisor"
 ROLES = ("counsellor", SUPERVISOR)
@@ -93,6 +93,18 @@ class CaseView:
     rating: int | None
 
 
+def _may_block(counsellor: CounsellorRecord, case: CaseRecord) -> DeskResult | None:
+    """Who may block from a case: its holder, anyone while it waits, a supervisor always; a
+    critical case still open only a supervisor."""
+    supervisor = counsellor.role == SUPERVISOR
+    if not (supervisor or case.owner_id == counsellor.id or case.status == CaseStatus.WAITING):
+        return _fail(DeskError.NOT_YOURS, case.id)
+    critical = case.risk == Risk.CRITICAL.value and case.status != CaseStatus.CLOSED
+    if critical and not supervisor:
+        return _fail(DeskError.SUPERVISOR_ONLY, case.id, "the case is critical")
+    return None
+
+
 def _fail(error: DeskError, case_id: int | None = None, detail: str = "") -> DeskResult:
     return DeskResult(ok=False, error=error, case_id=case_id, detail=detail)
 
@@ -114,17 +126,16 @@ class Desk:
     def _staff_text(self, key: str, **values: object) -> str:
         return self.engine.catalogue.t(key, self.config.staff_locale).format(**values)
 
-    async def identify(self, channel: str, external_id: str) -> Counsellor | None:
-        async with self.db.session() as s:
-            return await Repos(s).counsellors.by_identity(channel, external_id)
+    async def identify(self, channel: str, external_id: str) -> CounsellorRecord | None:
+        async with self.db.unit() as repos:
+            return await repos.counsellors.by_identity(channel, external_id)
 
     async def add_counsellor(
         self, name: str, channel: str, external_id: str, role: str = "counsellor"
-    ) -> Counsellor:
+    ) -> CounsellorRecord:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}: use {' or '.join(ROLES)}")
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             counsellor = await repos.counsellors.add(name, channel, external_id, role)
             await repos.audit.record(
                 "counsellor_added",
@@ -136,22 +147,19 @@ class Desk:
 
     # ------------------------------------------------------------------ reading
     async def queue(self, limit: int = 50) -> list[CaseSummary]:
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             return [await self._summary(repos, c) for c in await repos.cases.queue(limit)]
 
-    async def held(self, counsellor: Counsellor) -> list[CaseSummary]:
-        async with self.db.session() as s:
-            repos = Repos(s)
+    async def held(self, counsellor: CounsellorRecord) -> list[CaseSummary]:
+        async with self.db.unit() as repos:
             return [
                 await self._summary(repos, c) for c in await repos.cases.held_by(counsellor.id)
             ]
 
-    async def view(self, counsellor: Counsellor, case_id: int) -> CaseView | DeskError:
+    async def view(self, counsellor: CounsellorRecord, case_id: int) -> CaseView | DeskError:
         """A case's answers and transcript; audited. A counsellor sees waiting cases and their
         own; a supervisor sees every case."""
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             case = await repos.cases.get(case_id)
             if case is None:
                 return DeskError.NO_CASE
@@ -187,14 +195,14 @@ class Desk:
                 rating=case.rating,
             )
 
-    def _may_see(self, counsellor: Counsellor, case: Case) -> bool:
+    def _may_see(self, counsellor: CounsellorRecord, case: CaseRecord) -> bool:
         return (
             counsellor.role == "supervisor"
-            or case.status == "waiting"
+            or case.status == CaseStatus.WAITING
             or case.owner_id == counsellor.id
         )
 
-    async def _summary(self, repos: Repos, case: Case) -> CaseSummary:
+    async def _summary(self, repos: Stores, case: CaseRecord) -> CaseSummary:
         owner = await repos.counsellors.get(case.owner_id) if case.owner_id else None
         waited = (case.taken_at or utcnow()) - case.created_at
         return CaseSummary(
@@ -209,18 +217,17 @@ class Desk:
             chi_group=category_chi_group(case.category),
         )
 
-    async def open_cases(self, counsellor: Counsellor) -> list[CaseSummary] | DeskError:
+    async def open_cases(self, counsellor: CounsellorRecord) -> list[CaseSummary] | DeskError:
         """Every waiting and held case, highest risk first: for supervisors only."""
         if counsellor.role != SUPERVISOR:
             return DeskError.SUPERVISOR_ONLY
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             return [await self._summary(repos, c) for c in await repos.desk.open_cases()]
 
-    async def on_call(self) -> list[Counsellor]:
+    async def on_call(self) -> list[CounsellorRecord]:
         """Who is paged for a critical case outside opening hours: the active supervisors."""
-        async with self.db.session() as s:
-            return list(await Repos(s).desk.supervisors())
+        async with self.db.unit() as repos:
+            return list(await repos.desk.supervisors())
 
     def is_open(self, now: datetime | None = None) -> bool:
         """Are counsellors on the desk now, by the opening hours?"""
@@ -231,17 +238,16 @@ class Desk:
         return self.canned.all()
 
     # ------------------------------------------------------------------ acting
-    async def take(self, counsellor: Counsellor, case_id: int) -> DeskResult:
+    async def take(self, counsellor: CounsellorRecord, case_id: int) -> DeskResult:
         """Atomic: of two counsellors pressing Take at once, exactly one gets the case. Refused
         when the counsellor already holds `capacity` cases."""
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             case = await repos.cases.get(case_id)
             if case is None:
                 return _fail(DeskError.NO_CASE, case_id)
-            if case.status == "closed":
+            if case.status == CaseStatus.CLOSED:
                 return _fail(DeskError.CLOSED, case_id)
-            if case.status != "waiting":
+            if case.status != CaseStatus.WAITING:
                 return _fail(DeskError.TAKEN, case_id)
             limit = self.config.capacity
             if not await repos.desk.take_within(case_id, counsellor.id, limit, self._now()):
@@ -251,48 +257,50 @@ class Desk:
                         DeskError.AT_CAPACITY, case_id, f"you hold {held} of {limit} cases"
                     )
                 return _fail(DeskError.TAKEN, case_id)
-            await s.refresh(case)
+            await repos.refresh(case)
             await repos.audit.record("taken", counsellor_id=counsellor.id, case_id=case_id)
             out = await self.engine.desk_trigger(repos, case, "taken")
             return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
 
-    async def _owned(self, repos: Repos, counsellor: Counsellor, case_id: int) -> Case | DeskError:
+    async def _owned(
+        self, repos: Stores, counsellor: CounsellorRecord, case_id: int
+    ) -> CaseRecord | DeskError:
         case = await repos.cases.get(case_id)
         if case is None:
             return DeskError.NO_CASE
-        if case.status == "closed":
+        if case.status == CaseStatus.CLOSED:
             return DeskError.CLOSED
         if case.owner_id != counsellor.id and counsellor.role != SUPERVISOR:
             return DeskError.NOT_YOURS
-        if case.status not in ("active", LEFT):
+        if case.status not in (CaseStatus.ACTIVE, CaseStatus.LEFT):
             return DeskError.NOT_YOURS
         return case
 
     async def reply(
         self,
-        counsellor: Counsellor,
+        counsellor: CounsellorRecord,
         case_id: int,
         text: str,
         attachments: Sequence[Attachment] = (),
     ) -> DeskResult:
         """Send the counsellor's words to the child, with no name or account attached."""
-        async with self.db.session() as s:
-            return await self._reply(
-                Repos(s), counsellor, case_id, lambda _locale: text, attachments
-            )
+        async with self.db.unit() as repos:
+            return await self._reply(repos, counsellor, case_id, lambda _locale: text, attachments)
 
-    async def reply_canned(self, counsellor: Counsellor, case_id: int, key: str) -> DeskResult:
+    async def reply_canned(
+        self, counsellor: CounsellorRecord, case_id: int, key: str
+    ) -> DeskResult:
         """Send a canned reply (`/reply KEY`) in the child's language, taken from the case."""
         canned = self.canned.get(key)
         if canned is None:
             return _fail(DeskError.NO_CANNED, case_id, ", ".join(self.canned.keys()))
-        async with self.db.session() as s:
-            return await self._reply(Repos(s), counsellor, case_id, canned.text)
+        async with self.db.unit() as repos:
+            return await self._reply(repos, counsellor, case_id, canned.text)
 
     async def _reply(
         self,
-        repos: Repos,
-        counsellor: Counsellor,
+        repos: Stores,
+        counsellor: CounsellorRecord,
         case_id: int,
         text_for: _TextFor,
         attachments: Sequence[Attachment] = (),
@@ -303,7 +311,7 @@ class Desk:
         user = await repos.users.get(case.user_id) if case.user_id is not None else None
         if user is None:
             return _fail(DeskError.CHILD_GONE, case_id)
-        if case.status == LEFT:
+        if case.status == CaseStatus.LEFT:
             # The child ended the chat: a message now would land in their menu. Close the case
             # with an outcome; if the child comes back, the case returns to the queue.
             return _fail(DeskError.CHILD_LEFT, case_id)
@@ -321,15 +329,14 @@ class Desk:
         )
         return DeskResult(ok=True, outbound=(out,), case_id=case_id)
 
-    def _locale(self, case: Case, user: User | None) -> str:
+    def _locale(self, case: CaseRecord, user: UserRecord | None) -> str:
         """The child's language: as the case recorded it, else their account's."""
         locale = (case.answers or {}).get("locale") or (user.locale if user else None)
         return str(locale or self.engine.config.default_locale)
 
-    async def note(self, counsellor: Counsellor, case_id: int, text: str) -> DeskResult:
+    async def note(self, counsellor: CounsellorRecord, case_id: int, text: str) -> DeskResult:
         """A private note on the case: never sent to the child."""
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             case = await repos.cases.get(case_id)
             if case is None:
                 return _fail(DeskError.NO_CASE, case_id)
@@ -341,24 +348,27 @@ class Desk:
             )
             return DeskResult(ok=True, case_id=case_id)
 
-    async def _note(self, repos: Repos, counsellor: Counsellor, case: Case, text: str) -> None:
+    async def _note(
+        self, repos: Stores, counsellor: CounsellorRecord, case: CaseRecord, text: str
+    ) -> None:
         if case.user_id is not None and text.strip():
             await repos.messages.add(
                 case.user_id, "note", text, case_id=case.id, counsellor_id=counsellor.id
             )
 
-    async def release(self, counsellor: Counsellor, case_id: int, note: str = "") -> DeskResult:
+    async def release(
+        self, counsellor: CounsellorRecord, case_id: int, note: str = ""
+    ) -> DeskResult:
         """Back to the queue, keeping its place; the note (if any) is left on the case for
         whoever takes it next."""
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             case = await self._owned(repos, counsellor, case_id)
             if isinstance(case, DeskError):
                 return _fail(case, case_id)
             owner = case.owner_id or counsellor.id
             if not await repos.cases.release(case_id, owner):
                 return _fail(DeskError.NOT_YOURS, case_id)
-            await s.refresh(case)
+            await repos.refresh(case)
             case.last_announced_at = self._now()
             await self._note(repos, counsellor, case, note)
             await repos.audit.record(
@@ -368,28 +378,18 @@ class Desk:
             return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
 
     async def transfer(
-        self, counsellor: Counsellor, case_id: int, to_name: str, note: str = ""
+        self, counsellor: CounsellorRecord, case_id: int, to_name: str, note: str = ""
     ) -> DeskResult:
         """Hand a case to a named colleague. A counsellor hands over a case they hold; a
         supervisor reassigns any open case (a waiting one goes straight to that colleague).
         The colleague's capacity applies; the note stays on the case."""
-        async with self.db.session() as s:
-            repos = Repos(s)
-            target = await repos.counsellors.by_name(to_name.strip())
-            if target is None or not target.active:
-                return _fail(DeskError.NO_COUNSELLOR, case_id, to_name)
-            case = await repos.cases.get(case_id)
-            if case is None:
-                return _fail(DeskError.NO_CASE, case_id)
-            if case.status == "closed":
-                return _fail(DeskError.CLOSED, case_id)
-            supervisor = counsellor.role == SUPERVISOR
-            if not supervisor and (case.status != "active" or case.owner_id != counsellor.id):
-                return _fail(DeskError.NOT_YOURS, case_id)
-            if case.owner_id == target.id:
-                return _fail(DeskError.BAD_TRANSFER, case_id, f"{target.name} holds it already")
+        async with self.db.unit() as repos:
+            found = await self._transfer_parties(repos, counsellor, case_id, to_name)
+            if isinstance(found, DeskResult):
+                return found
+            case, target = found
             previous = await repos.counsellors.get(case.owner_id) if case.owner_id else None
-            was_waiting = case.status == "waiting"
+            was_waiting = case.status == CaseStatus.WAITING
             limit = self.config.capacity
             moved = await repos.desk.assign(
                 case_id,
@@ -405,35 +405,64 @@ class Desk:
                         DeskError.AT_CAPACITY, case_id, f"{target.name} holds {held} of {limit}"
                     )
                 return _fail(DeskError.TAKEN, case_id)
-            await s.refresh(case)
-            await self._note(repos, counsellor, case, note)
+            await repos.refresh(case)
             source = previous.name if previous else self._staff_text("desk.queue")
-            await repos.audit.record(
-                "transferred",
-                counsellor_id=counsellor.id,
-                case_id=case_id,
-                detail=f"{source} -> {target.name}" + (f": {note}" if note else ""),
-            )
+            out = await self._transferred(repos, counsellor, case, source, target, note)
             if was_waiting:
-                out = list(await self.engine.desk_trigger(repos, case, "taken"))
+                out[:0] = await self.engine.desk_trigger(repos, case, "taken")
             else:
-                out = await self._to_child(repos, case, "counselling.transferred")
-            text = self._staff_text(
-                "desk.transferred", case=case_id, source=source, target=target.name
-            )
-            out.append(
-                self._notice(case, text + (f"\n{note}" if note else ""), assigned_to=target.name)
-            )
+                out[:0] = await self._to_child(repos, case, "counselling.transferred")
             return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
 
-    async def _to_child(self, repos: Repos, case: Case, key: str) -> list[Outbound]:
+    async def _transfer_parties(
+        self, repos: Stores, counsellor: CounsellorRecord, case_id: int, to_name: str
+    ) -> tuple[CaseRecord, CounsellorRecord] | DeskResult:
+        """The case and the colleague of a transfer, or why it may not happen."""
+        target = await repos.counsellors.by_name(to_name.strip())
+        if target is None or not target.active:
+            return _fail(DeskError.NO_COUNSELLOR, case_id, to_name)
+        case = await repos.cases.get(case_id)
+        if case is None:
+            return _fail(DeskError.NO_CASE, case_id)
+        if case.status == CaseStatus.CLOSED:
+            return _fail(DeskError.CLOSED, case_id)
+        holds = case.status == CaseStatus.ACTIVE and case.owner_id == counsellor.id
+        if counsellor.role != SUPERVISOR and not holds:
+            return _fail(DeskError.NOT_YOURS, case_id)
+        if case.owner_id == target.id:
+            return _fail(DeskError.BAD_TRANSFER, case_id, f"{target.name} holds it already")
+        return case, target
+
+    async def _transferred(
+        self,
+        repos: Stores,
+        counsellor: CounsellorRecord,
+        case: CaseRecord,
+        source: str,
+        target: CounsellorRecord,
+        note: str,
+    ) -> list[Outbound]:
+        """The note, the audit line and the desk's notice of a transfer that happened."""
+        await self._note(repos, counsellor, case, note)
+        await repos.audit.record(
+            "transferred",
+            counsellor_id=counsellor.id,
+            case_id=case.id,
+            detail=f"{source} -> {target.name}" + (f": {note}" if note else ""),
+        )
+        text = self._staff_text(
+            "desk.transferred", case=case.id, source=source, target=target.name
+        )
+        return [self._notice(case, text + (f"\n{note}" if note else ""), assigned_to=target.name)]
+
+    async def _to_child(self, repos: Stores, case: CaseRecord, key: str) -> list[Outbound]:
         user = await repos.users.get(case.user_id) if case.user_id is not None else None
         if user is None:
             return []
         text = self.engine.catalogue.t(key, self._locale(case, user))
         return [Outbound(to=Address(user.channel, user.address), text=text, case_id=case.id)]
 
-    def _notice(self, case: Case, text: str, **meta: str) -> Outbound:
+    def _notice(self, case: CaseRecord, text: str, **meta: str) -> Outbound:
         """A desk notice written by the desk itself (re-announcements, transfers, blocks)."""
         marks = {**self.engine.policy.notice_meta(case, self._now()), **meta}
         return Outbound(
@@ -445,17 +474,16 @@ class Desk:
             meta=marks,
         )
 
-    async def close(self, counsellor: Counsellor, case_id: int, outcome: str) -> DeskResult:
+    async def close(self, counsellor: CounsellorRecord, case_id: int, outcome: str) -> DeskResult:
         if not is_outcome(outcome):
             return _fail(DeskError.BAD_OUTCOME, case_id)
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             case = await self._owned(repos, counsellor, case_id)
             if isinstance(case, DeskError):
                 return _fail(case, case_id)
             if not await repos.cases.close(case_id, case.owner_id or counsellor.id, outcome):
                 return _fail(DeskError.NOT_YOURS, case_id)
-            await s.refresh(case)
+            await repos.refresh(case)
             await repos.audit.record(
                 "closed", counsellor_id=counsellor.id, case_id=case_id, detail=outcome
             )
@@ -463,18 +491,17 @@ class Desk:
             return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
 
     async def set_risk(
-        self, counsellor: Counsellor, case_id: int, risk: str, note: str
+        self, counsellor: CounsellorRecord, case_id: int, risk: str, note: str
     ) -> DeskResult:
         """Raise or lower a case's risk; lowering needs a note, and both are audited."""
         if risk not in Risk._value2member_map_:
             return _fail(DeskError.BAD_RISK, case_id)
         level = Risk(risk)
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             case = await repos.cases.get(case_id)
             if case is None:
                 return _fail(DeskError.NO_CASE, case_id)
-            if case.status == "closed":
+            if case.status == CaseStatus.CLOSED:
                 return _fail(DeskError.CLOSED, case_id)
             if not self._may_see(counsellor, case):
                 return _fail(DeskError.NOT_YOURS, case_id)
@@ -492,13 +519,12 @@ class Desk:
             return DeskResult(ok=True, case_id=case_id)
 
     async def set_category(
-        self, counsellor: Counsellor, case_id: int, category: str
+        self, counsellor: CounsellorRecord, case_id: int, category: str
     ) -> DeskResult:
         """Correct a case's category (the help line's taxonomy, after the CHI framework)."""
         if not is_category(category):
             return _fail(DeskError.BAD_CATEGORY, case_id)
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             case = await repos.cases.get(case_id)
             if case is None:
                 return _fail(DeskError.NO_CASE, case_id)
@@ -516,7 +542,7 @@ class Desk:
 
     # ------------------------------------------------------------------ blocking
     async def block(
-        self, counsellor: Counsellor, case_id: int, reason: str, until: datetime
+        self, counsellor: CounsellorRecord, case_id: int, reason: str, until: datetime
     ) -> DeskResult:
         """Block the user of a case who abuses the line, with a reason, until a moment. The
         case closes as an abusive contact; the user then gets one neutral reply and nothing
@@ -527,16 +553,13 @@ class Desk:
             return _fail(DeskError.BAD_BLOCK, case_id, "a reason is needed")
         if until.tzinfo is None or until <= now:
             return _fail(DeskError.BAD_BLOCK, case_id, "the expiry must be in the future")
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             case = await repos.cases.get(case_id)
             if case is None:
                 return _fail(DeskError.NO_CASE, case_id)
-            supervisor = counsellor.role == SUPERVISOR
-            if not (supervisor or case.owner_id == counsellor.id or case.status == "waiting"):
-                return _fail(DeskError.NOT_YOURS, case_id)
-            if case.risk == Risk.CRITICAL.value and case.status != "closed" and not supervisor:
-                return _fail(DeskError.SUPERVISOR_ONLY, case_id, "the case is critical")
+            refused = _may_block(counsellor, case)
+            if refused is not None:
+                return refused
             user = await repos.users.get(case.user_id) if case.user_id is not None else None
             if user is None:
                 return _fail(DeskError.CHILD_GONE, case_id)
@@ -549,28 +572,40 @@ class Desk:
                 reason=reason.strip(),
                 until=until,
             )
-            await repos.audit.record(
-                "blocked",
-                counsellor_id=counsellor.id,
-                case_id=case_id,
-                detail=f"until {until:%Y-%m-%d %H:%M} UTC: {reason.strip()}"[:2000],
-            )
-            if case.status != "closed":
-                case.status, case.outcome, case.closed_at = "closed", BLOCK_OUTCOME, now
-                case.owner_id = case.owner_id or counsellor.id
-                await repos.audit.record(
-                    "closed", counsellor_id=counsellor.id, case_id=case_id, detail=BLOCK_OUTCOME
-                )
+            await self._close_blocked(repos, counsellor, case, now, reason, until)
             # Quietly out of the chat: when the block ends they find the menu.
             await self.engine.desk_trigger(repos, case, "blocked")
             text = self._staff_text("desk.blocked", case=case_id, until=f"{until:%Y-%m-%d %H:%M}")
             return DeskResult(ok=True, outbound=(self._notice(case, text),), case_id=case_id)
 
-    async def unblock(self, counsellor: Counsellor, case_id: int) -> DeskResult:
+    async def _close_blocked(
+        self,
+        repos: Stores,
+        counsellor: CounsellorRecord,
+        case: CaseRecord,
+        now: datetime,
+        reason: str,
+        until: datetime,
+    ) -> None:
+        """Audit the block and close the case (unless closed already) as an abusive contact."""
+        await repos.audit.record(
+            "blocked",
+            counsellor_id=counsellor.id,
+            case_id=case.id,
+            detail=f"until {until:%Y-%m-%d %H:%M} UTC: {reason.strip()}"[:2000],
+        )
+        if case.status == CaseStatus.CLOSED:
+            return
+        case.status, case.outcome, case.closed_at = CaseStatus.CLOSED, BLOCK_OUTCOME, now
+        case.owner_id = case.owner_id or counsellor.id
+        await repos.audit.record(
+            "closed", counsellor_id=counsellor.id, case_id=case.id, detail=BLOCK_OUTCOME
+        )
+
+    async def unblock(self, counsellor: CounsellorRecord, case_id: int) -> DeskResult:
         """Lift the block on the user of a case: the counsellor who set it, or a supervisor."""
         now = self._now()
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             case = await repos.cases.get(case_id)
             if case is None:
                 return _fail(DeskError.NO_CASE, case_id)
@@ -597,8 +632,7 @@ class Desk:
         config = self.config
         open_now = config.hours.is_open(now)
         out: list[Outbound] = []
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             before = now - config.reannounce_after
             for case in await repos.desk.due_announcements(before):
                 if not open_now and case.risk != Risk.CRITICAL.value:
@@ -614,8 +648,8 @@ class Desk:
                         out.append(update)
         return out
 
-    async def _reannouncement(self, repos: Repos, case: Case, now: datetime) -> Outbound:
-        if case.status == "waiting":
+    async def _reannouncement(self, repos: Stores, case: CaseRecord, now: datetime) -> Outbound:
+        if case.status == CaseStatus.WAITING:
             minutes = int((now - case.created_at).total_seconds() // 60)
             text = self._staff_text("desk.reannounce", case=case.id, minutes=minutes)
         else:
@@ -631,7 +665,7 @@ class Desk:
         return self._notice(case, text, reannounce="1")
 
     async def _queue_update(
-        self, repos: Repos, case: Case, now: datetime, before: datetime
+        self, repos: Stores, case: CaseRecord, now: datetime, before: datetime
     ) -> Outbound | None:
         """Tell a child still waiting in the chat their place ("still waiting, number X")."""
         conv = await repos.conversations.for_case(case.id)
@@ -659,8 +693,7 @@ class Desk:
 
     async def audit_trail(self, case_id: int) -> list[tuple[datetime, str | None, str, str]]:
         """Who did or saw what on a case, in order: (when, counsellor name, action, detail)."""
-        async with self.db.session() as s:
-            repos = Repos(s)
+        async with self.db.unit() as repos:
             names = {c.id: c.name for c in await repos.counsellors.all()}
             return [
                 (

@@ -164,8 +164,9 @@ def inbound_to_dict(message: Inbound) -> dict[str, object]:
 def inbound_from_dict(data: dict[str, object]) -> Inbound:
     atts = data.get("attachments") or []
     assert isinstance(atts, list)
-    text, payload, hint, update = (data.get(k) for k in ("text", "payload", "locale_hint",
-                                                          "update_id"))
+    text, payload, hint, update = (
+        data.get(k) for k in ("text", "payload", "locale_hint", "update_id")
+    )
     return Inbound(
         channel=Channel(str(data["channel"])),
         user_id=str(data["user_id"]),

@@ -19,9 +19,8 @@ from dialogs.contacts import render as render_contacts
 from dialogs.flows.base import TurnContext
 from dialogs.hours import OpeningHours, load_hours
 from dialogs.messages import Inbound
+from dialogs.ports import CaseRecord, Stores, UserRecord
 from dialogs.taxonomy import Risk
-from storage.models import Case, User
-from storage.repositories import Repos
 
 # Markers on desk notices (`Outbound.meta`) written outside opening hours.
 AFTER_HOURS = "after_hours"
@@ -77,8 +76,8 @@ class DeskPolicy:
     # ------------------------------------------------------------------ blocked users
     async def screen(
         self,
-        repos: Repos,
-        user: User,
+        repos: Stores,
+        user: UserRecord,
         ctx: TurnContext,
         inbound: Inbound,
         is_danger: Callable[[Inbound], bool],
@@ -102,7 +101,7 @@ class DeskPolicy:
 
     # ------------------------------------------------------------------ waiting
     async def estimate_minutes(
-        self, repos: Repos, position: int, now: datetime, fallback_minutes: int
+        self, repos: Stores, position: int, now: datetime, fallback_minutes: int
     ) -> int:
         """A rough, honest wait: the median of recent first-response times (per place in the
         queue) when there are enough of them, else the configured minutes per case; rounded
@@ -121,9 +120,9 @@ class DeskPolicy:
 
     async def waiting_text(
         self,
-        repos: Repos,
+        repos: Stores,
         ctx: TurnContext,
-        case: Case,
+        case: CaseRecord,
         position: int,
         now: datetime,
         *,
@@ -150,7 +149,7 @@ class DeskPolicy:
         )
 
     # ------------------------------------------------------------------ desk notices
-    def notice_meta(self, case: Case, now: datetime) -> dict[str, str]:
+    def notice_meta(self, case: CaseRecord, now: datetime) -> dict[str, str]:
         """Markers for a desk notice: outside hours, and for a critical case, page on-call."""
         if self.config.hours.is_open(now):
             return {}

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from dialogs.ports import ReportRow, UnitOfWork
 from dialogs.taxonomy import (
     categories,
     category_chi_group,
@@ -29,8 +30,6 @@ from dialogs.taxonomy import (
     outcomes,
     risks,
 )
-from storage.db import Database
-from storage.repositories import ReportRow, Repos
 
 MIN_COUNT = 5
 SMALL = "<5"
@@ -201,98 +200,72 @@ class Report:
         import matplotlib
 
         matplotlib.use("Agg")
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-
         out.mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
         period = f"{self.start:%Y-%m-%d} .. {self.end:%Y-%m-%d}"
-        for table in self.tables:
-            shown = table.shown
-            drawn = [(label, n) for key, label, n in table.rows if shown[key].isdigit() and n]
-            hidden = [label for key, label, _n in table.rows if not shown[key].isdigit()]
-            fig = Figure(figsize=(8, max(2.5, 0.4 * len(drawn) + 1.5)), layout="constrained")
-            ax = fig.subplots()
-            if drawn:
-                labels, values = zip(*drawn, strict=True)
-                bars = ax.barh(list(labels)[::-1], list(values)[::-1], color="#4c72b0")
-                ax.bar_label(bars)
-            else:
-                ax.text(0.5, 0.5, "nothing to show", ha="center", va="center")
-            ax.set_title(f"{table.title}, {period}")
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            note = (
-                f"\nNot drawn (under {MIN_COUNT}, or hidden to protect one): "
-                + ", ".join(hidden)
-                if hidden
-                else ""
-            )
-            ax.set_xlabel("contacts" + note, fontsize=8)
-            path = out / f"{table.name}.png"
-            fig.savefig(path, dpi=110)
-            written.append(path)
-        fig = Figure(figsize=(7, 3.5), layout="constrained")
-        ax = fig.subplots()
-        published = [s for s in self.times if s.published and s.median is not None]
-        if published:
-            names = [s.title for s in published]
-            xs = range(len(published))
-            ax.bar([x - 0.2 for x in xs], [s.median or 0 for s in published], 0.4, label="median")
-            ax.bar([x + 0.2 for x in xs], [s.p90 or 0 for s in published], 0.4, label="p90")
-            ax.set_xticks(list(xs), names)
-            ax.set_xlim(-0.8, len(published) - 0.2)
-            ax.legend()
-        left_out = [s.title for s in self.times if s not in published]
-        if left_out:
-            ax.set_xlabel(f"Not shown (fewer than {MIN_COUNT} cases): " + ", ".join(left_out))
-        else:
-            ax.text(0.5, 0.5, f"fewer than {MIN_COUNT} cases", ha="center", va="center")
-        ax.set_ylabel("minutes")
-        ax.set_title(f"Waiting and first response, {period}")
-        path = out / "times.png"
-        fig.savefig(path, dpi=110)
-        written.append(path)
+        written = [_table_chart(table, period, out) for table in self.tables]
+        written.append(_times_chart(self.times, period, out))
         return written
+
+
+def _table_chart(table: Table, period: str, out: Path) -> Path:
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    shown = table.shown
+    drawn = [(label, n) for key, label, n in table.rows if shown[key].isdigit() and n]
+    hidden = [label for key, label, _n in table.rows if not shown[key].isdigit()]
+    fig = Figure(figsize=(8, max(2.5, 0.4 * len(drawn) + 1.5)), layout="constrained")
+    ax = fig.subplots()
+    if drawn:
+        labels, values = zip(*drawn, strict=True)
+        bars = ax.barh(list(labels)[::-1], list(values)[::-1], color="#4c72b0")
+        ax.bar_label(bars)
+    else:
+        ax.text(0.5, 0.5, "nothing to show", ha="center", va="center")
+    ax.set_title(f"{table.title}, {period}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    note = (
+        f"\nNot drawn (under {MIN_COUNT}, or hidden to protect one): " + ", ".join(hidden)
+        if hidden
+        else ""
+    )
+    ax.set_xlabel("contacts" + note, fontsize=8)
+    path = out / f"{table.name}.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _times_chart(times: Sequence[TimeStat], period: str, out: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 3.5), layout="constrained")
+    ax = fig.subplots()
+    published = [s for s in times if s.published and s.median is not None]
+    if published:
+        names = [s.title for s in published]
+        xs = range(len(published))
+        ax.bar([x - 0.2 for x in xs], [s.median or 0 for s in published], 0.4, label="median")
+        ax.bar([x + 0.2 for x in xs], [s.p90 or 0 for s in published], 0.4, label="p90")
+        ax.set_xticks(list(xs), names)
+        ax.set_xlim(-0.8, len(published) - 0.2)
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, f"fewer than {MIN_COUNT} cases", ha="center", va="center")
+    left_out = [s.title for s in times if s not in published]
+    if left_out:
+        ax.set_xlabel(f"Not shown (fewer than {MIN_COUNT} cases): " + ", ".join(left_out))
+    ax.set_ylabel("minutes")
+    ax.set_title(f"Waiting and first response, {period}")
+    path = out / "times.png"
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def compute(
     rows: Sequence[ReportRow], start: date, end: date, zone: ZoneInfo, locale: str = "en"
 ) -> Report:
     """The report over `rows` (the cases opened from `start` to `end`, both inclusive)."""
-    by_category = Counter(r.category for r in rows)
-    known = categories()
-    category_rows = [(c, category_label(c, locale), by_category[c]) for c in known]
-    category_rows += [(c, c, n) for c, n in sorted(by_category.items()) if c not in known]
-    by_group = Counter(category_chi_group(r.category) for r in rows)
-    groups = chi_groups() + sorted(g for g in by_group if g not in chi_groups())
-    by_channel = Counter(r.channel for r in rows)
-    by_week = Counter(_week(r.created_at, zone) for r in rows)
-    by_risk = Counter(r.risk for r in rows)
-    by_outcome = Counter(r.outcome or OPEN for r in rows)
     ratings = [r.rating for r in rows if r.rating is not None]
-    by_rating = Counter(str(r.rating) if r.rating is not None else NO_RATING for r in rows)
-    risk_keys = risks() + sorted(r for r in by_risk if r not in risks())
-    outcome_rows = [(o, outcome_label(o, locale), by_outcome[o]) for o in outcomes()]
-    outcome_rows.append((OPEN, "(still open)", by_outcome[OPEN]))
-    rating_rows = [(str(n), str(n), by_rating[str(n)]) for n in range(1, 6)]
-    rating_rows.append((NO_RATING, "(not rated)", by_rating[NO_RATING]))
-    tables = (
-        Table("category", "Contacts by category", tuple(category_rows)),
-        Table(
-            "chi_group",
-            "Contacts by CHI category",
-            tuple((g, chi_group_label(g, locale), by_group[g]) for g in groups),
-        ),
-        Table(
-            "platform",
-            "Contacts by platform",
-            tuple((c, c, n) for c, n in sorted(by_channel.items())),
-        ),
-        Table("week", "Contacts by week", tuple((w, w, by_week[w]) for w in _weeks(start, end))),
-        Table("risk", "Risk mix", tuple((r, r, by_risk[r]) for r in risk_keys)),
-        Table("outcome", "Outcomes", tuple(outcome_rows)),
-        Table("rating", "Ratings", tuple(rating_rows)),
-    )
     times = (
         _times(
             "waiting",
@@ -312,10 +285,55 @@ def compute(
         zone=zone.key,
         locale=locale,
         total=len(rows),
-        tables=tables,
+        tables=(*_contact_tables(rows, start, end, zone, locale), *_result_tables(rows, locale)),
         times=times,
         rating_n=len(ratings),
         rating_mean=mean,
+    )
+
+
+def _contact_tables(
+    rows: Sequence[ReportRow], start: date, end: date, zone: ZoneInfo, locale: str
+) -> tuple[Table, ...]:
+    """Who wrote about what, where and when."""
+    by_category = Counter(r.category for r in rows)
+    known = categories()
+    category_rows = [(c, category_label(c, locale), by_category[c]) for c in known]
+    category_rows += [(c, c, n) for c, n in sorted(by_category.items()) if c not in known]
+    by_group = Counter(category_chi_group(r.category) for r in rows)
+    groups = chi_groups() + sorted(g for g in by_group if g not in chi_groups())
+    by_channel = Counter(r.channel for r in rows)
+    by_week = Counter(_week(r.created_at, zone) for r in rows)
+    return (
+        Table("category", "Contacts by category", tuple(category_rows)),
+        Table(
+            "chi_group",
+            "Contacts by CHI category",
+            tuple((g, chi_group_label(g, locale), by_group[g]) for g in groups),
+        ),
+        Table(
+            "platform",
+            "Contacts by platform",
+            tuple((c, c, n) for c, n in sorted(by_channel.items())),
+        ),
+        Table("week", "Contacts by week", tuple((w, w, by_week[w]) for w in _weeks(start, end))),
+    )
+
+
+def _result_tables(rows: Sequence[ReportRow], locale: str) -> tuple[Table, ...]:
+    """How risky the cases were, how they ended and how children rated them."""
+    by_risk = Counter(r.risk for r in rows)
+    by_outcome = Counter(r.outcome or OPEN for r in rows)
+    by_rating = Counter(str(r.rating) if r.rating is not None else NO_RATING for r in rows)
+    risk_keys = risks() + sorted(r for r in by_risk if r not in risks())
+    outcome_rows = [(o, outcome_label(o, locale), by_outcome[o]) for o in outcomes()]
+    outcome_rows.append((OPEN, "(still open)", by_outcome[OPEN]))
+    rating_rows = [(str(n), str(n), by_rating[str(n)]) for n in range(1, 6)]
+    rating_rows.append((NO_RATING, "(not rated)", by_rating[NO_RATING]))
+    return (
+        Table("risk", "Risk mix", tuple((r, r, by_risk[r]) for r in risk_keys)),
+        Table("outcome", "Outcomes", tuple(outcome_rows)),
+        Table("rating", "Ratings", tuple(rating_rows)),
     )
 
 
@@ -327,14 +345,14 @@ def bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 async def build_report(
-    db: Database, start: date, end: date, *, zone: ZoneInfo, locale: str = "en"
+    db: UnitOfWork, start: date, end: date, *, zone: ZoneInfo, locale: str = "en"
 ) -> Report:
     """Read the cases opened from `start` to `end` (inclusive, local dates) and count them."""
     if end < start:
         raise ValueError("the report's end date is before its start")
     first, last = bounds(start, end, zone)
-    async with db.session() as s:
-        rows = await Repos(s).desk.report_rows(first, last)
+    async with db.unit() as repos:
+        rows = await repos.desk.report_rows(first, last)
     return compute(rows, start, end, zone, locale)
 
 

@@ -6,17 +6,15 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from storage.db import Database
-from storage.models import utcnow
-from storage.repositories import Repos
+from dialogs.clock import utcnow
+from dialogs.ports import UnitOfWork
 
 
-async def purge(db: Database, *, days: int) -> dict[str, int]:
+async def purge(db: UnitOfWork, *, days: int) -> dict[str, int]:
     """Delete transcripts and evidence of cases closed more than `days` ago, and chatter that
     never became a case; keep the anonymous case rows for reports."""
     cutoff = utcnow() - timedelta(days=days)
-    async with db.session() as s:
-        repos = Repos(s)
+    async with db.unit() as repos:
         files = await repos.attachments.stale_files(cutoff)
         removed_messages = await repos.messages.purge_closed_before(cutoff)
         removed_messages += await repos.messages.purge_loose_before(cutoff)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -17,7 +18,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from dialogs.ports import StoreUnavailable, UnitOfWork
 from storage.models import Base
+from storage.repositories import Repos
 
 DEFAULT_URL = "sqlite+aiosqlite:///var/helpline.db"
 
@@ -63,6 +66,16 @@ class Database:
             async with self._sessions() as session, session.begin():
                 yield session
 
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[Repos]:
+        """The dialogs' unit of work (``dialogs.ports.UnitOfWork``): every repository over one
+        transaction; a database failure surfaces as ``StoreUnavailable``."""
+        try:
+            async with self.session() as session:
+                yield Repos(session)
+        except DBAPIError as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+
     async def create_all(self) -> None:
         """Create the schema directly (tests); production uses Alembic migrations."""
         async with self.engine.begin() as conn:
@@ -74,3 +87,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def _contract(db: Database) -> UnitOfWork:
+    """Never called: mypy checks here that Database keeps the dialogs' store contract."""
+    return db

@@ -52,3 +52,56 @@ def test_docs_flows_is_current() -> None:
     assert doc.read_text(encoding="utf-8") == flows_markdown(), (
         "docs/flows.md is stale: run `helpline flows > docs/flows.md`"
     )
+
+
+def test_dialogs_reach_storage_only_through_ports() -> None:
+    """dialogs/ depends on the Protocols in dialogs/ports.py: it imports neither storage nor
+    SQLAlchemy, so the engine can run on any store that keeps the contract."""
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(_imports(p) & {"storage", "sqlalchemy"})
+        for p in (ROOT / "dialogs").rglob("*.py")
+        if _imports(p) & {"storage", "sqlalchemy"}
+    }
+    assert offenders == {}
+
+
+def test_the_database_keeps_the_dialogs_store_contract() -> None:
+    """storage's unit of work offers every store and method dialogs.ports declares (mypy checks
+    the signatures: storage/db.py binds Database to UnitOfWork)."""
+    import inspect
+    from typing import Any
+
+    from dialogs import ports
+    from storage.repositories import Repos
+
+    repos: Any = Repos(session=None)  # type: ignore[arg-type]
+    stores = [n for n, m in inspect.getmembers(ports.Stores) if isinstance(m, property)]
+    assert len(stores) == 12
+    for name in stores:
+        protocol = getattr(ports, ports.Stores.__annotations__.get(name) or _store_of(name))
+        wanted = [m for m in vars(protocol) if not m.startswith("_")]
+        assert wanted, name
+        for method in wanted:
+            assert callable(getattr(getattr(repos, name), method, None)), f"{name}.{method}"
+
+
+def _store_of(name: str) -> str:
+    import inspect
+
+    from dialogs import ports
+
+    prop = inspect.getattr_static(ports.Stores, name)
+    annotation = prop.fget.__annotations__["return"]
+    return str(annotation)
+
+
+def test_no_long_functions_in_dialogs() -> None:
+    """Small functions with one job each: none in dialogs/ is over 40 lines, docstring included."""
+    long = []
+    for path in (ROOT / "dialogs").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > 40:
+                    long.append(f"{path.relative_to(ROOT)}:{node.name} ({lines})")
+    assert long == []

@@ -51,7 +51,6 @@ class CounsellingModel(FlowModel):
         self.ctx.say(self.ctx.t("counselling.released"))
         self.ctx.prompted = True
 
-
     def keep_rating(self, event: Any) -> None:
         self.ctx.data["rating"] = int(event.kwargs["value"])
 

@@ -164,7 +164,9 @@ class Triage:
             # The lexicons saw a danger phrase and its negation or idiom ("i'm not going to
             # kill myself", "умираю со смеху"): the model, blind to both, may only ask.
             return self._unsure(
-                verdict, score, check_in=score.danger >= thresholds["danger"],
+                verdict,
+                score,
+                check_in=score.danger >= thresholds["danger"],
                 layers=("cancelled",),
             )
         # A lexicon hit is danger whatever the model says: the model can be confidently wrong
@@ -177,6 +179,10 @@ class Triage:
                 layers.append("context")
         if not layers:
             return self._unsure(verdict, score, check_in=score.reach >= thresholds["check_in"])
+        return self._danger(verdict, score, tuple(layers))
+
+    def _danger(self, verdict: Assessment, score: Score, layers: tuple[str, ...]) -> Assessment:
+        """The verdict when any layer says danger: the lexicon's signal first, else the model's."""
         signals = verdict.signals or (self._model_signal(score),)
         category, risk = self.policy.signals[signals[0]]
         if verdict.danger:
@@ -190,7 +196,7 @@ class Triage:
             score=score.danger,
             reach=max(score.reach, score.danger),
             top=score.top,
-            layers=tuple(layers),
+            layers=layers,
         )
 
     def _with_context(
@@ -219,7 +225,8 @@ class Triage:
             danger=False,
             check_in=check_in,
             # A check-in is at least medium; a lexicon's higher risk (threats: high) stays.
-            risk=Risk.MEDIUM if check_in and verdict.risk.rank > Risk.MEDIUM.rank
+            risk=Risk.MEDIUM
+            if check_in and verdict.risk.rank > Risk.MEDIUM.rank
             else verdict.risk,
             score=score.danger,
             reach=score.reach,

@@ -145,9 +145,7 @@ class TriageModel:
         logit = math.log(max(p, 1e-9) / max(1.0 - p, 1e-9))
         return 1.0 / (1.0 + math.exp(-(a * logit + b)))
 
-    def _score_vector(
-        self, idx: npt.NDArray[np.int64], val: FloatArray
-    ) -> tuple[float, float]:
+    def _score_vector(self, idx: npt.NDArray[np.int64], val: FloatArray) -> tuple[float, float]:
         probs = self._probabilities(idx, val)
         danger_p = float(probs[self._danger_row])
         danger = self._calibrated("danger", danger_p)

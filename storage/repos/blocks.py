@@ -1,0 +1,77 @@
+"""Blocks of abusive users."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from storage.models import (
+    Block,
+)
+from storage.repos.base import _Repo
+
+
+class BlockRepo(_Repo):
+    """Users blocked for abusing the line."""
+
+    async def add(
+        self,
+        *,
+        channel: str,
+        external_id: str,
+        user_id: int | None,
+        case_id: int | None,
+        counsellor_id: int,
+        reason: str,
+        until: datetime,
+    ) -> Block:
+        block = Block(
+            channel=channel,
+            external_id=external_id,
+            user_id=user_id,
+            case_id=case_id,
+            counsellor_id=counsellor_id,
+            reason=reason,
+            until=until,
+        )
+        self.session.add(block)
+        await self.session.flush()
+        return block
+
+    async def active_for(self, channel: str, external_id: str, now: datetime) -> Block | None:
+        """The block in force for this user (the longest-lasting if several), or None."""
+        stmt = (
+            select(Block)
+            .where(
+                Block.channel == channel,
+                Block.external_id == external_id,
+                Block.lifted_at.is_(None),
+                Block.until > now,
+            )
+            .order_by(Block.until.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def mark_notified(self, block_id: int, now: datetime) -> bool:
+        """True once per block: the first caller sends the neutral reply."""
+        result = await self.session.execute(
+            update(Block)
+            .where(Block.id == block_id, Block.notified_at.is_(None))
+            .values(notified_at=now)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def lift(self, block_id: int, counsellor_id: int, now: datetime) -> bool:
+        result = await self.session.execute(
+            update(Block)
+            .where(Block.id == block_id, Block.lifted_at.is_(None))
+            .values(lifted_at=now, lifted_by=counsellor_id)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def in_force(self, now: datetime) -> Sequence[Block]:
+        stmt = select(Block).where(Block.lifted_at.is_(None), Block.until > now)
+        return (await self.session.execute(stmt.order_by(Block.id))).scalars().all()

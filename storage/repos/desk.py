@@ -1,0 +1,214 @@
+"""Read models and atomic claims the desks need (board, announcements, reports)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+
+from dialogs.ports import ReportRow
+from storage.models import (
+    Case,
+    Counsellor,
+)
+from storage.repos.base import OPEN_STATUSES, CaseStatus, _Repo
+
+
+class BoardRepo(_Repo):
+    """Read-only views for the supervisors' board: who holds what, and the day's cases."""
+
+    async def active(self) -> Sequence[Case]:
+        stmt = (
+            select(Case)
+            .where(Case.status == CaseStatus.ACTIVE)
+            .order_by(Case.owner_id, Case.risk_rank, Case.created_at, Case.id)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def touched_since(self, moment: datetime) -> Sequence[Case]:
+        """Cases opened, taken or closed since `moment`."""
+        stmt = select(Case).where(
+            (Case.created_at >= moment) | (Case.taken_at >= moment) | (Case.closed_at >= moment)
+        )
+        return (await self.session.execute(stmt.order_by(Case.id))).scalars().all()
+
+
+class DeskRepo(_Repo):
+    """Queries of the desk's operations: capacity, transfers, the minute sweep, wait estimates
+    and reports."""
+
+    async def held_count(self, counsellor_id: int) -> int:
+        stmt = select(func.count(Case.id)).where(
+            Case.status == CaseStatus.ACTIVE, Case.owner_id == counsellor_id
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def _lock_holder(self, counsellor_id: int) -> None:
+        """Serialise one counsellor's takes (PostgreSQL): two concurrent UPDATEs of different
+        cases would each count the cases held in their own snapshot and both pass the capacity
+        check. In READ COMMITTED the next statement, once this lock is granted, sees what the
+        other transaction committed. FOR NO KEY UPDATE: rows referencing the counsellor (audit,
+        messages) are not blocked. SQLite writes one transaction at a time anyway."""
+        if self.dialect == "postgresql":
+            await self.session.execute(
+                select(Counsellor.id)
+                .where(Counsellor.id == counsellor_id)
+                .with_for_update(key_share=True)
+            )
+
+    async def take_within(
+        self, case_id: int, counsellor_id: int, capacity: int, now: datetime
+    ) -> bool:
+        """Atomically give a waiting case to a counsellor who holds fewer than `capacity`."""
+        await self._lock_holder(counsellor_id)
+        held = (
+            select(func.count(Case.id))
+            .where(Case.status == CaseStatus.ACTIVE, Case.owner_id == counsellor_id)
+            .scalar_subquery()
+        )
+        result = await self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status == CaseStatus.WAITING, held < capacity)
+            .values(status=CaseStatus.ACTIVE, owner_id=counsellor_id, taken_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def assign(
+        self,
+        case_id: int,
+        *,
+        from_owner: int | None,
+        to_owner: int,
+        capacity: int,
+        now: datetime,
+    ) -> bool:
+        """Move an open case from its current owner (None: the queue) to another counsellor,
+        if nobody changed it meanwhile and the new owner has room."""
+        await self._lock_holder(to_owner)
+        held = (
+            select(func.count(Case.id))
+            .where(Case.status == CaseStatus.ACTIVE, Case.owner_id == to_owner)
+            .scalar_subquery()
+        )
+        owner = Case.owner_id.is_(None) if from_owner is None else Case.owner_id == from_owner
+        result = await self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, Case.status.in_(OPEN_STATUSES), owner, held < capacity)
+            .values(
+                status=CaseStatus.ACTIVE,
+                owner_id=to_owner,
+                taken_at=func.coalesce(Case.taken_at, now),
+                last_announced_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def open_cases(self, limit: int = 200) -> Sequence[Case]:
+        """Every waiting and held case: highest risk first, then oldest."""
+        stmt = (
+            select(Case)
+            .where(Case.status.in_(OPEN_STATUSES))
+            .order_by(Case.risk_rank, Case.created_at, Case.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def recent_first_responses(self, since: datetime, limit: int = 50) -> list[float]:
+        """Minutes from opening to the first counsellor reply, for the latest answered cases."""
+        stmt = (
+            select(Case.created_at, Case.first_response_at)
+            .where(Case.first_response_at.is_not(None), Case.first_response_at >= since)
+            .order_by(Case.first_response_at.desc())
+            .limit(limit)
+        )
+        rows = (await self.session.execute(stmt)).all()
+        return [
+            max(0.0, (answered - created).total_seconds() / 60)
+            for created, answered in rows
+            if created is not None and answered is not None
+        ]
+
+    async def due_announcements(self, before: datetime) -> Sequence[Case]:
+        """Cases nobody has answered since `before`: waiting ones, and held ones with no reply
+        yet, whose last announcement (or start) is older than that."""
+        waiting = (Case.status == CaseStatus.WAITING) & (
+            func.coalesce(Case.last_announced_at, Case.created_at) <= before
+        )
+        silent = (
+            (Case.status == CaseStatus.ACTIVE)
+            & Case.first_response_at.is_(None)
+            & (func.coalesce(Case.last_announced_at, Case.taken_at, Case.created_at) <= before)
+        )
+        stmt = select(Case).where(waiting | silent).order_by(Case.risk_rank, Case.created_at)
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def due_child_updates(self, before: datetime) -> Sequence[Case]:
+        """Waiting cases whose child was last told their place (or joined) before `before`."""
+        stmt = (
+            select(Case)
+            .where(
+                Case.status == CaseStatus.WAITING,
+                Case.user_id.is_not(None),
+                func.coalesce(Case.child_updated_at, Case.created_at) <= before,
+            )
+            .order_by(Case.risk_rank, Case.created_at)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def claim_announcement(self, case_id: int, now: datetime, before: datetime) -> bool:
+        """Atomically mark a case announced at `now`, unless another worker just did."""
+        result = await self.session.execute(
+            update(Case)
+            .where(
+                Case.id == case_id,
+                Case.last_announced_at.is_(None) | (Case.last_announced_at <= before),
+            )
+            .values(last_announced_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def claim_child_update(self, case_id: int, now: datetime, before: datetime) -> bool:
+        result = await self.session.execute(
+            update(Case)
+            .where(
+                Case.id == case_id,
+                Case.child_updated_at.is_(None) | (Case.child_updated_at <= before),
+            )
+            .values(child_updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def created_between(self, start: datetime, end: datetime) -> Sequence[Case]:
+        """Cases opened in [start, end): the rows a report counts."""
+        stmt = select(Case).where(Case.created_at >= start, Case.created_at < end)
+        return (await self.session.execute(stmt.order_by(Case.id))).scalars().all()
+
+    async def report_rows(self, start: datetime, end: datetime) -> list[ReportRow]:
+        """The plain facts of the cases opened in [start, end): no answers, no transcripts."""
+        stmt = (
+            select(
+                Case.category,
+                Case.channel,
+                Case.risk,
+                Case.status,
+                Case.outcome,
+                Case.rating,
+                Case.created_at,
+                Case.taken_at,
+                Case.first_response_at,
+            )
+            .where(Case.created_at >= start, Case.created_at < end)
+            .order_by(Case.id)
+        )
+        return [ReportRow(*row) for row in (await self.session.execute(stmt)).all()]
+
+    async def supervisors(self) -> Sequence[Counsellor]:
+        stmt = select(Counsellor).where(
+            Counsellor.role == "supervisor", Counsellor.active.is_(True)
+        )
+        return (await self.session.execute(stmt.order_by(Counsellor.id))).scalars().all()

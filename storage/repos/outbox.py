@@ -1,0 +1,127 @@
+"""The outbox: replies written in the turn's transaction, delivered by the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from storage.models import (
+    OutboxMessage,
+    utcnow,
+)
+from storage.repos.base import _address_hash, _Repo
+
+
+class OutboxRepo(_Repo):
+    async def add(
+        self, channel: str, chat_id: str, body: dict[str, Any], case_id: int | None = None
+    ) -> OutboxMessage:
+        # The address itself travels only inside the encrypted body; the column holds its hash,
+        # enough to keep messages to one chat in order.
+        msg = OutboxMessage(
+            channel=channel, chat_id=_address_hash(channel, chat_id), body=body, case_id=case_id
+        )
+        self.session.add(msg)
+        await self.session.flush()
+        return msg
+
+    async def pending(
+        self, channel: str, chat_id: str | None = None, limit: int = 100
+    ) -> Sequence[OutboxMessage]:
+        stmt = select(OutboxMessage).where(
+            OutboxMessage.channel == channel,
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.failed_at.is_(None),
+        )
+        if chat_id is not None:
+            stmt = stmt.where(OutboxMessage.chat_id == _address_hash(channel, chat_id))
+        return (
+            (await self.session.execute(stmt.order_by(OutboxMessage.id).limit(limit)))
+            .scalars()
+            .all()
+        )
+
+    async def purge_done_before(self, moment: datetime) -> int:
+        """Delete delivered (or permanently failed) messages older than `moment`."""
+        result = await self.session.execute(
+            delete(OutboxMessage).where(
+                OutboxMessage.created_at < moment,
+                (OutboxMessage.delivered_at.is_not(None)) | (OutboxMessage.failed_at.is_not(None)),
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def backlog(self) -> int:
+        stmt = select(func.count(OutboxMessage.id)).where(
+            OutboxMessage.delivered_at.is_(None), OutboxMessage.failed_at.is_(None)
+        )
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def due(
+        self, channels: Sequence[str], now: datetime, limit: int = 200
+    ) -> Sequence[OutboxMessage]:
+        """Undelivered messages whose time has come, oldest first, for these channels."""
+        stmt = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.channel.in_(channels),
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                (OutboxMessage.next_attempt_at.is_(None)) | (OutboxMessage.next_attempt_at <= now),
+                (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now),
+            )
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def earlier_pending(self, message: OutboxMessage) -> bool:
+        """Is an older message to the same chat still undelivered? (Order per chat.)"""
+        stmt = select(func.count(OutboxMessage.id)).where(
+            OutboxMessage.channel == message.channel,
+            OutboxMessage.chat_id == message.chat_id,
+            OutboxMessage.id < message.id,
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.failed_at.is_(None),
+        )
+        return int((await self.session.execute(stmt)).scalar_one()) > 0
+
+    async def claim(self, message_id: int, now: datetime, until: datetime) -> bool:
+        """Atomically take a message for sending, so two workers never send it both."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.delivered_at.is_(None),
+                (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now),
+            )
+            .values(claimed_until=until, attempts=OutboxMessage.attempts + 1)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def reschedule(self, message_id: int, at: datetime, error: str) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(next_attempt_at=at, claimed_until=None, last_error=error[:200])
+        )
+
+    async def mark_failed(self, message_id: int, error: str) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(failed_at=utcnow(), claimed_until=None, last_error=error[:200])
+        )
+
+    async def get(self, message_id: int) -> OutboxMessage | None:
+        return await self.session.get(OutboxMessage, message_id)
+
+    async def mark_delivered(self, message_id: int) -> None:
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(delivered_at=utcnow())
+        )
