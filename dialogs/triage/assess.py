@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -62,6 +63,36 @@ class Assessment:
 
 
 @dataclass(frozen=True, slots=True)
+class Frame:
+    """How a message tells of danger (past and over, fiction, a question about a word): a
+    lexicon entry in such a message is not trusted alone. ``then`` is "check_in" (ask when
+    the model does not say danger) or "model" (the model's own bands)."""
+
+    id: str
+    then: str
+    all: tuple[re.Pattern[str], ...]
+    sentence: bool = False  # must frame every sentence where a danger entry fired
+
+    def applies(self, text: str) -> bool:
+        return all(p.search(text) for p in self.all)
+
+
+_SENTENCES = re.compile(r"(?<=[.!?…\n])\s*")
+
+
+def _frames(raw: Mapping[str, Any]) -> tuple[Frame, ...]:
+    frames = []
+    for name, spec in raw.items():
+        patterns = spec.get("all") or ["|".join(f"(?:{p})" for p in spec["any"])]
+        if spec.get("then") not in ("check_in", "model"):
+            raise LexiconError(f"frame {name}: then must be check_in or model")
+        compiled = tuple(re.compile(p) for p in patterns)
+        sentence = spec.get("scope", "message") == "sentence"
+        frames.append(Frame(str(name), str(spec["then"]), compiled, sentence))
+    return tuple(frames)
+
+
+@dataclass(frozen=True, slots=True)
 class _Policy:
     lexicons: tuple[Path, ...]
     signals: Mapping[Signal, tuple[str, Risk]]  # in priority order
@@ -70,6 +101,7 @@ class _Policy:
     default_category: str
     default_risk: Risk
     third_party: frozenset[str]
+    frames: tuple[Frame, ...] = ()
 
 
 def _load_policy(path: Path) -> _Policy:
@@ -94,6 +126,7 @@ def _load_policy(path: Path) -> _Policy:
         default_category=str(data["default"]["category"]),
         default_risk=Risk(data["default"]["risk"]),
         third_party=frozenset(str(w) for ws in words.values() for w in ws),
+        frames=_frames(data.get("frames") or {}),
     )
 
 
@@ -169,6 +202,9 @@ class Triage:
                 check_in=score.danger >= thresholds["danger"],
                 layers=("cancelled",),
             )
+        frame = self._frame(text, locale) if layers else None
+        if frame is not None:
+            return self._framed(verdict, score, frame)
         # A lexicon hit is danger whatever the model says: the model can be confidently wrong
         # on short, plain danger ("меня хотят убить" reads like a game to it).
         if score.danger >= thresholds["danger"]:
@@ -180,6 +216,30 @@ class Triage:
         if not layers:
             return self._unsure(verdict, score, check_in=score.reach >= thresholds["check_in"])
         return self._danger(verdict, score, tuple(layers))
+
+    def _frame(self, text: str, locale: str) -> Frame | None:
+        lowered = text.casefold().replace("ё", "е")
+        for frame in self.policy.frames:
+            if not frame.applies(lowered):
+                continue
+            if not frame.sentence or all(
+                frame.applies(sentence)
+                for sentence in _SENTENCES.split(lowered)
+                if self.lexicon(tokenize(sentence, locale)).danger
+            ):
+                return frame
+        return None
+
+    def _framed(self, verdict: Assessment, score: Score, frame: Frame) -> Assessment:
+        """Danger words told as past and over, as fiction or as a question: the model decides;
+        when it does not say danger, a "check_in" frame still asks."""
+        assert self.model is not None
+        thresholds = self.model.thresholds
+        layers = ("framed", frame.id)
+        if score.danger >= thresholds["danger"]:
+            return self._danger(verdict, score, ("model", *layers))
+        ask = frame.then == "check_in" or score.reach >= thresholds["check_in"]
+        return self._unsure(verdict, score, check_in=ask, layers=layers)
 
     def _danger(self, verdict: Assessment, score: Score, layers: tuple[str, ...]) -> Assessment:
         """The verdict when any layer says danger: the lexicon's signal first, else the model's."""

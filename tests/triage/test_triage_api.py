@@ -159,3 +159,42 @@ def test_any_text_gets_a_valid_verdict(text: str, locale: str) -> None:
     assert is_category(result.category)
     assert result.danger == bool(result.signals)
     json.dumps(result.to_json())
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "frame"),
+    [
+        (
+            "три года назад меня травили в классе и я хотела умереть, сейчас всё хорошо",
+            "ru",
+            "past-resolved",
+        ),
+        ("when i was 12 i used to cut myself but i stopped and now im doing fine", "en", None),
+        ("what does sextortion mean?", "en", "definition"),
+    ],
+)
+def test_danger_words_told_as_past_or_asked_about_are_not_an_alarm(
+    text: str, locale: str, frame: str | None
+) -> None:
+    """A frame (past and over, a question about a word) takes the lexicon's authority away: no
+    emergency screen; a past story still gets the direct question."""
+    result = assess(text, locale)
+    assert not result.danger
+    assert "framed" in result.layers
+    if frame is not None:
+        assert frame in result.layers
+    if "past-resolved" in result.layers:
+        assert result.check_in
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("в фильме было как я. я правда хочу покончить с собой сегодня", "ru"),
+        ("i read a book about it. i want to kill myself tonight", "en"),
+        ("что такое буллинг? меня бьют каждый день в школе", "ru"),
+    ],
+)
+def test_a_frame_in_another_sentence_does_not_hide_danger(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert result.danger and "framed" not in result.layers
