@@ -80,9 +80,11 @@ def evaluate(
 
 
 def default_sets(root: Path) -> list[tuple[Path, str]]:
-    """The sets shipped with the tests: held-out first, then the older ones."""
+    """The sets shipped with the tests: the held-out set first (v2: never tuned on), then the
+    first held-out set (a development set since v2 was written) and the older ones."""
     base = root / "tests" / "triage"
-    sets = [(base / "heldout" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets = [(base / "heldout_v2" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets += [(base / "heldout" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / f"heldout_{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / f"phrases_{loc}.yaml", loc) for loc in ("ru", "en")]
     return [(p, loc) for p, loc in sets if p.exists()]
