@@ -77,6 +77,8 @@ class Frame:
         return all(p.search(text) for p in self.all)
 
 
+# How much lower the danger threshold is for a conversation's texts read together.
+CONTEXT_MARGIN = 0.05
 _SENTENCES = re.compile(r"(?<=[.!?…\n])\s*")
 
 
@@ -270,7 +272,9 @@ class Triage:
             return score, False
         joined = " \n ".join([*recent, text])
         together = self.model.score(joined, locale)
-        danger = together.danger >= self.model.thresholds["danger"]
+        # The model was trained on single messages: joined texts dilute each other, so signals
+        # that point the same way over several messages need a little less than one message.
+        danger = together.danger >= self.model.thresholds["danger"] - CONTEXT_MARGIN
         if danger or self.lexicon(tokenize(joined, locale)).danger:
             return together, True
         stronger = together if together.reach > score.reach else score
