@@ -6,16 +6,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import metrics
 from bot.delivery import Delivery
 from bot.settings import Settings
+from dialogs.catalogue import normalise_locale
 from dialogs.engine import DialogEngine, EngineConfig
 from dialogs.escalation import Desk
-from dialogs.messages import DeskEvent, Inbound, Outbound, inbound_from_dict, inbound_to_dict
+from dialogs.messages import (
+    Address,
+    DeskEvent,
+    Inbound,
+    Outbound,
+    inbound_from_dict,
+    inbound_to_dict,
+)
 from dialogs.operations import DeskConfig, DeskPolicy
+from dialogs.ports import StoreUnavailable
 from knowledge_base import KnowledgeBase
 from storage import crypto
 from storage.db import Database
@@ -24,6 +37,22 @@ from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
 _ALERTS = (DeskEvent.CASE_OPENED, DeskEvent.CASE_RAISED)
+# What a database that is away raises: the driver's errors (wrapped by SQLAlchemy, or raw from
+# the connect call), a pool timeout, or the dialogs' own StoreUnavailable.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    SQLAlchemyError, StoreUnavailable, OSError, TimeoutError,
+)
+# Updates answered from memory while the database was away, remembered so that a platform's
+# (or our own) retries of the same update do not repeat the emergency contacts.
+_OFFLINE_MEMORY = 10_000
+# How long `handle` waits between attempts to journal an update the database refused.
+_JOURNAL_RETRY = (0.5, 1.0, 2.0, 4.0, 5.0)
+
+
+class JournalUnavailable(RuntimeError):
+    """An update could not be journalled (the database is away). The platform must not be told
+    it arrived: polling keeps its offset before it, the webhook answers 5xx, and the update
+    comes again. A child in danger has already had the emergency contacts from memory."""
 
 
 @dataclass
@@ -35,17 +64,32 @@ class App:
     desk: Desk
     delivery: Delivery = field(default_factory=Delivery)
     _tasks: set[asyncio.Task[list[Outbound]]] = field(default_factory=set)
+    _offline: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
+    # Run by `close` after the last update is handled: channels' HTTP sessions, which the
+    # replies still being sent need until then.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
-        """Store, handle and deliver one inbound message (what a channel calls)."""
-        stored = await self.receive(inbound)
+        """Store, handle and deliver one inbound message (what a channel with no redelivery
+        calls: VK's long poll). While the database refuses the journal write the message is
+        kept here, in order, and journalled as soon as it can be."""
+        attempt = 0
+        while True:
+            try:
+                stored = await self.receive(inbound)
+                break
+            except JournalUnavailable:
+                delay = _JOURNAL_RETRY[min(attempt, len(_JOURNAL_RETRY) - 1)]
+                attempt += 1
+                await asyncio.sleep(delay)
         if stored is False:
             return []  # a repeat of an update we already have
         return await self.process(inbound, None if stored is True else stored)
 
     async def accept(self, inbound: Inbound) -> None:
         """Journal an update, then handle it in the background: the platform may be told the
-        update arrived as soon as this returns (the journal survives a crash)."""
+        update arrived as soon as this returns (the journal survives a crash). Raises
+        `JournalUnavailable` when the journal write failed: the platform must not be told."""
         stored = await self.receive(inbound)
         if stored is False:
             return
@@ -58,16 +102,60 @@ class App:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    def cancel_pending(self) -> int:
+        """Cancel the handling of accepted updates (shutdown past its grace period): their
+        journal entries stay open and are handled at the next start. Returns how many."""
+        for task in self._tasks:
+            task.cancel()
+        return len(self._tasks)
+
     async def receive(self, inbound: Inbound) -> int | bool:
         """Journal an update before the platform is told it arrived. Returns its inbox id, True
         when it has no platform id (nothing to journal), or False for a repeat."""
         if inbound.update_id is None:
             return True
-        async with self.db.session() as s:
-            inbox_id = await Repos(s).inbox.add(
-                str(inbound.channel), inbound.update_id, inbound_to_dict(inbound)
-            )
+        try:
+            async with self.db.session() as s:
+                inbox_id = await Repos(s).inbox.add(
+                    str(inbound.channel), inbound.update_id, inbound_to_dict(inbound)
+                )
+        except DATABASE_ERRORS as exc:
+            log.warning("could not journal %s update %s (%s): it will come again",
+                        inbound.channel, inbound.update_id, type(exc).__name__)
+            await self.answer_offline(inbound)
+            raise JournalUnavailable(type(exc).__name__) from exc
         return False if inbox_id is None else inbox_id
+
+    def offline_replies(self, inbound: Inbound) -> list[Outbound]:
+        """What can be said from memory alone: the emergency contacts, when the text reads as
+        danger. The same words as the engine's own fallback for a database outage
+        (`DialogEngine._handle_with_retries`); everything else waits for the journal."""
+        engine = self.engine
+        text = (inbound.text or "").strip()
+        if not text:
+            return []
+        locale = normalise_locale(inbound.locale_hint, engine.config.default_locale)
+        if not engine.triage(text, locale).danger:
+            return []
+        words = engine.catalogue.t("safety.open.self", locale)
+        contacts = engine.safety.contacts(locale)
+        address = Address(str(inbound.channel), inbound.chat_id)
+        return [Outbound(to=address, text=f"{words}\n{contacts}", critical=True)]
+
+    async def answer_offline(self, inbound: Inbound) -> None:
+        """Send `offline_replies` once per update, straight to the platform (the outbox is in
+        the database that is away). A failure here is logged: the update is journalled and
+        handled properly once the database is back."""
+        key = (str(inbound.channel), inbound.update_id or "")
+        if key in self._offline:
+            return
+        replies = self.offline_replies(inbound)
+        if not replies:
+            return
+        self._offline[key] = None
+        while len(self._offline) > _OFFLINE_MEMORY:
+            self._offline.popitem(last=False)
+        await self.delivery.send_now(replies)
 
     async def recover(self, older_than: float = 30.0) -> int:
         """Handle journalled updates that a crash left unprocessed; returns how many."""
@@ -91,14 +179,28 @@ class App:
         # The engine closes the journal entry in its own transaction when it handled the update
         # (its replies then carry outbox ids); a flood reply, a repeat, a turn with no reply or a
         # database outage leaves it to us.
-        if inbox_id is not None and not any("outbox_id" in o.meta for o in out):
-            async with self.db.session() as s:
-                await Repos(s).inbox.mark_processed(inbox_id)
-        await self.delivery.deliver(out)
+        try:
+            if inbox_id is not None and not any("outbox_id" in o.meta for o in out):
+                async with self.db.session() as s:
+                    await Repos(s).inbox.mark_processed(inbox_id)
+            await self.delivery.deliver(out)
+        except DATABASE_ERRORS as exc:
+            # The database went away after the journal write. What is in the outbox is sent by
+            # the worker later, and an open journal entry is handled again by `recover`; what
+            # the engine said from memory (the contacts, "write again") is sent now or never.
+            log.warning("database away while delivering (%s): sending the replies that are "
+                        "not in the outbox directly", type(exc).__name__)
+            await self.delivery.send_now([o for o in out if "outbox_id" not in o.meta])
         return out
 
     async def close(self) -> None:
         await self.drain()
+        for closer in reversed(self.closers):
+            try:
+                await closer()
+            except Exception as exc:  # closing one channel must not keep the others open
+                log.warning("closing a channel failed (%s)", type(exc).__name__)
+        self.closers.clear()
         await self.db.dispose()
 
 

@@ -10,11 +10,16 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from bot.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.console import ConsoleChat
 
 log = logging.getLogger("helpline")
 
@@ -54,54 +59,92 @@ def _app(settings: Settings):  # type: ignore[no-untyped-def]
 
 # ---------------------------------------------------------------------- verbs
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from collections.abc import Coroutine
+    from typing import Any
+
     from bot.console import ConsoleChat
     from bot.http import build_web_app
-    from bot.runner import background_tasks, start_http
+    from bot.runner import (
+        background_tasks,
+        cancelled_on,
+        shut_down,
+        start_http,
+        stop_on_signals,
+    )
 
     app = _app(settings)
+    if not (settings.telegram_bot_token or settings.vk_token):
+        print("No TELEGRAM_BOT_TOKEN or VK_TOKEN set: running the local console chat.",
+              file=sys.stderr)
+        return await _run_console(app, ConsoleChat(app, user=args.user))
     stop = asyncio.Event()
-    jobs = background_tasks(app, stop)
-    tasks: list[asyncio.Task[None]] = []
+    channels: list[asyncio.Task[None]] = []
+    jobs: list[asyncio.Task[None]] = []
     runner = None
-    try:
-        await app.recover(older_than=0)
-        if not (settings.telegram_bot_token or settings.vk_token):
-            print("No TELEGRAM_BOT_TOKEN or VK_TOKEN set: running the local console chat.",
-                  file=sys.stderr)
+    with stop_on_signals(stop):
+        try:
+            # First every channel and desk registers with app.delivery (nothing runs yet)...
+            web_app = build_web_app(app)
+            starts: list[Coroutine[Any, Any, None]] = []
+            if settings.telegram_bot_token:
+                from bot.telegram import serve_telegram
+
+                starts.append(await serve_telegram(app, web_app, stop))
+            if settings.vk_token:
+                from bot.vk import build_vk
+
+                vk = build_vk(app)
+                vk.attach()
+                starts.append(cancelled_on(stop, vk.run()))
             if settings.web_enabled:
-                from bot.web import start_console
+                from bot.web import mount_web_console
 
-                console_runner = await start_console(app)
-                try:
-                    await ConsoleChat(app, user=args.user).run()
-                finally:
-                    await console_runner.cleanup()
-            else:
-                await ConsoleChat(app, user=args.user).run()
+                mount_web_console(web_app, app)
+            runner = await start_http(app, web_app)  # the web console's desk registers here
+            # ...then what a crash or a stop left is handled and delivered (desk notices reach
+            # the staff group), and only then do the channels take new updates.
+            await app.recover(older_than=0)
+            jobs = background_tasks(app, stop)
+            channels = [asyncio.create_task(start) for start in starts]
+            starts.clear()
+            waiter = asyncio.create_task(stop.wait())
+            await asyncio.wait([waiter, *channels], return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            for task in channels:
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]  # a channel could not run
             return 0
-        web_app = build_web_app(app)
-        if settings.telegram_bot_token:
-            from bot.telegram import serve_telegram
+        finally:
+            for start in starts:
+                start.close()  # built but never started (start-up failed)
+            stop.set()
+            if runner is not None:
+                await runner.cleanup()  # no more webhook requests; in-flight ones finish
+            await shut_down(app, channels, jobs)
 
-            tasks.append(asyncio.create_task(await serve_telegram(app, web_app)))
-        if settings.vk_token:
-            from bot.vk import run_vk
 
-            tasks.append(asyncio.create_task(run_vk(app)))
+async def _run_console(app: App, chat: ConsoleChat) -> int:
+    """`helpline run` with no platform token: the console chat (which registers itself)."""
+    from bot.runner import background_tasks
+
+    settings = app.settings
+    stop = asyncio.Event()
+    jobs: list[asyncio.Task[None]] = []
+    console_runner = None
+    try:
         if settings.web_enabled:
-            from bot.web import mount_web_console
+            from bot.web import start_console
 
-            mount_web_console(web_app, app)
-        runner = await start_http(app, web_app)
-        await asyncio.gather(*tasks)
+            console_runner = await start_console(app)
+        await app.recover(older_than=0)
+        jobs = background_tasks(app, stop)
+        await chat.run()
         return 0
     finally:
         stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, *jobs, return_exceptions=True)
-        if runner is not None:
-            await runner.cleanup()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        if console_runner is not None:
+            await console_runner.cleanup()
         await app.close()
 
 

@@ -67,6 +67,10 @@ class Delivery:
         # Chats with an undelivered message: later messages wait for the outbox worker, so
         # order per chat holds. (Another process's failures are caught by flush_due's check.)
         self._held: set[tuple[str, str]] = set()
+        # Outbox rows this process has claimed and not yet settled: released on shutdown so
+        # another worker (or the next start) need not wait out the claim.
+        self._claimed: set[int] = set()
+        self._stopping = False
 
     def register(self, channel: str, sender: Sender, pacer: Pacer | None = None) -> None:
         self._senders[channel] = sender
@@ -91,6 +95,34 @@ class Delivery:
                 continue  # an earlier message to this chat is waiting: keep the order
             if not await self._send_one(message) and self._targets(message):
                 self._held.add(key)
+
+    async def send_now(self, messages: Iterable[Outbound]) -> int:
+        """Send messages straight to their channels, without the outbox: for what is said from
+        memory while the database is away (the emergency contacts). Best effort: a failure is
+        logged, never raised. Returns how many were delivered."""
+        delivered = 0
+        for message in messages:
+            targets = self._targets(message)
+            if not targets:
+                log.warning("no channel live here for a message sent from memory (case %s)",
+                            message.case_id)
+                continue
+            pacer = self._pacers.get(message.to.channel)
+            try:
+                if pacer is not None:
+                    await pacer.wait(message.to.chat_id)
+                for target in targets:
+                    await target.send(message)
+            except DeliveryError as exc:
+                metrics.SEND_ERRORS.labels(message.to.channel, exc.kind).inc()
+                log.error("a message sent from memory failed: %s", exc.kind)
+                continue
+            except Exception as exc:  # best effort: the caller is already on a failure path
+                metrics.SEND_ERRORS.labels(message.to.channel, "unexpected").inc()
+                log.error("a message sent from memory failed: %s", type(exc).__name__)
+                continue
+            delivered += 1
+        return delivered
 
     async def _persist(self, messages: Sequence[Outbound]) -> list[Outbound]:
         assert self.db is not None
@@ -127,6 +159,20 @@ class Delivery:
                 now = utcnow()
                 if not await Repos(s).outbox.claim(outbox_id, now, now + CLAIM):
                     return False  # someone else is sending it, or it was sent
+            self._claimed.add(outbox_id)
+        try:
+            delivered = await self._send_claimed(message, targets, outbox_id)
+        except asyncio.CancelledError:
+            raise  # cut short by shutdown: the claim stays listed for `release`
+        except BaseException:
+            self._claimed.discard(outbox_id or 0)
+            raise
+        self._claimed.discard(outbox_id or 0)
+        return delivered
+
+    async def _send_claimed(
+        self, message: Outbound, targets: list[Sender], outbox_id: int | None
+    ) -> bool:
         pacer = self._pacers.get(message.to.channel)
         try:
             if pacer is not None:
@@ -189,6 +235,8 @@ class Delivery:
         blocked: set[tuple[str, str]] = set()
         delivered = 0
         for row in rows:
+            if self._stopping:
+                break  # shutting down: what is left is due for the next pass (or worker)
             key = (row.channel, row.chat_id)
             if key in blocked:
                 continue
@@ -208,6 +256,23 @@ class Delivery:
                 if not await Repos(s).outbox.pending(channel, chat_id, limit=1):
                     self._held.discard((channel, chat_id))
         return delivered
+
+    def stop(self) -> None:
+        """Shutting down: the worker's pass ends after the message in hand."""
+        self._stopping = True
+
+    async def release(self) -> int:
+        """Give back the claims of sends that were cut short (shutdown after the grace period):
+        the rows are due again at once for another worker or the next start. Returns how many."""
+        claimed, self._claimed = sorted(self._claimed), set()
+        if not claimed or self.db is None:
+            return 0
+        async with self.db.session() as s:
+            repos = Repos(s)
+            for outbox_id in claimed:
+                await repos.outbox.reschedule(outbox_id, utcnow(), "released at shutdown")
+        log.warning("released %d outbox claims at shutdown", len(claimed))
+        return len(claimed)
 
     async def run_worker(self, stop: asyncio.Event, interval: float = 1.0) -> None:
         """Retry what failed and send what other processes left, until `stop` is set."""

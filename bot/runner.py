@@ -1,12 +1,14 @@
 """The main job's background work: the outbox worker, the daily retention purge, the desk's
-minute sweep (re-announcing unanswered cases), and the HTTP server for health and metrics."""
+minute sweep (re-announcing unanswered cases), and the HTTP server for health and metrics; and
+the way it stops (SIGTERM, SIGINT): `stop_on_signals` and `shut_down`."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import signal
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from aiohttp import web
 
@@ -49,9 +51,96 @@ def background_tasks(app: App, stop: asyncio.Event) -> list[asyncio.Task[None]]:
 
 
 async def start_http(app: App, web_app: web.Application) -> web.AppRunner:
-    runner = web.AppRunner(web_app, access_log=None)
+    # A short shutdown timeout: webhook requests only journal, and Docker waits 10 s in all.
+    runner = web.AppRunner(web_app, access_log=None, shutdown_timeout=3.0)
     await runner.setup()
     site = web.TCPSite(runner, app.settings.webhook_host, app.settings.webhook_port)
     await site.start()
     log.info("http server on %s:%s", app.settings.webhook_host, app.settings.webhook_port)
     return runner
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT set `stop` (a graceful stop); a second signal gets the
+    default behaviour (an impatient operator can still end the process at once)."""
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+
+    def _on_signal(sig: signal.Signals) -> None:
+        log.warning("%s: stopping (finishing the work in hand)", sig.name)
+        stop.set()
+        for each in installed:
+            loop.remove_signal_handler(each)
+        installed.clear()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, _on_signal, sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, not the main thread
+            continue
+        installed.append(sig)
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def cancelled_on(stop: asyncio.Event, work: Awaitable[None]) -> None:
+    """Run `work` (a channel that runs until cancelled, like VK's) until `stop` is set."""
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    if not task.cancelled() and task.exception() is not None:
+        raise task.exception()  # type: ignore[misc]
+
+
+async def _settle(tasks: Sequence[asyncio.Task[None]], seconds: float, what: str) -> None:
+    """Wait up to `seconds` for `tasks` to end on their own, then cancel what is left."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=seconds)
+    if pending:
+        log.warning("%d %s still running after %.0fs: cancelled", len(pending), what, seconds)
+        for task in pending:
+            task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def shut_down(
+    app: App,
+    channels: Sequence[asyncio.Task[None]],
+    jobs: Sequence[asyncio.Task[None]],
+    *,
+    grace: float = 8.0,
+) -> None:
+    """Stop in order, within about `grace` seconds (Docker waits 10 before SIGKILL): channels
+    stop taking updates (the update in hand is journalled first); updates already journalled
+    finish handling; the background jobs end their pass; outbox claims cut short are released
+    for the next worker; the database is closed. Set the jobs' stop event before calling."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    app.delivery.stop()
+    await _settle(channels, max(0.5, 0.25 * grace), "channels")
+    drain = asyncio.ensure_future(app.drain())
+    try:
+        await asyncio.wait_for(asyncio.shield(drain), timeout=max(0.5, deadline - loop.time()))
+    except TimeoutError:
+        log.warning("updates still being handled at shutdown: cancelled (their journal "
+                    "entries are handled again at the next start)")
+        app.cancel_pending()
+        drain.cancel()
+    await asyncio.gather(drain, return_exceptions=True)
+    await _settle(jobs, max(0.5, deadline - loop.time()), "background jobs")
+    try:
+        await app.delivery.release()
+    except Exception as exc:  # the database is away: the claims expire on their own
+        log.warning("could not release outbox claims (%s)", type(exc).__name__)
+    await app.close()

@@ -1,17 +1,17 @@
 """The Telegram channel: children and parents in private chats, counsellors in a forum supergroup.
 
     bot, dispatcher, channels = build_telegram(app)   # wiring only, for tests
-    await run_telegram(app)                           # polling, or a webhook if its URL is set
+    await run_telegram(app, stop)                     # polling, or a webhook if its URL is set
 
 Modules: `inbound` (updates -> Inbound), `sender` (Outbound -> Bot API), `child` (private chats),
 `desk` and `staff` (the staff forum), `files` (evidence downloads), `limits` (platform limits),
-`setup` (command menus, staff group check), `webhook` (aiohttp server).
+`setup` (command menus, staff group check), `polling` (long polling that confirms an update only
+once it is journalled), `webhook` (aiohttp server).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ from bot.telegram.child import child_router, fallback_router
 from bot.telegram.desk import TelegramDesk
 from bot.telegram.files import EvidenceCollector
 from bot.telegram.limits import RetryAfterMiddleware
+from bot.telegram.polling import GetRawUpdates, Poller
 from bot.telegram.sender import TelegramSender
 from bot.telegram.setup import check_staff_chat, set_commands
 from bot.telegram.staff import StaffHandlers, staff_router
@@ -54,7 +55,7 @@ _USED_METHODS = (
     tg_methods.AnswerCallbackQuery, tg_methods.CreateForumTopic, tg_methods.EditForumTopic,
     tg_methods.CloseForumTopic, tg_methods.PinChatMessage, tg_methods.UnpinChatMessage,
     tg_methods.GetFile, tg_methods.SetMyCommands, tg_methods.DeleteWebhook,
-    tg_methods.SetWebhook, tg_methods.GetChat, tg_methods.GetChatMember,
+    tg_methods.SetWebhook, tg_methods.GetChat, tg_methods.GetChatMember, GetRawUpdates,
 )
 _RESPONSE_MODELS: list[object] = []
 
@@ -129,11 +130,18 @@ def build_telegram(
     return bot, dispatcher, channels
 
 
-async def serve_telegram(app: App, web_app: web.Application) -> Coroutine[Any, Any, None]:
-    """Prepare Telegram inside the bot's one HTTP server: check the staff group, mount the
-    webhook route on `web_app` when TELEGRAM_WEBHOOK_URL is set. Returns the coroutine that runs
-    the channel (polling, or setting the webhook and waiting) until cancelled."""
+async def serve_telegram(
+    app: App, web_app: web.Application, stop: asyncio.Event | None = None
+) -> Coroutine[Any, Any, None]:
+    """Prepare Telegram inside the bot's one HTTP server: register its sender and desks with
+    `app.delivery`, check the staff group, mount the webhook route on `web_app` when
+    TELEGRAM_WEBHOOK_URL is set. Returns the coroutine that runs the channel (polling, or setting
+    the webhook and waiting) until `stop` is set or it is cancelled."""
+    stop = stop or asyncio.Event()
     bot, dispatcher, channels = build_telegram(app)
+    # Closed by `app.close()` once the last reply is sent, not when the channel stops taking
+    # updates (that would cut off the replies still being sent).
+    app.closers.append(bot.session.close)
     await channels.start_up()
     settings = app.settings
     if settings.telegram_webhook_url:
@@ -142,62 +150,42 @@ async def serve_telegram(app: App, web_app: web.Application) -> Coroutine[Any, A
         mount_webhook(web_app, bot, dispatcher, secret=secret, path=path)
 
         async def _webhook() -> None:
-            try:
-                await bot.set_webhook(
-                    settings.telegram_webhook_url or "",
-                    secret_token=secret,
-                    allowed_updates=dispatcher.resolve_used_update_types(),
-                )
-                await asyncio.Event().wait()
-            finally:
-                await bot.session.close()
+            await bot.set_webhook(
+                settings.telegram_webhook_url or "",
+                secret_token=secret,
+                allowed_updates=dispatcher.resolve_used_update_types(),
+            )
+            await stop.wait()
 
         return _webhook()
 
     async def _polling() -> None:
-        try:
-            await bot.delete_webhook(drop_pending_updates=False)
-            await _poll(bot, dispatcher)
-        finally:
-            await bot.session.close()
+        await bot.delete_webhook(drop_pending_updates=False)
+        await Poller(bot, dispatcher).run(stop)
 
     return _polling()
 
 
-async def run_telegram(app: App) -> None:
-    """Run the Telegram channel until cancelled: long polling by default, a webhook server when
-    TELEGRAM_WEBHOOK_URL is set. Problems with the staff group are logged, never fatal."""
+async def run_telegram(app: App, stop: asyncio.Event | None = None) -> None:
+    """Run the Telegram channel until `stop` is set or it is cancelled: long polling by
+    default, a webhook server when TELEGRAM_WEBHOOK_URL is set. Problems with the staff group
+    are logged, never fatal."""
     bot, dispatcher, channels = build_telegram(app)
     await channels.start_up()
     if app.settings.telegram_webhook_url:
         try:
-            await run_webhook(bot, dispatcher, app.settings)
+            await run_webhook(bot, dispatcher, app.settings, stop)
         finally:
             await bot.session.close()
         return
-    # A webhook left from an earlier run would make getUpdates fail with 409.
-    await bot.delete_webhook(drop_pending_updates=False)
-    await _poll(bot, dispatcher)
-
-
-async def _poll(bot: Bot, dispatcher: Dispatcher) -> None:
-    """Long polling until cancelled. Cancelling `start_polling` itself would leave aiogram's
-    inner polling task running (it is cancelled only on a normal stop): stop it properly."""
-    # Updates are handled one by one here, but handling one only journals it (App.accept): the
-    # next getUpdates, which acknowledges the batch, is sent only once all of it is stored.
-    polling = asyncio.create_task(
-        dispatcher.start_polling(bot, handle_signals=False, handle_as_tasks=False)
-    )
     try:
-        await asyncio.shield(polling)
-    except asyncio.CancelledError:
-        try:
-            await dispatcher.stop_polling()
-        except RuntimeError:  # not started yet
-            polling.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await polling
-        raise
+        # A webhook left from an earlier run would make getUpdates fail with 409.
+        await bot.delete_webhook(drop_pending_updates=False)
+        # Updates are fed one by one and each only journalled (App.accept): an update is
+        # confirmed to Telegram (the next getUpdates' offset) only once it is stored.
+        await Poller(bot, dispatcher).run(stop or asyncio.Event())
+    finally:
+        await bot.session.close()
 
 
 __all__ = ["TelegramChannels", "build_telegram", "run_telegram", "serve_telegram"]

@@ -3,24 +3,84 @@
 Telegram sends the secret given to setWebhook in the `X-Telegram-Bot-Api-Secret-Token` header
 (https://core.telegram.org/bots/api#setwebhook); aiogram's `SimpleRequestHandler` compares it in
 constant time and answers 401, handling nothing, when it is missing or wrong.
+
+Telegram takes any 2xx as "delivered" and sends again after anything else, so
+`JournalledRequestHandler` answers:
+
+- 200 once the update is journalled (the engine handles it in the background);
+- 503 when the journal write failed (the database is away): Telegram sends it again;
+- 400 for a body that is not UTF-8 JSON or not a Telegram update (logged by update id at most,
+  never with its content, and without a traceback);
+- 500 when a handler failed unexpectedly (logged with the update id and the error's type).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
+from aiogram.types import Update
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
+from pydantic import ValidationError
 
+from bot.app import JournalUnavailable
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = "/telegram/webhook"
+
+
+class JournalledRequestHandler(SimpleRequestHandler):
+    """aiogram's handler for one bot, answering Telegram only once the update is safe."""
+
+    def __init__(self, dispatcher: Dispatcher, bot: Bot, *, secret_token: str | None,
+                 **data: Any) -> None:
+        super().__init__(dispatcher=dispatcher, bot=bot, handle_in_background=False,
+                         secret_token=secret_token, **data)
+
+    async def close(self) -> None:
+        """Nothing: aiogram's handler closes the bot's HTTP session when the server stops, which
+        would cut off replies still being sent; the session's owner closes it after them."""
+
+    async def handle(self, request: web.Request) -> web.Response:
+        bot = await self.resolve_bot(request)
+        if not self.verify_secret(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""), bot):
+            return web.Response(body="Unauthorized", status=401)
+        raw = await request.read()
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            log.warning("webhook: a body that is not UTF-8 JSON (%d bytes)", len(raw))
+            return web.json_response({"ok": False, "description": "not UTF-8 JSON"}, status=400)
+        # Logged as an id only: a stranger's body may put anything in it.
+        update_id = body.get("update_id") if isinstance(body, dict) else None
+        if not isinstance(update_id, int):
+            update_id = None
+        try:
+            update = Update.model_validate(body, context={"bot": bot})
+        except ValidationError:
+            log.warning("webhook: update %s does not read as a Telegram update", update_id)
+            return web.json_response({"ok": False, "description": "not an update"}, status=400)
+        try:
+            result = await self.dispatcher.feed_update(bot, update, **self.data)
+        except JournalUnavailable:
+            # Not journalled: Telegram must send it again (a child in danger has already been
+            # given the contacts from memory).
+            return web.json_response({"ok": False, "description": "try again"}, status=503)
+        except Exception as exc:
+            log.error("webhook: update %s failed (%s)", update_id, type(exc).__name__,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
+            return web.json_response({"ok": False, "description": "failed"}, status=500)
+        return web.Response(body=self._build_response_writer(bot=bot, result=result))
+
+    __call__ = handle
 
 
 def webhook_path(url: str) -> str:
@@ -40,26 +100,22 @@ def mount_webhook(application: web.Application, bot: Bot, dispatcher: Dispatcher
                   secret: str, path: str) -> None:
     """Serve Telegram's POSTs at `path` on an existing aiohttp app (the bot's one server, which
     also answers /healthz, /readyz and /metrics)."""
-    SimpleRequestHandler(
-        dispatcher=dispatcher, bot=bot, secret_token=secret, handle_in_background=False
-    ).register(application, path=path)
+    JournalledRequestHandler(dispatcher, bot, secret_token=secret).register(application, path=path)
     setup_application(application, dispatcher, bot=bot)
 
 
 def webhook_app(bot: Bot, dispatcher: Dispatcher, *, secret: str, path: str) -> web.Application:
     application = web.Application()
-    # Not in the background: Telegram gets its 200 only once the update is handled (and recorded
-    # by the engine), so a crash mid-handler makes Telegram send the update again; the engine's
-    # update-id record ignores the repeat if it had been handled after all.
-    SimpleRequestHandler(
-        dispatcher=dispatcher, bot=bot, secret_token=secret, handle_in_background=False
-    ).register(application, path=path)
+    # Not in the background: Telegram gets its 200 only once the update is journalled, so a
+    # crash before that makes Telegram send the update again; the journal ignores a repeat.
+    JournalledRequestHandler(dispatcher, bot, secret_token=secret).register(application, path=path)
     setup_application(application, dispatcher, bot=bot)
     return application
 
 
-async def run_webhook(bot: Bot, dispatcher: Dispatcher, settings: Settings) -> None:
-    """Set the webhook and serve it until cancelled."""
+async def run_webhook(bot: Bot, dispatcher: Dispatcher, settings: Settings,
+                      stop: asyncio.Event | None = None) -> None:
+    """Set the webhook and serve it until `stop` is set or the task is cancelled."""
     assert settings.telegram_webhook_url is not None
     secret = webhook_secret(settings)
     path = webhook_path(settings.telegram_webhook_url)
@@ -75,6 +131,6 @@ async def run_webhook(bot: Bot, dispatcher: Dispatcher, settings: Settings) -> N
         )
         log.info("Telegram webhook listening on %s:%s%s", settings.webhook_host,
                  settings.webhook_port, path)
-        await asyncio.Event().wait()
+        await (stop or asyncio.Event()).wait()
     finally:
         await runner.cleanup()

@@ -1,0 +1,105 @@
+"""`helpline run` stops gracefully on SIGTERM (what `docker stop` and systemd send).
+
+The real process polls the fake Bot API over a temporary SQLite database. Children write, and
+the worker is sent SIGTERM as soon as it has fetched their messages, while Telegram (the fake) is
+slow to take replies: it must exit with code 0 within a few seconds, and no message may be lost
+or answered twice, whether answered before exit or after the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from tests.reliability.test_kill import ROOT, _env, _start
+from tests.telegram.fake_api import FakeTelegram
+
+CHILDREN = [6101, 6102, 6103]
+REPLIES = ["Привет! Я бот линии помощи", "Кто ты?"]  # what each child's first message gets
+
+
+class SlowTelegram(FakeTelegram):
+    """The fake Bot API, slow to take messages, noting which updates it has handed out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.served = 0
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if method == "sendMessage":
+            await asyncio.sleep(0.3)
+        response = await super()._api(request)
+        if method == "getUpdates":
+            self.served = max([self.served, *[u["update_id"] for u in self.updates]])
+        return response
+
+    def texts_to(self, chat: int) -> list[str]:
+        return [c.text for c in self.sent_to(chat)]
+
+
+async def _wait(condition: object, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _stop(worker: subprocess.Popen[bytes]) -> tuple[int, float]:
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    code = await asyncio.to_thread(worker.wait, 15)
+    return code, time.monotonic() - started
+
+
+async def test_sigterm_exits_0_quickly_and_loses_no_claimed_work(tmp_path: Path) -> None:
+    fake = SlowTelegram()
+    await fake.start()
+    env = _env(tmp_path, fake.url)
+    env["LOG_LEVEL"] = "INFO"
+    upgrade = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=env,
+        capture_output=True, timeout=120,
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("ab")
+    worker = _start(env, log)
+    try:
+        await _wait(lambda: fake.polls > 0, 60, "the worker to poll")
+        for child in CHILDREN:
+            await fake.child_says(child, "привет")
+        last = fake.updates[-1]["update_id"]
+        # SIGTERM as soon as the worker holds the messages: journalled or about to be, with
+        # their replies still to be sent through the slow API.
+        await _wait(lambda: fake.served >= last, 10, "the worker to fetch the messages")
+        code, took = await _stop(worker)
+        assert code == 0, log_path.read_text()[-3000:]
+        assert took < 10, f"took {took:.1f}s to stop"
+        before_restart = {child: fake.texts_to(child) for child in CHILDREN}
+        # The next start answers whatever the stopped worker had not.
+        worker = _start(env, log)
+        await _wait(lambda: all(len(fake.texts_to(c)) >= len(REPLIES) for c in CHILDREN), 60,
+                    "every child to be answered")
+        await asyncio.sleep(1.5)  # a repeat would come now
+        code, took = await _stop(worker)
+        assert code == 0 and took < 10
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        await fake.stop()
+        log.close()
+    text = log_path.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    for child in CHILDREN:
+        got = fake.texts_to(child)
+        assert len(got) == len(REPLIES), (child, got, before_restart)
+        for text_, expected in zip(got, REPLIES, strict=True):
+            assert text_.startswith(expected), (child, got)
