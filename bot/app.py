@@ -8,7 +8,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -16,11 +16,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot import metrics
 from bot.delivery import Delivery
 from bot.settings import Settings
-from dialogs.catalogue import normalise_locale
 from dialogs.engine import DialogEngine, EngineConfig
 from dialogs.escalation import Desk
 from dialogs.messages import (
-    Address,
     DeskEvent,
     Inbound,
     Outbound,
@@ -126,30 +124,14 @@ class App:
             raise JournalUnavailable(type(exc).__name__) from exc
         return False if inbox_id is None else inbox_id
 
-    def offline_replies(self, inbound: Inbound) -> list[Outbound]:
-        """What can be said from memory alone: the emergency contacts, when the text reads as
-        danger. The same words as the engine's own fallback for a database outage
-        (`DialogEngine._handle_with_retries`); everything else waits for the journal."""
-        engine = self.engine
-        text = (inbound.text or "").strip()
-        if not text:
-            return []
-        locale = normalise_locale(inbound.locale_hint, engine.config.default_locale)
-        if not engine.triage(text, locale).danger:
-            return []
-        words = engine.catalogue.t("safety.open.self", locale)
-        contacts = engine.safety.contacts(locale)
-        address = Address(str(inbound.channel), inbound.chat_id)
-        return [Outbound(to=address, text=f"{words}\n{contacts}", critical=True)]
-
     async def answer_offline(self, inbound: Inbound) -> None:
-        """Send `offline_replies` once per update, straight to the platform (the outbox is in
-        the database that is away). A failure here is logged: the update is journalled and
-        handled properly once the database is back."""
+        """Send the engine's contacts from memory (when the text reads as danger) once per
+        update, straight to the platform (the outbox is in the database that is away). A
+        failure here is logged: the update is journalled and handled once the database is back."""
         key = (str(inbound.channel), inbound.update_id or "")
         if key in self._offline:
             return
-        replies = self.offline_replies(inbound)
+        replies = [replace(o, critical=True) for o in self.engine.contacts_from_memory(inbound)]
         if not replies:
             return
         self._offline[key] = None

@@ -173,7 +173,6 @@ class DialogEngine:
         return bool(self.triage(text, locale).danger)
 
     async def _handle_with_retries(self, inbound: Inbound) -> list[Outbound]:
-        text = (inbound.text or "").strip()
         locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
         delay = 0.2
         for attempt in range(self.config.db_retries):
@@ -187,11 +186,21 @@ class DialogEngine:
         # The database stayed away. Safety first: a child in danger still gets the contacts.
         address = Address(str(inbound.channel), inbound.chat_id)
         replies = [Outbound(to=address, text=self.catalogue.t("error.retry", locale))]
-        if text and self.triage(text, locale).danger:
-            words = self.catalogue.t("safety.open.self", locale)
-            contacts = self.safety.contacts(locale)
-            replies.insert(0, Outbound(to=address, text=f"{words}\n{contacts}"))
-        return replies
+        return [*self.contacts_from_memory(inbound), *replies]
+
+    def contacts_from_memory(self, inbound: Inbound) -> list[Outbound]:
+        """What can be said with no database at all: the emergency contacts, when the text
+        reads as danger (else nothing)."""
+        text = (inbound.text or "").strip()
+        if not text:
+            return []
+        locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
+        if not self.triage(text, locale).danger:
+            return []
+        words = self.catalogue.t("safety.open.self", locale)
+        contacts = self.safety.contacts(locale)
+        address = Address(str(inbound.channel), inbound.chat_id)
+        return [Outbound(to=address, text=f"{words}\n{contacts}")]
 
     async def _handle(self, repos: Stores, inbound: Inbound) -> list[Outbound]:
         if inbound.update_id is not None:
