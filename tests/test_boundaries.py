@@ -75,24 +75,17 @@ def test_the_database_keeps_the_dialogs_store_contract() -> None:
     from storage.repositories import Repos
 
     repos: Any = Repos(session=None)  # type: ignore[arg-type]
-    stores = [n for n, m in inspect.getmembers(ports.Stores) if isinstance(m, property)]
+    stores = {
+        name: member.fget.__annotations__["return"]  # the store Protocol's name
+        for name, member in inspect.getmembers(ports.Stores)
+        if isinstance(member, property)
+    }
     assert len(stores) == 12
-    for name in stores:
-        protocol = getattr(ports, ports.Stores.__annotations__.get(name) or _store_of(name))
-        wanted = [m for m in vars(protocol) if not m.startswith("_")]
+    for name, store in stores.items():
+        wanted = [m for m in vars(getattr(ports, store)) if not m.startswith("_")]
         assert wanted, name
         for method in wanted:
             assert callable(getattr(getattr(repos, name), method, None)), f"{name}.{method}"
-
-
-def _store_of(name: str) -> str:
-    import inspect
-
-    from dialogs import ports
-
-    prop = inspect.getattr_static(ports.Stores, name)
-    annotation = prop.fget.__annotations__["return"]
-    return str(annotation)
 
 
 def test_no_long_functions_in_dialogs() -> None:
