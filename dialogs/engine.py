@@ -1,46 +1,46 @@
 """The dialog engine: one inbound message in, the replies out, the conversation kept in storage.
 
-Order of work for every update, inside one transaction:
-1. the update id is recorded (a repeat is ignored),
-2. triage reads the text before anything else: a danger signal interrupts any state,
-3. global commands and buttons, then the current flow's state machine.
+`DialogEngine.handle` takes the flood limit (danger always gets through) and one unit of work
+per update, retried while the database is briefly away; inside it the update id is recorded (a
+repeat is ignored) and the turn goes through the pipeline of `dialogs.stages` (block → triage →
+danger → check-in → commands → buttons → attachments → silence → the flow's machine). Danger
+from any stage goes to the one safety policy (`dialogs.safety`); moves between flows are the
+conversation machine's (`dialogs.conversation`), fired through `dialogs.moves.FlowMoves`; the
+desk reaches a conversation only through `desk_trigger`. Every reply is written to the outbox
+in the same transaction as the state change.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, cast
 
+from dialogs import stages
 from dialogs.catalogue import Catalogue, default_catalogue, normalise_locale
 from dialogs.clock import utcnow
-from dialogs.flows import BY_CODE, FLOWS
-from dialogs.flows.base import FlowModel, FlowSpec, Option, Step, TurnContext, build_machine
-from dialogs.flows.names import IN_CHAT, Chat, Flow, Start
+from dialogs.commands import GlobalCommands
+from dialogs.flows import FLOWS
+from dialogs.flows.base import FlowModel, Option, TurnContext
+from dialogs.flows.names import Flow, Start
 from dialogs.messages import (
     DESK,
     Address,
     Attachment,
-    Button,
-    ContentKind,
     DeskEvent,
     Inbound,
     Outbound,
     outbound_to_dict,
 )
+from dialogs.moves import FlowMoves
 from dialogs.operations import DeskPolicy
 from dialogs.ports import (
-    AssessmentLike,
     CaseRecord,
     CaseStatus,
     ConversationRecord,
     KnowledgeSource,
-    MessageRecord,
     Stores,
     StoreUnavailable,
     Triage,
@@ -50,17 +50,12 @@ from dialogs.ports import (
 from dialogs.ratelimit import RateLimiter
 from dialogs.render import article_text
 from dialogs.safety import Danger, Decision, SafetyPolicy, Source, Where
+from dialogs.stages import Stage
 from dialogs.taxonomy import Risk
+from dialogs.turn import Turn
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = {ContentKind.TEXT, ContentKind.PHOTO, ContentKind.DOCUMENT}
-COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?(?:\s|$)")
-# Keys of conversation data that survive a change of flow (the check-in's half hour and what
-# triage already acted on belong to the conversation, not to one flow).
-PERSISTENT_KEYS = {"role", "triage_category", "check_in_at", "triage_acted_on"}
-# Flows a long silence interrupts; the menu and a chat with a person are never interrupted.
-RESUMABLE_FLOWS = {Flow.CHILD_REPORT, Flow.SAFETY_QUESTION, Flow.PARENT_HELP}
 # ConversationRecord data that is bookkeeping, not the child's answers: never copied into a case.
 NOT_ANSWERS = frozenset(
     {
@@ -75,9 +70,9 @@ NOT_ANSWERS = frozenset(
         "before_end",
     }
 )
-# Triage's conversation context: this many earlier texts, written within this window.
-CONTEXT_MESSAGES = 2
-CONTEXT_WINDOW = timedelta(minutes=30)
+# Outbound.meta key of a reply said from memory while the database was away: the update was not
+# handled (its journal entry stays open for recovery).
+RETRY = "retry"
 
 
 @dataclass(frozen=True)
@@ -98,22 +93,6 @@ def _default_triage() -> Triage:
     from dialogs.triage import assess
 
     return assess
-
-
-@dataclass
-class _Turn:
-    """Mutable state of one update's handling."""
-
-    repos: Stores
-    user: UserRecord
-    conv: ConversationRecord
-    ctx: TurnContext
-    inbound: Inbound | None = None
-    assessment: AssessmentLike | None = None
-    text: str = ""  # the inbound text as stored (the whole of it is triaged)
-    case_for_chat: CaseRecord | None = None  # the case the safety policy opened or raised
-    message: MessageRecord | None = None  # the transcript line of this update's text
-    extra: list[Outbound] = field(default_factory=list)
 
 
 class DialogEngine:
@@ -138,7 +117,7 @@ class DialogEngine:
         self.catalogue = catalogue or default_catalogue()
         self.config = config or EngineConfig()
         self.clock = clock
-        self.machines = {name: build_machine(spec) for name, spec in FLOWS.items()}
+        self.moves = FlowMoves(kb, self.config.article_chars)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.limiter = RateLimiter(self.config.flood_burst, self.config.flood_per_second)
         self.safety = SafetyPolicy(
@@ -184,9 +163,12 @@ class DialogEngine:
                 await asyncio.sleep(delay)
                 delay *= 2.5
         # The database stayed away. Safety first: a child in danger still gets the contacts.
+        # Every reply is marked `retry`: the update was not handled, so its journal entry must
+        # stay open and be handled again once the database is back.
         address = Address(str(inbound.channel), inbound.chat_id)
         replies = [Outbound(to=address, text=self.catalogue.t("error.retry", locale))]
-        return [*self.contacts_from_memory(inbound), *replies]
+        said = [*self.contacts_from_memory(inbound), *replies]
+        return [replace(o, meta={**o.meta, RETRY: "1"}) for o in said]
 
     def contacts_from_memory(self, inbound: Inbound) -> list[Outbound]:
         """What can be said with no database at all: the emergency contacts, when the text
@@ -227,7 +209,7 @@ class DialogEngine:
             await self._transcribe_bot(turn)
         return await self._persist(repos, turn.ctx.out + turn.extra)
 
-    async def _transcribe_bot(self, turn: _Turn) -> None:
+    async def _transcribe_bot(self, turn: Turn) -> None:
         """What the bot told a child whose case is open (the numbers, the waiting notices)
         goes into the transcript, so the counsellor reads what the child read."""
         conv = turn.conv
@@ -257,7 +239,7 @@ class DialogEngine:
             kept.append(replace(message, meta={**message.meta, "outbox_id": str(row.id)}))
         return kept
 
-    def _turn(self, repos: Stores, user: UserRecord, conv: ConversationRecord) -> _Turn:
+    def _turn(self, repos: Stores, user: UserRecord, conv: ConversationRecord) -> Turn:
         data = dict(conv.data or {})
         ctx = TurnContext(
             address=Address(user.channel, user.address),
@@ -268,11 +250,11 @@ class DialogEngine:
             services=_Services(self),
             user_id=user.id,
         )
-        turn = _Turn(repos=repos, user=user, conv=conv, ctx=ctx)
+        turn = Turn(repos=repos, user=user, conv=conv, ctx=ctx)
         ctx.services = _Services(self, turn)
         return turn
 
-    def _save(self, turn: _Turn) -> None:
+    def _save(self, turn: Turn) -> None:
         conv = turn.conv
         conv.data = dict(turn.ctx.data)
         conv.version = (conv.version or 0) + 1
@@ -281,141 +263,31 @@ class DialogEngine:
             turn.user.role = str(turn.ctx.data["role"])
 
     # ------------------------------------------------------------------ one turn
-    async def _run(self, turn: _Turn, inbound: Inbound) -> None:
-        """The turn's stages, in order; the first that uses the update up ends the turn."""
-        stages = (
-            self._stage_block,
-            self._stage_unsupported,
-            self._stage_triage,
-            self._stage_danger,
-            self._stage_first_contact,
-            self._stage_check_in,
-            self._stage_command,
-            self._stage_payload,
-            self._stage_attachments,
-            self._stage_silence,
-            self._stage_flow,
+    def stages(self) -> tuple[Stage, ...]:
+        """The turn's pipeline (`dialogs.stages`), built from the engine's current parts."""
+        moves, clock = self.moves, self.clock
+        commands = GlobalCommands(moves, self._danger, self._choose, self._desk_notice)
+        return (
+            stages.Blocked(self.policy, self._is_danger, clock),
+            stages.Unsupported(moves),
+            stages.Triaged(self.triage, self.config.max_text, clock),
+            stages.DangerFound(self._danger, clock),
+            stages.FirstContact(moves),
+            stages.CheckIn(self.safety, self._flag_for_counsellor, clock),
+            stages.Command(commands.command),
+            stages.Pressed(commands.payload),
+            stages.Attachments(moves, self.config.max_attachment_bytes),
+            stages.Silence(self.config.silence_after, clock),
+            stages.FlowStep(moves, self._choose),
         )
-        for stage in stages:
+
+    async def _run(self, turn: Turn, inbound: Inbound) -> None:
+        """The turn's stages, in order; the first that uses the update up ends the turn."""
+        for stage in self.stages():
             if await stage(turn, inbound):
                 return
 
-    async def _stage_block(self, turn: _Turn, inbound: Inbound) -> bool:
-        """A blocked user: one neutral reply per block; danger still gets through."""
-        return await self.policy.screen(
-            turn.repos, turn.user, turn.ctx, inbound, self._is_danger, self.clock()
-        )
-
-    async def _stage_unsupported(self, turn: _Turn, inbound: Inbound) -> bool:
-        if inbound.kind in SUPPORTED or not turn.user.notice_shown:
-            return False
-        turn.ctx.say(turn.ctx.t("unsupported.content"))
-        self._prompt(turn, reprompt=True)
-        return True
-
-    async def _stage_triage(self, turn: _Turn, inbound: Inbound) -> bool:
-        """Triage reads the whole text (with the conversation's recent texts) before anything
-        else; the transcript keeps what fits."""
-        full = (inbound.text or "").strip()
-        if not full:
-            return False
-        text = full
-        if len(full) > self.config.max_text:
-            text = full[: self.config.max_text]
-            turn.ctx.say(turn.ctx.t("too.long", limit=self.config.max_text))
-        turn.text = text
-        now = self.clock()
-        # What was already acted on (danger, a check-in) is not counted again.
-        acted = int(turn.ctx.data.get("triage_acted_on") or 0)
-        recent = await turn.repos.messages.recent_child_texts(
-            turn.user.id, now - CONTEXT_WINDOW, CONTEXT_MESSAGES, after_id=acted
-        )
-        turn.assessment = self.triage(full, turn.ctx.locale, recent)
-        case = await turn.repos.cases.open_for_user(turn.user.id)
-        turn.message = await turn.repos.messages.add(
-            turn.user.id,
-            "child",
-            text,
-            case_id=case.id if case is not None else None,
-            created_at=now,
-        )
-        verdict = turn.assessment
-        if not verdict.danger and verdict.category not in ("other", ""):
-            turn.ctx.data.setdefault("triage_category", verdict.category)
-        return False
-
-    async def _stage_danger(self, turn: _Turn, inbound: Inbound) -> bool:
-        verdict = turn.assessment
-        if verdict is None or not verdict.danger:
-            return False
-        self._notice_once(turn)
-        source = Source.TYPED
-        if inbound.edited:
-            source = Source.EDITED
-        elif inbound.attachments:
-            source = Source.CAPTION
-        user = turn.user
-        if await turn.repos.blocks.active_for(user.channel, user.external_id, self.clock()):
-            source = Source.BLOCKED  # blocked for abuse, yet danger still reaches a person
-        await self._danger(
-            turn,
-            Danger(
-                source=source,
-                category=verdict.category,
-                risk=verdict.risk,
-                signals=tuple(str(s) for s in verdict.signals),
-                about=verdict.about,
-                text=turn.text,
-            ),
-        )
-        return True
-
-    def _notice_once(self, turn: _Turn) -> bool:
-        """The privacy notice, on first contact; True if it was shown now."""
-        if turn.user.notice_shown:
-            return False
-        turn.user.notice_shown = True
-        turn.ctx.say(turn.ctx.t("privacy.notice"))
-        return True
-
-    async def _stage_first_contact(self, turn: _Turn, inbound: Inbound) -> bool:
-        if not self._notice_once(turn):
-            return False
-        await self._enter(turn, Flow.START, Start.ROLE)
-        return True
-
-    async def _stage_check_in(self, turn: _Turn, inbound: Inbound) -> bool:
-        """Not sure: ask directly, as counsellors do. In a live chat the counsellor is shown a
-        flag instead; at most one check-in per conversation per half hour."""
-        verdict = turn.assessment
-        if verdict is None or not verdict.check_in:
-            return False
-        where = self._where(turn)
-        now = self.clock()
-        if where in (Where.LIVE, Where.WAITING):
-            return await self._flag_for_counsellor(turn)
-        if not self.safety.may_check_in(turn.ctx.data, now):
-            return False
-        ctx = turn.ctx
-        ctx.data["check_in_at"] = now.isoformat()
-        await self._acted_on(turn)
-        ctx.data["check_in_category"] = verdict.category
-        ctx.data["check_in_about"] = verdict.about
-        about = "other" if ctx.data["check_in_about"] == "other" and not ctx.is_parent else "self"
-        ctx.say(
-            ctx.t(f"check_in.ask.{about}"),
-            self._buttons(
-                ctx,
-                [
-                    ("check_in.safe", "g|checkin=safe"),
-                    ("check_in.unsafe", "g|checkin=unsafe"),
-                    ("check_in.person", "g|checkin=person"),
-                ],
-            ),
-        )
-        return True
-
-    async def _flag_for_counsellor(self, turn: _Turn) -> bool:
+    async def _flag_for_counsellor(self, turn: Turn) -> bool:
         """A counsellor has (or is about to have) the chat: the line reaches them flagged,
         instead of a check-in from the bot."""
         case = await turn.repos.cases.open_for_user(turn.user.id)
@@ -425,81 +297,16 @@ class DialogEngine:
             self._desk_notice(case, DeskEvent.CHILD_MESSAGE, turn.text, flags={"check_in": "1"})
         )
         turn.ctx.prompted = True
-        await self._acted_on(turn)  # the counsellor has seen it
+        await turn.acted_on()  # the counsellor has seen it
         return True
 
-    async def _stage_command(self, turn: _Turn, inbound: Inbound) -> bool:
-        command = COMMAND.match(turn.text) if turn.text else None
-        if not command:
-            return False
-        await self._command(turn, command.group(1).lower())
-        return True
-
-    async def _stage_payload(self, turn: _Turn, inbound: Inbound) -> bool:
-        if not inbound.payload:
-            return False
-        await self._payload(turn, inbound.payload)
-        return True
-
-    async def _stage_attachments(self, turn: _Turn, inbound: Inbound) -> bool:
-        ctx = turn.ctx
-        step = FLOWS[turn.conv.flow].step(turn.conv.state)
-        attachments = tuple(
-            a
-            for a in inbound.attachments
-            if a.size is None or a.size <= self.config.max_attachment_bytes
-        )
-        if len(attachments) < len(inbound.attachments):
-            # Over the limit: not stored at all, and the child is told plainly.
-            limit_mb = self.config.max_attachment_bytes // (1024 * 1024) or 1
-            ctx.say(ctx.t("attachment.too_big", limit=limit_mb))
-            if not attachments and not turn.text:
-                self._prompt(turn, reprompt=True)
-                return True
-        if attachments:
-            if step.attachments:
-                await self._trigger(turn, "evidence", attachments=attachments)
-            else:
-                count = await ctx.services.keep_evidence(ctx, attachments)
-                ctx.say(ctx.t("report.evidence.got", count=count))
-                self._prompt(turn, reprompt=True)
-        return not turn.text
-
-    async def _stage_silence(self, turn: _Turn, inbound: Inbound) -> bool:
-        if not self._silent_too_long(turn.conv):
-            return False
-        ctx = turn.ctx
-        ctx.data["silence_pending"] = True
-        ctx.say(
-            ctx.t("silence.ask"),
-            self._buttons(
-                ctx,
-                [
-                    ("silence.continue", "g|silence=continue"),
-                    ("silence.restart", "g|silence=restart"),
-                ],
-            ),
-        )
-        return True
-
-    async def _stage_flow(self, turn: _Turn, inbound: Inbound) -> bool:
-        conv, text = turn.conv, turn.text
-        spec, step = FLOWS[conv.flow], FLOWS[conv.flow].step(conv.state)
-        option = self._option_for_text(turn, spec, step, text)
-        if option is not None:
-            await self._choose(turn, spec, step, option)
-        elif step.free_text:
-            await self._trigger(turn, "text", text=text)
-        else:
-            await self._fallback(turn, text)
-        return True
-
-    async def _choose(self, turn: _Turn, spec: FlowSpec, step: Step, option: Option) -> None:
+    async def _choose(self, turn: Turn, option: Option) -> None:
         """A button pressed (or its word typed). An answer the flow declares as danger goes
         to the safety policy, with the answer kept for the case."""
         if option.danger is None:
-            await self._trigger(turn, option.trigger, value=option.value)
+            await self.moves.trigger(turn, option.trigger, value=option.value)
             return
+        spec, step = FLOWS[turn.conv.flow], self.moves.step(turn)
         turn.ctx.data[step.name] = option.value
         category = option.category
         if category is None:
@@ -509,26 +316,8 @@ class DialogEngine:
             turn, Danger(source=Source(option.danger), category=category, about=about)
         )
 
-    def _silent_too_long(self, conv: ConversationRecord) -> bool:
-        if conv.flow not in RESUMABLE_FLOWS or conv.updated_at is None:
-            return False
-        return self.clock() - conv.updated_at > self.config.silence_after
-
-    def _option_for_text(
-        self, turn: _Turn, spec: FlowSpec, step: Step, text: str
-    ) -> Option | None:
-        """A typed label or option number counts as pressing that button."""
-        options = self._visible(turn, spec, step)
-        folded = text.casefold().strip(" .!")
-        for opt in options:
-            if turn.ctx.t(opt.label).casefold() == folded:
-                return opt
-        if folded.isdecimal() and not step.free_text and 1 <= int(folded) <= len(options):
-            return options[int(folded) - 1]
-        return None
-
     # ------------------------------------------------------------------ danger
-    async def _open_or_reopen(self, turn: _Turn) -> CaseRecord | None:
+    async def _open_or_reopen(self, turn: Turn) -> CaseRecord | None:
         """The user's open case; or the one they ended a chat on, back in the queue."""
         case = await turn.repos.cases.open_for_user(turn.user.id)
         if case is not None:
@@ -542,31 +331,13 @@ class DialogEngine:
             turn.extra.append(self._desk_notice(case, DeskEvent.CASE_UPDATED, back))
         return case
 
-    async def _acted_on(self, turn: _Turn) -> None:
-        """Mark the texts so far as acted on: triage's context starts after them."""
-        if turn.message is not None:
-            await turn.repos.flush()
-            turn.ctx.data["triage_acted_on"] = int(turn.message.id)
-
-    def _where(self, turn: _Turn) -> Where:
-        conv = turn.conv
-        if conv.flow == Flow.COUNSELLING:
-            state = conv.state
-            if state == Chat.ENDING:
-                state = str(turn.ctx.data.get("before_end") or Chat.WAITING)
-            if state == Chat.CONNECTED:
-                return Where.LIVE
-            if state == Chat.WAITING:
-                return Where.WAITING
-        return Where.MENU if conv.flow == Flow.START else Where.FLOW
-
-    async def _danger(self, turn: _Turn, danger: Danger) -> None:
+    async def _danger(self, turn: Turn, danger: Danger) -> None:
         """Every danger, from every source, goes to the one safety policy."""
-        await self._acted_on(turn)
+        await turn.acted_on()
         await self.safety.act(turn.ctx, _SafetyActions(self, turn), danger, self.clock())
 
     async def _open_or_raise(
-        self, turn: _Turn, danger: Danger, decision: Decision
+        self, turn: Turn, danger: Danger, decision: Decision
     ) -> tuple[int, int]:
         """The safety policy's case move: open a case at the danger's risk, or raise the open
         one, and alert the desk with the line flagged."""
@@ -602,263 +373,10 @@ class DialogEngine:
         turn.case_for_chat = case
         return int(case.id), int(position)
 
-    # ------------------------------------------------------------------ commands and buttons
-    async def _command(self, turn: _Turn, name: str) -> None:
-        ctx, conv = turn.ctx, turn.conv
-        in_chat = conv.flow == Flow.COUNSELLING and conv.state in IN_CHAT
-        if name in ("start", "menu"):
-            if in_chat:
-                ctx.say(
-                    ctx.t("counselling.busy"),
-                    self._buttons(ctx, [("counselling.end", f"cs|{conv.state}|end")]),
-                )
-                return
-            await self._enter(
-                turn, "start", "role" if name == "start" or not ctx.data.get("role") else "menu"
-            )
-        elif name == "help":
-            ctx.say(ctx.t("help"))
-            self._prompt(turn, reprompt=True)
-        elif name == "lang":
-            ctx.say(
-                ctx.t("lang.ask"),
-                self._buttons(
-                    ctx, [("lang.ru", "g|lang=ru"), ("lang.en", "g|lang=en")], columns=2
-                ),
-            )
-        elif name == "forget":
-            ctx.data["forget_pending"] = True
-            ctx.say(
-                ctx.t("forget.ask"),
-                self._buttons(
-                    ctx, [("forget.yes", "g|forget=yes"), ("forget.no", "g|forget=no")], columns=2
-                ),
-            )
-        else:
-            ctx.say(ctx.t("unknown.command"))
-            self._prompt(turn, reprompt=True)
-
-    async def _payload(self, turn: _Turn, payload: str) -> None:
-        _ctx, conv = turn.ctx, turn.conv
-        if payload.startswith("g|"):
-            await self._global(turn, payload[2:])
-            return
-        parts = payload.split("|")
-        spec = BY_CODE.get(parts[0]) if len(parts) == 3 else None
-        if spec is None or spec.name != conv.flow or parts[1] != conv.state:
-            await self._stale(turn)
-            return
-        step = spec.step(conv.state)
-        option = next((o for o in self._visible(turn, spec, step) if o.value == parts[2]), None)
-        if option is None:
-            await self._stale(turn)
-            return
-        await self._choose(turn, spec, step, option)
-
-    async def _stale(self, turn: _Turn) -> None:
-        turn.ctx.say(turn.ctx.t("stale.button"))
-        self._prompt(turn, reprompt=True)
-
-    async def _global(self, turn: _Turn, action: str) -> None:
-        ctx, conv = turn.ctx, turn.conv
-        name, _, value = action.partition("=")
-        if name == "menu":
-            if conv.flow == Flow.COUNSELLING and conv.state in IN_CHAT:
-                ctx.say(ctx.t("counselling.busy"))
-                self._prompt(turn, reprompt=True)
-                return
-            await self._enter(turn, "start", "menu" if ctx.data.get("role") else "role")
-        elif name == "person":
-            await ctx.services.escalate(ctx)
-        elif name == "lang" and value in ("ru", "en"):
-            turn.user.locale, turn.user.locale_fixed = value, True
-            ctx.locale = value
-            ctx.say(ctx.t("lang.set"))
-            self._prompt(turn, reprompt=True)
-        elif name == "forget" and ctx.data.pop("forget_pending", False):
-            if value == "yes":
-                await self._forget(turn)
-            else:
-                ctx.say(ctx.t("forget.kept"))
-                self._prompt(turn, reprompt=True)
-        elif name == "checkin" and ctx.data.get("check_in_at"):
-            await self._check_in_answer(turn, value)
-        elif name == "silence" and ctx.data.pop("silence_pending", False):
-            if value == "restart":
-                await self._enter(turn, "start", "menu" if ctx.data.get("role") else "role")
-            else:
-                self._prompt(turn, reprompt=True)
-        else:
-            await self._stale(turn)
-
-    async def _check_in_answer(self, turn: _Turn, value: str) -> None:
-        """The answer to "are you safe right now?": safe goes back where the child was; not
-        safe, or asking for a person, takes the danger path."""
-        ctx = turn.ctx
-        category = str(ctx.data.pop("check_in_category", "") or "other")
-        about = str(ctx.data.pop("check_in_about", "self"))
-        if value == "safe":
-            ctx.say(ctx.t("check_in.thanks"))
-            self._prompt(turn, reprompt=True)
-            return
-        if value not in ("unsafe", "person"):
-            await self._stale(turn)
-            return
-        if category in ("other", "", "wellbeing"):
-            category = "suicide" if value == "unsafe" else "wellbeing"
-        risk = Risk.CRITICAL if value == "unsafe" else Risk.HIGH
-        await self._danger(
-            turn, Danger(source=Source.CHECK_IN, category=category, risk=risk, about=about)
-        )
-
-    async def _forget(self, turn: _Turn) -> None:
-        case = await turn.repos.cases.open_for_user(turn.user.id)
-        if case is not None:
-            turn.extra.append(self._desk_notice(case, DeskEvent.CHILD_LEFT, "/forget"))
-            # The case is closed as "the child erased their data"; the trail says only that.
-            await turn.repos.audit.record(
-                "child_erased", counsellor_id=None, case_id=case.id, detail=""
-            )
-        files = await turn.repos.users.erase(turn.user.id)
-        await asyncio.to_thread(_unlink_all, files)
-        turn.ctx.say(turn.ctx.t("forget.done"))
-
-    # ------------------------------------------------------------------ the flow machine
-    async def _trigger(self, turn: _Turn, trigger: str, **kwargs: Any) -> bool:
-        """Fire `trigger` on the conversation's flow; switch flows and prompt as needed."""
-        conv, ctx = turn.conv, turn.ctx
-        spec = FLOWS[conv.flow]
-        machine = self.machines[conv.flow]
-        if trigger not in machine.get_triggers(conv.state):
-            if trigger == "text":
-                await self._fallback(turn, str(kwargs.get("text", "")))
-            else:
-                await self._stale(turn)
-            return False
-        model = spec.model(ctx)
-        machine.add_model(model, initial=conv.state)
-        before = conv.state
-        try:
-            done = bool(await cast(Any, model).trigger(trigger, **kwargs))
-            after = model.state
-        finally:
-            machine.remove_model(model)
-        if await turn.repos.users.get(turn.user.id) is None:
-            return done
-        if ctx.switch is not None:
-            flow, state = ctx.switch
-            ctx.switch = None
-            if flow == Flow.COUNSELLING:
-                return done  # escalate() has moved the conversation already
-            keep = False
-            if flow == "resume":
-                # Back to where the child was before the counsellor, with their answers.
-                flow, state = conv.resume_flow or Flow.START, conv.resume_state or Start.MENU
-                conv.resume_flow = conv.resume_state = None
-                keep = True
-            await self._enter(turn, flow, state, keep_data=keep)
-            return done
-        conv.state = after
-        if after != before or not ctx.prompted:
-            self._prompt(turn, reprompt=after == before and not ctx.prompted)
-        else:
-            self._attach_buttons(turn)
-        return done
-
-    async def _enter(
-        self, turn: _Turn, flow: str, state: str | None = None, *, keep_data: bool = False
-    ) -> None:
-        """Move the conversation to `flow` at `state` (its start by default) and ask its prompt."""
-        conv, ctx = turn.conv, turn.ctx
-        spec = FLOWS[flow]
-        if flow != conv.flow and flow != Flow.COUNSELLING and not keep_data:
-            on_behalf = ctx.data.get("on_behalf") and flow == Flow.CHILD_REPORT
-            ctx.data = {k: v for k, v in ctx.data.items() if k in PERSISTENT_KEYS}
-            if on_behalf:
-                ctx.data["on_behalf"] = True
-        if flow == Flow.START and state in (None, Start.ROLE):
-            ctx.data.pop("role", None)
-        conv.flow, conv.state = flow, state or spec.initial
-        ctx.prompted = False
-        self._prompt(turn)
-
-    def _visible(self, turn: _Turn, spec: FlowSpec, step: Step) -> list[Option]:
-        role = turn.ctx.role if turn.ctx.data.get("role") else "child"
-        return [o for o in step.options if role in o.roles]
-
-    def _step_buttons(self, turn: _Turn) -> tuple[tuple[Button, ...], ...]:
-        conv, ctx = turn.conv, turn.ctx
-        spec = FLOWS[conv.flow]
-        step = spec.step(conv.state)
-        options = self._visible(turn, spec, step)
-        buttons = [Button(ctx.t(o.label), f"{spec.code}|{step.name}|{o.value}") for o in options]
-        cols = max(step.columns, 1)
-        rows = [tuple(buttons[i : i + cols]) for i in range(0, len(buttons), cols)]
-        triggers = {o.trigger for o in options}
-        in_chat = spec.name == Flow.COUNSELLING and step.name in IN_CHAT
-        # "Talk to a person" on every step, once; "back to the menu" outside the menu and chat.
-        if spec.name != Flow.COUNSELLING and "person" not in triggers:
-            rows.append((Button(ctx.t("menu.person"), "g|person"),))
-        if spec.name != Flow.START and not in_chat and "menu" not in triggers:
-            rows.append((Button(ctx.t("menu.back"), "g|menu"),))
-        return tuple(rows)
-
-    def _prompt(self, turn: _Turn, *, reprompt: bool = False) -> None:
-        """Ask the current step's question with its buttons."""
-        conv, ctx = turn.conv, turn.ctx
-        step = FLOWS[conv.flow].step(conv.state)
-        buttons = self._step_buttons(turn)
-        if step.prompt:
-            ctx.say(ctx.t(step.prompt), buttons)
-        elif buttons and not self._attach_buttons(turn):
-            key = "fallback.continue" if reprompt else "menu.ask"
-            ctx.say(ctx.t(key), buttons)
-        ctx.prompted = True
-
-    def _attach_buttons(self, turn: _Turn) -> bool:
-        """Put the current step's buttons on the last message to the user, if it has none."""
-        ctx = turn.ctx
-        if not ctx.out or ctx.out[-1].buttons or ctx.out[-1].to != ctx.address:
-            return False
-        buttons = self._step_buttons(turn)
-        if not buttons:
-            return True
-        last = ctx.out.pop()
-        ctx.out.append(Outbound(to=last.to, text=last.text, buttons=buttons))
-        return True
-
-    def _buttons(
-        self, ctx: TurnContext, items: Sequence[tuple[str, str]], columns: int = 1
-    ) -> tuple[tuple[Button, ...], ...]:
-        buttons = [Button(ctx.t(label), payload) for label, payload in items]
-        return tuple(tuple(buttons[i : i + columns]) for i in range(0, len(buttons), columns))
-
-    async def _fallback(self, turn: _Turn, text: str) -> None:
-        """Free text where a button was expected: answer it from the knowledge base if we can."""
-        ctx = turn.ctx
-        audience = "parent" if ctx.is_parent else "child"
-        hits = self.kb.search(text, ctx.locale, audience, 1) if text else []
-        if hits:
-            article = hits[0].article
-            ctx.say(
-                ctx.t(
-                    "fallback.answer",
-                    title=article.title,
-                    body=article_text(article, self.config.article_chars),
-                )
-            )
-        else:
-            ctx.say(ctx.t("fallback.none"))
-        step = FLOWS[turn.conv.flow].step(turn.conv.state)
-        buttons = self._step_buttons(turn)
-        text_key = step.prompt or "fallback.continue"
-        ctx.say(ctx.t(text_key), buttons)
-        ctx.prompted = True
-
     # ------------------------------------------------------------------ cases
     async def _open_case(
         self,
-        turn: _Turn,
+        turn: Turn,
         *,
         category: str,
         risk: Risk,
@@ -895,19 +413,10 @@ class DialogEngine:
         )
         return case
 
-    def _enter_counselling(self, turn: _Turn, case: CaseRecord) -> None:
-        """Move the conversation into the counsellor queue (or chat) for ``case``, keeping
-        where the child was to come back to."""
-        conv = turn.conv
-        if conv.flow != Flow.COUNSELLING:
-            conv.resume_flow, conv.resume_state = conv.flow, conv.state
-            if conv.flow == Flow.START:
-                conv.resume_flow = conv.resume_state = None
-        conv.flow = Flow.COUNSELLING
-        conv.state = Chat.CONNECTED if case.status == CaseStatus.ACTIVE else Chat.WAITING
-        conv.case_id = case.id
-        turn.ctx.prompted = True
-        turn.ctx.switch = (Flow.COUNSELLING, conv.state)
+    def _enter_counselling(self, turn: Turn, case: CaseRecord) -> None:
+        """Into the counsellor queue (or chat) for ``case``: the conversation machine's
+        hand-over, keeping where the child was to come back to."""
+        self.moves.hand_over(turn, case)
 
     def _desk_notice(
         self,
@@ -932,7 +441,7 @@ class DialogEngine:
         )
 
     async def escalate(
-        self, turn: _Turn, *, category: str | None = None, risk: str | None = None
+        self, turn: Turn, *, category: str | None = None, risk: str | None = None
     ) -> None:
         from dialogs.flows.child_report import WHAT
 
@@ -947,7 +456,7 @@ class DialogEngine:
                 await self._say_waiting(turn, case, again=True)
             else:
                 ctx.say(ctx.t("counselling.connected"))
-            self._attach_buttons(turn)
+            self.moves.attach_buttons(turn)
             return
         what = ctx.data.get("what")
         picked = WHAT.get(str(what)) if what else None
@@ -962,9 +471,9 @@ class DialogEngine:
         case = await self._open_case(turn, category=category, risk=level)
         self._enter_counselling(turn, case)
         await self._say_waiting(turn, case, again=False)
-        self._attach_buttons(turn)
+        self.moves.attach_buttons(turn)
 
-    async def _say_waiting(self, turn: _Turn, case: CaseRecord, *, again: bool) -> None:
+    async def _say_waiting(self, turn: Turn, case: CaseRecord, *, again: bool) -> None:
         """Tell the child their place in the queue and an honest wait: from recent
         first-response times, or after hours, when counsellors are back."""
         position = await turn.repos.cases.position(case)
@@ -990,8 +499,7 @@ class DialogEngine:
         if trigger == "blocked":
             # Blocked for abuse: out of the chat without a word; the menu when it ends.
             if conv.flow == Flow.COUNSELLING:
-                conv.flow, conv.state, conv.case_id = Flow.START, Start.MENU, None
-                conv.resume_flow = conv.resume_state = None
+                self.moves.move(turn, "blocked")
             return []
         if trigger == "closed":
             # A counsellor has heard all of it: triage's context starts afresh.
@@ -1000,12 +508,12 @@ class DialogEngine:
             self._outside_chat(turn, case, trigger)
         else:
             turn.ctx.prompted = False
-            if trigger in self.machines[Flow.COUNSELLING].get_triggers(conv.state):
-                await self._trigger(turn, trigger)
+            if trigger in self.moves.machines[Flow.COUNSELLING].get_triggers(conv.state):
+                await self.moves.trigger(turn, trigger)
         self._save(turn)
         return turn.ctx.out
 
-    async def _case_turn(self, repos: Stores, case: CaseRecord) -> _Turn | None:
+    async def _case_turn(self, repos: Stores, case: CaseRecord) -> Turn | None:
         """A turn on the conversation of the case's child (None: the child erased it)."""
         user = await repos.users.get(case.user_id) if case.user_id is not None else None
         if user is None:
@@ -1015,24 +523,23 @@ class DialogEngine:
             conv = await repos.conversations.for_user(user.id)
         return self._turn(repos, user, conv) if conv is not None else None
 
-    def _outside_chat(self, turn: _Turn, case: CaseRecord, trigger: str) -> None:
+    def _outside_chat(self, turn: Turn, case: CaseRecord, trigger: str) -> None:
         """The desk acted on a case whose child is elsewhere (the menu, another flow)."""
         if trigger == "taken":
             self._enter_counselling(turn, case)
             turn.ctx.switch = None
             turn.ctx.say(turn.ctx.t("counselling.connected"))
-            self._attach_buttons(turn)
+            self.moves.attach_buttons(turn)
         elif trigger == "closed":
             # The child left the chat earlier: still ask for a rating, gently.
-            conv = turn.conv
-            conv.flow, conv.state, conv.case_id = Flow.COUNSELLING, Chat.RATING, case.id
-            self._prompt(turn)
+            self.moves.move(turn, "closed_away", case=case)
+            self.moves.prompt(turn)
 
 
 class _SafetyActions:
     """The engine's side of the safety policy's port (`dialogs.safety.SafetyActions`)."""
 
-    def __init__(self, engine: DialogEngine, turn: _Turn) -> None:
+    def __init__(self, engine: DialogEngine, turn: Turn) -> None:
         self.engine = engine
         self.turn = turn
 
@@ -1040,7 +547,7 @@ class _SafetyActions:
         return await self.engine._open_or_raise(self.turn, danger, decision)
 
     def where(self) -> Where:
-        return self.engine._where(self.turn)
+        return stages.where(self.turn)
 
     def say(self, text: str) -> None:
         self.turn.ctx.say(text)
@@ -1049,18 +556,18 @@ class _SafetyActions:
         case = self.turn.case_for_chat
         if case is not None:
             self.engine._enter_counselling(self.turn, case)
-            self.engine._attach_buttons(self.turn)
+            self.engine.moves.attach_buttons(self.turn)
 
 
 class _Services:
     """What flows may ask of the engine during a turn (the `Services` protocol)."""
 
-    def __init__(self, engine: DialogEngine, turn: _Turn | None = None) -> None:
+    def __init__(self, engine: DialogEngine, turn: Turn | None = None) -> None:
         self.engine = engine
         self._turn = turn
 
     @property
-    def turn(self) -> _Turn:
+    def turn(self) -> Turn:
         assert self._turn is not None
         return self._turn
 
@@ -1100,14 +607,14 @@ class _Services:
         articles = [a for a in (self.engine.kb.get(i, ctx.locale) for i in ids) if a]
         if not articles:
             ctx.say(ctx.t("question.others.none"))
-            self.engine._attach_buttons(self.turn)
+            self.engine.moves.attach_buttons(self.turn)
             return
         ctx.say(ctx.t("question.others.list"))
         for article in articles:
             ctx.say(
                 f"{article.title}\n\n{article_text(article, self.engine.config.article_chars)}"
             )
-        self.engine._attach_buttons(self.turn)
+        self.engine.moves.attach_buttons(self.turn)
 
     async def keep_evidence(self, ctx: TurnContext, attachments: tuple[Attachment, ...]) -> int:
         turn = self.turn
@@ -1170,8 +677,3 @@ class _Services:
 
 __all__ = ["DialogEngine", "EngineConfig", "FlowModel"]
 
-
-def _unlink_all(paths: list[str]) -> None:
-    """Delete erased evidence files (a missing one is already gone)."""
-    for path in paths:
-        Path(path).unlink(missing_ok=True)

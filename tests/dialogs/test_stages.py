@@ -1,0 +1,223 @@
+"""Each stage of the turn pipeline, tried alone with small fakes of the stores it uses, and the
+conversation machine's moves between flows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from dialogs import stages
+from dialogs.catalogue import default_catalogue
+from dialogs.conversation import Conversation
+from dialogs.flows.base import TurnContext
+from dialogs.hours import OpeningHours
+from dialogs.messages import Address, Attachment, Channel, ContentKind, Inbound
+from dialogs.safety import Danger, SafetyPolicy, Source
+from dialogs.taxonomy import Risk
+from dialogs.turn import Turn
+
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+
+def clock() -> datetime:
+    return NOW
+
+
+def always_open() -> OpeningHours:
+    return OpeningHours.always_open()
+
+
+@dataclass
+class Verdict:
+    danger: bool = False
+    check_in: bool = False
+    category: str = "other"
+    risk: Risk = Risk.LOW
+    signals: tuple[str, ...] = ()
+    about: str = "self"
+
+
+@dataclass
+class Messages:
+    added: list[str] = field(default_factory=list)
+
+    async def recent_child_texts(self, *args: Any, **kwargs: Any) -> list[str]:
+        return ["earlier text"]
+
+    async def add(self, user_id: int, sender: str, text: str, **kwargs: Any) -> Any:
+        self.added.append(text)
+        return SimpleNamespace(id=len(self.added))
+
+
+class Cases:
+    async def open_for_user(self, user_id: int) -> None:
+        return None
+
+
+@dataclass
+class Blocks:
+    blocked: bool = False
+
+    async def active_for(self, *args: Any) -> object | None:
+        return object() if self.blocked else None
+
+
+async def _flush() -> None:
+    return None
+
+
+def make_turn(*, flow: str = "start", state: str = "menu", blocked: bool = False,
+              updated_at: datetime | None = None) -> Turn:
+    repos: Any = SimpleNamespace(messages=Messages(), cases=Cases(), blocks=Blocks(blocked),
+                                 flush=_flush)
+    user: Any = SimpleNamespace(id=7, channel="console", external_id="x", notice_shown=True)
+    conv: Any = SimpleNamespace(flow=flow, state=state, updated_at=updated_at, case_id=None,
+                                resume_flow=None, resume_state=None)
+    ctx = TurnContext(address=Address("console", "c"), locale="ru", role="child",
+                      data={"role": "child"}, catalogue=default_catalogue(),
+                      services=SimpleNamespace(), user_id=7)  # type: ignore[arg-type]
+    return Turn(repos=repos, user=user, conv=conv, ctx=ctx)
+
+
+def text(message: str, **kwargs: Any) -> Inbound:
+    return Inbound(Channel.CONSOLE, "u", "c", text=message, **kwargs)
+
+
+# ------------------------------------------------------------------------------- triage
+async def test_triage_reads_the_whole_text_and_stores_what_fits() -> None:
+    seen: list[tuple[str, list[str]]] = []
+
+    def triage(message: str, locale: str, recent: Any = None) -> Verdict:
+        seen.append((message, list(recent or [])))
+        return Verdict(danger="покончить" in message)
+
+    long = "про школу и уроки. " * 250 + "я хочу покончить с собой"
+    assert len(long) > 4000
+    turn = make_turn()
+    assert await stages.Triaged(triage, 4000, clock)(turn, text(long)) is False
+    assert seen == [(long, ["earlier text"])], "the whole text, with the recent ones"
+    assert turn.assessment is not None and turn.assessment.danger
+    assert turn.repos.messages.added == [long[:4000]]  # type: ignore[attr-defined]
+    assert "4000" in turn.ctx.out[0].text, "the child is told what was cut"
+
+
+# ------------------------------------------------------------------------------- danger
+@pytest.mark.parametrize(
+    ("inbound", "blocked", "source"),
+    [
+        (text("x"), False, Source.TYPED),
+        (text("x", edited=True), False, Source.EDITED),
+        (text("x", attachments=(Attachment(ContentKind.PHOTO, "f"),)), False, Source.CAPTION),
+        (text("x"), True, Source.BLOCKED),
+    ],
+)
+async def test_danger_goes_to_the_policy_with_how_it_came(
+    inbound: Inbound, blocked: bool, source: Source
+) -> None:
+    reported: list[Danger] = []
+
+    async def report(turn: Turn, danger: Danger) -> None:
+        reported.append(danger)
+
+    turn = make_turn(blocked=blocked)
+    turn.text = "он угрожает"
+    turn.assessment = Verdict(danger=True, category="threats", risk=Risk.CRITICAL,
+                              signals=("threat",))
+    assert await stages.DangerFound(report, clock)(turn, inbound) is True
+    assert [(d.source, d.category, d.risk, d.signals, d.text) for d in reported] == [
+        (source, "threats", Risk.CRITICAL, ("threat",), "он угрожает")
+    ]
+
+
+async def test_no_danger_passes_the_turn_on() -> None:
+    async def report(turn: Turn, danger: Danger) -> None:
+        raise AssertionError("not danger")
+
+    turn = make_turn()
+    turn.assessment = Verdict()
+    assert await stages.DangerFound(report, clock)(turn, text("привет")) is False
+
+
+# ------------------------------------------------------------------------------- check-in
+async def test_check_in_asks_directly_once_per_half_hour() -> None:
+    async def flag(turn: Turn) -> bool:
+        raise AssertionError("not in a chat")
+
+    stage = stages.CheckIn(SafetyPolicy(region="ru", hours=always_open), flag, clock)
+    turn = make_turn()
+    turn.assessment = Verdict(check_in=True, category="suicide")
+    assert await stage(turn, text("устал от всего")) is True
+    asked = turn.ctx.out[-1]
+    assert "в безопасности" in asked.text
+    assert [b.payload for row in asked.buttons for b in row] == [
+        "g|checkin=safe", "g|checkin=unsafe", "g|checkin=person"
+    ]
+    turn.ctx.out.clear()
+    assert await stage(turn, text("устал от всего")) is False, "not again within 30 minutes"
+    assert turn.ctx.out == []
+
+
+async def test_in_a_live_chat_the_counsellor_is_flagged_instead() -> None:
+    flagged: list[Turn] = []
+
+    async def flag(turn: Turn) -> bool:
+        flagged.append(turn)
+        return True
+
+    turn = make_turn(flow="counselling", state="connected")
+    turn.assessment = Verdict(check_in=True)
+    stage = stages.CheckIn(SafetyPolicy(region="ru", hours=always_open), flag, clock)
+    assert await stage(turn, text("..."))
+    assert flagged == [turn] and turn.ctx.out == [], "the bot does not cut in"
+
+
+# ------------------------------------------------------------------------------- silence
+async def test_a_long_silence_in_a_form_asks_continue_or_restart() -> None:
+    stage = stages.Silence(timedelta(hours=6), clock)
+    away = make_turn(flow="child_report", state="what", updated_at=NOW - timedelta(hours=7))
+    assert await stage(away, text("привет")) is True
+    assert away.ctx.data["silence_pending"] is True
+    assert len(away.ctx.out[-1].buttons) == 2
+    menu = make_turn(flow="start", state="menu", updated_at=NOW - timedelta(days=3))
+    assert await stage(menu, text("привет")) is False, "the menu is never interrupted"
+
+
+# ------------------------------------------------------------------------------- moves
+def _conv(flow: str, state: str) -> Any:
+    return SimpleNamespace(flow=flow, state=state, case_id=None, resume_flow=None,
+                           resume_state=None)
+
+
+def test_hand_over_keeps_where_the_child_was_and_resume_returns_there() -> None:
+    moves = Conversation()
+    conv, data = _conv("child_report", "where"), {"what": "threats", "role": "child"}
+    moves.move(conv, data, "hand_over", case=SimpleNamespace(id=5, status="waiting"))
+    assert (conv.flow, conv.state, conv.case_id) == ("counselling", "waiting", 5)
+    assert (conv.resume_flow, conv.resume_state) == ("child_report", "where")
+    moves.move(conv, data, "resume")
+    assert (conv.flow, conv.state, conv.resume_flow) == ("child_report", "where", None)
+    assert data["what"] == "threats", "the answers are kept"
+
+
+def test_entering_another_flow_keeps_only_what_belongs_to_the_conversation() -> None:
+    conv = _conv("child_report", "where")
+    data = {"what": "threats", "role": "child", "check_in_at": "t", "triage_acted_on": 3}
+    Conversation().enter(conv, data, "safety_question")
+    assert conv.flow == "safety_question" and conv.state == "ask"
+    assert data == {"role": "child", "check_in_at": "t", "triage_acted_on": 3}
+
+
+def test_blocked_leaves_the_chat_for_the_menu_and_undeclared_moves_are_refused() -> None:
+    moves = Conversation()
+    conv = _conv("counselling", "connected")
+    conv.case_id, conv.resume_flow = 9, "child_report"
+    moves.move(conv, {}, "blocked")
+    assert (conv.flow, conv.state, conv.case_id, conv.resume_flow) == (
+        "start", "menu", None, None
+    )
+    with pytest.raises(Exception, match="blocked"):
+        moves.move(conv, {}, "blocked")  # not declared from the menu
