@@ -6,22 +6,38 @@ checks that the caller is a registered, active counsellor and may act on that ca
 a case leaves an audit record. Roles: a `counsellor` holds up to `capacity` cases at once and acts
 on waiting cases and their own; a `supervisor` also sees every open case and may act on any of
 them (reassign, close, block).
+
+Locks: an action that moves the child's conversation (take, release, transfer, close, block)
+locks that conversation first, as the engine's turn does, then the counsellor, then the case
+(`storage.repos.conversations`): a danger message racing a Take never deadlocks. Should the
+database still roll an action back to break a deadlock (`StoreConflict`), it is tried again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import functools
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from dialogs.canned import CannedReplies, CannedReply, default_canned
 from dialogs.clock import utcnow
 from dialogs.engine import DialogEngine
 from dialogs.messages import DESK, Address, Attachment, Button, ContentKind, DeskEvent, Outbound
 from dialogs.operations import AFTER_HOURS, DeskConfig
-from dialogs.ports import CaseRecord, CaseStatus, CounsellorRecord, Stores, UserRecord
+from dialogs.ports import (
+    CaseRecord,
+    CaseStatus,
+    CounsellorRecord,
+    StoreConflict,
+    Stores,
+    UserRecord,
+)
 from dialogs.taxonomy import Risk, category_chi_group, is_category, is_outcome
 
 SUPERVISOR = "supervisor"
@@ -109,6 +125,35 @@ def _fail(error: DeskError, case_id: int | None = None, detail: str = "") -> Des
     return DeskResult(ok=False, error=error, case_id=case_id, detail=detail)
 
 
+log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+# How often a desk action the database rolled back to break a deadlock is tried again.
+CONFLICT_RETRIES = 4
+
+
+def _retried(
+    action: Callable[Concatenate[Desk, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[Desk, _P], Coroutine[Any, Any, _R]]:
+    """Run a desk action again when the database rolled it back to break a deadlock (nothing
+    of the failed attempt was committed or returned)."""
+
+    @functools.wraps(action)
+    async def run(desk: Desk, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                return await action(desk, *args, **kwargs)
+            except StoreConflict:
+                if attempt == CONFLICT_RETRIES:
+                    raise
+                log.warning("desk %s rolled back by a deadlock; trying again (%d)",
+                            action.__name__, attempt)
+                await asyncio.sleep(0.02 * attempt)
+        raise AssertionError("unreachable")
+
+    return run
+
+
 class Desk:
     def __init__(self, engine: DialogEngine, *, canned: CannedReplies | None = None) -> None:
         self.engine = engine
@@ -122,6 +167,14 @@ class Desk:
 
     def _now(self) -> datetime:
         return self.engine.clock()
+
+    @asynccontextmanager
+    async def _case_unit(self, case_id: int) -> AsyncIterator[Stores]:
+        """A unit of work for an action that moves the child's conversation: the conversation
+        is locked first (the one lock order), then the action touches counsellor and case."""
+        async with self.db.unit() as repos:
+            await repos.conversations.lock_for_case(case_id)
+            yield repos
 
     def _staff_text(self, key: str, **values: object) -> str:
         return self.engine.catalogue.t(key, self.config.staff_locale).format(**values)
@@ -238,10 +291,11 @@ class Desk:
         return self.canned.all()
 
     # ------------------------------------------------------------------ acting
+    @_retried
     async def take(self, counsellor: CounsellorRecord, case_id: int) -> DeskResult:
         """Atomic: of two counsellors pressing Take at once, exactly one gets the case. Refused
         when the counsellor already holds `capacity` cases."""
-        async with self.db.unit() as repos:
+        async with self._case_unit(case_id) as repos:
             case = await repos.cases.get(case_id)
             if case is None:
                 return _fail(DeskError.NO_CASE, case_id)
@@ -276,6 +330,7 @@ class Desk:
             return DeskError.NOT_YOURS
         return case
 
+    @_retried
     async def reply(
         self,
         counsellor: CounsellorRecord,
@@ -287,6 +342,7 @@ class Desk:
         async with self.db.unit() as repos:
             return await self._reply(repos, counsellor, case_id, lambda _locale: text, attachments)
 
+    @_retried
     async def reply_canned(
         self, counsellor: CounsellorRecord, case_id: int, key: str
     ) -> DeskResult:
@@ -334,6 +390,7 @@ class Desk:
         locale = (case.answers or {}).get("locale") or (user.locale if user else None)
         return str(locale or self.engine.config.default_locale)
 
+    @_retried
     async def note(self, counsellor: CounsellorRecord, case_id: int, text: str) -> DeskResult:
         """A private note on the case: never sent to the child."""
         async with self.db.unit() as repos:
@@ -356,12 +413,13 @@ class Desk:
                 case.user_id, "note", text, case_id=case.id, counsellor_id=counsellor.id
             )
 
+    @_retried
     async def release(
         self, counsellor: CounsellorRecord, case_id: int, note: str = ""
     ) -> DeskResult:
         """Back to the queue, keeping its place; the note (if any) is left on the case for
         whoever takes it next."""
-        async with self.db.unit() as repos:
+        async with self._case_unit(case_id) as repos:
             case = await self._owned(repos, counsellor, case_id)
             if isinstance(case, DeskError):
                 return _fail(case, case_id)
@@ -377,13 +435,14 @@ class Desk:
             out = await self.engine.desk_trigger(repos, case, "released")
             return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
 
+    @_retried
     async def transfer(
         self, counsellor: CounsellorRecord, case_id: int, to_name: str, note: str = ""
     ) -> DeskResult:
         """Hand a case to a named colleague. A counsellor hands over a case they hold; a
         supervisor reassigns any open case (a waiting one goes straight to that colleague).
         The colleague's capacity applies; the note stays on the case."""
-        async with self.db.unit() as repos:
+        async with self._case_unit(case_id) as repos:
             found = await self._transfer_parties(repos, counsellor, case_id, to_name)
             if isinstance(found, DeskResult):
                 return found
@@ -474,10 +533,11 @@ class Desk:
             meta=marks,
         )
 
+    @_retried
     async def close(self, counsellor: CounsellorRecord, case_id: int, outcome: str) -> DeskResult:
         if not is_outcome(outcome):
             return _fail(DeskError.BAD_OUTCOME, case_id)
-        async with self.db.unit() as repos:
+        async with self._case_unit(case_id) as repos:
             case = await self._owned(repos, counsellor, case_id)
             if isinstance(case, DeskError):
                 return _fail(case, case_id)
@@ -490,6 +550,7 @@ class Desk:
             out = await self.engine.desk_trigger(repos, case, "closed")
             return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
 
+    @_retried
     async def set_risk(
         self, counsellor: CounsellorRecord, case_id: int, risk: str, note: str
     ) -> DeskResult:
@@ -518,6 +579,7 @@ class Desk:
             )
             return DeskResult(ok=True, case_id=case_id)
 
+    @_retried
     async def set_category(
         self, counsellor: CounsellorRecord, case_id: int, category: str
     ) -> DeskResult:
@@ -541,6 +603,7 @@ class Desk:
             return DeskResult(ok=True, case_id=case_id)
 
     # ------------------------------------------------------------------ blocking
+    @_retried
     async def block(
         self, counsellor: CounsellorRecord, case_id: int, reason: str, until: datetime
     ) -> DeskResult:
@@ -553,7 +616,7 @@ class Desk:
             return _fail(DeskError.BAD_BLOCK, case_id, "a reason is needed")
         if until.tzinfo is None or until <= now:
             return _fail(DeskError.BAD_BLOCK, case_id, "the expiry must be in the future")
-        async with self.db.unit() as repos:
+        async with self._case_unit(case_id) as repos:
             case = await repos.cases.get(case_id)
             if case is None:
                 return _fail(DeskError.NO_CASE, case_id)
@@ -602,6 +665,7 @@ class Desk:
             "closed", counsellor_id=counsellor.id, case_id=case.id, detail=BLOCK_OUTCOME
         )
 
+    @_retried
     async def unblock(self, counsellor: CounsellorRecord, case_id: int) -> DeskResult:
         """Lift the block on the user of a case: the counsellor who set it, or a supervisor."""
         now = self._now()

@@ -25,6 +25,11 @@ class StoreUnavailable(RuntimeError):
     """The database could not be reached or failed mid-transaction (the unit was rolled back)."""
 
 
+class StoreConflict(StoreUnavailable):
+    """The database rolled the unit back to break a deadlock or a serialisation conflict: trying
+    the same work again is safe and will almost always succeed."""
+
+
 class CaseStatus(StrEnum):
     """A case's life: waiting in the queue, held by a counsellor, the child left (the counsellor's
     place is freed; the case waits for an outcome, or for the child to come back), closed."""
@@ -297,6 +302,7 @@ class ConversationStore(Protocol):
     async def for_user(self, user_id: int, *, lock: bool = True) -> ConversationRecord | None: ...
     async def create(self, user_id: int, flow: str, state: str) -> ConversationRecord: ...
     async def for_case(self, case_id: int) -> ConversationRecord | None: ...
+    async def lock_for_case(self, case_id: int) -> None: ...
 
 
 class CounsellorStore(Protocol):

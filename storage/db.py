@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from dialogs.ports import StoreUnavailable, UnitOfWork
+from dialogs.ports import StoreConflict, StoreUnavailable, UnitOfWork
 from storage.models import Base
 from storage.repositories import Repos
 
@@ -74,6 +74,8 @@ class Database:
             async with self.session() as session:
                 yield Repos(session)
         except DBAPIError as exc:
+            if _sqlstate(exc) in _CONFLICTS:
+                raise StoreConflict(f"{type(exc).__name__} (deadlock or conflict)") from exc
             raise StoreUnavailable(type(exc).__name__) from exc
 
     async def create_all(self) -> None:
@@ -87,6 +89,20 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# SQLSTATEs after which PostgreSQL rolled the transaction back and a retry is safe: deadlock
+# detected, serialisation failure.
+_CONFLICTS = frozenset({"40P01", "40001"})
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    """The SQLSTATE of a driver error (asyncpg's, through SQLAlchemy's adapter), if any."""
+    for err in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        code = getattr(err, "pgcode", None) or getattr(err, "sqlstate", None)
+        if code:
+            return str(code)
+    return None
 
 
 def _contract(db: Database) -> UnitOfWork:

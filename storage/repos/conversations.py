@@ -5,12 +5,18 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from storage.models import (
+    Case,
     Conversation,
 )
 from storage.repos.base import _Repo
 
 
 class ConversationRepo(_Repo):
+    """Lock order (PostgreSQL), the same on every path: the user, then the conversation, then
+    the counsellor, then the case. The engine's turn locks the conversation before it reads the
+    case; a desk action that moves a child's conversation locks it (`lock_for_case`) before it
+    touches the counsellor or the case. SQLite has one writer at a time: nothing to order."""
+
     async def for_user(self, user_id: int, *, lock: bool = True) -> Conversation | None:
         stmt = select(Conversation).where(Conversation.user_id == user_id)
         if lock and self.dialect == "postgresql":
@@ -22,6 +28,14 @@ class ConversationRepo(_Repo):
         self.session.add(conv)
         await self.session.flush()
         return conv
+
+    async def lock_for_case(self, case_id: int) -> None:
+        """Lock the conversation of the case's child, before the case (the lock order)."""
+        if self.dialect != "postgresql":
+            return
+        child = select(Case.user_id).where(Case.id == case_id).scalar_subquery()
+        stmt = select(Conversation.id).where(Conversation.user_id == child).with_for_update()
+        await self.session.execute(stmt)
 
     async def for_case(self, case_id: int) -> Conversation | None:
         stmt = select(Conversation).where(Conversation.case_id == case_id)
