@@ -57,6 +57,28 @@ def _app(settings: Settings):  # type: ignore[no-untyped-def]
     return app
 
 
+async def _ensure_schema(settings: Settings) -> str | None:
+    """The schema `helpline run` needs. The embedded SQLite database (one process) is migrated
+    here; a PostgreSQL database is migrated as its own step, once, before the workers start:
+    if it is not current, say what to run instead of failing later on a missing table."""
+    from storage.db import Database
+    from storage.health import schema_state
+    from storage.migrate import upgrade
+
+    db = Database(settings.database_url)
+    try:
+        state = await schema_state(db)
+    finally:
+        await db.dispose()
+    if state in ("empty", "behind") and db.is_sqlite:
+        await asyncio.to_thread(upgrade, settings.database_url)
+        return None
+    if state in ("empty", "behind"):
+        return (f"The database schema is {'empty' if state == 'empty' else 'out of date'}: run "
+                "`helpline db upgrade` first (docker compose runs it as the `migrate` service).")
+    return None  # current; or unreachable (the channels retry) or made by tests
+
+
 # ---------------------------------------------------------------------- verbs
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from collections.abc import Coroutine
@@ -72,6 +94,10 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         stop_on_signals,
     )
 
+    problem = await _ensure_schema(settings)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     app = _app(settings)
     if not (settings.telegram_bot_token or settings.vk_token):
         print("No TELEGRAM_BOT_TOKEN or VK_TOKEN set: running the local console chat.",
@@ -415,8 +441,13 @@ async def _report(settings: Settings, args: argparse.Namespace) -> int:
         await db.dispose()
     print(report.text())
     out = Path(args.out) / f"{start:%Y-%m-%d}_{end:%Y-%m-%d}"
-    files = report.write_csv(out) + report.write_charts(out)
-    print(f"\nwrote {len(files)} files (CSV and PNG charts) to {out}")
+    files = report.write_csv(out)
+    try:
+        files += report.write_charts(out)
+    except ImportError:  # the production image has no plotting library
+        print("PNG charts need matplotlib (pip install 'helpline-bot[reports]'): CSV only",
+              file=sys.stderr)
+    print(f"\nwrote {len(files)} files to {out}")
     return 0
 
 
