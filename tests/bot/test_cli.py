@@ -67,4 +67,5 @@ def test_bad_setting_names_the_variable(tmp_path: Path) -> None:
 
 def test_flows_prints_mermaid(tmp_path: Path) -> None:
     result = helpline("flows", env=_env(tmp_path))
-    assert result.returncode == 0 and result.stdout.count("stateDiagram-v2") == 5
+    # The five flows and the conversation machine between them.
+    assert result.returncode == 0 and result.stdout.count("stateDiagram-v2") == 6
