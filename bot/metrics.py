@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -33,3 +36,58 @@ SEND_ERRORS = Counter(
 DANGER = Counter(
     "helpline_danger_signals_total", "Inbound texts triage flagged as danger", registry=REGISTRY
 )
+# What shows trouble (#16): how long a child waits for a reply, end to end; how far behind the
+# journal and the outbox are; waits for a database connection, for the send pacer; deadlocks
+# and retries. The queue and backlog gauges are shared figures read from the database at scrape
+# time: with several workers, scrape one (or take the max), do not sum them.
+REPLY_LATENCY = Histogram(
+    "helpline_reply_latency_seconds",
+    "From an update's arrival to its first reply handed to the platform",
+    ["channel"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60),
+    registry=REGISTRY,
+)
+JOURNAL_LAG = Gauge(
+    "helpline_journal_lag_seconds",
+    "Age of the oldest journalled update not yet handled (0 when none)",
+    registry=REGISTRY,
+)
+OUTBOX_OLDEST = Gauge(
+    "helpline_outbox_oldest_seconds",
+    "Age of the oldest outbound message not yet delivered (0 when none)",
+    registry=REGISTRY,
+)
+POOL_WAITERS = Gauge(
+    "helpline_db_pool_checked_out", "Database connections in use by this worker",
+    registry=REGISTRY,
+)
+PACER_WAIT = Histogram(
+    "helpline_pacer_wait_seconds",
+    "Time a send waited for the platform's rate limit",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+
+
+class RetryCounts:
+    """`helpline_retries_total{kind}`: work tried again, counted where it happens (the engine's
+    `retries`: "database" for an update, "deadlock" for a desk action) and read at scrape."""
+
+    def __init__(self) -> None:
+        self.sources: list[Callable[[], Mapping[str, int]]] = []
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "helpline_retries", "Work tried again, by kind", labels=["kind"]
+        )
+        totals: dict[str, int] = {}
+        for source in self.sources:
+            for kind, n in source().items():
+                totals[kind] = totals.get(kind, 0) + n
+        for kind, n in sorted(totals.items()):
+            family.add_metric([kind], n)
+        yield family
+
+
+RETRIES = RetryCounts()
+REGISTRY.register(RETRIES)  # type: ignore[arg-type]

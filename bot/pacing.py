@@ -5,6 +5,11 @@ Telegram (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-a
 about one message a second per chat, 20 a minute per group, 30 a second in all.
 VK (https://dev.vk.com/ru/api/api-requests#Ограничения и рекомендации): 20 requests a second
 per community token.
+
+The buckets live in this process (SQLite: one worker) or in PostgreSQL
+(`storage.ratebuckets.SharedBuckets`), where every worker takes from the same budget. Danger
+replies and critical alerts are urgent: they take their token and go at once, and the debt
+they leave delays the ordinary sends behind them.
 """
 
 from __future__ import annotations
@@ -12,6 +17,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+from bot import metrics
+
+
+class Buckets(Protocol):
+    async def take(self, key: str, rate: float, burst: float) -> float:
+        """Take one token from bucket `key`; return the seconds to wait before using it."""
+        ...
 
 
 class _Bucket:
@@ -26,6 +40,23 @@ class _Bucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
+class LocalBuckets:
+    """Token buckets in this process's memory."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+
+    async def take(self, key: str, rate: float, burst: float) -> float:
+        now = self.clock()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) > 50_000:
+                self._buckets.clear()
+            bucket = self._buckets[key] = _Bucket(rate, burst, now)
+        return bucket.delay(now)
+
+
 class Pacer:
     def __init__(
         self,
@@ -34,44 +65,43 @@ class Pacer:
         chat_rate: float | None = None,
         group_per_minute: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        buckets: Buckets | None = None,
+        scope: str = "bot",
     ) -> None:
-        self.clock = clock
-        self.global_bucket = _Bucket(global_rate, global_rate, clock())
+        self.global_rate = global_rate
         self.chat_rate = chat_rate
-        self.group_rate = group_per_minute / 60 if group_per_minute else None
-        self.group_burst = group_per_minute or 0
-        self._chats: dict[str, _Bucket] = {}
+        self.group_per_minute = group_per_minute
+        self.buckets: Buckets = buckets or LocalBuckets(clock)
+        self.scope = scope  # the platform (and bot) whose limits these are
         self._lock = asyncio.Lock()
 
-    def _chat_bucket(self, chat_id: str, now: float) -> _Bucket | None:
-        is_group = chat_id.startswith("-")
-        rate = self.group_rate if is_group and self.group_rate else self.chat_rate
-        if rate is None:
-            return None
-        bucket = self._chats.get(chat_id)
-        if bucket is None:
-            if len(self._chats) > 50_000:
-                self._chats.clear()
-            burst = self.group_burst if is_group and self.group_rate else 3
-            bucket = self._chats[chat_id] = _Bucket(rate, burst, now)
-        return bucket
+    def _limits(self, chat_id: str) -> list[tuple[str, float, float]]:
+        """(bucket key, rate per second, burst) of every limit a send to `chat_id` counts in."""
+        limits = [(f"{self.scope}:all", self.global_rate, self.global_rate)]
+        if chat_id.startswith("-") and self.group_per_minute:
+            limits.append((f"{self.scope}:group:{chat_id}", self.group_per_minute / 60,
+                           self.group_per_minute))
+        elif self.chat_rate:
+            limits.append((f"{self.scope}:chat:{chat_id}", self.chat_rate, 3))
+        return limits
 
-    async def wait(self, chat_id: str) -> float:
-        """Wait until a message to `chat_id` may go; return the time waited."""
+    async def wait(self, chat_id: str, *, urgent: bool = False) -> float:
+        """Wait until a message to `chat_id` may go; return the time waited. An urgent message
+        takes its tokens and goes at once."""
         async with self._lock:
-            now = self.clock()
-            delay = self.global_bucket.delay(now)
-            bucket = self._chat_bucket(chat_id, now)
-            if bucket is not None:
-                delay = max(delay, bucket.delay(now))
+            delays = [await self.buckets.take(key, rate, burst)
+                      for key, rate, burst in self._limits(chat_id)]
+        delay = 0.0 if urgent else max(delays)
         if delay > 0:
+            metrics.PACER_WAIT.observe(delay)
             await asyncio.sleep(delay)
         return delay
 
 
-def telegram_pacer() -> Pacer:
-    return Pacer(global_rate=30, chat_rate=1, group_per_minute=20)
+def telegram_pacer(buckets: Buckets | None = None) -> Pacer:
+    return Pacer(global_rate=30, chat_rate=1, group_per_minute=20, buckets=buckets,
+                 scope="telegram")
 
 
-def vk_pacer() -> Pacer:
-    return Pacer(global_rate=20)
+def vk_pacer(buckets: Buckets | None = None) -> Pacer:
+    return Pacer(global_rate=20, buckets=buckets, scope="vk")

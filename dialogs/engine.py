@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -120,6 +121,8 @@ class DialogEngine:
         self.moves = FlowMoves(kb, self.config.article_chars)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.limiter = RateLimiter(self.config.flood_burst, self.config.flood_per_second)
+        # Work tried again, by kind ("database": an update; "deadlock": a desk action).
+        self.retries: Counter[str] = Counter()
         self.safety = SafetyPolicy(
             region=self.config.region, hours=lambda: self.policy.config.hours
         )
@@ -159,6 +162,7 @@ class DialogEngine:
                 async with self.db.unit() as repos:
                     return await self._handle(repos, inbound)
             except StoreUnavailable:
+                self.retries["database"] += 1
                 log.warning("database error handling an update (attempt %d)", attempt + 1)
                 await asyncio.sleep(delay)
                 delay *= 2.5

@@ -146,6 +146,7 @@ def _retried(
             except StoreConflict:
                 if attempt == CONFLICT_RETRIES:
                     raise
+                desk.engine.retries["deadlock"] += 1
                 log.warning("desk %s rolled back by a deadlock; trying again (%d)",
                             action.__name__, attempt)
                 await asyncio.sleep(0.02 * attempt)
