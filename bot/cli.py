@@ -409,7 +409,12 @@ async def _purge(settings: Settings, args: argparse.Namespace) -> int:
 
     app = _app(settings)
     try:
-        counts = await purge(app.db, days=args.days or settings.retention_days)
+        # --days 0 purges everything closed (0 is a number of days, not "the default").
+        days = settings.retention_days if args.days is None else args.days
+        if days < 0:
+            print("--days must be 0 or more", file=sys.stderr)
+            return 2
+        counts = await purge(app.db, days=days)
         print(", ".join(f"{k}: {v}" for k, v in counts.items()))
     finally:
         await app.close()
