@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -155,6 +156,15 @@ class Case(Base):
     # waiting child was last told their place in the queue (each at most once per interval).
     last_announced_at: Mapped[datetime | None] = mapped_column(default=None)
     child_updated_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The Telegram desk's messages for the case, kept here (never in a worker's memory) so a
+    # restart or another worker edits and unpins them instead of posting them again. A claim is
+    # taken in the database before the Bot API call that creates a message and its id saved
+    # right after it (see bot/telegram/desk.py): the claim on the topic covers its card too.
+    desk_topic_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    desk_card_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    desk_announcement_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    desk_announcement_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    desk_announcement_pinned_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Attachment(Base):
@@ -214,11 +224,16 @@ class InboxUpdate(Base):
     __table_args__ = (
         UniqueConstraint("channel", "update_id"),
         Index("ix_inbox_pending", "processed_at", "id"),
+        Index("ix_inbox_chat", "channel", "chat_key", "processed_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     update_id: Mapped[str] = mapped_column(String(64))
+    # The chat's mailbox (bot/mailbox.py): a keyed hash of the chat id, the same as the outbox's
+    # `chat_id` column, so a chat's journal and its replies are found together. The raw id lives
+    # only in the encrypted body. None on rows journalled before 0005 (recovery fills it in).
+    chat_key: Mapped[str | None] = mapped_column(String(64), default=None)
     body: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -312,3 +327,15 @@ class Block(Base):
     lifted_at: Mapped[datetime | None] = mapped_column(default=None)
     lifted_by: Mapped[int | None] = mapped_column(Integer, default=None)
     notified_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RateBucket(Base):
+    """A token bucket of a platform's send limit, shared by every worker (PostgreSQL): the
+    tokens left and when they were counted. Keys name the bot-wide limit, a chat or a group;
+    a chat's key is a keyed hash of its id."""
+
+    __tablename__ = "rate_buckets"
+
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

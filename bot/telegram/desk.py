@@ -11,6 +11,30 @@ shows the child's account: only the case number, category, risk, answers and evi
 
 A topic deleted by accident is created again, with its card, the next time something is posted for
 its case (Telegram answers "message thread not found" for a deleted topic).
+
+Exactly once, across restarts and workers: nothing of the desk lives in a worker's memory. The
+case row holds the topic, the card's message id, the critical announcement's message id and when
+it was pinned, and every operation reads them afresh. Whatever would be a duplicate if done twice
+(a topic with its card, an announcement) is claimed first with a compare-and-set UPDATE of the
+case row (`desk_topic_claimed_at`, `desk_announcement_claimed_at`: only the worker whose UPDATE
+changed the row goes on); the Bot API call follows and its id is saved at once, in its own short
+transaction, under the same claim. So:
+
+- A worker that finds someone else's fresh claim on a topic does not create one: the notice is
+  retried later (`DeliveryError("topic_pending")`) and by then finds the topic saved.
+- A claimer that was slow and lost its claim (older than `CLAIM_STALE`, taken over) cannot save:
+  it deletes the topic or announcement it just made, so the group sees one.
+- A claimer that died after its claim and before its call leaves a claim that turns stale after
+  `CLAIM_STALE`; the next worker then does the work: nothing is duplicated, only delayed.
+- A claimer killed exactly between Telegram's answer and the save (one UPDATE) leaves a topic
+  (empty: its card comes after the save) or an unpinned announcement nobody knows of, and the
+  next worker makes another after `CLAIM_STALE`. Telegram lets a bot neither list topics nor
+  make a call conditional, so this window can be made small, not closed.
+- A call that Telegram refused (4xx) gives its claim back at once; a network error or a 5xx
+  keeps it (the call may have been done) until it turns stale.
+- Unpinning is a compare-and-set too (`clear_announcement`): one worker unpins and edits it. An
+  announcement saved just as its case was taken is unpinned by its own poster, who looks at
+  the case again after pinning.
 """
 
 from __future__ import annotations
@@ -18,11 +42,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramServerError,
+)
 from aiogram.types import InlineKeyboardMarkup, Message
 
 from bot.delivery import DeliveryError
@@ -31,6 +61,7 @@ from bot.telegram.locks import KeyedLocks
 from dialogs.catalogue import Catalogue, default_catalogue
 from dialogs.messages import DESK, Attachment, Button, Channel, ContentKind, DeskEvent, Outbound
 from dialogs.taxonomy import Risk, category_label, outcome_label, outcomes
+from storage.models import utcnow
 from storage.repositories import Repos
 
 if TYPE_CHECKING:
@@ -44,12 +75,25 @@ RISK_ORDER = (Risk.CRITICAL, Risk.HIGH, Risk.MEDIUM, Risk.LOW)
 HIDDEN_ANSWERS = {"hits", "locale"}
 TRANSCRIPT_LINES = 10
 ANSWER_CHARS = 300
+# A claim on a case's topic or announcement older than this was left by a worker that died:
+# another may take it over. Longer than a Bot API call takes, short enough for a new case.
+CLAIM_STALE = timedelta(seconds=60)
 
 
 def thread_gone(exc: TelegramBadRequest) -> bool:
     """Telegram's answer when a message is sent to a deleted forum topic."""
     text = exc.message.lower()
     return "thread not found" in text or "topic_deleted" in text or "topic_id_invalid" in text
+
+
+def refused(exc: TelegramAPIError) -> bool:
+    """Telegram answered and did nothing (4xx): a network error or a 5xx may hide a done call."""
+    return not isinstance(exc, TelegramNetworkError | TelegramServerError)
+
+
+def topic_pending() -> DeliveryError:
+    """Another worker is making the case's topic: the notice is retried later, in order."""
+    return DeliveryError("topic_pending")
 
 
 def risk_up(risk: str) -> Risk | None:
@@ -71,7 +115,8 @@ class EvidenceFile:
 
 @dataclass
 class CaseCard:
-    """What the card shows of a case (mutable: the topic id changes when a topic is re-created)."""
+    """What the card shows of a case, and the desk's messages for it as the case row had them
+    when it was read (mutable: the topic id changes when a topic is re-created)."""
 
     id: int
     category: str
@@ -85,6 +130,9 @@ class CaseCard:
     signals: tuple[str, ...]
     thread: int | None
     files: tuple[EvidenceFile, ...]
+    card_message: int | None = None
+    announcement: int | None = None
+    announcement_pinned: bool = False
     # What the child wrote in the case (the last lines), read only when the card is rendered.
     child_wrote: tuple[str, ...] | None = None
 
@@ -109,12 +157,10 @@ class TelegramDesk:
         self.locale = locale
         self.evidence_max_bytes = evidence_max_bytes
         self.labels = default_catalogue()
+        # Serialises a case's desk operations within this process; across processes the
+        # claims on the case row do (see the module's docstring).
         self._locks = KeyedLocks()
-        # Message ids of each case's card and of its pinned General announcement. In memory: after
-        # a restart a card is posted again instead of edited, and an announcement is unpinned
-        # when someone presses its own Take button.
-        self._cards: dict[int, int] = {}
-        self._pins: dict[int, int] = {}
+        self.clock: Callable[[], datetime] = utcnow
 
     def t(self, key: str, **values: object) -> str:
         text = self.texts.t(key, self.locale)
@@ -138,8 +184,19 @@ class TelegramDesk:
         if card.thread is None and event is not DeskEvent.CASE_OPENED:
             card = await self._after_opening(card, message)
         if event is DeskEvent.CASE_OPENED:
-            await self._thread(card)
-        elif event is DeskEvent.CASE_RAISED:
+            await self._thread(card)  # the topic, with its card
+        await self._ensure_card(card)  # nothing to do unless a worker died before posting it
+        await self._show(card, message)
+        urgent = message.critical or event in (DeskEvent.CASE_OPENED, DeskEvent.CASE_RAISED)
+        if urgent and card.risk == Risk.CRITICAL.value and card.status == "waiting":
+            await self._announce(card)
+
+    async def _show(self, card: CaseCard, message: Outbound) -> None:
+        """What a notice adds to the case's topic (an opening adds nothing to its card)."""
+        event = message.desk_event
+        if event is DeskEvent.CASE_OPENED:
+            return
+        if event is DeskEvent.CASE_RAISED:
             await self._rename(card)
             await self._post(card, self.t("desk.raised", risk=self._risk(card.risk)))
             await self._post_child(card, message)
@@ -153,9 +210,6 @@ class TelegramDesk:
             await self._post(card, self.t("desk.unreachable"))
         elif message.text:
             await self._post(card, self.t("desk.updated", text=message.text))
-        urgent = message.critical or event in (DeskEvent.CASE_OPENED, DeskEvent.CASE_RAISED)
-        if urgent and card.risk == Risk.CRITICAL.value and card.status == "waiting":
-            await self._announce(card)
 
     async def _after_opening(self, card: CaseCard, message: Outbound) -> CaseCard:
         """A notice for a case with no topic yet. If an earlier notice of the case (the one that
@@ -266,6 +320,9 @@ class TelegramDesk:
                 answers=dict(case.answers or {}),
                 signals=tuple(case.signals.get("signals", [])) if case.signals else (),
                 thread=case.desk_thread_id, files=files,
+                card_message=case.desk_card_message_id,
+                announcement=case.desk_announcement_message_id,
+                announcement_pinned=case.desk_announcement_pinned_at is not None,
             )
 
     async def _with_transcript(self, card: CaseCard) -> CaseCard:
@@ -370,24 +427,96 @@ class TelegramDesk:
     async def _thread(self, card: CaseCard) -> int:
         if card.thread is not None:
             return card.thread
-        return await self._create_topic(card)
+        return await self._open_topic(card, gone=None)
 
-    async def _create_topic(self, card: CaseCard) -> int:
-        """A topic for the case, opened by its card and the evidence files."""
-        again = card.thread is not None
-        await self._with_transcript(card)
-        topic = await self.bot.create_forum_topic(self.chat_id, self.topic_name(card))
-        card.thread = topic.message_thread_id
+    async def _open_topic(self, card: CaseCard, gone: int | None) -> int:
+        """A topic for the case (`gone`: the deleted one it replaces), opened by its card and the
+        evidence files: made by one worker only, its id saved right after Telegram's answer."""
+        claim = await self._claim_topic(card.id, gone)
+        if claim is None:
+            return await self._topic_made_elsewhere(card, gone)
+        try:
+            topic = await self.bot.create_forum_topic(self.chat_id, self.topic_name(card))
+        except TelegramAPIError as exc:
+            if refused(exc):
+                await self._release_topic(card.id, claim)
+            raise
+        thread = topic.message_thread_id
         async with self.app.db.session() as session:
-            await Repos(session).cases.set_desk_thread(card.id, card.thread)
-        text, markup = self.render(card)
-        posted = await self.bot.send_message(self.chat_id, text, message_thread_id=card.thread,
-                                             reply_markup=markup)
-        self._cards[card.id] = posted.message_id
-        await self._audit(card.id, "topic re-created" if again else "topic created")
-        log.info("case %s: %s", card.id, "topic re-created" if again else "topic created")
+            saved = await Repos(session).desk.save_topic(card.id, claim, thread)
+        if not saved:
+            await self._drop_topic(card.id, thread)
+            return await self._topic_made_elsewhere(card, gone)
+        card.thread, card.card_message = thread, None
+        what = "topic re-created" if gone is not None else "topic created"
+        await self._post_card(card, claim, what)
+        log.info("case %s: %s", card.id, what)
         await self._send_evidence(card)
-        return card.thread
+        return thread
+
+    async def _claim_topic(self, case_id: int, thread: int | None, *,
+                           card: bool = False) -> datetime | None:
+        """The claim (its timestamp) on making the case's topic (`card`: only the card of the
+        topic `thread`), or None if another worker holds a fresh one or did it already."""
+        now = self.clock()
+        async with self.app.db.session() as session:
+            repos = Repos(session)
+            if card and thread is not None:
+                claimed = await repos.desk.claim_card(case_id, thread, now, now - CLAIM_STALE)
+            else:
+                claimed = await repos.desk.claim_topic(case_id, thread, now, now - CLAIM_STALE)
+        return now if claimed else None
+
+    async def _release_topic(self, case_id: int, claim: datetime) -> None:
+        async with self.app.db.session() as session:
+            await Repos(session).desk.release_topic(case_id, claim)
+
+    async def _topic_made_elsewhere(self, card: CaseCard, gone: int | None) -> int:
+        """Another worker holds the claim: its topic if it is saved by now, else retry later."""
+        fresh = await self.load(card.id)
+        if fresh is None or fresh.thread is None or fresh.thread == gone:
+            raise topic_pending()
+        card.thread, card.card_message = fresh.thread, fresh.card_message
+        return fresh.thread
+
+    async def _drop_topic(self, case_id: int, thread: int) -> None:
+        """A topic made under a claim that was lost meanwhile: another worker makes the case's
+        topic, so this one goes (best effort: a bot needs the right to delete messages)."""
+        log.warning("case %s: a topic claim was taken over, deleting topic %s", case_id, thread)
+        try:
+            await self.bot.delete_forum_topic(self.chat_id, thread)
+        except TelegramAPIError as exc:
+            log.error("case %s: duplicate topic %s not deleted (%s)", case_id, thread,
+                      exc.message)
+
+    async def _post_card(self, card: CaseCard, claim: datetime, what: str) -> None:
+        """Post the card in the case's topic under the topic claim, and end the claim."""
+        assert card.thread is not None
+        text, markup = self.render(await self._with_transcript(card))
+        try:
+            posted = await self.bot.send_message(self.chat_id, text,
+                                                 message_thread_id=card.thread,
+                                                 reply_markup=markup)
+        except TelegramAPIError as exc:
+            if refused(exc):
+                await self._release_topic(card.id, claim)
+            raise
+        async with self.app.db.session() as session:
+            saved = await Repos(session).desk.save_card(card.id, claim, posted.message_id)
+        if saved:
+            card.card_message = posted.message_id
+        else:
+            log.warning("case %s: the card claim was taken over (card %s)", card.id,
+                        posted.message_id)
+        await self._audit(card.id, what)
+
+    async def _ensure_card(self, card: CaseCard) -> None:
+        """The case's topic has no card (its maker died before posting it): post it once."""
+        if card.thread is None or card.card_message is not None:
+            return
+        claim = await self._claim_topic(card.id, card.thread, card=True)
+        if claim is not None:
+            await self._post_card(card, claim, "card posted")
 
     async def _send_evidence(self, card: CaseCard) -> None:
         elsewhere = 0
@@ -418,8 +547,7 @@ class TelegramDesk:
             if not thread_gone(exc):
                 raise
         log.warning("case %s: its topic was deleted, creating it again", card.id)
-        self._cards.pop(card.id, None)
-        thread = await self._create_topic(card)
+        thread = await self._open_topic(card, gone=thread)
         return await call(thread)
 
     async def _post(self, card: CaseCard, text: str,
@@ -480,23 +608,27 @@ class TelegramDesk:
             log.info("case %s: topic not renamed (%s)", card.id, exc.message)
 
     async def _refresh(self, card: CaseCard, message_id: int | None = None) -> None:
-        """Edit the card to the case's current state; post it again if it cannot be edited."""
+        """Edit the card to the case's current state; post it again if it cannot be edited.
+        `message_id`: the card whose button was pressed (else the one the case row names)."""
+        target = message_id or card.card_message
+        if target is None or card.thread is None:
+            await self._thread(card)  # a new topic comes with its card
+            await self._ensure_card(card)
+            return
         text, markup = self.render(await self._with_transcript(card))
-        target = message_id or self._cards.get(card.id)
-        if target is not None and card.thread is not None:
-            try:
-                await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=target,
-                                                 reply_markup=markup)
-                self._cards[card.id] = target
-                await self._audit(card.id, "card updated")
+        try:
+            await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=target,
+                                             reply_markup=markup)
+            await self._audit(card.id, "card updated")
+            return
+        except TelegramBadRequest as exc:
+            if "not modified" in exc.message.lower():
                 return
-            except TelegramBadRequest as exc:
-                if "not modified" in exc.message.lower():
-                    return
-                log.info("case %s: card not editable (%s), posting it again", card.id,
-                         exc.message)
+            log.info("case %s: card not editable (%s), posting it again", card.id, exc.message)
         posted = await self._post(card, text, markup)
-        self._cards[card.id] = posted.message_id
+        async with self.app.db.session() as session:
+            await Repos(session).desk.replace_card(card.id, card.card_message, posted.message_id)
+        card.card_message = posted.message_id
         await self._audit(card.id, "card posted again")
 
     # ------------------------------------------------------------------ critical cases
@@ -507,33 +639,111 @@ class TelegramDesk:
         return f"\nhttps://t.me/c/{chat[4:]}/{card.thread}"
 
     async def _announce(self, card: CaseCard) -> None:
-        """Announce a critical case in the General topic and pin it until someone takes it."""
-        if card.id in self._pins:
+        """Announce a critical case in the General topic and pin it until someone takes it:
+        once, whichever worker gets there first (the claim on the case row)."""
+        now = self.clock()
+        if card.announcement is not None:
+            if not card.announcement_pinned:
+                await self._pin_orphan(card.id, card.announcement, now)
             return
+        async with self.app.db.session() as session:
+            if not await Repos(session).desk.claim_critical_announcement(card.id, now,
+                                                                         now - CLAIM_STALE):
+                return  # announced, being announced, or no longer a waiting critical case
+        posted = await self._post_announcement(card, now)
+        async with self.app.db.session() as session:
+            saved = await Repos(session).desk.save_announcement(card.id, now, posted)
+        if not saved:  # the claim was taken over: the other worker's announcement stands
+            await self._drop_message(card.id, posted)
+            return
+        await self._pin(card.id, posted)
+        await self._settle_announcement(card.id, posted)
+
+    async def _post_announcement(self, card: CaseCard, claim: datetime) -> int:
         text = self.t("desk.critical", title=self.topic_name(card), link=self.topic_link(card))
         take = keyboard(((Button(self.t("desk.button.take"), f"dk|take|{card.id}"),),))
-        posted = await self.bot.send_message(self.chat_id, text, reply_markup=take)
-        self._pins[card.id] = posted.message_id
         try:
-            await self.bot.pin_chat_message(self.chat_id, posted.message_id,
-                                            disable_notification=False)
+            posted = await self.bot.send_message(self.chat_id, text, reply_markup=take)
+        except TelegramAPIError as exc:
+            if refused(exc):
+                async with self.app.db.session() as session:
+                    await Repos(session).desk.release_announcement(card.id, claim)
+            raise
+        return posted.message_id
+
+    async def _pin_orphan(self, case_id: int, message_id: int, now: datetime) -> None:
+        """Pin an announcement whose poster died between posting and pinning it (its claim is
+        stale); one being pinned right now by a live worker is left to it."""
+        async with self.app.db.session() as session:
+            if not await Repos(session).desk.claim_pin(case_id, message_id, now,
+                                                       now - CLAIM_STALE):
+                return
+        await self._pin(case_id, message_id)
+
+    async def _pin(self, case_id: int, message_id: int) -> None:
+        try:
+            await self.bot.pin_chat_message(self.chat_id, message_id, disable_notification=False)
         except (TelegramBadRequest, TelegramForbiddenError) as exc:
             log.error("case %s: the critical announcement was not pinned (%s): give the bot the "
-                      "'Pin messages' administrator right in the staff group", card.id,
+                      "'Pin messages' administrator right in the staff group", case_id,
                       exc.message)
+            return
+        async with self.app.db.session() as session:
+            await Repos(session).desk.mark_pinned(case_id, message_id, self.clock())
+
+    async def _settle_announcement(self, case_id: int, message_id: int) -> None:
+        """Just pinned: if the case was taken meanwhile, whoever took it may have looked for the
+        announcement before it was saved (or unpinned it before it was pinned): unpin it here."""
+        card = await self.load(case_id)
+        if card is None:
+            return
+        if card.announcement != message_id:
+            await self._unpin(case_id, message_id)
+        elif card.status != "waiting":
+            await self._unannounce(card, card.owner or "?", None)
 
     async def _unannounce(self, card: CaseCard, name: str, pressed: int | None) -> None:
-        message_id = self._pins.pop(card.id, None) or pressed
+        """Unpin the case's announcement and say who took it: once, by whichever worker takes
+        it off the case row. `pressed`: the announcement whose Take button was pressed, for one
+        made before the case row kept it."""
+        async with self.app.db.session() as session:
+            repos = Repos(session)
+            case = await repos.cases.get(card.id)
+            current = case.desk_announcement_message_id if case is not None else None
+            if current is not None and not await repos.desk.clear_announcement(card.id, current):
+                return  # another worker is unpinning it
+        message_id = current or pressed
         if message_id is None:
             return
+        if await self._unpin(card.id, message_id):
+            await self._edit_announcement(card, name, message_id)
+
+    async def _unpin(self, case_id: int, message_id: int) -> bool:
         try:
             await self.bot.unpin_chat_message(self.chat_id, message_id=message_id)
+        except (TelegramBadRequest, TelegramForbiddenError) as exc:
+            log.warning("case %s: the critical announcement was not unpinned (%s)", case_id,
+                        exc.message)
+            return False
+        return True
+
+    async def _edit_announcement(self, card: CaseCard, name: str, message_id: int) -> None:
+        try:
             await self.bot.edit_message_text(
                 self.t("desk.critical.taken", title=self.topic_name(card), name=name),
                 chat_id=self.chat_id, message_id=message_id)
         except (TelegramBadRequest, TelegramForbiddenError) as exc:
-            log.warning("case %s: the critical announcement was not unpinned (%s)", card.id,
+            log.warning("case %s: the critical announcement was not edited (%s)", card.id,
                         exc.message)
+
+    async def _drop_message(self, case_id: int, message_id: int) -> None:
+        log.warning("case %s: an announcement claim was taken over, deleting message %s",
+                    case_id, message_id)
+        try:
+            await self.bot.delete_message(self.chat_id, message_id)
+        except TelegramAPIError as exc:
+            log.error("case %s: duplicate announcement %s not deleted (%s)", case_id,
+                      message_id, exc.message)
 
 
 def _clip(text: str, limit: int) -> str:

@@ -23,6 +23,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 
 from bot.console import parse_until
+from bot.delivery import DeliveryError
 from bot.telegram.desk import TelegramDesk, risk_up
 from bot.telegram.inbound import attachments_of
 from bot.telegram.limits import MAX_TEXT, keyboard
@@ -93,6 +94,8 @@ class StaffHandlers:
             await rendering
         except TelegramAPIError as exc:
             log.error("case %s: the staff group was not updated: %s", case_id, exc.message)
+        except DeliveryError as exc:  # topic_pending: another worker is making the topic
+            log.error("case %s: the staff group was not updated: %s", case_id, exc.kind)
 
     async def error_text(self, result: DeskResult) -> str:
         error = result.error or DeskError.NO_CASE

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 
 from dialogs.ports import ReportRow
 from storage.models import (
@@ -13,6 +13,13 @@ from storage.models import (
     Counsellor,
 )
 from storage.repos.base import OPEN_STATUSES, CaseStatus, _Repo
+
+
+def _topic_free(thread: int | None, stale_before: datetime) -> ColumnElement[bool]:
+    """The case's topic is still `thread` and nobody holds a fresh claim on making it."""
+    same = Case.desk_thread_id.is_(None) if thread is None else Case.desk_thread_id == thread
+    free = Case.desk_topic_claimed_at.is_(None) | (Case.desk_topic_claimed_at <= stale_before)
+    return same & free
 
 
 class BoardRepo(_Repo):
@@ -182,6 +189,114 @@ class DeskRepo(_Repo):
             .execution_options(synchronize_session=False)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    # ------------------------------------------------------------------ the Telegram desk's state
+    # Each claim is a compare-and-set on the case row: the claim's own timestamp is its token, so
+    # only the worker that holds it can save the result, and a claim older than `stale_before`
+    # (its worker died) can be taken over. See bot/telegram/desk.py for the whole scheme.
+
+    async def _changed(self, case_id: int, where: ColumnElement[bool], **values: object) -> bool:
+        result = await self.session.execute(
+            update(Case)
+            .where(Case.id == case_id, where)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def claim_topic(
+        self, case_id: int, thread: int | None, now: datetime, stale_before: datetime
+    ) -> bool:
+        """Claim the making of a case's topic and its card, while its topic is still `thread`
+        (None: it has none yet; a thread id: that topic was deleted) and nobody holds a fresh
+        claim."""
+        return await self._changed(case_id, _topic_free(thread, stale_before),
+                                   desk_topic_claimed_at=now)
+
+    async def claim_card(
+        self, case_id: int, thread: int, now: datetime, stale_before: datetime
+    ) -> bool:
+        """Claim posting the card of the topic `thread`, which has none (its maker died before
+        posting it), under the same claim as the topic's."""
+        free = _topic_free(thread, stale_before) & Case.desk_card_message_id.is_(None)
+        return await self._changed(case_id, free, desk_topic_claimed_at=now)
+
+    async def save_topic(self, case_id: int, claim: datetime, thread: int) -> bool:
+        """The topic made under `claim`; False if the claim was lost (taken over as stale)."""
+        return await self._changed(
+            case_id, Case.desk_topic_claimed_at == claim,
+            desk_thread_id=thread, desk_card_message_id=None,
+        )
+
+    async def save_card(self, case_id: int, claim: datetime, message_id: int) -> bool:
+        """The card posted under `claim`, which ends it."""
+        return await self._changed(
+            case_id, Case.desk_topic_claimed_at == claim,
+            desk_card_message_id=message_id, desk_topic_claimed_at=None,
+        )
+
+    async def release_topic(self, case_id: int, claim: datetime) -> None:
+        """Give a topic claim back (the Bot API call failed): the next try need not wait."""
+        await self._changed(case_id, Case.desk_topic_claimed_at == claim,
+                            desk_topic_claimed_at=None)
+
+    async def replace_card(self, case_id: int, old: int | None, new: int) -> bool:
+        """A card posted again (the old one could not be edited), unless another worker
+        replaced it first."""
+        same = Case.desk_card_message_id.is_(None) if old is None else (
+            Case.desk_card_message_id == old)
+        return await self._changed(case_id, same, desk_card_message_id=new)
+
+    async def claim_critical_announcement(
+        self, case_id: int, now: datetime, stale_before: datetime
+    ) -> bool:
+        """Claim announcing a waiting critical case in General: only if it has no announcement
+        and nobody holds a fresh claim."""
+        free = Case.desk_announcement_message_id.is_(None) & (
+            Case.desk_announcement_claimed_at.is_(None)
+            | (Case.desk_announcement_claimed_at <= stale_before)
+        )
+        due = (Case.status == CaseStatus.WAITING) & (Case.risk == "critical")
+        return await self._changed(case_id, free & due, desk_announcement_claimed_at=now)
+
+    async def save_announcement(self, case_id: int, claim: datetime, message_id: int) -> bool:
+        """The announcement posted under `claim`; False if the claim was lost."""
+        return await self._changed(
+            case_id, Case.desk_announcement_claimed_at == claim,
+            desk_announcement_message_id=message_id, desk_announcement_pinned_at=None,
+        )
+
+    async def release_announcement(self, case_id: int, claim: datetime) -> None:
+        await self._changed(case_id, Case.desk_announcement_claimed_at == claim,
+                            desk_announcement_claimed_at=None)
+
+    async def claim_pin(
+        self, case_id: int, message_id: int, now: datetime, stale_before: datetime
+    ) -> bool:
+        """Claim pinning the announcement `message_id`, posted and never pinned by a worker
+        whose claim is stale (it died in between)."""
+        due = (
+            (Case.desk_announcement_message_id == message_id)
+            & Case.desk_announcement_pinned_at.is_(None)
+            & (Case.desk_announcement_claimed_at <= stale_before)
+        )
+        return await self._changed(case_id, due, desk_announcement_claimed_at=now)
+
+    async def mark_pinned(self, case_id: int, message_id: int, now: datetime) -> bool:
+        """The announcement `message_id` is pinned (False: it is no longer the case's)."""
+        return await self._changed(
+            case_id, Case.desk_announcement_message_id == message_id,
+            desk_announcement_pinned_at=now,
+        )
+
+    async def clear_announcement(self, case_id: int, message_id: int) -> bool:
+        """Take the announcement `message_id` off the case, to unpin it: True for exactly one
+        caller, so it is unpinned and marked taken once."""
+        return await self._changed(
+            case_id, Case.desk_announcement_message_id == message_id,
+            desk_announcement_message_id=None, desk_announcement_claimed_at=None,
+            desk_announcement_pinned_at=None,
+        )
 
     async def created_between(self, start: datetime, end: datetime) -> Sequence[Case]:
         """Cases opened in [start, end): the rows a report counts."""
