@@ -7,9 +7,9 @@ conversation's flow:
 - ``enter_<flow>``: a flow hands over to another (its transition's ``exit``), a command or a
   button goes to the menu, a long silence restarts. Answers are dropped on a change of flow,
   except what belongs to the conversation (`PERSISTENT_KEYS`).
-- ``hand_over``: to a person (the counsellor queue, or the chat when the case is held), keeping
-  where the child was to come back to.
-- ``resume``: back from the counsellor to where the child was, answers kept.
+- ``hand_over``: to a person (the counsellor queue, or the chat when the case is held). After
+  the chat the child is asked to rate it and then finds the menu: a form left for a person is
+  not resumed (a closed case is over; "continue where we stopped" would reopen an old form).
 - ``closed_away``: the case was closed while the child was elsewhere: the rating is asked.
 - ``blocked``: blocked for abuse: out of the chat, the menu when the block ends.
 
@@ -30,8 +30,6 @@ from dialogs.ports import CaseStatus, ConversationRecord
 # Keys of conversation data that survive a change of flow (the check-in's half hour and what
 # triage already acted on belong to the conversation, not to one flow).
 PERSISTENT_KEYS = frozenset({"role", "triage_category", "check_in_at", "triage_acted_on"})
-# Flows a conversation can be resumed into after a counsellor (the menu is not "resumed").
-RESUMABLE = (Flow.CHILD_REPORT, Flow.SAFETY_QUESTION, Flow.PARENT_HELP)
 
 
 def _moves() -> list[dict[str, Any]]:
@@ -40,24 +38,10 @@ def _moves() -> list[dict[str, Any]]:
         for flow in Flow
         if flow is not Flow.COUNSELLING
     ]
-    resume = [
-        {
-            "trigger": "resume",
-            "source": str(Flow.COUNSELLING),
-            "dest": str(flow),
-            "conditions": f"resumes_{flow}",
-            "after": "resumed",
-        }
-        for flow in RESUMABLE
-    ]
     return [
         *enter,
         {"trigger": "hand_over", "source": "*", "dest": str(Flow.COUNSELLING),
-         "before": "keep_resume_point", "after": "queued"},
-        *resume,
-        # Nothing to resume: the menu.
-        {"trigger": "resume", "source": str(Flow.COUNSELLING), "dest": str(Flow.START),
-         "after": "resumed"},
+         "after": "queued"},
         {"trigger": "closed_away", "source": "*", "dest": str(Flow.COUNSELLING),
          "after": "to_rating"},
         {"trigger": "blocked", "source": str(Flow.COUNSELLING), "dest": str(Flow.START),
@@ -100,34 +84,10 @@ class ConversationModel:
         self.conv.state = state or FLOWS[dest].initial
 
     # ---------------------------------------------------------------- hand_over
-    def keep_resume_point(self, event: Any) -> None:
-        conv = self.conv
-        if conv.flow == Flow.COUNSELLING:
-            return  # already with a person: the resume point stays what it was
-        if conv.flow == Flow.START:
-            conv.resume_flow = conv.resume_state = None
-        else:
-            conv.resume_flow, conv.resume_state = conv.flow, conv.state
-
     def queued(self, event: Any) -> None:
         case = event.kwargs["case"]
         self.conv.state = Chat.CONNECTED if case.status == CaseStatus.ACTIVE else Chat.WAITING
         self.conv.case_id = case.id
-
-    # ---------------------------------------------------------------- resume
-    def resumes_child_report(self, event: Any) -> bool:
-        return bool(self.conv.resume_flow == Flow.CHILD_REPORT)
-
-    def resumes_safety_question(self, event: Any) -> bool:
-        return bool(self.conv.resume_flow == Flow.SAFETY_QUESTION)
-
-    def resumes_parent_help(self, event: Any) -> bool:
-        return bool(self.conv.resume_flow == Flow.PARENT_HELP)
-
-    def resumed(self, event: Any) -> None:
-        conv = self.conv
-        conv.state = (conv.resume_state if conv.resume_flow else None) or Start.MENU
-        conv.resume_flow = conv.resume_state = None
 
     # ---------------------------------------------------------------- closed_away, blocked
     def to_rating(self, event: Any) -> None:

@@ -76,11 +76,6 @@ class FlowMoves:
         ctx.switch = None
         if flow == Flow.COUNSELLING:
             return  # the hand-over to a person has moved the conversation already
-        if flow == "resume":
-            self.conversation.move(turn.conv, ctx.data, "resume")
-            ctx.prompted = False
-            self.prompt(turn)
-            return
         self.enter(turn, flow, state)
 
     def enter(self, turn: Turn, flow: str, state: str | None = None) -> None:
@@ -90,7 +85,7 @@ class FlowMoves:
         self.prompt(turn)
 
     def hand_over(self, turn: Turn, case: Any) -> None:
-        """Into the counsellor queue (or chat) for `case`, keeping where the child was."""
+        """Into the counsellor queue (or chat) for `case`."""
         self.conversation.move(turn.conv, turn.ctx.data, "hand_over", case=case)
         turn.ctx.prompted = True
         turn.ctx.switch = (Flow.COUNSELLING, turn.conv.state)

@@ -192,15 +192,15 @@ def _conv(flow: str, state: str) -> Any:
                            resume_state=None)
 
 
-def test_hand_over_keeps_where_the_child_was_and_resume_returns_there() -> None:
+def test_hand_over_queues_or_connects_and_keeps_the_answers() -> None:
     moves = Conversation()
     conv, data = _conv("child_report", "where"), {"what": "threats", "role": "child"}
     moves.move(conv, data, "hand_over", case=SimpleNamespace(id=5, status="waiting"))
     assert (conv.flow, conv.state, conv.case_id) == ("counselling", "waiting", 5)
-    assert (conv.resume_flow, conv.resume_state) == ("child_report", "where")
-    moves.move(conv, data, "resume")
-    assert (conv.flow, conv.state, conv.resume_flow) == ("child_report", "where", None)
-    assert data["what"] == "threats", "the answers are kept"
+    assert data["what"] == "threats", "the answers go with the child to the counsellor"
+    other = _conv("start", "menu")
+    moves.move(other, {}, "hand_over", case=SimpleNamespace(id=6, status="active"))
+    assert (other.flow, other.state, other.case_id) == ("counselling", "connected", 6)
 
 
 def test_entering_another_flow_keeps_only_what_belongs_to_the_conversation() -> None:
