@@ -2,6 +2,9 @@
 
     from knowledge_base import KnowledgeBase, search
     hits = search("меня травят в вк", "ru", audience="child")  # [] means: offer a person
+    article = hits[0].article
+    article.summary          # the first chat screen (<= SUMMARY_CHARS), markdown
+    article.pages(limit)     # "read more": the body in pages of <= limit, split between paragraphs
 
 Reviewed data: `articles/<locale>/<id>.md`, and in `data/` the topic list, stop words and the
 slang/synonym table. Scoring is explained in `knowledge_base.index`. The validator is
@@ -19,6 +22,8 @@ from knowledge_base.model import (
     ARTICLES_DIR,
     AUDIENCES,
     LOCALES,
+    PAGE_CHARS,
+    SUMMARY_CHARS,
     Article,
     ArticleError,
     Hit,
@@ -32,7 +37,9 @@ __all__ = [
     "AUDIENCES",
     "LOCALES",
     "MIN_SCORE",
+    "PAGE_CHARS",
     "SNIPPET_CHARS",
+    "SUMMARY_CHARS",
     "Article",
     "ArticleError",
     "Hit",

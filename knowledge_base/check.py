@@ -3,7 +3,16 @@
 Checks: front matter present and valid YAML; required fields with the right types (id equal to
 the file name, title, audience, topics from the fixed list, keywords, sources); every id present
 in every locale; `[text](kb:id)` links pointing to existing articles; no H1 and no empty
-sections in the body; every fixed topic covered in every locale.
+sections in the body; every fixed topic covered in every locale; a chat `summary` of at most
+SUMMARY_CHARS characters; no source whose `checked` date is more than a year old (with
+`--strict`, also none without a date).
+
+A source is either a string ("title — address") or a mapping:
+
+    sources:
+      - title: "Детский телефон доверия"
+        url: "https://telefon-doveria.ru/"
+        checked: 2026-12-02   # the day the article's facts were compared with this page
 """
 
 from __future__ import annotations
@@ -12,11 +21,20 @@ import argparse
 import re
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
-from knowledge_base.frontmatter import ParsedFile, field_problems, parse_file
+from knowledge_base.frontmatter import (
+    ParsedFile,
+    field_problems,
+    parse_file,
+    source_checked,
+    summary_problems,
+)
 from knowledge_base.markdown import FENCE_RE, HEADING_RE
-from knowledge_base.model import ARTICLES_DIR, LOCALES, Problem, topics
+from knowledge_base.model import ARTICLES_DIR, LOCALES, SUMMARY_CHARS, Problem, topics
+
+MAX_SOURCE_AGE_DAYS = 365
 
 _KB_LINK_RE = re.compile(r"\]\(kb:([^)]*)\)")
 _ID_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -73,8 +91,56 @@ def _body_problems(parsed: ParsedFile, known_ids: set[str]) -> list[Problem]:
     return problems
 
 
-def check(root: Path | None = None) -> list[Problem]:
-    """Validate every article under `root` (default: the package's articles folder)."""
+def _source_age_problems(parsed: ParsedFile, today: date, strict: bool) -> list[Problem]:
+    """Sources checked more than a year ago (or in the future); undated ones when strict."""
+    value = parsed.meta.get("sources")
+    if not isinstance(value, list):
+        return []
+    lines = parsed.item_lines.get("sources", [])
+    problems: list[Problem] = []
+    for index, item in enumerate(value):
+        line = lines[index] if index < len(lines) else parsed.line_of("sources")
+        checked = source_checked(item)
+        if checked is None:
+            if strict:
+                problems.append(
+                    Problem(parsed.path, line, f"sources[{index}] has no checked date")
+                )
+        elif checked > today:
+            problems.append(
+                Problem(parsed.path, line, f"sources[{index}] checked in the future: {checked}")
+            )
+        elif (today - checked).days > MAX_SOURCE_AGE_DAYS:
+            problems.append(
+                Problem(
+                    parsed.path,
+                    line,
+                    f"sources[{index}] was checked on {checked}, more than a year ago: "
+                    "check the facts against it again",
+                )
+            )
+    return problems
+
+
+def undated_sources(root: Path | None = None) -> int:
+    """How many sources of the articles under `root` have no checked date."""
+    root = root if root is not None else ARTICLES_DIR
+    count = 0
+    for path in sorted(root.glob("*/*.md")):
+        value = parse_file(path).meta.get("sources")
+        if isinstance(value, list):
+            count += sum(source_checked(item) is None for item in value)
+    return count
+
+
+def check(
+    root: Path | None = None, *, today: date | None = None, strict: bool = False
+) -> list[Problem]:
+    """Validate every article under `root` (default: the package's articles folder).
+
+    `today` (default: the system date) dates the sources; `strict` also fails undated ones.
+    """
+    today = today if today is not None else date.today()
     root = root if root is not None else ARTICLES_DIR
     if not root.is_dir():
         return [Problem(root, 0, "knowledge-base folder not found")]
@@ -99,6 +165,8 @@ def check(root: Path | None = None) -> list[Problem]:
                 problems.extend(parsed.problems)
             else:
                 problems.extend(field_problems(parsed))
+                problems.extend(summary_problems(parsed, SUMMARY_CHARS))
+                problems.extend(_source_age_problems(parsed, today, strict))
                 problems.extend(_body_problems(parsed, known_ids))
                 value = parsed.meta.get("topics")
                 if isinstance(value, list):
@@ -141,10 +209,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=None,
         help="folder with <locale>/<id>.md files (default: the built-in articles)",
     )
+    parser.add_argument(
+        "--strict", action="store_true", help="also fail on sources without a checked date"
+    )
     args = parser.parse_args(argv)
-    problems = check(args.root)
+    problems = check(args.root, strict=args.strict)
     for problem in problems:
         print(f"{_shown(problem.path)}:{problem.line}: {problem.message}")
+    if not args.strict:
+        undated = undated_sources(args.root)
+        if undated:
+            print(
+                f"note: {undated} source(s) have no checked date "
+                "(python -m knowledge_base.check --strict lists them)",
+                file=sys.stderr,
+            )
     if problems:
         print(f"{len(problems)} problem(s)", file=sys.stderr)
         return 1

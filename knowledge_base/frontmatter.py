@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ except ImportError:  # pragma: no cover - PyYAML without libyaml
 
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "title", "audience", "topics", "keywords", "sources")
 _LIST_FIELDS: tuple[str, ...] = ("topics", "keywords", "sources")
+_SOURCE_KEYS: frozenset[str] = frozenset({"title", "url", "checked"})
 _FENCE = "---"
 
 
@@ -134,12 +136,58 @@ def field_problems(parsed: ParsedFile) -> list[Problem]:
         lines = parsed.item_lines.get(key, [])
         for index, item in enumerate(value):
             line = lines[index] if index < len(lines) else parsed.line_of(key)
+            if key == "sources" and isinstance(item, dict):
+                for message in _source_problems(item):
+                    add(key, f"sources[{index}]: {message}", line)
+                continue
             if not isinstance(item, str) or not item.strip():
                 hint = " (quote it)" if isinstance(item, bool | int | float) else ""
                 add(key, f"{key}[{index}] must be a non-empty string, got {item!r}{hint}", line)
             elif key == "topics" and item not in allowed:
                 add(key, f"unknown topic {item!r} (see knowledge_base/data/topics.yaml)", line)
     return problems
+
+
+def _source_problems(item: dict[Any, Any]) -> list[str]:
+    """A source written as a mapping: title (required), url, checked (a date, YYYY-MM-DD)."""
+    problems = [f"unknown key {k!r}" for k in item if k not in _SOURCE_KEYS]
+    title = item.get("title")
+    if not isinstance(title, str) or not title.strip():
+        problems.append("'title' must be a non-empty string")
+    url = item.get("url")
+    if "url" in item and (not isinstance(url, str) or not url.startswith(("https://", "http://"))):
+        problems.append(f"'url' must be an http(s) address, not {url!r}")
+    if "checked" in item and not isinstance(item["checked"], date):
+        problems.append(f"'checked' must be a date (YYYY-MM-DD), not {item['checked']!r}")
+    return problems
+
+
+def source_text(item: Any) -> str:
+    """A source as one line for readers: "title — url" (or the string as written)."""
+    if isinstance(item, dict):
+        title, url = str(item.get("title", "")).strip(), item.get("url")
+        return f"{title} — {url}" if url else title
+    return str(item).strip()
+
+
+def source_checked(item: Any) -> date | None:
+    """The date a source was last checked, or None when it is not recorded."""
+    checked = item.get("checked") if isinstance(item, dict) else None
+    return checked if isinstance(checked, date) else None
+
+
+def summary_problems(parsed: ParsedFile, limit: int) -> list[Problem]:
+    """The chat summary: present, a string, and within `limit` characters."""
+    line = parsed.line_of("summary")
+    if "summary" not in parsed.meta:
+        return [Problem(parsed.path, line, "field 'summary' is missing (the chat shows it first)")]
+    value = parsed.meta["summary"]
+    if not isinstance(value, str) or not value.strip():
+        return [Problem(parsed.path, line, "'summary' must be a non-empty string")]
+    size = len(value.strip())
+    if size > limit:
+        return [Problem(parsed.path, line, f"summary has {size} characters, more than {limit}")]
+    return []
 
 
 def to_article(parsed: ParsedFile, locale: str) -> Article:
@@ -152,7 +200,8 @@ def to_article(parsed: ParsedFile, locale: str) -> Article:
         audience=str(meta["audience"]),
         topics=tuple(str(t) for t in meta["topics"]),
         keywords=tuple(str(k).strip() for k in meta["keywords"]),
-        sources=tuple(str(s).strip() for s in meta["sources"]),
+        sources=tuple(source_text(s) for s in meta["sources"]),
         body=parsed.body.strip("\n"),
         path=parsed.path,
+        summary=str(meta.get("summary") or "").strip(),
     )

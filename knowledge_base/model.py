@@ -8,10 +8,15 @@ from pathlib import Path
 
 import yaml
 
+from knowledge_base.markdown import paginate
 from knowledge_base.text import DATA_DIR
 
 ARTICLES_DIR = Path(__file__).parent / "articles"
 LOCALES: tuple[str, ...] = ("ru", "en")
+SUMMARY_CHARS = 600
+"""The most a summary may hold: what a child reads first, on one screen."""
+PAGE_CHARS = 1000
+"""Default size of a "read more" page."""
 AUDIENCES: tuple[str, ...] = ("child", "parent", "both")
 
 
@@ -30,7 +35,12 @@ def resolve_locale(locale: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Article:
-    """One article in one locale; `body` is the markdown after the front matter."""
+    """One article in one locale; `body` is the markdown after the front matter.
+
+    `summary` (front matter) is what a chat shows first: at most SUMMARY_CHARS characters of
+    markdown with the most useful steps. `pages()` is the rest, for "read more". Both keep
+    markdown links as they are, so a renderer can show every address.
+    """
 
     id: str
     locale: str
@@ -41,6 +51,20 @@ class Article:
     sources: tuple[str, ...]
     body: str
     path: Path
+    summary: str = ""
+
+    def pages(self, limit: int = PAGE_CHARS) -> tuple[str, ...]:
+        """The body as "read more" pages of at most `limit` characters (markdown).
+
+        Split at paragraph boundaries (a long paragraph between lines, sentences or words),
+        never inside a word or a link, never shortened with an ellipsis: joined, the pages
+        hold the whole body.
+        """
+        return paginate(self.body, limit)
+
+    def chat_pages(self, limit: int = PAGE_CHARS) -> tuple[str, ...]:
+        """What a chat shows, in order: the summary (when there is one), then `pages(limit)`."""
+        return ((self.summary,) if self.summary else ()) + self.pages(limit)
 
     def for_audience(self, audience: str | None) -> bool:
         """True when a reader of `audience` ("child", "parent" or None for anyone) may see it."""

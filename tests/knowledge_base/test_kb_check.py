@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,10 @@ def front(
     topic_list: str = "[cyberbullying]",
     keywords: str = "[one, two]",
     sources: str = '["Someone — example.org"]',
+    summary: str | None = "A short, kind answer.",
 ) -> str:
-    """Front matter: id on line 2, title 3, audience 4, topics 5, keywords 6, sources 7."""
+    """Front matter: id on line 2, title 3, audience 4, topics 5, keywords 6, sources 7,
+    summary 8 (left out when None)."""
     return (
         "---\n"
         f"id: {article_id}\n"
@@ -29,7 +32,8 @@ def front(
         f"topics: {topic_list}\n"
         f"keywords: {keywords}\n"
         f"sources: {sources}\n"
-        "---\n"
+        + (f"summary: {summary}\n" if summary is not None else "")
+        + "---\n"
     )
 
 
@@ -145,7 +149,7 @@ def test_list_items_are_reported_on_their_own_line(root: Path) -> None:
         "---\nid: block-lists\ntitle: Lists\naudience: both\n"
         "topics:\n  - cyberbullying\n  - homework\n"
         "keywords:\n  - fine\n  - no\n"
-        "sources:\n  - example.org\n---\n"
+        "sources:\n  - example.org\nsummary: Short.\n---\n"
     )
     path = write(root, "ru", "block-lists", text + BODY)
     problems = check(root)
@@ -173,15 +177,15 @@ def test_internal_links_must_point_to_existing_ids(root: Path) -> None:
     body = "Intro, see [all](kb:all-topics).\n\n## Steps\nRead [this](kb:no-such-id) too.\n"
     path = write(root, "en", "linking", front("linking") + body)
     problem = only(check(root))
-    # Front matter takes lines 1-8; the body starts on line 9, the bad link is on line 12.
-    assert (problem.path, problem.line) == (path, 12)
+    # Front matter takes lines 1-9; the body starts on line 10, the bad link is on line 13.
+    assert (problem.path, problem.line) == (path, 13)
     assert "kb:no-such-id" in problem.message
 
 
 def test_malformed_internal_link(root: Path) -> None:
     path = write(root, "ru", "odd-link", front("odd-link") + "See [it](kb:Some Article).\n")
     problem = only(check(root))
-    assert (problem.path, problem.line) == (path, 9)
+    assert (problem.path, problem.line) == (path, 10)
     assert "malformed link" in problem.message
 
 
@@ -199,7 +203,7 @@ def test_empty_sections(root: Path) -> None:
     )
     path = write(root, "ru", "empty-sections", front("empty-sections") + body)
     problems = check(root)
-    assert [(p.path, p.line) for p in problems] == [(path, 11), (path, 16)]
+    assert [(p.path, p.line) for p in problems] == [(path, 12), (path, 17)]
     assert all("is empty" in p.message for p in problems)
 
 
@@ -212,7 +216,7 @@ def test_heading_inside_code_fence_is_not_a_section(root: Path) -> None:
 def test_h1_in_body(root: Path) -> None:
     path = write(root, "en", "with-h1", front("with-h1") + "# Big title\nText.\n")
     problem = only(check(root))
-    assert (problem.path, problem.line) == (path, 9)
+    assert (problem.path, problem.line) == (path, 10)
     assert "H1" in problem.message
 
 
@@ -244,3 +248,61 @@ def test_main_prints_problems_and_exit_code(
     assert out.endswith(
         f"{path.name}:2: id 'wrong-name' does not match the file name 'right-name.md'"
     )
+
+
+def test_summary_is_required(root: Path) -> None:
+    path = write(root, "ru", "no-summary", front("no-summary", summary=None) + BODY)
+    problem = only(check(root))
+    assert (problem.path, problem.line) == (path, 1)
+    assert "'summary' is missing" in problem.message
+
+
+def test_summary_longer_than_a_screen(root: Path) -> None:
+    path = write(root, "en", "long", front("long", summary="word " * 130) + BODY)
+    problem = only(check(root))
+    assert (problem.path, problem.line) == (path, 8)
+    assert "more than 600" in problem.message
+
+
+TODAY = date(2026, 12, 2)
+DATED = '[{{title: "Helpline", url: "https://example.org/", checked: {when}}}]'
+
+
+@pytest.mark.parametrize(
+    ("when", "fragment"),
+    [
+        ("2025-12-01", "more than a year ago"),
+        ("2027-01-01", "in the future"),
+        ('"last week"', "'checked' must be a date"),
+    ],
+)
+def test_source_dates(root: Path, when: str, fragment: str) -> None:
+    text = front("dated", sources=DATED.format(when=when)) + BODY
+    path = write(root, "ru", "dated", text)
+    problem = only(check(root, today=TODAY))
+    assert (problem.path, problem.line, fragment in problem.message) == (path, 7, True)
+
+
+def test_source_checked_within_a_year_passes(root: Path) -> None:
+    write(root, "ru", "fresh", front("fresh", sources=DATED.format(when="2025-12-02")) + BODY)
+    assert check(root, today=TODAY) == []
+
+
+def test_source_mapping_fields(root: Path) -> None:
+    sources = '[{title: "", url: "example.org", when: 2026-01-01}]'
+    write(root, "en", "bad-source", front("bad-source", sources=sources) + BODY)
+    messages = sorted(p.message for p in check(root, today=TODAY))
+    assert len(messages) == 3
+    assert any("'title' must be" in m for m in messages)
+    assert any("'url' must be an http(s) address" in m for m in messages)
+    assert any("unknown key 'when'" in m for m in messages)
+
+
+def test_undated_sources_fail_only_when_strict(root: Path) -> None:
+    assert check(root, today=TODAY) == []
+    problems = check(root, today=TODAY, strict=True)
+    assert problems and all("no checked date" in p.message for p in problems)
+
+
+def test_real_sources_are_fresh_today() -> None:
+    assert [str(p) for p in check() if "checked" in p.message] == []
