@@ -80,6 +80,8 @@ class GlobalCommands:
             self.moves.prompt(turn, reprompt=True)
         elif name == "forget" and ctx.data.pop("forget_pending", False):
             await self._forget_answer(turn, value)
+        elif name in ("more", "article") and self.moves.show_more(turn, value):
+            self.moves.prompt(turn, reprompt=True)
         elif name == "checkin" and ctx.data.get("check_in_at"):
             await self.check_in_answer(turn, value)
         elif name == "silence" and ctx.data.pop("silence_pending", False):
@@ -130,13 +132,15 @@ class GlobalCommands:
             self.moves.prompt(turn, reprompt=True)
 
     async def forget(self, turn: Turn) -> None:
+        """Erase everything the user told us (every table, every copy: `UserStore.erase`) and
+        the evidence files. An open case is closed as "the child erased their data" and its
+        counsellor told at once; the trail says that an erasure happened, and nothing else."""
         case = await turn.repos.cases.open_for_user(turn.user.id)
         if case is not None:
             turn.extra.append(self.notice(case, DeskEvent.CHILD_LEFT, "/forget"))
-            # The case is closed as "the child erased their data"; the trail says only that.
-            await turn.repos.audit.record(
-                "child_erased", counsellor_id=None, case_id=case.id, detail=""
-            )
+        await turn.repos.audit.record(
+            "child_erased", counsellor_id=None, case_id=case.id if case else None, detail=""
+        )
         files = await turn.repos.users.erase(turn.user.id)
         await asyncio.to_thread(_unlink_all, files)
         turn.ctx.say(turn.ctx.t("forget.done"))

@@ -49,7 +49,6 @@ from dialogs.ports import (
     UserRecord,
 )
 from dialogs.ratelimit import RateLimiter
-from dialogs.render import article_text
 from dialogs.safety import Danger, Decision, SafetyPolicy, Source, Where
 from dialogs.stages import Stage
 from dialogs.taxonomy import Risk
@@ -83,7 +82,7 @@ class EngineConfig:
     max_attachment_bytes: int = 20 * 1024 * 1024
     silence_after: timedelta = timedelta(hours=6)
     minutes_per_case: int = 10
-    article_chars: int = 1500
+    article_chars: int = 1000  # one "read more" page of an article
     db_retries: int = 3
     flood_burst: int = 20
     flood_per_second: float = 1.0
@@ -583,9 +582,7 @@ class _Services:
                 if article.id in shown:
                     continue
                 shown.add(article.id)
-                ctx.say(
-                    f"{article.title}\n\n{article_text(article, self.engine.config.article_chars)}"
-                )
+                self.engine.moves.show_article(self.turn, article)
         if not shown:
             ctx.say(ctx.t("report.advice.none"))
 
@@ -596,15 +593,7 @@ class _Services:
             ctx.data["hits"] = []
             return False
         ctx.data["hits"] = [h.article.id for h in hits]
-        top = hits[0].article
-        ctx.say(
-            ctx.t(
-                "question.answer",
-                title=top.title,
-                body=article_text(top, self.engine.config.article_chars),
-            )
-        )
-        return True
+        return self.engine.moves.show_article(self.turn, hits[0].article, intro="question.answer")
 
     async def other_answers(self, ctx: TurnContext) -> None:
         ids = list(ctx.data.get("hits", []))[1:]
@@ -615,10 +604,8 @@ class _Services:
             return
         ctx.say(ctx.t("question.others.list"))
         for article in articles:
-            ctx.say(
-                f"{article.title}\n\n{article_text(article, self.engine.config.article_chars)}"
-            )
-        self.engine.moves.attach_buttons(self.turn)
+            self.engine.moves.show_article(self.turn, article)
+        self.engine.moves.prompt(self.turn)
 
     async def keep_evidence(self, ctx: TurnContext, attachments: tuple[Attachment, ...]) -> int:
         turn = self.turn

@@ -16,8 +16,8 @@ from dialogs.flows import FLOWS
 from dialogs.flows.base import FlowSpec, Option, Step, TurnContext, build_machine
 from dialogs.flows.names import IN_CHAT, Flow
 from dialogs.messages import Button, Outbound
-from dialogs.ports import KnowledgeSource
-from dialogs.render import article_text
+from dialogs.ports import ArticleLike, KnowledgeSource
+from dialogs.render import article_page
 from dialogs.turn import Turn
 
 Buttons = tuple[tuple[Button, ...], ...]
@@ -152,7 +152,9 @@ class FlowMoves:
         if step.prompt:
             ctx.say(ctx.t(step.prompt), rows)
         elif rows and not self.attach_buttons(turn):
-            ctx.say(ctx.t("fallback.continue" if reprompt else "menu.ask"), rows)
+            # The last message has buttons of its own ("read more"): the step's go below.
+            key = "menu.ask" if turn.conv.flow == Flow.START else "next.ask"
+            ctx.say(ctx.t("fallback.continue" if reprompt else key), rows)
         ctx.prompted = True
 
     def attach_buttons(self, turn: Turn) -> bool:
@@ -176,12 +178,43 @@ class FlowMoves:
         ctx = turn.ctx
         audience = "parent" if ctx.is_parent else "child"
         hits = self.kb.search(text, ctx.locale, audience, 1) if text else []
-        if hits:
-            article = hits[0].article
-            body = article_text(article, self.article_chars)
-            ctx.say(ctx.t("fallback.answer", title=article.title, body=body))
-        else:
+        if not hits or not self.show_article(turn, hits[0].article, intro="fallback.answer"):
             ctx.say(ctx.t("fallback.none"))
         step = self.step(turn)
         ctx.say(ctx.t(step.prompt or "fallback.continue"), self.step_buttons(turn))
         ctx.prompted = True
+
+    # ---------------------------------------------------------------- articles
+    def show_article(
+        self, turn: Turn, article: ArticleLike, number: int = 0, *, intro: str | None = None
+    ) -> bool:
+        """One screen of an article: the summary first (with its title, or inside `intro`),
+        "read more" while there is more, and a button for each article it links to."""
+        ctx = turn.ctx
+        page = article_page(article, number, self.article_chars)
+        if page is None:
+            return False
+        text = page.text
+        if number == 0:
+            title = article.title
+            text = ctx.t(intro, title=title, body=text) if intro else f"{title}\n\n{text}"
+        rows: list[tuple[Button, ...]] = []
+        if page.more:
+            more = f"g|more={article.id}:{number + 1}"
+            rows.append((Button(ctx.t("article.more"), more),))
+        for target in page.related[:2]:
+            linked = self.kb.get(target, ctx.locale)
+            if linked is not None:
+                label = ctx.t("article.open", title=linked.title)
+                rows.append((Button(label, f"g|article={target}"),))
+        ctx.say(text, tuple(rows))
+        return True
+
+    def show_more(self, turn: Turn, value: str) -> bool:
+        """A "read more" or a linked article's button (`id:page` or `id`): False when the
+        payload names no such article or page (a forged or old button)."""
+        article_id, _, number = value.partition(":")
+        article = self.kb.get(article_id, turn.ctx.locale) if article_id else None
+        if article is None or (number and not number.isdecimal()):
+            return False
+        return self.show_article(turn, article, int(number or 0))
