@@ -8,7 +8,7 @@ import json
 import logging
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,7 +57,7 @@ def _app(settings: Settings):  # type: ignore[no-untyped-def]
     return app
 
 
-async def _ensure_schema(settings: Settings) -> str | None:
+async def _ensure_schema(settings: Settings, *, wait: bool = True) -> str | None:
     """The schema `helpline run` needs. The embedded SQLite database (one process) is migrated
     here; a PostgreSQL database is migrated as its own step, once, before the workers start:
     if it is not current, say what to run instead of failing later on a missing table."""
@@ -76,7 +76,9 @@ async def _ensure_schema(settings: Settings) -> str | None:
     if state in ("empty", "behind"):
         return (f"The database schema is {'empty' if state == 'empty' else 'out of date'}: run "
                 "`helpline db upgrade` first (docker compose runs it as the `migrate` service).")
-    return None  # current; or unreachable (the channels retry) or made by tests
+    if state == "unreachable" and not wait:
+        return "The database cannot be reached: check DATABASE_URL and that it is running."
+    return None  # current; or made by tests; or away and `helpline run` waits for it
 
 
 # ---------------------------------------------------------------------- verbs
@@ -94,10 +96,6 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         stop_on_signals,
     )
 
-    problem = await _ensure_schema(settings)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
     app = _app(settings)
     if not (settings.telegram_bot_token or settings.vk_token):
         print("No TELEGRAM_BOT_TOKEN or VK_TOKEN set: running the local console chat.",
@@ -578,4 +576,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": _report,
         "web": _web,
     }
-    return asyncio.run(handlers[args.verb](settings, args))
+    return asyncio.run(_with_schema(handlers[args.verb], settings, args))
+
+
+async def _with_schema(
+    verb: Callable[[Settings, argparse.Namespace], Awaitable[int]],
+    settings: Settings,
+    args: argparse.Namespace,
+) -> int:
+    """Every verb that uses the database finds its schema ready (the embedded SQLite database
+    is made and migrated on first use), or says in one line what to run; a database that
+    cannot be reached is one line too, never a traceback."""
+    try:
+        problem = await _ensure_schema(settings, wait=verb is _run)
+    except Exception as exc:  # unreachable or refusing: say so plainly
+        print(f"The database cannot be used ({type(exc).__name__}): check DATABASE_URL.",
+              file=sys.stderr)
+        return 2
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    return await verb(settings, args)

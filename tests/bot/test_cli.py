@@ -69,3 +69,16 @@ def test_flows_prints_mermaid(tmp_path: Path) -> None:
     result = helpline("flows", env=_env(tmp_path))
     # The five flows and the conversation machine between them.
     assert result.returncode == 0 and result.stdout.count("stateDiagram-v2") == 6
+
+
+def test_every_verb_works_before_any_setup_and_never_prints_a_traceback(tmp_path: Path) -> None:
+    env = {**_env(tmp_path), "KEYS_FILE": str(tmp_path / "keys.json")}
+    # No `db upgrade` first: the embedded database is made and migrated on first use.
+    for verb in (["purge"], ["audit", "1"], ["counsellor", "list"]):
+        done = helpline(*verb, env=env)
+        assert done.returncode == 0, (verb, done.stderr[-500:])
+        assert "Traceback" not in done.stderr
+    away = {**env, "DATABASE_URL": "postgresql+asyncpg://helpline@127.0.0.1:1/helpline"}
+    refused = helpline("purge", env=away)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "DATABASE_URL" in refused.stderr.strip().splitlines()[-1]
