@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from dialogs.engine import DialogEngine
 from dialogs.escalation import Desk
@@ -44,7 +45,7 @@ async def test_child_report_flow_to_advice_and_case(
     assert "Сохранил (2)" in chat.text
     await chat.press("Готово")
     await chat.press("Нет")  # no trusted adult knows
-    assert "не виноват" in chat.text
+    assert "нет твоей вины" in chat.text, "never blaming, in words that fit any child"
     advice = chat.replies[1].text
     assert "Поговорить с человеком" in chat.buttons
     assert len(advice) > 200, "advice from a real article"
@@ -204,3 +205,30 @@ async def test_a_stranger_cannot_act_on_a_case(
     assert isinstance(await desk.view(other, case.id), str)
     trail = [row[2] for row in await desk.audit_trail(case.id)]
     assert "view_refused" in trail and "taken" in trail
+
+
+async def test_a_parent_reports_in_the_third_person_and_is_not_asked_twice_if_worried(
+    chat_factory: Callable[..., Chat],
+) -> None:
+    chat = chat_factory("parent-7")
+    await chat.say("привет")
+    await chat.press("родитель")
+    await chat.press("волнуюсь")
+    assert not any("волнуюсь" in b.casefold() for b in chat.buttons), chat.buttons
+    await chat.press("травят")
+    await chat.press("за ребёнка")
+    assert {"Ребёнку угрожают", "Фейковая страница от имени ребёнка"} <= set(chat.buttons)
+    assert not any("моего" in b or "мои " in b for b in chat.buttons), chat.buttons
+
+
+def test_no_clumsy_gendered_endings_in_the_russian_texts() -> None:
+    import yaml
+
+    import dialogs
+
+    texts = yaml.safe_load(
+        (Path(dialogs.__file__).parent / "data" / "texts.yaml").read_text(encoding="utf-8")
+    )
+    clumsy = [key for key, value in texts.items()
+              if isinstance(value, dict) and "(а)" in str(value.get("ru", ""))]
+    assert clumsy == []
