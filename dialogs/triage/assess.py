@@ -12,9 +12,10 @@ import yaml
 
 from dialogs.taxonomy import Risk, Signal, is_category
 
+from .features import join_spelled
 from .lexicon import DATA_DIR, Entry, LexiconError, compile_lexicons
 from .matcher import Matcher
-from .model import Score, TriageModel, load_model
+from .model import CONTEXT_JOIN, Score, TriageModel, load_model
 from .normalize import Token, tokenize
 
 
@@ -77,9 +78,14 @@ class Frame:
         return all(p.search(text) for p in self.all)
 
 
-# How much lower the danger threshold is for a conversation's texts read together.
-CONTEXT_MARGIN = 0.05
+_NEVER = 2.0  # a threshold no probability reaches
 _SENTENCES = re.compile(r"(?<=[.!?…\n])\s*")
+
+
+def read(text: str, locale: str) -> tuple[Token, ...]:
+    """The tokens the lexicons match: the normalised text, with words spelt out letter by
+    letter ("у м е р е т ь", "s.u.i.c.i.d.e") joined first, as the model reads them."""
+    return tokenize(join_spelled(text), locale)
 
 
 def _frames(raw: Mapping[str, Any]) -> tuple[Frame, ...]:
@@ -188,7 +194,7 @@ class Triage:
 
     def assess(self, text: str, locale: str, context: Sequence[str] = ()) -> Assessment:
         """Assess one message (see :func:`assess`)."""
-        tokens = tokenize(text, locale)
+        tokens = read(text, locale)
         verdict = replace(self.lexicon(tokens), about=self._about(tokens))
         if self.model is None:
             return verdict
@@ -197,7 +203,11 @@ class Triage:
         layers = list(verdict.layers)
         if "cancelled" in layers:
             # The lexicons saw a danger phrase and its negation or idiom ("i'm not going to
-            # kill myself", "умираю со смеху"): the model, blind to both, may only ask.
+            # kill myself", "умираю со смеху"): the model, blind to both, asks when it reads
+            # danger, and says danger only when it is as sure as it was on (almost) none of
+            # the corpus lines whose danger words were cancelled and harmless.
+            if score.danger >= thresholds.get("cancelled_danger", _NEVER):
+                return self._danger(verdict, score, ("model", "cancelled"))
             return self._unsure(
                 verdict,
                 score,
@@ -227,7 +237,7 @@ class Triage:
             if not frame.sentence or all(
                 frame.applies(sentence)
                 for sentence in _SENTENCES.split(lowered)
-                if self.lexicon(tokenize(sentence, locale)).danger
+                if self.lexicon(read(sentence, locale)).danger
             ):
                 return frame
         return None
@@ -270,15 +280,23 @@ class Triage:
         recent = [t for t in context if t.strip()]
         if not recent:
             return score, False
-        joined = " \n ".join([*recent, text])
+        joined = CONTEXT_JOIN.join([*recent, text])
         together = self.model.score(joined, locale)
-        # The model was trained on single messages: joined texts dilute each other, so signals
-        # that point the same way over several messages need a little less than one message.
-        danger = together.danger >= self.model.thresholds["danger"] - CONTEXT_MARGIN
-        if danger or self.lexicon(tokenize(joined, locale)).danger:
+        # The model is trained on short conversations joined the same way (train.conversations),
+        # so the joined texts meet the same threshold as one message.
+        danger = together.danger >= self.model.thresholds["danger"]
+        if danger or self._spans(recent, joined, locale):
             return together, True
         stronger = together if together.reach > score.reach else score
         return stronger, False
+
+    def _spans(self, recent: Sequence[str], joined: str, locale: str) -> bool:
+        """A lexicon entry matches across messages: it fires on the joined texts and on none
+        of the earlier texts alone (one that fired alone was acted on, or was told as past or
+        fiction, and is not counted twice)."""
+        if not self.lexicon(read(joined, locale)).danger:
+            return False
+        return not any(self.lexicon(read(t, locale)).danger for t in recent)
 
     def _unsure(
         self, verdict: Assessment, score: Score, *, check_in: bool, layers: tuple[str, ...] = ()

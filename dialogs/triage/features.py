@@ -23,8 +23,9 @@ from functools import lru_cache
 
 from .normalize import _translit, stem, tokenize
 
-# Four or more single letters separated by spaces or symbols: a word spelt out.
-_SPACED = re.compile(r"(?<!\w)(?:[^\W\d_][\s.\-_*·•,/|]{1,3}){3,}[^\W\d_](?!\w)")
+# Four or more single letters separated by spaces or symbols, the same separator throughout:
+# a word spelt out ("у м е р е т ь"; in "т и х и й  д о м" the double space ends a word).
+_SPACED = re.compile(r"(?<!\w)[^\W\d_]([\s.\-_*·•,/|]{1,3})(?:[^\W\d_]\1){2,}[^\W\d_](?!\w)")
 # A symbol standing for (or between) letters inside a word: "ре*жу", "с_у_и_ц_и_д".
 _INNER_SYMBOL = re.compile(r"(?<=[^\W\d_])[*_·•#~^]+(?=[^\W\d_])")
 _GAPS = re.compile(r"[\s.\-_*·•,/|]")

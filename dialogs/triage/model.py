@@ -32,6 +32,8 @@ MODEL_PATH = Path(__file__).parent / "data" / "model.npz"
 # that training uses and run time reproduces.
 CHAR_NGRAMS = (2, 5)
 WORD_NGRAMS = (1, 2)
+# How a conversation's last texts are joined to be read together (training and context).
+CONTEXT_JOIN = " \n "
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -135,7 +135,8 @@ def test_idioms_are_not_danger(text: str, locale: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["су1цид", "yбить себя", "сyицид", "хочууу умеретьььь", "я 🔪🩸 себя", "суицыд"],
+    ["су1цид", "yбить себя", "сyицид", "хочууу умеретьььь", "я 🔪🩸 себя", "суицыд",
+     "хочу у м е р е т ь", "думаю про с.у.и.ц.и.д"],
 )
 def test_disguised_spellings_are_caught(text: str) -> None:
     assert assess(text, "ru").danger
@@ -198,3 +199,10 @@ def test_danger_words_told_as_past_or_asked_about_are_not_an_alarm(
 def test_a_frame_in_another_sentence_does_not_hide_danger(text: str, locale: str) -> None:
     result = assess(text, locale)
     assert result.danger and "framed" not in result.layers
+
+
+def test_context_does_not_count_an_earlier_framed_message_twice() -> None:
+    """A past story fired no alarm alone; an everyday message after it stays everyday."""
+    past = "три года назад меня травили в классе и я хотела умереть, сейчас всё хорошо"
+    assert not assess(past, "ru").danger
+    assert not assess("а что задали по алгебре?", "ru", [past]).danger

@@ -41,18 +41,31 @@ def test_the_corpus_is_big_covers_every_label_and_has_no_duplicates() -> None:
     reason="database-independent; the SQLite run retrains once",
 )
 def test_retraining_reproduces_the_shipped_model(tmp_path: Path) -> None:
+    """Same corpus, same model: what matters (thresholds, every corpus line's verdict and
+    scores, the coefficients) is compared, so a corpus edited without retraining fails here
+    too, and a failure after a library upgrade says which library changed."""
     out = tmp_path / "model.npz"
     meta = train(out=out)
     shipped, again = load_model(), TriageModel(out)
     assert shipped is not None
     assert meta["corpus_sha256"] == shipped.corpus_sha256
-    assert again.thresholds == pytest.approx(shipped.thresholds)
-    np.testing.assert_allclose(again.coef, shipped.coef, atol=1e-4)
-    probe = ["хочу умереть", "i killed the boss", "привет", "he wants pics and says dont tell"]
-    for text in probe:
-        doc = features(text, "ru")[0]
-        np.testing.assert_allclose(again.probabilities(doc), shipped.probabilities(doc),
-                                   atol=1e-4)
+    recorded = shipped.meta.get("versions", {})
+    changed = {k: f"{v} -> {meta['versions'].get(k)}" for k, v in recorded.items()
+               if meta["versions"].get(k) != v}
+    why = (f"libraries changed since data/model.npz was trained: {changed}; retrain with "
+           "`helpline triage train` and commit the model" if changed else "same libraries")
+    assert recorded, "the shipped model records no library versions: retrain it"
+    assert again.thresholds == pytest.approx(shipped.thresholds, abs=1e-6), why
+    np.testing.assert_allclose(again.coef, shipped.coef, atol=1e-3, err_msg=why)
+    t = shipped.thresholds
+    differ = []
+    for line in read_corpus():
+        a, b = shipped.score(line.text, line.locale), again.score(line.text, line.locale)
+        bands = [(s.danger >= t["danger"], s.reach >= t["check_in"]) for s in (a, b)]
+        close = abs(a.danger - b.danger) <= 1e-4 and abs(a.reach - b.reach) <= 1e-4
+        if bands[0] != bands[1] or not close:
+            differ.append(line.text)
+    assert not differ, f"{len(differ)} corpus lines scored differently ({why}): {differ[:5]}"
 
 
 def test_run_time_scoring_matches_scikit_learn() -> None:
@@ -83,3 +96,21 @@ def test_spelt_out_words_are_joined() -> None:
     assert join_spelled("s.u.i.c.i.d.e") == "suicide"
     assert join_spelled("ре*жу руки") == "режу руки"
     assert join_spelled("я и ты") == "я и ты"
+
+
+def test_threshold_choice_simulates_the_verdict_assess_gives() -> None:
+    """The thresholds are chosen on a simulation of the layers (train.verdicts): it must decide
+    every line as Triage.assess does, or the rates it promises mean nothing."""
+    from dialogs.triage.assess import _TRIAGE
+    from dialogs.triage.train import lexicon_facts, verdicts
+
+    model = load_model()
+    assert model is not None
+    lines = [ln for ln in read_corpus()[::25] if len(ln.text.split()) <= 20]
+    scores = [model.score(ln.text, ln.locale) for ln in lines]
+    danger = np.array([s.danger for s in scores])
+    reach = np.array([s.reach for s in scores])
+    is_danger, asked = verdicts(danger, reach, lexicon_facts(lines), model.thresholds)
+    for i, ln in enumerate(lines):
+        verdict = _TRIAGE.assess(ln.text, ln.locale)
+        assert (verdict.danger, verdict.check_in) == (is_danger[i], asked[i]), ln.text
