@@ -9,12 +9,30 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TextIO
 
 from bot.app import App
 from bot.delivery import DeliveryError
-from dialogs.escalation import CaseSummary, CaseView, DeskError, DeskResult
+from dialogs.desk import (
+    Block,
+    ChangeRisk,
+    Close,
+    DeskCommand,
+    Note,
+    Release,
+    Reply,
+    ReplyCanned,
+    SetCategory,
+    Take,
+    Transfer,
+    Unblock,
+    desk_time,
+)
+from dialogs.desk.rules import MIN_REASON_LETTERS
+from dialogs.escalation import BLOCK_OUTCOME, CaseSummary, CaseView, DeskError, DeskResult
+from dialogs.hours import OpeningHours
 from dialogs.messages import (
     DESK,
     Button,
@@ -22,7 +40,7 @@ from dialogs.messages import (
     Inbound,
     Outbound,
 )
-from dialogs.taxonomy import categories, category_label, outcomes
+from dialogs.taxonomy import Risk, categories, category_label, outcomes
 from storage.models import Counsellor, utcnow
 from storage.repositories import Repos
 
@@ -149,23 +167,27 @@ DESK_HELP = """commands:
   mine                      cases you hold
   all                       every open case, waiting and held (supervisors)
   view N                    a case's answers and transcript (audited)
-  take N                    take case N (up to {capacity} at once)
+  take N                    take case N (up to {capacity} at once; a critical case always)
   reply N TEXT              write to the child of case N
   reply N /KEY              send a canned reply in the child's language (see 'canned')
   canned                    the canned replies
   note N TEXT               a private note, never sent to the child
-  risk N LEVEL NOTE         raise or lower risk (critical/high/medium/low)
+  risk N LEVEL REASON       raise or lower risk (critical/high/medium/low); lowering needs a
+                            reason, lowering a critical case a supervisor and a real reason
   category N KEY            correct the category: {categories}
   transfer N NAME [NOTE]    hand case N to a colleague (supervisors: any open case)
   release N [NOTE]          back to the queue, with a note for the next counsellor
   close N OUTCOME           close with an outcome: {outcomes}
-  block N UNTIL REASON      block the user of case N for abuse; UNTIL is 30m, 12h, 7d, 2w
-                            or a date/time (YYYY-MM-DD[THH:MM], UTC); the case closes
-  unblock N                 lift that block
+                            (abusive-contact is not an outcome to pick: a supervisor blocks)
+  block N UNTIL REASON      supervisors: block the user of case N for abuse; UNTIL is 30m, 12h,
+                            7d, 2w or a date/time (YYYY-MM-DD[THH:MM], {zone}); the case closes.
+                            Where the child may be the victim of abuse, add --confirm at the end
+  unblock N                 lift that block (supervisors)
   audit N                   who saw and did what on case N
   hours                     opening hours now, and who is on call
   sweep                     re-announce unanswered cases and update waiting children now
-  quit"""
+  quit
+times are the help line's ({zone}); critical cases ring the terminal's bell as they arrive"""
 
 ERRORS = {
     DeskError.NOT_STAFF: "you are not a registered counsellor",
@@ -186,12 +208,21 @@ ERRORS = {
     DeskError.BAD_BLOCK: "a block needs a reason and an expiry in the future",
     DeskError.NOT_BLOCKED: "the user of this case is not blocked",
     DeskError.BAD_CATEGORY: "unknown category; type 'help' for the list",
+    DeskError.USE_BLOCK: "closing as an abusive contact is a block: a supervisor uses "
+    "'block N UNTIL REASON', which really blocks the user",
+    DeskError.WEAK_REASON: "lowering a critical case needs a real reason (at least "
+    f"{MIN_REASON_LETTERS} letters) for the colleagues who read the case",
+    DeskError.CONFIRM_BLOCK: "the child of this case may be the victim of abuse; to block "
+    "anyway, repeat the command with --confirm at the end",
 }
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+CONFIRM = "--confirm"
+BELL = "\a"
 
 
-def parse_until(text: str, now: datetime) -> datetime | None:
-    """'30m', '12h', '7d', '2w' from now, or an ISO date/time (UTC when no zone is given)."""
+def parse_until(text: str, now: datetime, zone: tzinfo = UTC) -> datetime | None:
+    """'30m', '12h', '7d', '2w' from now, or an ISO date/time (in `zone`, the help line's,
+    when no zone is given)."""
     text = text.strip().lower()
     if len(text) > 1 and text[-1] in _UNITS and text[:-1].isdecimal():
         return now + timedelta(**{_UNITS[text[-1]]: int(text[:-1])})
@@ -199,11 +230,58 @@ def parse_until(text: str, now: datetime) -> datetime | None:
         moment = datetime.fromisoformat(text.upper())
     except ValueError:
         return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+class Usage(Exception):
+    """A typed line that makes no desk command: the text says how to write it."""
+
+
+def _risk(case_id: int, rest: str, now: datetime, zone: tzinfo) -> DeskCommand:
+    level, _, reason = rest.partition(" ")
+    return ChangeRisk(case_id, level.lower(), reason.strip())
+
+
+def _transfer(case_id: int, rest: str, now: datetime, zone: tzinfo) -> DeskCommand:
+    name, _, note = rest.partition(" ")
+    return Transfer(case_id, name, note.strip())
+
+
+def _block(case_id: int, rest: str, now: datetime, zone: tzinfo) -> DeskCommand:
+    confirmed = rest.endswith(CONFIRM)
+    rest = rest.removesuffix(CONFIRM).strip()
+    when, _, reason = rest.partition(" ")
+    until = parse_until(when, now, zone)
+    if until is None:
+        raise Usage("refused: UNTIL is like 30m, 12h, 7d, 2w or 2026-12-31")
+    return Block(case_id, reason.strip(), until, confirmed)
+
+
+def _reply(case_id: int, rest: str, now: datetime, zone: tzinfo) -> DeskCommand:
+    if rest.startswith("/") and " " not in rest:
+        return ReplyCanned(case_id, rest[1:])
+    return Reply(case_id, rest)
+
+
+# verb -> (needs text after the case number, how the line becomes a command)
+PARSERS: dict[str, tuple[bool, Callable[[int, str, datetime, tzinfo], DeskCommand]]] = {
+    "take": (False, lambda n, rest, now, zone: Take(n)),
+    "reply": (True, _reply),
+    "canned": (True, lambda n, rest, now, zone: ReplyCanned(n, rest.lstrip("/"))),
+    "note": (True, lambda n, rest, now, zone: Note(n, rest)),
+    "risk": (True, _risk),
+    "category": (True, lambda n, rest, now, zone: SetCategory(n, rest.lower())),
+    "transfer": (True, _transfer),
+    "release": (False, lambda n, rest, now, zone: Release(n, rest)),
+    "close": (True, lambda n, rest, now, zone: Close(n, rest.split()[0].lower())),
+    "block": (True, _block),
+    "unblock": (False, lambda n, rest, now, zone: Unblock(n)),
+}
 
 
 class ConsoleDesk:
-    """`helpline desk --as NAME`: the counsellor's side in a terminal."""
+    """`helpline desk --as NAME`: the counsellor's side in a terminal. A thin translator: a
+    typed line becomes a desk command for `Desk.execute`, and its result becomes text."""
 
     def __init__(self, app: App, counsellor: Counsellor, out: TextIO = sys.stdout) -> None:
         self.app = app
@@ -213,6 +291,17 @@ class ConsoleDesk:
         self._seen: dict[int, int] = {}
         self._held: set[int] = set()
         self._swept: float = 0.0
+        # What the terminal has announced: case -> when the desk last announced it (None:
+        # never re-announced). Filled on the first poll without ringing for old calm cases.
+        self._announced: dict[int, datetime | None] | None = None
+
+    @property
+    def hours(self) -> OpeningHours:
+        return self.app.desk.config.hours
+
+    def at(self, moment: datetime, fmt: str = "%H:%M") -> str:
+        """A time as the help line's wall time, labelled: "14:05 MSK"."""
+        return desk_time(moment, self.hours, fmt)
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -220,6 +309,9 @@ class ConsoleDesk:
     def _result(self, result: DeskResult, ok_text: str) -> None:
         if result.ok:
             self.say(ok_text)
+            for message in result.outbound:
+                if message.to.is_desk and message.meta.get("over_capacity"):
+                    self.say(f"{BELL}desk: {message.text}")
             return
         reason = ERRORS.get(result.error, str(result.error)) if result.error else "refused"
         self.say(f"refused: {reason}" + (f" ({result.detail})" if result.detail else ""))
@@ -228,7 +320,8 @@ class ConsoleDesk:
         s = view.summary
         self.say(
             f"case #{s.id} · {category_label(s.category, self.locale)} · {s.risk.upper()}"
-            f" · {s.status} · via {s.channel} · waited {s.waiting_minutes} min"
+            f" · {s.status} · via {s.channel} · opened {self.at(s.created_at)}"
+            f" · waited {s.waiting_minutes} min"
             + (f" · held by {s.owner}" if s.owner else "")
         )
         if view.signals:
@@ -238,7 +331,7 @@ class ConsoleDesk:
         if view.attachments:
             self.say(f"  evidence: {len(view.attachments)} file(s)")
         for line in view.transcript:
-            self.say(f"  [{line.at:%H:%M}] {line.sender}: {line.text}")
+            self.say(f"  [{self.at(line.at)}] {line.sender}: {line.text}")
 
     def _list(self, cases: list[CaseSummary], *, owners: bool = False) -> None:
         if not cases:
@@ -252,31 +345,90 @@ class ConsoleDesk:
 
     def _help(self) -> str:
         return DESK_HELP.format(
-            outcomes=", ".join(outcomes()),
+            outcomes=", ".join(o for o in outcomes() if o != BLOCK_OUTCOME),
             categories=", ".join(categories()),
             capacity=self.app.desk.config.capacity,
+            zone=self.hours.zone.key,
         )
 
-    async def _deliver(self, result: DeskResult) -> None:
+    def _done(self, command: DeskCommand, result: DeskResult) -> str:
+        """What the terminal says when a command went through."""
+        n = command.case_id
+        match command:
+            case Take():
+                return f"you hold case #{n}"
+            case ReplyCanned(key=key):
+                return f"sent the canned reply /{key}"
+            case Reply():
+                return "sent"
+            case Note():
+                return "noted"
+            case ChangeRisk(risk=risk):
+                return f"risk changed: {result.detail} -> {risk}"
+            case SetCategory(category=category):
+                return f"case #{n} is now {category_label(category, self.locale)}"
+            case Transfer(to=name):
+                return f"case #{n} handed to {name}"
+            case Release():
+                return "released to the queue"
+            case Close():
+                return f"case #{n} closed"
+            case Block(until=until):
+                return f"blocked until {self.at(until, '%Y-%m-%d %H:%M')}; case closed"
+            case Unblock():
+                return "block lifted"
+        return "done"
+
+    async def run_command(self, command: DeskCommand) -> DeskResult:
+        """Execute one desk command, say what happened, deliver what it produced."""
+        result = await self.app.desk.execute(self.counsellor, command)
+        self._result(result, self._done(command, result))
         await self.app.delivery.deliver(result.outbound)
+        if result.ok and isinstance(command, Take):
+            view = await self.app.desk.view(self.counsellor, command.case_id)
+            if not isinstance(view, DeskError):
+                self._view(view)
+                self._seen[command.case_id] = len(view.transcript)
+        return result
 
     async def command(self, line: str) -> bool:
         """Run one desk command; False when the counsellor quits."""
         parts = line.strip().split(maxsplit=2)
         if not parts:
             return True
-        verb = parts[0].lower()
-        args = parts[1:]
-        desk = self.app.desk
-        c = self.counsellor
+        verb, args = parts[0].lower(), parts[1:]
+        if verb in ("quit", "exit"):
+            return False
+        if await self._reading(verb, args):
+            return True
         try:
             case_id = int(args[0]) if args else None
         except ValueError:
             self.say("a case number is needed, e.g. 'take 12'")
             return True
         rest = args[1].strip() if len(args) == 2 else ""
-        if verb in ("quit", "exit"):
-            return False
+        if verb in ("view", "audit") and case_id is not None:
+            await self._read_case(verb, case_id)
+            return True
+        parser = PARSERS.get(verb)
+        if parser is None or (parser[0] and not rest):
+            self.say("a case number is needed" if parser and case_id is None
+                     else "unknown command; type 'help'")
+            return True
+        if case_id is None:
+            self.say("a case number is needed")
+            return True
+        try:
+            command = parser[1](case_id, rest, utcnow(), self.hours.zone)
+        except Usage as usage:
+            self.say(str(usage))
+            return True
+        await self.run_command(command)
+        return True
+
+    async def _reading(self, verb: str, args: list[str]) -> bool:
+        """The commands that read the desk rather than act on a case."""
+        desk = self.app.desk
         if verb == "help":
             self.say(self._help())
         elif verb == "queue":
@@ -289,89 +441,37 @@ class ConsoleDesk:
                     f" waiting {s.waiting_minutes} min"
                 )
         elif verb == "mine":
-            for s in await desk.held(c):
+            for s in await desk.held(self.counsellor):
                 self.say(f"#{s.id}  {s.risk.upper():8} {s.category}")
         elif verb == "all":
-            everything = await desk.open_cases(c)
+            everything = await desk.open_cases(self.counsellor)
             if isinstance(everything, DeskError):
                 self._result(DeskResult(ok=False, error=everything), "")
             else:
                 self._list(everything, owners=True)
-        elif verb == "canned":
-            if case_id is not None and rest:
-                result = await desk.reply_canned(c, case_id, rest)
-                self._result(result, "sent")
-                await self._deliver(result)
-            else:
-                for reply in desk.canned_replies():
-                    self.say(f"/{reply.key:18} {reply.title(self.locale)}")
+        elif verb == "canned" and len(args) < 2:
+            for reply in desk.canned_replies():
+                self.say(f"/{reply.key:18} {reply.title(self.locale)}")
         elif verb == "hours":
             await self._hours()
         elif verb == "sweep":
             await self._sweep(force=True)
-        elif case_id is None:
-            self.say("a case number is needed")
-        elif verb == "view":
-            view = await desk.view(c, case_id)
+        else:
+            return False
+        return True
+
+    async def _read_case(self, verb: str, case_id: int) -> None:
+        desk = self.app.desk
+        if verb == "view":
+            view = await desk.view(self.counsellor, case_id)
             if isinstance(view, DeskError):
                 self._result(DeskResult(ok=False, error=view), "")
             else:
                 self._view(view)
-        elif verb == "take":
-            result = await desk.take(c, case_id)
-            self._result(result, f"you hold case #{case_id}")
-            await self._deliver(result)
-            if result.ok:
-                view = await desk.view(c, case_id)
-                if not isinstance(view, DeskError):
-                    self._view(view)
-                    self._seen[case_id] = len(view.transcript)
-        elif verb == "reply" and rest.startswith("/") and " " not in rest:
-            result = await desk.reply_canned(c, case_id, rest[1:])
-            self._result(result, f"sent the canned reply {rest}")
-            await self._deliver(result)
-        elif verb == "reply" and rest:
-            result = await desk.reply(c, case_id, rest)
-            self._result(result, "sent")
-            await self._deliver(result)
-        elif verb == "note" and rest:
-            self._result(await desk.note(c, case_id, rest), "noted")
-        elif verb == "risk" and rest:
-            level, _, note = rest.partition(" ")
-            self._result(await desk.set_risk(c, case_id, level.lower(), note), "risk changed")
-        elif verb == "category" and rest:
-            result = await desk.set_category(c, case_id, rest.lower())
-            self._result(result, f"case #{case_id} is now {category_label(rest, self.locale)}")
-        elif verb == "transfer" and rest:
-            name, _, note = rest.partition(" ")
-            result = await desk.transfer(c, case_id, name, note.strip())
-            self._result(result, f"case #{case_id} handed to {name}")
-            await self._deliver(result)
-        elif verb == "release":
-            result = await desk.release(c, case_id, rest)
-            self._result(result, "released to the queue")
-            await self._deliver(result)
-        elif verb == "close" and rest:
-            result = await desk.close(c, case_id, rest)
-            self._result(result, f"case #{case_id} closed")
-            await self._deliver(result)
-        elif verb == "block" and rest:
-            when, _, reason = rest.partition(" ")
-            until = parse_until(when, utcnow())
-            if until is None:
-                self.say("refused: UNTIL is like 30m, 12h, 7d, 2w or 2026-12-31")
-                return True
-            result = await desk.block(c, case_id, reason, until)
-            self._result(result, f"blocked until {until:%Y-%m-%d %H:%M} UTC; case closed")
-            await self._deliver(result)
-        elif verb == "unblock":
-            self._result(await desk.unblock(c, case_id), "block lifted")
-        elif verb == "audit":
-            for at, who, action, detail in await desk.audit_trail(case_id):
-                self.say(f"{at:%Y-%m-%d %H:%M:%S} {who or 'system':12} {action:14} {detail}")
-        else:
-            self.say("unknown command; type 'help'")
-        return True
+            return
+        for at, who, action, detail in await desk.audit_trail(case_id):
+            when = self.at(at, "%Y-%m-%d %H:%M:%S")
+            self.say(f"{when} {who or 'system':12} {action:14} {detail}")
 
     async def _hours(self) -> None:
         desk = self.app.desk
@@ -381,10 +481,12 @@ class ConsoleDesk:
             self.say("the desk is open round the clock (no opening hours configured)")
         elif desk.is_open(now):
             closes = hours.closes_at(now)
-            self.say(f"open now, until {closes:%H:%M} ({hours.zone.key})" if closes else "open")
+            self.say(f"open now, until {self.at(closes)} ({hours.zone.key})" if closes
+                     else "open")
         else:
             nxt = hours.next_open(now)
-            when = f"{nxt:%a %Y-%m-%d %H:%M} ({hours.zone.key})" if nxt else "not within 60 days"
+            when = (f"{self.at(nxt, '%a %Y-%m-%d %H:%M')} ({hours.zone.key})" if nxt
+                    else "not within 60 days")
             self.say(f"closed now; opens {when}")
         on_call = await desk.on_call()
         self.say("on call: " + (", ".join(s.name for s in on_call) or "nobody (no supervisor)"))
@@ -399,15 +501,43 @@ class ConsoleDesk:
         for message in out:
             if message.to.is_desk:
                 mark = " [after hours, on-call]" if message.meta.get("page") else ""
-                self.say(f"desk: {message.text}{mark}")
+                bell = BELL if message.critical or message.meta.get("reannounce") else ""
+                self.say(f"{bell}desk: {message.text}{mark}")
         children = sum(1 for m in out if not m.to.is_desk)
         if force:
             self.say(f"sweep: {len(out) - children} re-announced, {children} children updated")
         await self.app.delivery.deliver(out)
+        # Announced here already: the next look at the queue must not ring for them again.
+        await self._alerts(quiet={m.case_id for m in out if m.to.is_desk})
+
+    async def _alerts(self, quiet: set[int | None] | None = None) -> None:
+        """Ring and print each critical case as it arrives and each re-announcement (made
+        here or by the running bot in another process: the case row says when)."""
+        cases = [*await self.app.desk.queue(), *await self.app.desk.held(self.counsellor)]
+        first = self._announced is None
+        known = self._announced or {}
+        for s in cases:
+            if s.id in (quiet or set()) or (first and s.risk != Risk.CRITICAL.value):
+                continue
+            if s.id not in known and s.status == "waiting":
+                self._arrived(s)
+            elif s.id in known and s.last_announced_at != known[s.id]:
+                self.say(f"{BELL}desk: case #{s.id} re-announced: {s.risk.upper()}"
+                         f" {s.category}, {s.status}, waited {s.waiting_minutes} min")
+        self._announced = {s.id: s.last_announced_at for s in cases}
+
+    def _arrived(self, s: CaseSummary) -> None:
+        critical = s.risk == Risk.CRITICAL.value
+        self.say(
+            (f"{BELL}🚨 CRITICAL " if critical else "new ")
+            + f"case #{s.id} · {category_label(s.category, self.locale)} · via {s.channel}"
+            + f" · opened {self.at(s.created_at)}" + (": take it now" if critical else "")
+        )
 
     async def poll(self) -> None:
         """Print new messages from children in the cases this counsellor holds, and what
-        became of a held case the child left or erased."""
+        became of a held case the child left or erased; ring for critical cases and
+        re-announcements as they arrive."""
         held = await self.app.desk.held(self.counsellor)
         for s in held:
             view = await self._peek(s.id)
@@ -420,6 +550,7 @@ class ConsoleDesk:
         for case_id in sorted(self._held - now_held):
             await self._gone(case_id)
         self._held = now_held
+        await self._alerts()
         await self._sweep()
 
     async def _gone(self, case_id: int) -> None:

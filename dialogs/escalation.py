@@ -1,11 +1,15 @@
 """The counsellors' desk: the queue, taking a case, relaying, notes, risk changes and closing;
 transfers, capacity, canned replies, blocking abusers and the minute sweep.
 
-Every desk channel (console, Telegram staff group, web console) calls this one service. Each call
-checks that the caller is a registered, active counsellor and may act on that case; every read of
-a case leaves an audit record. Roles: a `counsellor` holds up to `capacity` cases at once and acts
-on waiting cases and their own; a `supervisor` also sees every open case and may act on any of
-them (reassign, close, block).
+Every desk channel (console, Telegram staff group, web console) calls this one service: it turns
+its input into a desk command (`dialogs.desk.commands`) for `Desk.execute(counsellor, command)`,
+which checks it against the one permission table (`dialogs.desk.rules`: role x holder or not x
+case status x risk) and answers with one `DeskResult`; cases are shown as one `CaseCard`. The
+older methods (`take`, `reply`, `close`, ...) are thin wrappers over `execute`. Every read of a
+case leaves an audit record. Roles: a `counsellor` holds up to `capacity` cases at once (a
+critical case is taken beyond it: counted, audited and the supervisors told) and acts on waiting
+cases and their own; a `supervisor` also sees every open case and may act on any of them
+(reassign, close, lower a critical risk, block).
 
 Locks: an action that moves the child's conversation (take, release, transfer, close, block)
 locks that conversation first, as the engine's turn does, then the counsellor, then the case
@@ -21,12 +25,28 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
+from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from dialogs.canned import CannedReplies, CannedReply, default_canned
 from dialogs.clock import utcnow
+from dialogs.desk.commands import (
+    Block,
+    ChangeRisk,
+    Close,
+    DeskCommand,
+    Note,
+    Release,
+    Reply,
+    ReplyCanned,
+    SetCategory,
+    Take,
+    Transfer,
+    Unblock,
+)
+from dialogs.desk.results import CaseCard, CaseSummary, DeskError, DeskResult, fail
+from dialogs.desk.rules import permit, real_reason, verdict
+from dialogs.desk.times import desk_datetime
 from dialogs.engine import DialogEngine
 from dialogs.messages import DESK, Address, Attachment, Button, ContentKind, DeskEvent, Outbound
 from dialogs.operations import AFTER_HOURS, DeskConfig
@@ -38,55 +58,23 @@ from dialogs.ports import (
     Stores,
     UserRecord,
 )
-from dialogs.taxonomy import Risk, category_chi_group, is_category, is_outcome
+from dialogs.taxonomy import (
+    Risk,
+    category_chi_group,
+    is_category,
+    is_outcome,
+    is_victim_category,
+)
 
 SUPERVISOR = "supervisor"
 ROLES = ("counsellor", SUPERVISOR)
 BLOCK_OUTCOME = "abusive-contact"
-
-
-class DeskError(StrEnum):
-    NOT_STAFF = "not_staff"
-    NO_CASE = "no_case"
-    TAKEN = "taken"
-    NOT_YOURS = "not_yours"
-    BAD_OUTCOME = "bad_outcome"
-    BAD_RISK = "bad_risk"
-    CLOSED = "closed"
-    CHILD_GONE = "child_gone"
-    AT_CAPACITY = "at_capacity"
-    NO_COUNSELLOR = "no_counsellor"
-    BAD_TRANSFER = "bad_transfer"
-    SUPERVISOR_ONLY = "supervisor_only"
-    NO_CANNED = "no_canned"
-    BAD_BLOCK = "bad_block"
-    NOT_BLOCKED = "not_blocked"
-    BAD_CATEGORY = "bad_category"
-    CHILD_LEFT = "child_left"
-
-
-@dataclass(frozen=True, slots=True)
-class DeskResult:
-    """What a desk action did: an error (nothing changed), or the messages it produced."""
-
-    ok: bool
-    error: DeskError | None = None
-    outbound: tuple[Outbound, ...] = ()
-    case_id: int | None = None
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class CaseSummary:
-    id: int
-    category: str
-    risk: str
-    status: str
-    channel: str
-    created_at: datetime
-    owner: str | None
-    waiting_minutes: int
-    chi_group: str = ""
+# A critical case is taken whatever the counsellor already holds (it is counted, and the
+# supervisors are told): capacity protects counsellors, never at a child's expense.
+NO_LIMIT = 1_000_000
+# A block on a case whose child may be the victim waits for its confirmation this long.
+CONFIRM_ASKED = "block_confirmation_asked"
+CONFIRM_WITHIN = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,20 +97,7 @@ class CaseView:
     rating: int | None
 
 
-def _may_block(counsellor: CounsellorRecord, case: CaseRecord) -> DeskResult | None:
-    """Who may block from a case: its holder, anyone while it waits, a supervisor always; a
-    critical case still open only a supervisor."""
-    supervisor = counsellor.role == SUPERVISOR
-    if not (supervisor or case.owner_id == counsellor.id or case.status == CaseStatus.WAITING):
-        return _fail(DeskError.NOT_YOURS, case.id)
-    critical = case.risk == Risk.CRITICAL.value and case.status != CaseStatus.CLOSED
-    if critical and not supervisor:
-        return _fail(DeskError.SUPERVISOR_ONLY, case.id, "the case is critical")
-    return None
-
-
-def _fail(error: DeskError, case_id: int | None = None, detail: str = "") -> DeskResult:
-    return DeskResult(ok=False, error=error, case_id=case_id, detail=detail)
+_fail = fail
 
 
 log = logging.getLogger(__name__)
@@ -213,6 +188,8 @@ class Desk:
     async def view(self, counsellor: CounsellorRecord, case_id: int) -> CaseView | DeskError:
         """A case's answers and transcript; audited. A counsellor sees waiting cases and their
         own; a supervisor sees every case."""
+        if not _possible_id(case_id):
+            return DeskError.NO_CASE
         async with self.db.unit() as repos:
             case = await repos.cases.get(case_id)
             if case is None:
@@ -250,11 +227,8 @@ class Desk:
             )
 
     def _may_see(self, counsellor: CounsellorRecord, case: CaseRecord) -> bool:
-        return (
-            counsellor.role == "supervisor"
-            or case.status == CaseStatus.WAITING
-            or case.owner_id == counsellor.id
-        )
+        """The permission table's "view" row (also used by the web console's live reads)."""
+        return verdict("view", counsellor, case) is None
 
     async def _summary(self, repos: Stores, case: CaseRecord) -> CaseSummary:
         owner = await repos.counsellors.get(case.owner_id) if case.owner_id else None
@@ -269,6 +243,8 @@ class Desk:
             owner=owner.name if owner else None,
             waiting_minutes=max(0, int(waited.total_seconds() // 60)),
             chi_group=category_chi_group(case.category),
+            outcome=case.outcome,
+            last_announced_at=case.last_announced_at,
         )
 
     async def open_cases(self, counsellor: CounsellorRecord) -> list[CaseSummary] | DeskError:
@@ -292,46 +268,44 @@ class Desk:
         return self.canned.all()
 
     # ------------------------------------------------------------------ acting
-    @_retried
-    async def take(self, counsellor: CounsellorRecord, case_id: int) -> DeskResult:
-        """Atomic: of two counsellors pressing Take at once, exactly one gets the case. Refused
-        when the counsellor already holds `capacity` cases."""
-        async with self._case_unit(case_id) as repos:
-            case = await repos.cases.get(case_id)
-            if case is None:
-                return _fail(DeskError.NO_CASE, case_id)
-            if case.status == CaseStatus.CLOSED:
-                return _fail(DeskError.CLOSED, case_id)
-            if case.status != CaseStatus.WAITING:
-                return _fail(DeskError.TAKEN, case_id)
-            limit = self.config.capacity
-            if not await repos.desk.take_within(case_id, counsellor.id, limit, self._now()):
-                held = await repos.desk.held_count(counsellor.id)
-                if held >= limit:
-                    return _fail(
-                        DeskError.AT_CAPACITY, case_id, f"you hold {held} of {limit} cases"
-                    )
-                return _fail(DeskError.TAKEN, case_id)
-            await repos.refresh(case)
-            await repos.audit.record("taken", counsellor_id=counsellor.id, case_id=case_id)
-            out = await self.engine.desk_trigger(repos, case, "taken")
-            return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
+    async def execute(self, counsellor: CounsellorRecord, command: DeskCommand) -> DeskResult:
+        """Do one desk command for a counsellor. Every front-end comes here: the permission
+        table (`dialogs.desk.rules`) decides, and the answer is one `DeskResult`."""
+        if not counsellor.active:
+            return _fail(DeskError.NOT_STAFF, command.case_id)
+        if not _possible_id(command.case_id):
+            return _fail(DeskError.NO_CASE)  # a forged or out-of-range number: no such case
+        handlers: dict[type, Callable[..., Coroutine[Any, Any, DeskResult]]] = {
+            Take: self._take,
+            Reply: self._reply_text,
+            ReplyCanned: self._reply_canned,
+            Note: self._add_note,
+            ChangeRisk: self._change_risk,
+            Transfer: self._transfer,
+            Release: self._release,
+            Close: self._close,
+            Block: self._block,
+            Unblock: self._unblock,
+            SetCategory: self._set_category,
+        }
+        return await handlers[type(command)](counsellor, command)
 
-    async def _owned(
-        self, repos: Stores, counsellor: CounsellorRecord, case_id: int
-    ) -> CaseRecord | DeskError:
-        case = await repos.cases.get(case_id)
+    async def _permitted(
+        self, repos: Stores, counsellor: CounsellorRecord, command: DeskCommand
+    ) -> CaseRecord | DeskResult:
+        """The command's case, if the permission table lets this counsellor act on it."""
+        case = await repos.cases.get(command.case_id)
         if case is None:
-            return DeskError.NO_CASE
-        if case.status == CaseStatus.CLOSED:
-            return DeskError.CLOSED
-        if case.owner_id != counsellor.id and counsellor.role != SUPERVISOR:
-            return DeskError.NOT_YOURS
-        if case.status not in (CaseStatus.ACTIVE, CaseStatus.LEFT):
-            return DeskError.NOT_YOURS
+            return _fail(DeskError.NO_CASE, command.case_id)
+        refused = permit(counsellor, command, case)
+        if refused is not None:
+            return _fail(refused, case.id)
         return case
 
-    @_retried
+    # The methods each front-end has called so far: thin wrappers over `execute`.
+    async def take(self, counsellor: CounsellorRecord, case_id: int) -> DeskResult:
+        return await self.execute(counsellor, Take(case_id))
+
     async def reply(
         self,
         counsellor: CounsellorRecord,
@@ -339,42 +313,148 @@ class Desk:
         text: str,
         attachments: Sequence[Attachment] = (),
     ) -> DeskResult:
-        """Send the counsellor's words to the child, with no name or account attached."""
-        async with self.db.unit() as repos:
-            return await self._reply(repos, counsellor, case_id, lambda _locale: text, attachments)
+        return await self.execute(counsellor, Reply(case_id, text, tuple(attachments)))
 
-    @_retried
     async def reply_canned(
         self, counsellor: CounsellorRecord, case_id: int, key: str
     ) -> DeskResult:
-        """Send a canned reply (`/reply KEY`) in the child's language, taken from the case."""
-        canned = self.canned.get(key)
-        if canned is None:
-            return _fail(DeskError.NO_CANNED, case_id, ", ".join(self.canned.keys()))
+        return await self.execute(counsellor, ReplyCanned(case_id, key))
+
+    async def note(self, counsellor: CounsellorRecord, case_id: int, text: str) -> DeskResult:
+        return await self.execute(counsellor, Note(case_id, text))
+
+    async def release(
+        self, counsellor: CounsellorRecord, case_id: int, note: str = ""
+    ) -> DeskResult:
+        return await self.execute(counsellor, Release(case_id, note))
+
+    async def transfer(
+        self, counsellor: CounsellorRecord, case_id: int, to_name: str, note: str = ""
+    ) -> DeskResult:
+        return await self.execute(counsellor, Transfer(case_id, to_name, note))
+
+    async def close(self, counsellor: CounsellorRecord, case_id: int, outcome: str) -> DeskResult:
+        return await self.execute(counsellor, Close(case_id, outcome))
+
+    async def set_risk(
+        self, counsellor: CounsellorRecord, case_id: int, risk: str, note: str
+    ) -> DeskResult:
+        return await self.execute(counsellor, ChangeRisk(case_id, risk, note))
+
+    async def set_category(
+        self, counsellor: CounsellorRecord, case_id: int, category: str
+    ) -> DeskResult:
+        return await self.execute(counsellor, SetCategory(case_id, category))
+
+    async def block(
+        self,
+        counsellor: CounsellorRecord,
+        case_id: int,
+        reason: str,
+        until: datetime,
+        *,
+        confirmed: bool = False,
+    ) -> DeskResult:
+        return await self.execute(counsellor, Block(case_id, reason, until, confirmed))
+
+    async def unblock(self, counsellor: CounsellorRecord, case_id: int) -> DeskResult:
+        return await self.execute(counsellor, Unblock(case_id))
+
+    # ------------------------------------------------------------------ taking
+    @_retried
+    async def _take(self, counsellor: CounsellorRecord, command: Take) -> DeskResult:
+        """Atomic: of two counsellors pressing Take at once, exactly one gets the case. Refused
+        at capacity, except for a critical case: that take goes through, is counted, and the
+        supervisors are told."""
+        case_id = command.case_id
+        async with self._case_unit(case_id) as repos:
+            case = await self._permitted(repos, counsellor, command)
+            if isinstance(case, DeskResult):
+                return case
+            limit = self.config.capacity
+            room = NO_LIMIT if case.risk == Risk.CRITICAL.value else limit
+            if not await repos.desk.take_within(case_id, counsellor.id, room, self._now()):
+                return await self._not_moved(repos, counsellor, case_id, "you", room)
+            await repos.refresh(case)
+            await repos.audit.record("taken", counsellor_id=counsellor.id, case_id=case_id)
+            out = list(await self.engine.desk_trigger(repos, case, "taken"))
+            over = await self._over_capacity(repos, counsellor, case)
+            return DeskResult(
+                ok=True, outbound=tuple(out) + over[1], case_id=case_id, over_capacity=over[0]
+            )
+
+    async def _not_moved(
+        self, repos: Stores, holder: CounsellorRecord, case_id: int, who: str, room: int
+    ) -> DeskResult:
+        """Why a take or a transfer changed nothing: the holder is full (never for a critical
+        case: `room` is unlimited), or someone was first."""
+        held, limit = await repos.desk.held_count(holder.id), self.config.capacity
+        if held >= room:
+            detail = f"{who} hold {held} of {limit} cases" if who == "you" else (
+                f"{holder.name} holds {held} of {limit}"
+            )
+            return _fail(DeskError.AT_CAPACITY, case_id, detail)
+        return _fail(DeskError.TAKEN, case_id)
+
+    async def _over_capacity(
+        self, repos: Stores, holder: CounsellorRecord, case: CaseRecord
+    ) -> tuple[str, tuple[Outbound, ...]]:
+        """After a critical case went to `holder`: if they now hold more than the limit, the
+        overload is audited and the supervisors told by a desk notice."""
+        held, limit = await repos.desk.held_count(holder.id), self.config.capacity
+        if held <= limit:
+            return "", ()
+        counted = f"{held}/{limit}"
+        await repos.audit.record(
+            "over_capacity", counsellor_id=holder.id, case_id=case.id, detail=counted
+        )
+        text = self._staff_text(
+            "desk.over_capacity", name=holder.name, held=held, limit=limit, case=case.id
+        )
+        return counted, (self._notice(case, text, over_capacity=counted),)
+
+    # ------------------------------------------------------------------ talking to the child
+    @_retried
+    async def _reply_text(self, counsellor: CounsellorRecord, command: Reply) -> DeskResult:
+        """Send the counsellor's words to the child, with no name or account attached."""
+        text = command.text
         async with self.db.unit() as repos:
-            return await self._reply(repos, counsellor, case_id, canned.text)
+            return await self._reply(
+                repos, counsellor, command, lambda _locale: text, command.attachments
+            )
+
+    @_retried
+    async def _reply_canned(
+        self, counsellor: CounsellorRecord, command: ReplyCanned
+    ) -> DeskResult:
+        """Send a canned reply (`/reply KEY`) in the child's language, taken from the case."""
+        canned = self.canned.get(command.key)
+        if canned is None:
+            return _fail(DeskError.NO_CANNED, command.case_id, ", ".join(self.canned.keys()))
+        async with self.db.unit() as repos:
+            return await self._reply(repos, counsellor, command, canned.text)
 
     async def _reply(
         self,
         repos: Stores,
         counsellor: CounsellorRecord,
-        case_id: int,
+        command: Reply | ReplyCanned,
         text_for: _TextFor,
         attachments: Sequence[Attachment] = (),
     ) -> DeskResult:
-        case = await self._owned(repos, counsellor, case_id)
-        if isinstance(case, DeskError):
-            return _fail(case, case_id)
+        case = await self._permitted(repos, counsellor, command)
+        if isinstance(case, DeskResult):
+            return case
         user = await repos.users.get(case.user_id) if case.user_id is not None else None
         if user is None:
-            return _fail(DeskError.CHILD_GONE, case_id)
+            return _fail(DeskError.CHILD_GONE, case.id)
         if case.status == CaseStatus.LEFT:
             # The child ended the chat: a message now would land in their menu. Close the case
             # with an outcome; if the child comes back, the case returns to the queue.
-            return _fail(DeskError.CHILD_LEFT, case_id)
+            return _fail(DeskError.CHILD_LEFT, case.id)
         text = text_for(self._locale(case, user))
         await repos.messages.add(
-            user.id, "counsellor", text, case_id=case_id, counsellor_id=counsellor.id
+            user.id, "counsellor", text, case_id=case.id, counsellor_id=counsellor.id
         )
         if case.first_response_at is None:
             case.first_response_at = self._now()
@@ -382,9 +462,9 @@ class Desk:
             to=Address(user.channel, user.address),
             text=text,
             attachments=tuple(attachments),
-            case_id=case_id,
+            case_id=case.id,
         )
-        return DeskResult(ok=True, outbound=(out,), case_id=case_id)
+        return DeskResult(ok=True, outbound=(out,), case_id=case.id)
 
     def _locale(self, case: CaseRecord, user: UserRecord | None) -> str:
         """The child's language: as the case recorded it, else their account's."""
@@ -392,19 +472,17 @@ class Desk:
         return str(locale or self.engine.config.default_locale)
 
     @_retried
-    async def note(self, counsellor: CounsellorRecord, case_id: int, text: str) -> DeskResult:
+    async def _add_note(self, counsellor: CounsellorRecord, command: Note) -> DeskResult:
         """A private note on the case: never sent to the child."""
         async with self.db.unit() as repos:
-            case = await repos.cases.get(case_id)
-            if case is None:
-                return _fail(DeskError.NO_CASE, case_id)
-            if not self._may_see(counsellor, case):
-                return _fail(DeskError.NOT_YOURS, case_id)
-            await self._note(repos, counsellor, case, text)
+            case = await self._permitted(repos, counsellor, command)
+            if isinstance(case, DeskResult):
+                return case
+            await self._note(repos, counsellor, case, command.text)
             await repos.audit.record(
-                "note", counsellor_id=counsellor.id, case_id=case_id, detail=text[:2000]
+                "note", counsellor_id=counsellor.id, case_id=case.id, detail=command.text[:2000]
             )
-            return DeskResult(ok=True, case_id=case_id)
+            return DeskResult(ok=True, case_id=case.id)
 
     async def _note(
         self, repos: Stores, counsellor: CounsellorRecord, case: CaseRecord, text: str
@@ -414,83 +492,69 @@ class Desk:
                 case.user_id, "note", text, case_id=case.id, counsellor_id=counsellor.id
             )
 
+    # ------------------------------------------------------------------ handing over
     @_retried
-    async def release(
-        self, counsellor: CounsellorRecord, case_id: int, note: str = ""
-    ) -> DeskResult:
+    async def _release(self, counsellor: CounsellorRecord, command: Release) -> DeskResult:
         """Back to the queue, keeping its place; the note (if any) is left on the case for
         whoever takes it next."""
+        case_id = command.case_id
         async with self._case_unit(case_id) as repos:
-            case = await self._owned(repos, counsellor, case_id)
-            if isinstance(case, DeskError):
-                return _fail(case, case_id)
+            case = await self._permitted(repos, counsellor, command)
+            if isinstance(case, DeskResult):
+                return case
             owner = case.owner_id or counsellor.id
             if not await repos.cases.release(case_id, owner):
                 return _fail(DeskError.NOT_YOURS, case_id)
             await repos.refresh(case)
             case.last_announced_at = self._now()
-            await self._note(repos, counsellor, case, note)
+            await self._note(repos, counsellor, case, command.note)
             await repos.audit.record(
-                "released", counsellor_id=counsellor.id, case_id=case_id, detail=note
+                "released", counsellor_id=counsellor.id, case_id=case_id, detail=command.note
             )
             out = await self.engine.desk_trigger(repos, case, "released")
             return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
 
     @_retried
-    async def transfer(
-        self, counsellor: CounsellorRecord, case_id: int, to_name: str, note: str = ""
-    ) -> DeskResult:
+    async def _transfer(self, counsellor: CounsellorRecord, command: Transfer) -> DeskResult:
         """Hand a case to a named colleague. A counsellor hands over a case they hold; a
         supervisor reassigns any open case (a waiting one goes straight to that colleague).
-        The colleague's capacity applies; the note stays on the case."""
-        async with self._case_unit(case_id) as repos:
-            found = await self._transfer_parties(repos, counsellor, case_id, to_name)
+        The colleague's capacity applies, except to a critical case (counted and told)."""
+        async with self._case_unit(command.case_id) as repos:
+            found = await self._transfer_parties(repos, counsellor, command)
             if isinstance(found, DeskResult):
                 return found
             case, target = found
             previous = await repos.counsellors.get(case.owner_id) if case.owner_id else None
             was_waiting = case.status == CaseStatus.WAITING
-            limit = self.config.capacity
+            room = NO_LIMIT if case.risk == Risk.CRITICAL.value else self.config.capacity
             moved = await repos.desk.assign(
-                case_id,
-                from_owner=case.owner_id,
-                to_owner=target.id,
-                capacity=limit,
+                case.id, from_owner=case.owner_id, to_owner=target.id, capacity=room,
                 now=self._now(),
             )
             if not moved:
-                held = await repos.desk.held_count(target.id)
-                if held >= limit:
-                    return _fail(
-                        DeskError.AT_CAPACITY, case_id, f"{target.name} holds {held} of {limit}"
-                    )
-                return _fail(DeskError.TAKEN, case_id)
+                return await self._not_moved(repos, target, case.id, target.name, room)
             await repos.refresh(case)
             source = previous.name if previous else self._staff_text("desk.queue")
-            out = await self._transferred(repos, counsellor, case, source, target, note)
-            if was_waiting:
-                out[:0] = await self.engine.desk_trigger(repos, case, "taken")
-            else:
-                out[:0] = await self._to_child(repos, case, "counselling.transferred")
-            return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
+            out = await self._transferred(repos, counsellor, case, source, target, command.note)
+            key = "taken" if was_waiting else "counselling.transferred"
+            out[:0] = await (self.engine.desk_trigger(repos, case, key) if was_waiting
+                             else self._to_child(repos, case, key))
+            counted, notices = await self._over_capacity(repos, target, case)
+            return DeskResult(ok=True, outbound=(*out, *notices), case_id=case.id,
+                              over_capacity=counted)
 
     async def _transfer_parties(
-        self, repos: Stores, counsellor: CounsellorRecord, case_id: int, to_name: str
+        self, repos: Stores, counsellor: CounsellorRecord, command: Transfer
     ) -> tuple[CaseRecord, CounsellorRecord] | DeskResult:
         """The case and the colleague of a transfer, or why it may not happen."""
-        target = await repos.counsellors.by_name(to_name.strip())
+        target = await repos.counsellors.by_name(command.to.strip())
         if target is None or not target.active:
-            return _fail(DeskError.NO_COUNSELLOR, case_id, to_name)
-        case = await repos.cases.get(case_id)
-        if case is None:
-            return _fail(DeskError.NO_CASE, case_id)
-        if case.status == CaseStatus.CLOSED:
-            return _fail(DeskError.CLOSED, case_id)
-        holds = case.status == CaseStatus.ACTIVE and case.owner_id == counsellor.id
-        if counsellor.role != SUPERVISOR and not holds:
-            return _fail(DeskError.NOT_YOURS, case_id)
+            return _fail(DeskError.NO_COUNSELLOR, command.case_id, command.to)
+        case = await self._permitted(repos, counsellor, command)
+        if isinstance(case, DeskResult):
+            return case
         if case.owner_id == target.id:
-            return _fail(DeskError.BAD_TRANSFER, case_id, f"{target.name} holds it already")
+            return _fail(DeskError.BAD_TRANSFER, case.id, f"{target.name} holds it already")
         return case, target
 
     async def _transferred(
@@ -535,112 +599,120 @@ class Desk:
         )
 
     @_retried
-    async def close(self, counsellor: CounsellorRecord, case_id: int, outcome: str) -> DeskResult:
-        if not is_outcome(outcome):
-            return _fail(DeskError.BAD_OUTCOME, case_id)
+    async def _close(self, counsellor: CounsellorRecord, command: Close) -> DeskResult:
+        """Close with an outcome. "Abusive contact (blocked)" is not an outcome one picks: it
+        is what `Block` does, for supervisors, and it really blocks."""
+        if command.outcome == BLOCK_OUTCOME:
+            return _fail(DeskError.USE_BLOCK, command.case_id)
+        if not is_outcome(command.outcome):
+            return _fail(DeskError.BAD_OUTCOME, command.case_id)
+        case_id = command.case_id
         async with self._case_unit(case_id) as repos:
-            case = await self._owned(repos, counsellor, case_id)
-            if isinstance(case, DeskError):
-                return _fail(case, case_id)
-            if not await repos.cases.close(case_id, case.owner_id or counsellor.id, outcome):
+            case = await self._permitted(repos, counsellor, command)
+            if isinstance(case, DeskResult):
+                return case
+            if not await repos.cases.close(case_id, case.owner_id or counsellor.id,
+                                           command.outcome):
                 return _fail(DeskError.NOT_YOURS, case_id)
             await repos.refresh(case)
             await repos.audit.record(
-                "closed", counsellor_id=counsellor.id, case_id=case_id, detail=outcome
+                "closed", counsellor_id=counsellor.id, case_id=case_id, detail=command.outcome
             )
             out = await self.engine.desk_trigger(repos, case, "closed")
             return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
 
     @_retried
-    async def set_risk(
-        self, counsellor: CounsellorRecord, case_id: int, risk: str, note: str
-    ) -> DeskResult:
-        """Raise or lower a case's risk; lowering needs a note, and both are audited."""
-        if risk not in Risk._value2member_map_:
-            return _fail(DeskError.BAD_RISK, case_id)
-        level = Risk(risk)
+    async def _change_risk(self, counsellor: CounsellorRecord, command: ChangeRisk) -> DeskResult:
+        """Raise or lower a case's risk (who may: the permission table). Lowering needs a
+        note, lowering from critical a real reason; both audited as old -> new: reason."""
+        if command.risk not in Risk._value2member_map_:
+            return _fail(DeskError.BAD_RISK, command.case_id)
+        level = Risk(command.risk)
         async with self.db.unit() as repos:
-            case = await repos.cases.get(case_id)
-            if case is None:
-                return _fail(DeskError.NO_CASE, case_id)
-            if case.status == CaseStatus.CLOSED:
-                return _fail(DeskError.CLOSED, case_id)
-            if not self._may_see(counsellor, case):
-                return _fail(DeskError.NOT_YOURS, case_id)
-            lowering = level.rank > case.risk_rank
-            if lowering and not note.strip():
-                return _fail(DeskError.BAD_RISK, case_id)
+            case = await self._permitted(repos, counsellor, command)
+            if isinstance(case, DeskResult):
+                return case
+            refused = _lowering_refused(case, level, command.reason)
+            if refused is not None:
+                return _fail(refused, case.id)
             old = case.risk
             case.risk, case.risk_rank = level.value, level.rank
             await repos.audit.record(
                 "risk_changed",
                 counsellor_id=counsellor.id,
-                case_id=case_id,
-                detail=f"{old} -> {level.value}: {note}",
+                case_id=case.id,
+                detail=f"{old} -> {level.value}: {command.reason.strip()}"[:2000],
             )
-            return DeskResult(ok=True, case_id=case_id)
+            return DeskResult(ok=True, case_id=case.id, detail=old)
 
     @_retried
-    async def set_category(
-        self, counsellor: CounsellorRecord, case_id: int, category: str
+    async def _set_category(
+        self, counsellor: CounsellorRecord, command: SetCategory
     ) -> DeskResult:
         """Correct a case's category (the help line's taxonomy, after the CHI framework)."""
-        if not is_category(category):
-            return _fail(DeskError.BAD_CATEGORY, case_id)
+        if not is_category(command.category):
+            return _fail(DeskError.BAD_CATEGORY, command.case_id)
         async with self.db.unit() as repos:
-            case = await repos.cases.get(case_id)
-            if case is None:
-                return _fail(DeskError.NO_CASE, case_id)
             # Also after closing: the counsellor who held it may still correct the category.
-            if not self._may_see(counsellor, case):
-                return _fail(DeskError.NOT_YOURS, case_id)
-            old, case.category = case.category, category
+            case = await self._permitted(repos, counsellor, command)
+            if isinstance(case, DeskResult):
+                return case
+            old, case.category = case.category, command.category
             await repos.audit.record(
                 "category_changed",
                 counsellor_id=counsellor.id,
-                case_id=case_id,
-                detail=f"{old} -> {category}",
+                case_id=case.id,
+                detail=f"{old} -> {command.category}",
             )
-            return DeskResult(ok=True, case_id=case_id)
+            return DeskResult(ok=True, case_id=case.id)
 
     # ------------------------------------------------------------------ blocking
     @_retried
-    async def block(
-        self, counsellor: CounsellorRecord, case_id: int, reason: str, until: datetime
-    ) -> DeskResult:
-        """Block the user of a case who abuses the line, with a reason, until a moment. The
-        case closes as an abusive contact; the user then gets one neutral reply and nothing
-        else, except that a danger signal still opens a critical case. A critical case can
-        only be closed this way by a supervisor. Audited."""
-        now = self._now()
-        if not reason.strip():
-            return _fail(DeskError.BAD_BLOCK, case_id, "a reason is needed")
-        if until.tzinfo is None or until <= now:
-            return _fail(DeskError.BAD_BLOCK, case_id, "the expiry must be in the future")
-        async with self._case_unit(case_id) as repos:
-            case = await repos.cases.get(case_id)
-            if case is None:
-                return _fail(DeskError.NO_CASE, case_id)
-            refused = _may_block(counsellor, case)
-            if refused is not None:
-                return refused
+    async def _block(self, counsellor: CounsellorRecord, command: Block) -> DeskResult:
+        """Block the user of a case who abuses the line (supervisors), with a reason, until a
+        moment. The case closes as an abusive contact; the user then gets one neutral reply
+        and nothing else, except that a danger signal still opens a critical case. On a case
+        whose child is the victim of abuse, only with `confirmed`. Audited."""
+        refused = self._bad_block(command)
+        if refused is not None:
+            return refused
+        async with self._case_unit(command.case_id) as repos:
+            case = await self._permitted(repos, counsellor, command)
+            if isinstance(case, DeskResult):
+                return case
+            if is_victim_category(case.category) and not command.confirmed:
+                # Remembered on the case (a front-end's confirm button reads it back).
+                await repos.audit.record(
+                    CONFIRM_ASKED, counsellor_id=counsellor.id, case_id=case.id,
+                    detail=f"{command.until.isoformat()} {command.reason.strip()}"[:2000],
+                )
+                return _fail(DeskError.CONFIRM_BLOCK, case.id, case.category)
             user = await repos.users.get(case.user_id) if case.user_id is not None else None
             if user is None:
-                return _fail(DeskError.CHILD_GONE, case_id)
+                return _fail(DeskError.CHILD_GONE, case.id)
             await repos.blocks.add(
                 channel=user.channel,
                 external_id=user.external_id,
                 user_id=user.id,
                 case_id=case.id,
                 counsellor_id=counsellor.id,
-                reason=reason.strip(),
-                until=until,
+                reason=command.reason.strip(),
+                until=command.until,
             )
-            await self._close_blocked(repos, counsellor, case, now, reason, until)
+            await self._close_blocked(repos, counsellor, case, self._now(), command)
             # Quietly out of the chat: when the block ends they find the menu.
             await self.engine.desk_trigger(repos, case, "blocked")
-            text = self._staff_text("desk.blocked", case=case_id, until=f"{until:%Y-%m-%d %H:%M}")
-            return DeskResult(ok=True, outbound=(self._notice(case, text),), case_id=case_id)
+            until = desk_datetime(command.until, self.config.hours)
+            text = self._staff_text("desk.blocked", case=case.id, until=until)
+            return DeskResult(ok=True, outbound=(self._notice(case, text),), case_id=case.id)
+
+    def _bad_block(self, command: Block) -> DeskResult | None:
+        if not command.reason.strip():
+            return _fail(DeskError.BAD_BLOCK, command.case_id, "a reason is needed")
+        until = command.until
+        if until.tzinfo is None or until <= self._now():
+            return _fail(DeskError.BAD_BLOCK, command.case_id, "the expiry must be in the future")
+        return None
 
     async def _close_blocked(
         self,
@@ -648,15 +720,15 @@ class Desk:
         counsellor: CounsellorRecord,
         case: CaseRecord,
         now: datetime,
-        reason: str,
-        until: datetime,
+        command: Block,
     ) -> None:
         """Audit the block and close the case (unless closed already) as an abusive contact."""
+        until = desk_datetime(command.until, self.config.hours)
         await repos.audit.record(
             "blocked",
             counsellor_id=counsellor.id,
             case_id=case.id,
-            detail=f"until {until:%Y-%m-%d %H:%M} UTC: {reason.strip()}"[:2000],
+            detail=f"until {until}: {command.reason.strip()}"[:2000],
         )
         if case.status == CaseStatus.CLOSED:
             return
@@ -666,25 +738,42 @@ class Desk:
             "closed", counsellor_id=counsellor.id, case_id=case.id, detail=BLOCK_OUTCOME
         )
 
+    async def pending_block(
+        self, counsellor: CounsellorRecord, case_id: int, within: timedelta = CONFIRM_WITHIN
+    ) -> Block | None:
+        """The block this counsellor asked for on the case and was asked to confirm (within
+        `within`), as a confirmed command: what a confirm button executes."""
+        async with self.db.unit() as repos:
+            asked = [
+                e for e in await repos.audit.for_case(case_id)
+                if e.action == CONFIRM_ASKED and e.counsellor_id == counsellor.id
+            ]
+        if not asked or asked[-1].created_at < self._now() - within:
+            return None
+        until_text, _, reason = asked[-1].detail.partition(" ")
+        try:
+            until = datetime.fromisoformat(until_text)
+        except ValueError:
+            return None
+        return Block(case_id, reason, until, confirmed=True)
+
     @_retried
-    async def unblock(self, counsellor: CounsellorRecord, case_id: int) -> DeskResult:
-        """Lift the block on the user of a case: the counsellor who set it, or a supervisor."""
+    async def _unblock(self, counsellor: CounsellorRecord, command: Unblock) -> DeskResult:
+        """Lift the block on the user of a case (supervisors, who set blocks)."""
         now = self._now()
         async with self.db.unit() as repos:
-            case = await repos.cases.get(case_id)
-            if case is None:
-                return _fail(DeskError.NO_CASE, case_id)
+            case = await self._permitted(repos, counsellor, command)
+            if isinstance(case, DeskResult):
+                return case
             user = await repos.users.get(case.user_id) if case.user_id is not None else None
             if user is None:
-                return _fail(DeskError.CHILD_GONE, case_id)
+                return _fail(DeskError.CHILD_GONE, case.id)
             block = await repos.blocks.active_for(user.channel, user.external_id, now)
             if block is None:
-                return _fail(DeskError.NOT_BLOCKED, case_id)
-            if counsellor.role != SUPERVISOR and block.counsellor_id != counsellor.id:
-                return _fail(DeskError.SUPERVISOR_ONLY, case_id)
+                return _fail(DeskError.NOT_BLOCKED, case.id)
             await repos.blocks.lift(block.id, counsellor.id, now)
-            await repos.audit.record("unblocked", counsellor_id=counsellor.id, case_id=case_id)
-            return DeskResult(ok=True, case_id=case_id)
+            await repos.audit.record("unblocked", counsellor_id=counsellor.id, case_id=case.id)
+            return DeskResult(ok=True, case_id=case.id)
 
     # ------------------------------------------------------------------ the minute sweep
     async def sweep(self, now: datetime | None = None) -> list[Outbound]:
@@ -771,6 +860,22 @@ class Desk:
             ]
 
 
+def _possible_id(case_id: object) -> bool:
+    """A case number the database can hold (a forged one, e.g. 10**30, is no case)."""
+    return isinstance(case_id, int) and 0 < case_id < 2**63
+
+
+def _lowering_refused(case: CaseRecord, level: Risk, reason: str) -> DeskError | None:
+    """Lowering needs a note; lowering a critical case a real reason (not "x" or "ok")."""
+    if level.rank <= case.risk_rank:
+        return None
+    if not reason.strip():
+        return DeskError.BAD_RISK
+    if case.risk == Risk.CRITICAL.value and not real_reason(reason):
+        return DeskError.WEAK_REASON
+    return None
+
+
 class _TextFor(Protocol):
     """The text of a reply in a given locale (a fixed text ignores the locale)."""
 
@@ -779,6 +884,7 @@ class _TextFor(Protocol):
 
 __all__ = [
     "AFTER_HOURS",
+    "CaseCard",
     "CaseSummary",
     "CaseView",
     "Desk",

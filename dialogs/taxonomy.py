@@ -83,6 +83,12 @@ def is_category(value: str) -> bool:
     return value in _load()["categories"]
 
 
+def is_victim_category(category: str) -> bool:
+    """Is the child of a case in this category the victim of abuse (`victim: true`)?"""
+    entry = _load()["categories"].get(category)
+    return bool(entry and entry.get("victim"))
+
+
 def is_outcome(value: str) -> bool:
     return value in _load()["outcomes"]
 

@@ -59,6 +59,8 @@ from bot.delivery import DeliveryError
 from bot.telegram.limits import MAX_TEXT, MAX_TOPIC_NAME, keyboard, split_text
 from bot.telegram.locks import KeyedLocks
 from dialogs.catalogue import Catalogue, default_catalogue
+from dialogs.desk.times import desk_datetime
+from dialogs.escalation import BLOCK_OUTCOME
 from dialogs.messages import DESK, Attachment, Button, Channel, ContentKind, DeskEvent, Outbound
 from dialogs.taxonomy import Risk, category_label, outcome_label, outcomes
 from storage.models import utcnow
@@ -288,8 +290,9 @@ class TelegramDesk:
             card = await self.load(case_id)
             if card is None:
                 return
+            # "Abusive contact (blocked)" is a supervisor's /block, not an outcome to pick.
             buttons = [Button(outcome_label(o, self.locale), f"dk|out|{case_id}|{o}")
-                       for o in outcomes()]
+                       for o in outcomes() if o != BLOCK_OUTCOME]
             rows = tuple(tuple(buttons[i:i + 2]) for i in range(0, len(buttons), 2))
             await self._post(card, self.t("desk.close.pick"), keyboard(rows))
 
@@ -299,6 +302,14 @@ class TelegramDesk:
             card = await self.load(case_id)
             if card is not None:
                 await self._post(card, text)
+
+    async def post_with_buttons(self, case_id: int, text: str,
+                                buttons: tuple[tuple[Button, ...], ...]) -> None:
+        """A question in the case's topic with its buttons (e.g. confirm a block)."""
+        async with self._locks.hold(case_id):
+            card = await self.load(case_id)
+            if card is not None:
+                await self._post(card, text, keyboard(buttons))
 
     # ------------------------------------------------------------------ reading a case
     async def load(self, case_id: int) -> CaseCard | None:
@@ -360,7 +371,7 @@ class TelegramDesk:
         lines = [self.t("desk.card.head", case=card.id,
                         category=category_label(card.category, self.locale),
                         risk=self._risk(card.risk), channel=card.channel,
-                        opened=card.created_at.strftime("%Y-%m-%d %H:%M"))]
+                        opened=desk_datetime(card.created_at, self.app.desk.config.hours))]
         if card.status == "active":
             lines.append(self.t("desk.status.active", name=card.owner or "?"))
         elif card.status == "left":

@@ -1,9 +1,9 @@
 """The staff group's router: counsellors' buttons, commands and messages in case topics.
 
 Only registered counsellors (`Desk.identify("telegram", <Telegram user id>)`) may press a button or
-run a command; anyone else is refused and nothing changes. Every action goes through
-`dialogs.escalation.Desk`; this module only turns Telegram events into those calls and renders the
-results (with `TelegramDesk`).
+run a command; anyone else is refused and nothing changes. A thin translator: a button or a command
+becomes a desk command (`dialogs.desk`) for `Desk.execute`, which checks it against the one
+permission table; this module only renders the result (with `TelegramDesk`).
 
 While a counsellor holds a case, what they write in its topic (text, photo, document) reaches the
 child as the bot's own message: no name, no account, no "forwarded from".
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from aiogram import F, Router
@@ -29,9 +29,21 @@ from bot.telegram.inbound import attachments_of
 from bot.telegram.limits import MAX_TEXT, keyboard
 from bot.telegram.locks import KeyedLocks
 from bot.telegram.sender import DESK_MESSAGE, TelegramSender
-from dialogs.escalation import DeskError, DeskResult
+from dialogs.desk import (
+    Block,
+    ChangeRisk,
+    Close,
+    DeskCommand,
+    Note,
+    Release,
+    ReplyCanned,
+    Take,
+    Transfer,
+)
+from dialogs.desk.rules import MIN_REASON_LETTERS
+from dialogs.escalation import BLOCK_OUTCOME, DeskError, DeskResult
 from dialogs.messages import Button, Channel
-from dialogs.taxonomy import Risk, is_outcome
+from dialogs.taxonomy import Risk, category_label, is_outcome
 from storage.models import Counsellor, utcnow
 from storage.repositories import Repos
 
@@ -49,6 +61,17 @@ NOT_RELAYED = {
     ContentType.CONTACT, ContentType.POLL, ContentType.DICE,
 }
 DESK_COMMANDS = ("queue", "note", "close", "release", "risk", "reply", "transfer", "block")
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where a command came from, for rendering its result: the card or the General message
+    whose button was pressed, the outcome picker, or `/transfer queue`."""
+
+    card: int | None = None
+    general: int | None = None
+    picker: int | None = None
+    queue: bool = False
 
 
 class _Answer(Protocol):
@@ -101,7 +124,74 @@ class StaffHandlers:
         error = result.error or DeskError.NO_CASE
         if error is DeskError.TAKEN and result.case_id is not None:
             return self.t("desk.error.taken", name=await self.owner_name(result.case_id))
+        if error is DeskError.WEAK_REASON:
+            return self.t("desk.error.weak_reason", n=MIN_REASON_LETTERS)
         return self.t(f"desk.error.{error.value}")
+
+    # ------------------------------------------------------------------ one way to act
+    async def run(self, counsellor: Counsellor, command: DeskCommand, answer: _Answer,
+                  where: Where | None = None) -> DeskResult:
+        """A thin translator: the command goes to `Desk.execute`; a refusal is answered with
+        its text, a success delivered and shown in the group."""
+        result = await self.app.desk.execute(counsellor, command)
+        if not result.ok:
+            await self.refused(command, result, answer)
+            return result
+        await self.app.delivery.deliver(result.outbound)
+        await self.rendered(counsellor, command, result, answer, where or Where())
+        return result
+
+    async def refused(self, command: DeskCommand, result: DeskResult, answer: _Answer) -> None:
+        if result.error is DeskError.BAD_RISK:
+            await answer(self.t("desk.risk.usage"), True)
+        elif result.error is DeskError.NO_CANNED:
+            keys = ", ".join(c.key for c in self.app.desk.canned_replies())
+            await answer(await self.error_text(result) + f" ({keys})", True)
+        elif result.error is DeskError.CONFIRM_BLOCK:
+            await answer()
+            await self.shown(command.case_id, self.ask_block_confirmation(command.case_id))
+        else:
+            await answer(await self.error_text(result), True)
+
+    async def ask_block_confirmation(self, case_id: int) -> None:
+        """The staff group's confirm step for a block where the child may be the victim."""
+        card = await self.desk.load(case_id)
+        category = category_label(card.category, self.desk.locale) if card else "?"
+        button = Button(self.t("desk.button.block_confirm"), f"dk|bok|{case_id}")
+        await self.desk.post_with_buttons(
+            case_id, self.t("desk.block.confirm", category=category), ((button,),))
+
+    async def rendered(self, counsellor: Counsellor, command: DeskCommand, result: DeskResult,
+                       answer: _Answer, where: Where) -> None:
+        """What the group shows after a command went through."""
+        n, name = command.case_id, counsellor.name
+        match command:
+            case Take():
+                await answer(self.t("desk.taken.over" if result.over_capacity
+                                    else "desk.taken.you"))
+                await self.shown(n, self.desk.case_taken(
+                    n, name, card_message=where.card, general_message=where.general))
+            case Release():
+                await answer(self.t("desk.transfer.done", name="queue") if where.queue
+                             else "")
+                await self.shown(n, self.desk.case_released(n, name))
+            case Close(outcome=outcome):
+                await answer()
+                await self.shown(n, self.desk.case_closed(n, name, outcome,
+                                                          picker_message=where.picker))
+            case ChangeRisk():
+                await answer()
+                await self.shown(n, self.desk.risk_changed(n, result.detail, name))
+            case Note():
+                await answer(self.t("desk.note.saved"))
+            case ReplyCanned():
+                await answer(self.t("desk.reply.sent"))
+            case Transfer(to=target):
+                await answer(self.t("desk.transfer.done", name=target))
+            case Block():
+                await answer(self.t("desk.block.done"))
+            case _:
+                await answer()
 
     # ------------------------------------------------------------------ buttons
     async def on_button(self, query: CallbackQuery) -> None:
@@ -132,84 +222,55 @@ class StaffHandlers:
             await answer(self.t("desk.stale"))
             return
         action, case_id = parts[1], int(parts[2])
-        pressed = query.message
-        in_topic = bool(pressed is not None and isinstance(pressed, Message)
-                        and pressed.is_topic_message)
-        if action in ("take", "qtake"):
-            result = await self.app.desk.take(counsellor, case_id)
-            if not result.ok:
-                await answer(await self.error_text(result), True)
-                return
-            await answer(self.t("desk.taken.you"))
-            await self.app.delivery.deliver(result.outbound)
-            await self.shown(case_id, self.desk.case_taken(
-                case_id, counsellor.name,
-                card_message=pressed.message_id if pressed and in_topic else None,
-                general_message=(pressed.message_id if pressed and not in_topic
-                                 and action == "take" else None),
-            ))
-        elif action == "release":
-            await self.release(counsellor, case_id, answer)
-        elif action == "close":
+        pressed = query.message if isinstance(query.message, Message) else None
+        in_topic = bool(pressed is not None and pressed.is_topic_message)
+        pressed_id = pressed.message_id if pressed is not None else None
+        if action == "close":
             card = await self.desk.load(case_id)
             if card is None or card.status == "closed":
                 await answer(self.t("desk.error.closed"))
                 return
             await answer()
             await self.shown(case_id, self.desk.show_outcomes(case_id))
-        elif action == "out" and len(parts) == 4:
-            await self.close(counsellor, case_id, parts[3], answer,
-                             picker=pressed.message_id if pressed else None)
-        elif action == "up":
+            return
+        if action == "down":
+            await answer(self.t("desk.risk.lower_hint"), True)
+            return
+        command = await self.button_command(counsellor, action, case_id, parts[3:], answer)
+        if command is None:
+            return
+        where = Where(card=pressed_id if in_topic else None,
+                      general=pressed_id if not in_topic and action == "take" else None,
+                      picker=pressed_id)
+        await self.run(counsellor, command, answer, where)
+
+    async def button_command(self, counsellor: Counsellor, action: str, case_id: int,
+                             rest: list[str], answer: _Answer) -> DeskCommand | None:
+        """A pressed button as a desk command (None: answered already, nothing to run)."""
+        if action in ("take", "qtake"):
+            return Take(case_id)
+        if action == "release":
+            return Release(case_id)
+        if action == "out" and rest:
+            if not is_outcome(rest[0]):
+                await answer(self.t("desk.error.bad_outcome"), True)
+                await self.shown(case_id, self.desk.show_outcomes(case_id))
+                return None
+            return Close(case_id, rest[0])
+        if action == "up":
             card = await self.desk.load(case_id)
             level = risk_up(card.risk) if card else None
             if card is None or level is None:
                 await answer(self.t("desk.risk.top" if card else "desk.error.no_case"))
-                return
-            await self.set_risk(counsellor, case_id, level.value, "", answer)
-        elif action == "down":
-            await answer(self.t("desk.risk.lower_hint"), True)
-        else:
-            await answer(self.t("desk.stale"))
-
-    # ------------------------------------------------------------------ actions
-    async def release(self, counsellor: Counsellor, case_id: int, answer: _Answer) -> None:
-        result = await self.app.desk.release(counsellor, case_id)
-        if not result.ok:
-            await answer(await self.error_text(result), True)
-            return
-        await answer()
-        await self.app.delivery.deliver(result.outbound)
-        await self.shown(case_id, self.desk.case_released(case_id, counsellor.name))
-
-    async def close(self, counsellor: Counsellor, case_id: int, outcome: str, answer: _Answer,
-                    picker: int | None = None) -> None:
-        if not is_outcome(outcome):
-            await answer(self.t("desk.error.bad_outcome"), True)
-            await self.shown(case_id, self.desk.show_outcomes(case_id))
-            return
-        result = await self.app.desk.close(counsellor, case_id, outcome)
-        if not result.ok:
-            await answer(await self.error_text(result), True)
-            return
-        await answer()
-        await self.app.delivery.deliver(result.outbound)
-        await self.shown(case_id, self.desk.case_closed(case_id, counsellor.name, outcome,
-                                                        picker_message=picker))
-
-    async def set_risk(self, counsellor: Counsellor, case_id: int, risk: str, note: str,
-                       answer: _Answer) -> None:
-        card = await self.desk.load(case_id)
-        if card is None:
-            await answer(self.t("desk.error.no_case"), True)
-            return
-        result = await self.app.desk.set_risk(counsellor, case_id, risk, note)
-        if not result.ok:
-            key = "desk.risk.usage" if result.error is DeskError.BAD_RISK else None
-            await answer(self.t(key) if key else await self.error_text(result), True)
-            return
-        await answer()
-        await self.shown(case_id, self.desk.risk_changed(case_id, card.risk, counsellor.name))
+                return None
+            return ChangeRisk(case_id, level.value, "")
+        if action == "bok":
+            pending = await self.app.desk.pending_block(counsellor, case_id)
+            if pending is None:
+                await answer(self.t("desk.stale"), True)
+            return pending
+        await answer(self.t("desk.stale"))
+        return None
 
     # ------------------------------------------------------------------ commands
     async def on_command(self, message: Message, command: CommandObject) -> None:
@@ -236,69 +297,60 @@ class StaffHandlers:
             if text:
                 await message.reply(text)
 
-        if name == "note":
-            if not args:
-                await message.reply(self.t("desk.note.usage"))
-                return
-            result = await self.app.desk.note(counsellor, case_id, args)
-            await answer(self.t("desk.note.saved") if result.ok
-                         else await self.error_text(result))
-        elif name == "close":
-            if not args:
+        parsed = self.command_of(name, case_id, args)
+        if isinstance(parsed, str):
+            if parsed == "outcomes":
                 await self.shown(case_id, self.desk.show_outcomes(case_id))
-                return
-            await self.close(counsellor, case_id, args.split()[0], answer)
-        elif name == "release":
-            await self.release(counsellor, case_id, answer)
-        elif name == "risk":
-            level, _, note = args.partition(" ")
-            if level.lower() not in Risk._value2member_map_:
-                await message.reply(self.t("desk.risk.usage"))
-                return
-            await self.set_risk(counsellor, case_id, level.lower(), note.strip(), answer)
-        elif name == "reply":
-            # A reviewed canned reply, in the child's language: /reply KEY
-            keys = ", ".join(c.key for c in self.app.desk.canned_replies())
-            if not args:
-                await message.reply(self.t("desk.reply.usage", keys=keys))
-                return
-            result = await self.app.desk.reply_canned(counsellor, case_id, args.split()[0])
-            if not result.ok:
-                await answer(await self.error_text(result) + (
-                    f" ({keys})" if result.error is DeskError.NO_CANNED else ""))
-                return
-            await self.app.delivery.deliver(result.outbound)
-            await answer(self.t("desk.reply.sent"))
-        elif name == "transfer":
-            # /transfer NAME [note] to a colleague, or /transfer queue [note] back to the queue.
-            target, _, note = args.partition(" ")
-            target = target.lstrip("@")
-            if not target:
-                await message.reply(self.t("desk.transfer.usage"))
-                return
-            if target.lower() == "queue":
-                result = await self.app.desk.release(counsellor, case_id, note.strip())
-                if result.ok:
-                    await self.app.delivery.deliver(result.outbound)
-                    await self.shown(case_id, self.desk.case_released(case_id, counsellor.name))
             else:
-                result = await self.app.desk.transfer(counsellor, case_id, target, note.strip())
-                if result.ok:
-                    await self.app.delivery.deliver(result.outbound)
-            await answer(self.t("desk.transfer.done", name=target) if result.ok
-                         else await self.error_text(result))
-        elif name == "block":
-            # /block 7d REASON: the user of this case, for abuse of the line.
-            until_text, _, reason = args.partition(" ")
-            until = parse_until(until_text, utcnow()) if until_text else None
-            if until is None or not reason.strip():
-                await message.reply(self.t("desk.block.usage"))
-                return
-            result = await self.app.desk.block(counsellor, case_id, reason.strip(), until)
-            if result.ok:
-                await self.app.delivery.deliver(result.outbound)
-            await answer(self.t("desk.block.done") if result.ok
-                         else await self.error_text(result))
+                await message.reply(self.t(parsed, keys=", ".join(
+                    c.key for c in self.app.desk.canned_replies())))
+            return
+        if isinstance(parsed, Close) and not is_outcome(parsed.outcome) and (
+                parsed.outcome != BLOCK_OUTCOME):
+            await answer(self.t("desk.error.bad_outcome"))
+            await self.shown(case_id, self.desk.show_outcomes(case_id))
+            return
+        queue = name == "transfer" and isinstance(parsed, Release)
+        await self.run(counsellor, parsed, answer, Where(queue=queue))
+
+    def command_of(self, name: str, case_id: int, args: str) -> DeskCommand | str:
+        """A staff command in a case topic as a desk command, or the key of its usage text
+        ("outcomes": show the outcome picker)."""
+        first, _, rest = args.partition(" ")
+        rest = rest.strip()
+        if name == "note":
+            return Note(case_id, args) if args else "desk.note.usage"
+        if name == "close":
+            return Close(case_id, first) if args else "outcomes"
+        if name == "release":
+            return Release(case_id)
+        if name == "risk":
+            if first.lower() not in Risk._value2member_map_:
+                return "desk.risk.usage"
+            return ChangeRisk(case_id, first.lower(), rest)
+        if name == "reply":
+            # A reviewed canned reply, in the child's language: /reply KEY
+            return ReplyCanned(case_id, first) if first else "desk.reply.usage"
+        if name == "transfer":
+            # /transfer NAME [note] to a colleague, or /transfer queue [note] back to the queue.
+            target = first.lstrip("@")
+            if not target:
+                return "desk.transfer.usage"
+            return (Release(case_id, rest) if target.lower() == "queue"
+                    else Transfer(case_id, target, rest))
+        if name == "block":
+            return self.block_of(case_id, args)
+        return "desk.no_case"
+
+    def block_of(self, case_id: int, args: str) -> DeskCommand | str:
+        """/block 7d REASON: the user of this case, for abuse of the line (supervisors). A date
+        is the help line's wall time."""
+        until_text, _, reason = args.partition(" ")
+        zone = self.app.desk.config.hours.zone
+        until = parse_until(until_text, utcnow(), zone) if until_text else None
+        if until is None or not reason.strip():
+            return "desk.block.usage"
+        return Block(case_id, reason.strip(), until)
 
     async def show_queue(self, message: Message) -> None:
         cases = await self.app.desk.queue(limit=20)

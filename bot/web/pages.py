@@ -9,11 +9,13 @@ from aiohttp import web
 
 from bot.web.state import STAFF, console_of, texts_of
 from dialogs.catalogue import LOCALES
+from dialogs.desk import desk_time
 from dialogs.escalation import DeskError
 from dialogs.taxonomy import Risk, category_label, outcome_label
 
 DONE_KEYS = {
-    "taken", "released", "closed", "sent", "noted", "risk", "transferred", "blocked", "unblocked"
+    "taken", "released", "closed", "sent", "noted", "risk", "transferred", "blocked", "unblocked",
+    "taken_over",
 }
 ERROR_KEYS = {e.value for e in DeskError} | {"empty", "unknown", "forbidden"}
 
@@ -25,6 +27,7 @@ def render(
     t = texts_of(request)
     staff = request.get(STAFF)
     locale = t.locale
+    hours = console.app.desk.config.hours
     done = request.query.get("done", "")
     error = request.query.get("error", "")
     page = console.templates.get_template(template).render(
@@ -41,6 +44,8 @@ def render(
         outcome_label=lambda o: outcome_label(o, locale),
         status_label=lambda s: t(f"status.{s}") if t.has(f"status.{s}") else s,
         audit_label=lambda a: t(f"audit.{a}") if t.has(f"audit.{a}") else a,
+        # Every time shown in the help line's zone, labelled ("14:05 MSK").
+        desk_time=lambda moment, fmt="%H:%M": desk_time(moment, hours, fmt),
         **context,
     )
     return web.Response(text=page, status=status, content_type="text/html", charset="utf-8")

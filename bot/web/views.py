@@ -35,9 +35,30 @@ from bot.web.state import (
     texts_of,
 )
 from dialogs.catalogue import default_catalogue
-from dialogs.escalation import CaseSummary, CaseView, DeskError, DeskResult
+from dialogs.desk import (
+    Block,
+    ChangeRisk,
+    Close,
+    DeskCommand,
+    Note,
+    Release,
+    Reply,
+    ReplyCanned,
+    Take,
+    Transfer,
+    Unblock,
+    desk_time,
+)
+from dialogs.escalation import BLOCK_OUTCOME, CaseSummary, CaseView, DeskError, DeskResult
+from dialogs.hours import OpeningHours
 from dialogs.reports import Table, build_report
-from dialogs.taxonomy import Risk, category_label, outcome_label, outcomes
+from dialogs.taxonomy import (
+    Risk,
+    category_label,
+    is_victim_category,
+    outcome_label,
+    outcomes,
+)
 from storage.models import Counsellor, utcnow
 from storage.repositories import Repos
 
@@ -65,6 +86,9 @@ ERROR_STATUS = {
     DeskError.BAD_BLOCK: 400,
     DeskError.NOT_BLOCKED: 409,
     DeskError.BAD_CATEGORY: 400,
+    DeskError.USE_BLOCK: 400,
+    DeskError.WEAK_REASON: 400,
+    DeskError.CONFIRM_BLOCK: 409,
 }
 BLOCK_DAYS = (1, 7, 30)
 
@@ -300,14 +324,17 @@ def _answers(view: CaseView, t: Texts) -> list[tuple[str, str]]:
     return rows
 
 
-def line_json(n: int, sender: str, text: str, at: Any, t: Texts) -> dict[str, Any]:
+def line_json(
+    n: int, sender: str, text: str, at: Any, t: Texts, hours: OpeningHours | None = None
+) -> dict[str, Any]:
     key = f"sender.{sender}"
     return {
         "n": n,
         "sender": sender,
         "label": t(key) if t.has(key) else sender,
         "text": text,
-        "at": at.strftime("%H:%M"),
+        # The help line's wall time, labelled ("14:05 MSK"), like every desk time.
+        "at": desk_time(at, hours) if hours is not None else at.strftime("%H:%M UTC"),
     }
 
 
@@ -351,25 +378,24 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         answers=_answers(view, t),
         evidence=_evidence(case_id, view),
         lines=[
-            line_json(n, line.sender, line.text, line.at, t)
+            line_json(n, line.sender, line.text, line.at, t, desk.config.hours)
             for n, line in enumerate(view.transcript, 1)
         ],
         seen=len(view.transcript),
         trail=trail,
         risk_trail=[row for row in trail if row[2] in RISK_ACTIONS],
-        outcomes=[(o, outcome_label(o, t.locale)) for o in outcomes()],
+        # "Abusive contact (blocked)" is what a supervisor's Block does, not an outcome to pick.
+        outcomes=[(o, outcome_label(o, t.locale)) for o in outcomes() if o != BLOCK_OUTCOME],
         risks=[(r.value, r.label(t.locale)) for r in Risk],
         can_write=_can_write(summary, staff),
         can_take=summary.status == "waiting",
         transfer_to=transfer_to,
         canned=_canned(console, t.locale, child_locale),
-        # The desk's rule: a critical case is closed by a block only by a supervisor.
-        can_block=hasattr(desk, "block") and summary.status != "closed" and (
-            staff.is_supervisor
-            or (summary.risk != Risk.CRITICAL.value
-            and (summary.owner == staff.counsellor.name or summary.status == "waiting"))
-        ),
-        can_unblock=hasattr(desk, "unblock") and view.outcome == "abusive-contact",
+        # The desk's rule (dialogs.desk.rules): blocking is a supervisor's action; where the
+        # child may be the victim of abuse, the form asks for a confirmation.
+        can_block=staff.is_supervisor,
+        block_confirm=is_victim_category(summary.category),
+        can_unblock=staff.is_supervisor and view.outcome == BLOCK_OUTCOME,
         block_days=BLOCK_DAYS,
     )
 
@@ -429,7 +455,8 @@ async def case_events(request: web.Request) -> web.StreamResponse:
                 )
             seen = min(seen, len(lines))
             for n, (sender, text, at) in enumerate(lines[seen:], seen + 1):
-                await stream.send("line", line_json(n, sender, text, at, t), event_id=str(n))
+                row = line_json(n, sender, text, at, t, console.app.desk.config.hours)
+                await stream.send("line", row, event_id=str(n))
             seen = len(lines)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(console.stopping.wait(), timeout=1.0)
@@ -494,66 +521,72 @@ def _field(form: Any, name: str, limit: int = 4000) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
+def _block_days(form: Any) -> int:
+    try:
+        days = int(_field(form, "days", 4) or "0")
+    except ValueError:
+        days = 0
+    return days if days in BLOCK_DAYS else 0
+
+
+def form_command(action: str, case_id: int, form: Any, limit: int) -> DeskCommand | str:
+    """A posted form as a desk command, or the error key of a form that makes none."""
+    match action:
+        case "take":
+            return Take(case_id)
+        case "release":
+            return Release(case_id, _field(form, "note", 2000))
+        case "close":
+            return Close(case_id, _field(form, "outcome", 64))
+        case "reply":
+            text, canned = _field(form, "text", limit), _field(form, "canned", 200)
+            if canned and not text:
+                return ReplyCanned(case_id, canned)
+            return Reply(case_id, text) if text else "empty"
+        case "note":
+            text = _field(form, "text", limit)
+            return Note(case_id, text) if text else "empty"
+        case "risk":
+            return ChangeRisk(case_id, _field(form, "risk", 16), _field(form, "note", 2000))
+        case "transfer":
+            return Transfer(case_id, _field(form, "to", 64), _field(form, "note", 2000))
+        case "block":
+            until = utcnow() + timedelta(days=_block_days(form))
+            confirmed = _field(form, "confirmed", 8) in ("1", "on", "yes")
+            return Block(case_id, _field(form, "reason", 2000), until, confirmed)
+        case "unblock":
+            return Unblock(case_id)
+    raise web.HTTPNotFound()
+
+
+# Where the browser goes after an action that went through: the done message and the page.
+DONE = {
+    "take": ("taken", False), "release": ("released", True), "close": ("closed", True),
+    "reply": ("sent", False), "note": ("noted", False), "risk": ("risk", False),
+    "transfer": ("transferred", True), "block": ("blocked", True),
+    "unblock": ("unblocked", False),
+}
+
+
 async def case_action(request: web.Request) -> web.StreamResponse:
+    """A thin translator: the form becomes a desk command, `Desk.execute` decides, and the
+    result becomes a page (or JSON for the page's script)."""
     console, staff = console_of(request), staff_of(request)
     case_id = int(request.match_info["case_id"])
     action = request.match_info["action"]
     form = await request.post()
-    desk = console.app.desk
-    me = staff.counsellor
-    limit = console.settings.max_text_chars
-    here, queue = f"/cases/{case_id}", "/"
-    result: DeskResult
-    if action == "take":
-        result, done, target = await desk.take(me, case_id), "taken", here
-    elif action == "release":
-        result = await desk.release(me, case_id, _field(form, "note", 2000))
-        done, target = "released", queue
-    elif action == "close":
-        result, done, target = await desk.close(me, case_id, _field(form, "outcome", 64)), \
-            "closed", queue
-    elif action == "reply":
-        text = _field(form, "text", limit)
-        canned = _field(form, "canned", 200)
-        reply_canned = getattr(desk, "reply_canned", None)
-        if canned and not text and reply_canned is not None:
-            result = await reply_canned(me, case_id, canned)
-        elif not text:
-            return _respond(request, None, "empty", here)
-        else:
-            result = await desk.reply(me, case_id, text)
-        done, target = "sent", here
-    elif action == "note":
-        text = _field(form, "text", limit)
-        if not text:
-            return _respond(request, None, "empty", here)
-        result, done, target = await desk.note(me, case_id, text), "noted", here
-    elif action == "risk":
-        result = await desk.set_risk(
-            me, case_id, _field(form, "risk", 16), _field(form, "note", 2000)
-        )
-        done, target = "risk", here
-    elif action == "transfer" and hasattr(desk, "transfer"):
-        result = await desk.transfer(
-            me, case_id, _field(form, "to", 64), _field(form, "note", 2000)
-        )
-        done, target = "transferred", queue
-    elif action == "block" and hasattr(desk, "block"):
-        try:
-            days = int(_field(form, "days", 4) or "0")
-        except ValueError:
-            days = 0
-        until = utcnow() + timedelta(days=days if days in BLOCK_DAYS else 0)
-        result = await desk.block(me, case_id, _field(form, "reason", 2000), until)
-        done, target = "blocked", queue
-    elif action == "unblock" and hasattr(desk, "unblock"):
-        result, done, target = await desk.unblock(me, case_id), "unblocked", here
-    else:
-        raise web.HTTPNotFound()
+    here = f"/cases/{case_id}"
+    command = form_command(action, case_id, form, console.settings.max_text_chars)
+    if isinstance(command, str):
+        return _respond(request, None, command, here)
+    result = await console.app.desk.execute(staff.counsellor, command)
+    done, to_queue = DONE[action]
     if result.ok:
         await console.app.delivery.deliver(result.outbound)
         console.feed.wake()
-    return _respond(request, result, done, target)
+        if result.over_capacity:
+            done = "taken_over"
+    return _respond(request, result, done, "/" if to_queue else here)
 
 
 def _respond(
@@ -565,7 +598,10 @@ def _respond(
     if wants_json(request):
         status = 200 if ok else ERROR_STATUS.get(result.error, 400) if result and result.error \
             else 400
-        return web.json_response({"ok": ok, "error": error}, status=status)
+        body: dict[str, Any] = {"ok": ok, "error": error}
+        if result is not None and result.over_capacity:
+            body["over_capacity"] = result.over_capacity
+        return web.json_response(body, status=status)
     if ok:
         raise web.HTTPSeeOther(f"{target}?done={done}")
     case_page = request.path.rsplit("/", 1)[0]
@@ -635,6 +671,8 @@ async def supervisor_page(request: web.Request) -> web.StreamResponse:
         request,
         "board.html",
         holds=sorted(holds.items()),
+        # Supervisors see the overload: a critical case is taken beyond the limit.
+        capacity=desk.config.capacity,
         figures=figures,
         charts=charts,
         times=report.times,

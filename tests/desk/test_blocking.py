@@ -1,5 +1,6 @@
 """Blocking abuse: one neutral reply per block and nothing else, yet danger still reaches a
-supervisor; every block is audited."""
+supervisor; every block is audited. Blocking is a supervisor's action (issue 17): in these tests
+the counsellor holds the case and the supervisor blocks its user."""
 
 from __future__ import annotations
 
@@ -23,8 +24,14 @@ async def blocked_child(
     [case] = await desk.queue()
     assert (await desk.take(counsellor, case.id)).ok
     until = clock.now + timedelta(days=7)
-    assert (await desk.block(counsellor, case.id, "оскорбления и спам", until)).ok
+    supervisor = await _supervisor(desk)
+    assert (await desk.block(supervisor, case.id, "оскорбления и спам", until)).ok
     return chat, case.id
+
+
+async def _supervisor(desk: Desk) -> Counsellor:
+    found = await desk.identify("console", "sveta")
+    return found or await desk.add_counsellor("sveta", "console", "sveta", role="supervisor")
 
 
 async def test_a_blocked_user_gets_one_neutral_reply_and_nothing_else(
@@ -42,7 +49,7 @@ async def test_a_blocked_user_gets_one_neutral_reply_and_nothing_else(
     assert chat.replies == [] and chat.desk == []
     assert await desk.queue() == [], "no new case"
     trail = [(who, action) for _t, who, action, _d in await desk.audit_trail(case_id)]
-    assert ("anna", "blocked") in trail and ("anna", "closed") in trail
+    assert ("sveta", "blocked") in trail and ("sveta", "closed") in trail
     detail = next(d for _t, _w, a, d in await desk.audit_trail(case_id) if a == "blocked")
     assert "оскорбления и спам" in detail and "until" in detail
 
@@ -78,11 +85,12 @@ async def test_a_new_block_gets_a_new_neutral_reply(
 ) -> None:
     chat, case_id = await blocked_child(chat_factory, desk, counsellor, clock)
     await chat.say("привет")
-    assert (await desk.unblock(counsellor, case_id)).ok
+    supervisor = await _supervisor(desk)
+    assert (await desk.unblock(supervisor, case_id)).ok
     await chat.payload("g|person")  # back in the queue with a new case
     [case] = await desk.queue()
     assert (await desk.take(counsellor, case.id)).ok
-    assert (await desk.block(counsellor, case.id, "снова", clock.now + timedelta(hours=1))).ok
+    assert (await desk.block(supervisor, case.id, "снова", clock.now + timedelta(hours=1))).ok
     await chat.say("а теперь?")
     assert chat.replies and chat.replies[0].text.startswith(NEUTRAL)
 
@@ -102,11 +110,14 @@ async def test_block_needs_a_reason_an_expiry_and_the_right_person(
     await danger.say("я больше не хочу жить")
     critical, waiting = await desk.queue()
     soon = clock.now + timedelta(days=1)
-    assert (await desk.block(counsellor, waiting.id, " ", soon)).error is DeskError.BAD_BLOCK
+    assert (await desk.block(supervisor, waiting.id, " ", soon)).error is DeskError.BAD_BLOCK
     past = clock.now - timedelta(minutes=1)
-    assert (await desk.block(counsellor, waiting.id, "спам", past)).error is DeskError.BAD_BLOCK
+    assert (await desk.block(supervisor, waiting.id, "спам", past)).error is DeskError.BAD_BLOCK
     assert (await desk.take(counsellor, waiting.id)).ok
-    assert (await desk.block(boris, waiting.id, "спам", soon)).error is DeskError.NOT_YOURS
+    # Only supervisors block (issue 17): not the holder, not a colleague, not on any case.
+    only = DeskError.SUPERVISOR_ONLY
+    assert (await desk.block(counsellor, waiting.id, "спам", soon)).error is only
+    assert (await desk.block(boris, waiting.id, "спам", soon)).error is only
     refused = await desk.block(counsellor, critical.id, "спам", soon)
     assert refused.error is DeskError.SUPERVISOR_ONLY
     assert (await desk.block(supervisor, critical.id, "ложные вызовы", soon)).ok

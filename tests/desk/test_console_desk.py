@@ -23,7 +23,7 @@ from knowledge_base import KnowledgeBase
 from storage.db import Database
 from storage.models import Counsellor, utcnow
 from storage.repositories import Repos
-from tests.conftest import Chat
+from tests.conftest import Chat, Clock
 from tests.desk.conftest import Configure, join_queue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,16 +75,19 @@ async def test_the_console_desk_runs_every_operation(
     assert "held by anna" in listing and "held by boris" in listing and "waiting" in listing
     assert "case #4 handed to anna" in await sveta("transfer 4 anna")
     assert "refused: the limit" in await sveta("transfer 2 anna")
-    assert "blocked until" in await anna("block 3 7d оскорбления")
-    assert "refused: UNTIL" in await anna("block 1 someday спам")
-    assert "block lifted" in await anna("unblock 3")
+    # Blocking is a supervisor's action (issue 17): the holder is refused, the supervisor blocks.
+    assert "refused: only a supervisor may do this" in await anna("block 3 7d оскорбления")
+    assert "blocked until" in await sveta("block 3 7d оскорбления")
+    assert "refused: UNTIL" in await sveta("block 1 someday спам")
+    assert "block lifted" in await sveta("unblock 3")
     assert "released to the queue" in await anna("release 1 нужна коллега")
     assert "open round the clock" in await anna("hours")
     assert "on call: sveta" in await anna("hours")
     assert "sweep: 0 re-announced" in await anna("sweep")
     help_text = await anna("help")
     assert "transfer N NAME" in help_text and "block N UNTIL REASON" in help_text
-    assert "abusive-contact" in help_text and "(up to 3 at once)" in help_text
+    assert "abusive-contact" in help_text
+    assert "(up to 3 at once; a critical case always)" in help_text
     actions = {a for _t, _w, a, _d in await desk.audit_trail(3)}
     assert {"taken", "blocked", "closed", "unblocked"} <= actions
 
@@ -157,3 +160,42 @@ async def test_the_terminal_desk_is_told_at_once_when_the_child_ends_the_chat(
     await terminal.desk.poll()
     told = terminal.out.getvalue()[start:]
     assert f"#{case.id}: the child ended the chat" in told
+
+
+async def test_the_terminal_desk_rings_for_critical_cases_and_re_announcements(
+    app: App, chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor,
+    clock: Clock,
+) -> None:
+    """Issue 17: two desks open, critical cases arrived, nothing was printed. Now each critical
+    case rings the bell (BEL) and is printed as it arrives, and so is each re-announcement,
+    also when the running bot (another process) made it."""
+    anna = Terminal(app, counsellor)
+    calm = chat_factory(user="calm")
+    await join_queue(calm)
+    await anna.desk.poll()  # the first look: a calm case already waiting does not ring
+    first = anna.out.getvalue()
+    assert "\a" not in first
+    danger = chat_factory(user="danger")
+    await danger.start_as_child()
+    await danger.say("я больше не хочу жить")
+    start = anna.out.tell()
+    await anna.desk.poll()
+    rung = anna.out.getvalue()[start:]
+    critical = next(c for c in await desk.queue() if c.risk == "critical")
+    assert rung.startswith("\a🚨 CRITICAL case #") and f"#{critical.id}" in rung
+    assert "MSK" in rung or "UTC" in rung, "the time, labelled"
+    await join_queue(chat_factory(user="calm2"))
+    start = anna.out.tell()
+    await anna.desk.poll()
+    told = anna.out.getvalue()[start:]
+    assert told.startswith("new case #") and "\a" not in told, "a calm case: printed, no bell"
+    start = anna.out.tell()
+    await anna.desk.poll()
+    assert anna.out.getvalue()[start:] == "", "each arrival once"
+    # The running bot re-announces the critical case nobody took (another process's sweep).
+    clock.now += timedelta(minutes=11)
+    assert [m for m in await desk.sweep(clock.now) if m.case_id == critical.id]
+    start = anna.out.tell()
+    await anna.desk.poll()
+    again = anna.out.getvalue()[start:]
+    assert f"\adesk: case #{critical.id} re-announced" in again

@@ -24,6 +24,8 @@ from .conftest import (
 )
 from .fake_api import STAFF_CHAT, FakeTelegram
 
+SVETA = 503  # a supervisor, registered by the tests that need one
+
 
 async def test_someone_who_is_not_a_counsellor_cannot_take_a_case(tg: Harness) -> None:
     case_id, thread, card = await tg.open_case()
@@ -148,9 +150,13 @@ async def test_notes_risk_release_and_the_queue(tg: Harness) -> None:
     await tg.fake.answer_to(query)
     await tg.fake.text_to(STAFF_CHAT, "Риск: СРЕДНИЙ → ВЫСОКИЙ (anna)", thread=thread)
     assert tg.fake.topics[thread].endswith("· HIGH")
-    # Lowering needs a note.
+    # Lowering is for the holder or a supervisor (issue 17), and needs a note.
     query = await tg.fake.staff_presses(ANNA, card.button("Риск ↓"), thread=thread)
     assert "/risk" in (await tg.fake.answer_to(query))["text"]
+    await tg.fake.staff_says(ANNA, "/risk low ребёнок в безопасности", thread)
+    await tg.fake.text_to(STAFF_CHAT, "сначала возьмите", thread=thread)
+    assert (await tg.case(case_id)).risk == "high"
+    await tg.take(case_id, thread)
     await tg.fake.staff_says(ANNA, "/risk low", thread)
     await tg.fake.text_to(STAFF_CHAT, "Чтобы понизить риск, нужна заметка", thread=thread)
     await tg.fake.staff_says(ANNA, "/risk low ребёнок в безопасности, фото удалены", thread)
@@ -161,7 +167,6 @@ async def test_notes_risk_release_and_the_queue(tg: Harness) -> None:
     await tg.fake.text_to(STAFF_CHAT, "Заметка сохранена", thread=thread)
     assert not [c for c in tg.fake.sent_to(CHILD) if "мама" in c.text]
     # The queue lists waiting cases; release puts a taken case back.
-    await tg.take(case_id, thread)
     await tg.fake.staff_says(ANNA, "/queue")
     await tg.fake.text_to(STAFF_CHAT, "Очередь пуста")
     await tg.fake.staff_says(ANNA, "/release", thread)
@@ -308,12 +313,39 @@ async def test_canned_replies_transfer_and_block_from_the_staff_group(tg: Harnes
         await tg.app.desk.identify("telegram", str(BORIS)) or _missing(), case_id
     )
     assert not isinstance(view, str) and view.summary.owner == "boris"
-    # Blocking a user who abuses the line closes the case; anyone but staff is refused.
+    # Blocking a user who abuses the line closes the case; anyone but staff is refused, and
+    # since issue 17 so is a counsellor, even the holder: blocking is a supervisor's action.
     await tg.fake.staff_says(9999, "/block 7d troll", thread)
     await tg.fake.text_to(STAFF_CHAT, "только зарегистрированные консультанты", thread=thread)
     await tg.fake.staff_says(BORIS, "/block 7d оскорбления консультантов", thread)
+    await tg.fake.text_to(STAFF_CHAT, "только супервизор", thread=thread)
+    await tg.app.desk.add_counsellor("sveta", "telegram", str(SVETA), role="supervisor")
+    await tg.fake.staff_says(SVETA, "/block 7d оскорбления консультантов", thread)
     await tg.fake.text_to(STAFF_CHAT, "Пользователь заблокирован", thread=thread)
     assert (await tg.case(case_id)).status == "closed"
+
+
+async def test_a_block_where_the_child_may_be_the_victim_asks_for_a_confirm_button(
+    tg: Harness,
+) -> None:
+    case_id, thread, _ = await tg.open_case()
+    async with tg.app.db.session() as session:
+        case = await Repos(session).cases.get(case_id)
+        assert case is not None
+        case.category = "grooming"
+    await tg.app.desk.add_counsellor("sveta", "telegram", str(SVETA), role="supervisor")
+    await tg.fake.staff_says(SVETA, "/block 1d пишет гадости", thread)
+    ask = await tg.fake.text_to(STAFF_CHAT, "может быть жертвой", thread=thread)
+    assert (await tg.case(case_id)).status == "waiting", "nothing happened yet"
+    query = await tg.fake.staff_presses(BORIS, ask.button("Да, заблокировать"), thread=thread)
+    assert "уже не действует" in (await tg.fake.answer_to(query))["text"]
+    assert (await tg.case(case_id)).status == "waiting", "boris never asked: nothing to confirm"
+    query = await tg.fake.staff_presses(SVETA, ask.button("Да, заблокировать"), thread=thread)
+    assert "Пользователь заблокирован" in (await tg.fake.answer_to(query))["text"]
+    notice = await tg.fake.text_to(STAFF_CHAT, "заблокирован до", thread=thread)
+    assert notice.text.rstrip(".").endswith("MSK"), "the line's time, labelled"
+    case = await tg.case(case_id)
+    assert (case.status, case.outcome) == ("closed", "abusive-contact")
 
 
 def _missing() -> Counsellor:
