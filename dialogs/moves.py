@@ -21,6 +21,8 @@ from dialogs.render import article_page
 from dialogs.turn import Turn
 
 Buttons = tuple[tuple[Button, ...], ...]
+# An article's own buttons: the step's buttons may join them on the same message.
+ARTICLE_PAYLOADS = ("g|more=", "g|article=")
 
 
 def buttons(ctx: TurnContext, items: Sequence[tuple[str, str]], columns: int = 1) -> Buttons:
@@ -158,15 +160,18 @@ class FlowMoves:
         ctx.prompted = True
 
     def attach_buttons(self, turn: Turn) -> bool:
-        """Put the current step's buttons on the last message to the user, if it has none."""
+        """Put the current step's buttons on the last message to the user, if it has none but
+        an article's own ("read more", a linked article): those stay first."""
         ctx = turn.ctx
-        if not ctx.out or ctx.out[-1].buttons or ctx.out[-1].to != ctx.address:
+        if not ctx.out or ctx.out[-1].to != ctx.address:
+            return False
+        last = ctx.out[-1]
+        if not all(b.payload.startswith(ARTICLE_PAYLOADS) for row in last.buttons for b in row):
             return False
         rows = self.step_buttons(turn)
         if not rows:
             return True
-        last = ctx.out.pop()
-        ctx.out.append(Outbound(to=last.to, text=last.text, buttons=rows))
+        ctx.out[-1] = Outbound(to=last.to, text=last.text, buttons=(*last.buttons, *rows))
         return True
 
     def stale(self, turn: Turn) -> None:

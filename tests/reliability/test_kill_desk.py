@@ -51,7 +51,9 @@ class StaffRecorder(FakeTelegram):
         response = await super()._api(request)
         call = self.calls[-1] if self.calls else None
         if call is not None and call.method == method:
-            if call.chat_id == STAFF_CHAT:
+            if call.chat_id == STAFF_CHAT and not call.get("reply_markup"):
+                # A line relayed into the topic (a case's card, with its buttons, quotes the
+                # child's recent lines: it is not a relay).
                 self.staff.append((time.monotonic(), method, call.text or
                                    str(call.get("name") or ""), call.thread))
             elif method == "sendMessage" and call.chat_id in USERS:
