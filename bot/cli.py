@@ -412,7 +412,12 @@ async def _purge(settings: Settings, args: argparse.Namespace) -> int:
         if days < 0:
             print("--days must be 0 or more", file=sys.stderr)
             return 2
-        counts = await purge(app.db, days=days)
+        counts = await purge(
+            app.db,
+            days=days,
+            journal_days=settings.journal_retention_days,
+            outbox_days=settings.outbox_retention_days,
+        )
         print(", ".join(f"{k}: {v}" for k, v in counts.items()))
     finally:
         await app.close()

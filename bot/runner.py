@@ -30,7 +30,13 @@ async def _every(seconds: float, stop: asyncio.Event, job: Callable[[], Awaitabl
 
 
 async def _purge(app: App) -> None:
-    counts = await purge(app.db, days=app.settings.retention_days)
+    settings = app.settings
+    counts = await purge(
+        app.db,
+        days=settings.retention_days,
+        journal_days=settings.journal_retention_days,
+        outbox_days=settings.outbox_retention_days,
+    )
     log.info("retention purge: %s", counts)
 
 

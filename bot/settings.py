@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dialogs.retention import JOURNAL_DAYS, OUTBOX_DAYS
+
 
 class Settings(BaseSettings):
     """Every variable is documented in the README. Malformed values stop start-up."""
@@ -23,7 +25,12 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(4000, gt=0)
     silence_hours: float = Field(6.0, gt=0)
     minutes_per_case: int = Field(10, gt=0)
+    # Retention (dialogs/retention.py): transcripts, evidence, case answers and audit free
+    # text `retention_days` after their case closes; the handled inbound journal and the sent
+    # outbox (they hold names, platform ids and texts) sooner, never later.
     retention_days: int = Field(30, gt=0)
+    journal_retention_days: int = Field(JOURNAL_DAYS, gt=0)
+    outbox_retention_days: int = Field(OUTBOX_DAYS, gt=0)
     encryption_keys: SecretStr | None = None
     id_hash_key: SecretStr | None = None
     keys_file: Path = Path("var/keys.json")

@@ -14,10 +14,12 @@ SQLAlchemy type hooks have no other way to reach it.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -136,3 +138,55 @@ class EncryptedJSON(TypeDecorator[Any]):
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(current().decrypt(value))
+
+
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+=*")
+_FERNET_VERSION = 0x80
+
+
+def is_token(value: str) -> bool:
+    """Is `value` shaped like a Fernet token (url-safe base64 opening with the version byte)?
+    It says nothing about which key wrote it."""
+    if not _TOKEN_CHARS.fullmatch(value):
+        return False
+    try:
+        return base64.urlsafe_b64decode(value)[:1] == bytes([_FERNET_VERSION])
+    except (binascii.Error, ValueError):
+        return False
+
+
+def legacy_json(value: str) -> Any:
+    """A value written before its column was encrypted: plain JSON, never a token. Raises
+    CryptoError for anything else, so a damaged token is never mistaken for data."""
+    if is_token(value):
+        raise CryptoError("a token is not legacy plain JSON")
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise CryptoError("a stored value is neither a token nor plain JSON") from exc
+
+
+class LegacyPlain(dict[str, Any]):
+    """A document read from a legacy plain-JSON value: unequal to everything, so the ORM writes
+    it back (encrypted) on the next save even when its content did not change."""
+
+
+class EncryptedJSONFromPlain(EncryptedJSON):
+    """`EncryptedJSON` for a column that used to hold plain JSON (migrated in place, without
+    keys): a value that is not a token and parses as a JSON object is legacy and reads back as
+    `LegacyPlain`; tokens decrypt as usual, and every write is encrypted."""
+
+    cache_ok = True
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        if value is None or is_token(value):
+            return super().process_result_value(value, dialect)
+        document = legacy_json(value)
+        if not isinstance(document, dict):
+            raise CryptoError("a legacy plain JSON value is not an object")
+        return LegacyPlain(document)
+
+    def compare_values(self, x: Any, y: Any) -> bool:
+        if isinstance(x, LegacyPlain) or isinstance(y, LegacyPlain):
+            return False
+        return bool(x == y)

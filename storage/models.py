@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from storage.crypto import EncryptedJSON, EncryptedText
+from storage.crypto import EncryptedJSON, EncryptedJSONFromPlain, EncryptedText
 
 
 def utcnow() -> datetime:
@@ -99,7 +99,8 @@ class Conversation(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
     flow: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(32))
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Encrypted since 0007; rows from before it hold plain JSON until their next save.
+    data: Mapped[dict[str, Any]] = mapped_column(EncryptedJSONFromPlain, default=dict)
     resume_flow: Mapped[str | None] = mapped_column(String(32), default=None)
     resume_state: Mapped[str | None] = mapped_column(String(32), default=None)
     case_id: Mapped[int | None] = mapped_column(Integer, default=None)

@@ -50,17 +50,28 @@ class AttachmentRepo(_Repo):
     def _closed_before(self, moment: datetime) -> Any:
         return select(Case.id).where(Case.status == CaseStatus.CLOSED, Case.closed_at < moment)
 
+    def _loose_before(self, moment: datetime) -> Any:
+        """Attachments never bound to a case, sent before `moment`."""
+        return (Attachment.case_id.is_(None)) & (Attachment.created_at < moment)
+
     async def stale_files(self, moment: datetime) -> list[str]:
+        """Stored files of the attachments the purge at `moment` deletes (closed and loose)."""
         stmt = select(Attachment.stored_path).where(
-            Attachment.case_id.in_(self._closed_before(moment)),
+            Attachment.case_id.in_(self._closed_before(moment)) | self._loose_before(moment),
             Attachment.stored_path.is_not(None),
         )
         return [str(p) for p in (await self.session.execute(stmt)).scalars().all()]
 
     async def purge_closed_before(self, moment: datetime) -> int:
+        """Delete the attachments of cases closed before `moment`."""
         result = await self.session.execute(
             delete(Attachment).where(Attachment.case_id.in_(self._closed_before(moment)))
         )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def purge_loose_before(self, moment: datetime) -> int:
+        """Delete attachments sent outside any case before `moment`."""
+        result = await self.session.execute(delete(Attachment).where(self._loose_before(moment)))
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def for_case(self, case_id: int) -> Sequence[Attachment]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import delete, select
 
 from storage.models import (
     Case,
     Conversation,
 )
-from storage.repos.base import _Repo
+from storage.repos.base import CaseStatus, _Repo
 
 
 class ConversationRepo(_Repo):
@@ -42,3 +44,16 @@ class ConversationRepo(_Repo):
         if self.dialect == "postgresql":
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def purge_idle_before(self, moment: datetime) -> int:
+        """Delete conversations (their data holds typed links and captions) untouched since
+        `moment` whose user has no case still open or left; the user starts afresh next time."""
+        unclosed = select(Case.user_id).where(
+            Case.status != CaseStatus.CLOSED, Case.user_id.is_not(None)
+        )
+        result = await self.session.execute(
+            delete(Conversation).where(
+                Conversation.updated_at < moment, Conversation.user_id.not_in(unclosed)
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
