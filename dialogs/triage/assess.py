@@ -138,6 +138,11 @@ def _load_policy(path: Path) -> _Policy:
     )
 
 
+# The share of the check-in threshold a message must reach on its own before the conversation
+# around it can make it a check-in.
+CONTEXT_OWN_SHARE = 0.5
+
+
 class Triage:
     """Three layers, one verdict: compiled lexicons, the trained model, conversation context."""
 
@@ -287,7 +292,11 @@ class Triage:
         danger = together.danger >= self.model.thresholds["danger"]
         if danger or self._spans(recent, joined, locale):
             return together, True
-        stronger = together if together.reach > score.reach else score
+        # A check-in asks about this message ("are you thinking of hurting yourself?"): the
+        # joined texts may raise it only when this message carries some concern of its own,
+        # not after "I spend too much time on my phone" following a bullying report.
+        own = score.reach >= CONTEXT_OWN_SHARE * self.model.thresholds["check_in"]
+        stronger = together if own and together.reach > score.reach else score
         return stronger, False
 
     def _spans(self, recent: Sequence[str], joined: str, locale: str) -> bool:

@@ -167,7 +167,10 @@ def _questions() -> list[tuple[str, str]]:
     kb = KnowledgeBase.load()
     chosen: list[tuple[str, str]] = []
     for q in CANDIDATES:
-        if assess(q, "ru").danger:
+        # Questions answered from the knowledge base: never danger, and never a check-in
+        # ("are you safe?"), alone or after any two of the others (the conversation context).
+        contexts = [(), *((a, b) for a in CANDIDATES for b in CANDIDATES)]
+        if any(assess(q, "ru", c).danger or assess(q, "ru", c).check_in for c in contexts):
             continue
         hits = kb.search(q, "ru", "child", 3)
         if hits and hits[0].article.title not in {t for _, t in chosen}:
