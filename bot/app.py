@@ -10,11 +10,15 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import metrics
 from bot.delivery import Delivery
+from bot.locks import AdvisoryClaims, ChatClaims, ChatKey, LocalClaims
+from bot.mailbox import Handled, Mailbox, MailboxLimits
+from bot.pacing import Buckets
 from bot.settings import Settings
 from dialogs.engine import DialogEngine, EngineConfig
 from dialogs.escalation import Desk
@@ -31,6 +35,7 @@ from knowledge_base import KnowledgeBase
 from storage import crypto
 from storage.db import Database
 from storage.models import utcnow
+from storage.repos.journal import chat_key
 from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,29 @@ DATABASE_ERRORS: tuple[type[BaseException], ...] = (
 _OFFLINE_MEMORY = 10_000
 # How long `handle` waits between attempts to journal an update the database refused.
 _JOURNAL_RETRY = (0.5, 1.0, 2.0, 4.0, 5.0)
+# An update whose handling raised this many times is closed unhandled (it would hold its chat).
+_POISON = 3
+
+
+def chat_of(inbound: Inbound) -> ChatKey:
+    """The key of an update's chat mailbox: its channel and a keyed hash of the chat id."""
+    channel = str(inbound.channel)
+    return channel, chat_key(channel, inbound.chat_id)
+
+
+def inbox_body(body: Any) -> Inbound:
+    """A journal row's body (decrypted JSON) as the update it stored."""
+    return inbound_from_dict(dict(body))
+
+
+def _retry(out: list[Outbound]) -> bool:
+    """The engine's mark on the replies of an update it could not handle (database away)."""
+    return any(o.meta.get("retry") for o in out)
+
+
+class StepFailed(RuntimeError):
+    """Handling a journal entry raised (logged); its chat's pass stops, and it is tried again
+    by the next kick or recovery."""
 
 
 class JournalUnavailable(RuntimeError):
@@ -55,22 +83,40 @@ class JournalUnavailable(RuntimeError):
 
 @dataclass
 class App:
+    """The process's one application object. Updates go through per-chat mailboxes
+    (`bot.mailbox`): handled, and their replies sent, in order per chat."""
+
     settings: Settings
     db: Database
     kb: KnowledgeBase
     engine: DialogEngine
     desk: Desk
     delivery: Delivery = field(default_factory=Delivery)
-    _tasks: set[asyncio.Task[list[Outbound]]] = field(default_factory=set)
+    limits: MailboxLimits = field(default_factory=MailboxLimits)
+    mailbox: Mailbox = field(init=False)
+    # Updates with no platform id (nothing to journal, so no mailbox): handled as they come.
+    _loose: set[asyncio.Task[list[Outbound]]] = field(default_factory=set)
     _offline: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
+    # Journal entries whose handling raised, and how often (see `_failed_step`).
+    _failures: dict[int, int] = field(default_factory=dict)
     # Run by `close` after the last update is handled: channels' HTTP sessions, which the
     # replies still being sent need until then.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        claims: ChatClaims = (
+            LocalClaims() if self.db.is_sqlite else AdvisoryClaims(self.db.engine)
+        )
+        self.mailbox = Mailbox(self.db, claims, self._step, self.limits)
+
     async def handle(self, inbound: Inbound) -> list[Outbound]:
-        """Store, handle and deliver one inbound message (what a channel with no redelivery
-        calls: VK's long poll). While the database refuses the journal write the message is
-        kept here, in order, and journalled as soon as it can be."""
+        """Store, handle and deliver one inbound message, and return its replies (what a
+        channel with no redelivery calls: VK's long poll). Waits while this process is full.
+        While the database refuses the journal write the message is kept here, in order, and
+        journalled as soon as it can be."""
+        if inbound.update_id is None:
+            return await self.process(inbound, None)
+        await self.mailbox.room()
         attempt = 0
         while True:
             try:
@@ -80,32 +126,39 @@ class App:
                 delay = _JOURNAL_RETRY[min(attempt, len(_JOURNAL_RETRY) - 1)]
                 attempt += 1
                 await asyncio.sleep(delay)
-        if stored is False:
+        if stored is False or stored is True:
             return []  # a repeat of an update we already have
-        return await self.process(inbound, None if stored is True else stored)
+        return await self.mailbox.result(chat_of(inbound), stored)
 
     async def accept(self, inbound: Inbound) -> None:
-        """Journal an update, then handle it in the background: the platform may be told the
-        update arrived as soon as this returns (the journal survives a crash). Raises
-        `JournalUnavailable` when the journal write failed: the platform must not be told."""
-        stored = await self.receive(inbound)
-        if stored is False:
+        """Journal an update and kick its chat's mailbox: the platform may be told the update
+        arrived as soon as this returns (the journal survives a crash). Raises `Busy` (nothing
+        journalled) when this process has as much work as it may take, unless the update reads
+        as danger, and `JournalUnavailable` when the journal write failed: in both cases the
+        platform must not be told."""
+        if inbound.update_id is None:
+            task = asyncio.create_task(self.process(inbound, None))
+            self._loose.add(task)
+            task.add_done_callback(self._loose.discard)
             return
-        task = asyncio.create_task(self.process(inbound, None if stored is True else stored))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        with self.mailbox.admitted(lambda: bool(self.engine.contacts_from_memory(inbound))):
+            stored = await self.receive(inbound)
+            if stored is not False and stored is not True:
+                self.mailbox.kick(chat_of(inbound), stored)
 
     async def drain(self) -> None:
-        """Wait for every update accepted so far to be handled."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait for every update accepted so far to be handled (or left for later)."""
+        while self._loose or self.mailbox.working:
+            await asyncio.gather(*list(self._loose), return_exceptions=True)
+            await self.mailbox.settle()
 
     def cancel_pending(self) -> int:
         """Cancel the handling of accepted updates (shutdown past its grace period): their
-        journal entries stay open and are handled at the next start. Returns how many."""
-        for task in self._tasks:
+        journal entries stay open and are handled at the next start. Returns how many chats
+        or loose updates were cut short."""
+        for task in self._loose:
             task.cancel()
-        return len(self._tasks)
+        return len(self._loose) + self.mailbox.cancel()
 
     async def receive(self, inbound: Inbound) -> int | bool:
         """Journal an update before the platform is told it arrived. Returns its inbox id, True
@@ -115,7 +168,8 @@ class App:
         try:
             async with self.db.session() as s:
                 inbox_id = await Repos(s).inbox.add(
-                    str(inbound.channel), inbound.update_id, inbound_to_dict(inbound)
+                    str(inbound.channel), inbound.update_id, inbound_to_dict(inbound),
+                    chat_of(inbound)[1],
                 )
         except DATABASE_ERRORS as exc:
             log.warning("could not journal %s update %s (%s): it will come again",
@@ -140,14 +194,47 @@ class App:
         await self.delivery.send_now(replies)
 
     async def recover(self, older_than: float = 30.0) -> int:
-        """Handle journalled updates that a crash left unprocessed; returns how many."""
+        """Handle journalled updates that a crash (or an outage) left unprocessed, through
+        their chats' mailboxes, so they keep their place before newer ones; returns how many
+        were waiting."""
+        before = utcnow() - timedelta(seconds=older_than)
         async with self.db.session() as s:
-            rows = list(await Repos(s).inbox.unprocessed(utcnow() - timedelta(seconds=older_than)))
-        for row in rows:
-            await self.process(inbound_from_dict(dict(row.body)), row.id)
-        if rows:
-            log.warning("recovered %d unprocessed updates", len(rows))
-        return len(rows)
+            repos = Repos(s)
+            for row in await repos.inbox.without_chat():
+                await repos.inbox.set_chat(row.id, chat_of(inbox_body(row.body))[1])
+            waiting = len(await repos.inbox.unprocessed(before))
+            chats = await repos.inbox.waiting_chats(before)
+        for key in chats:
+            self.mailbox.kick(key)
+        await self.mailbox.settle(chats)
+        if waiting:
+            log.warning("recovered %d unprocessed updates in %d chats", waiting, len(chats))
+        return waiting
+
+    async def _step(self, inbox_id: int, body: dict[str, Any]) -> Handled:
+        """One journal entry, from its chat's mailbox: handled and its replies delivered.
+        Replies flagged `retry` (the engine could not handle it) leave the entry open."""
+        try:
+            out = await self.process(inbox_body(body), inbox_id)
+        except DATABASE_ERRORS:
+            raise  # the database is away: the entry stays open, the chat waits
+        except Exception:
+            return await self._failed_step(inbox_id)
+        self._failures.pop(inbox_id, None)
+        return Handled(out, closed=not _retry(out))
+
+    async def _failed_step(self, inbox_id: int) -> Handled:
+        """An entry whose handling raised (a bug): tried again later, but after `_POISON`
+        failures it is closed unhandled, so that it does not hold its chat up for good."""
+        failures = self._failures[inbox_id] = self._failures.get(inbox_id, 0) + 1
+        log.exception("handling journal entry %s failed (%d)", inbox_id, failures)
+        if failures < _POISON:
+            raise StepFailed(inbox_id)
+        self._failures.pop(inbox_id, None)
+        async with self.db.session() as s:
+            await Repos(s).inbox.mark_processed(inbox_id)
+        log.error("journal entry %s closed unhandled after %d failures", inbox_id, failures)
+        return Handled([], closed=True)
 
     async def process(self, inbound: Inbound, inbox_id: int | None) -> list[Outbound]:
         """Handle a (journalled) update and deliver everything it produced."""
@@ -158,14 +245,23 @@ class App:
         metrics.HANDLING.labels(channel).observe(time.perf_counter() - started)
         if any(o.critical and o.desk_event in _ALERTS for o in out):
             metrics.DANGER.inc()
+        if _retry(out):
+            # Not handled (the database is away): the entry stays open for the next attempt,
+            # and what the engine said from memory goes straight out (no outbox to write to).
+            await self.delivery.send_now(out)
+            return out
         # The engine closes the journal entry in its own transaction when it handled the update
-        # (its replies then carry outbox ids); a flood reply, a repeat, a turn with no reply or a
-        # database outage leaves it to us.
+        # (its replies then carry outbox ids); a flood reply, a repeat or a turn with no reply
+        # leaves it to us.
         try:
             if inbox_id is not None and not any("outbox_id" in o.meta for o in out):
                 async with self.db.session() as s:
                     await Repos(s).inbox.mark_processed(inbox_id)
-            await self.delivery.deliver(out)
+            # Waits (up to a lease) for an older reply another process holds: the chat's
+            # next update is not handled before this one's replies are out.
+            await self.delivery.deliver(out, wait=True)
+            if out:
+                metrics.REPLY_LATENCY.labels(channel).observe(time.perf_counter() - started)
         except DATABASE_ERRORS as exc:
             # The database went away after the journal write. What is in the outbox is sent by
             # the worker later, and an open journal entry is handled again by `recover`; what
@@ -177,6 +273,7 @@ class App:
 
     async def close(self) -> None:
         await self.drain()
+        await self.mailbox.claims.close()
         for closer in reversed(self.closers):
             try:
                 await closer()
@@ -204,7 +301,11 @@ def configure_crypto(settings: Settings) -> None:
 
 
 def build_app(
-    settings: Settings, *, db: Database | None = None, kb: KnowledgeBase | None = None
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    kb: KnowledgeBase | None = None,
+    limits: MailboxLimits | None = None,
 ) -> App:
     configure_crypto(settings)
     database = db or Database(settings.database_url)
@@ -233,6 +334,7 @@ def build_app(
             region=settings.helpline_region,
         ),
     )
+    metrics.RETRIES.sources.append(lambda: engine.retries)
     return App(
         settings=settings,
         db=database,
@@ -240,4 +342,15 @@ def build_app(
         engine=engine,
         desk=Desk(engine),
         delivery=Delivery(database),
+        limits=limits or MailboxLimits(),
     )
+
+
+def send_buckets(app: App) -> Buckets | None:
+    """The platforms' send limits: shared by every worker on PostgreSQL, this process's own
+    on SQLite (one worker)."""
+    if app.db.is_sqlite:
+        return None
+    from storage.ratebuckets import SharedBuckets
+
+    return SharedBuckets(app.db)

@@ -7,6 +7,12 @@ when its channel is live in this process; one that fails with a temporary error 
 permanently impossible (the user blocked the bot), which the counsellor is told. Routing is by
 `Outbound.to.channel`: a VK child's case can be handled from the Telegram staff group, and desk
 notices ("desk") go to every registered desk.
+
+Order per chat, whoever sends: `deliver` sends a chat's undelivered rows oldest first, its new
+messages among them, and stops at the first it cannot send now. An older row claimed by another
+sender (alive, or dead with its lease running) is waited for, up to the lease (`CLAIM`), so no
+reply overtakes it; an older row waiting for its retry leaves the newer ones to the worker, which
+sends them in order (`flush_due` checks `earlier_pending`).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from dialogs.messages import (
     outbound_to_dict,
 )
 from storage.db import Database
-from storage.models import utcnow
+from storage.models import OutboxMessage, utcnow
 from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
@@ -38,6 +44,8 @@ log = logging.getLogger(__name__)
 # A sender that dies holding a claim delays that message by at most this long.
 CLAIM = timedelta(seconds=20)
 MAX_BACKOFF = 300.0
+# How often `deliver` looks again at an older message another process holds.
+HOLD_POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
 
 
 class DeliveryError(Exception):
@@ -64,12 +72,14 @@ class Delivery:
         self._senders: dict[str, Sender] = {}
         self._pacers: dict[str, Pacer] = {}
         self._desks: list[Sender] = []
-        # Chats with an undelivered message: later messages wait for the outbox worker, so
-        # order per chat holds. (Another process's failures are caught by flush_due's check.)
-        self._held: set[tuple[str, str]] = set()
         # Outbox rows this process has claimed and not yet settled: released on shutdown so
         # another worker (or the next start) need not wait out the claim.
         self._claimed: set[int] = set()
+        # Chats a task of this process is sending to now (one at a time per chat), the chats
+        # more was written for meanwhile, and the messages in hand for each (with their meta).
+        self._sending: set[tuple[str, str]] = set()
+        self._wanted: set[tuple[str, str]] = set()
+        self._known: dict[tuple[str, str], dict[int, Outbound]] = {}
         self._stopping = False
 
     def register(self, channel: str, sender: Sender, pacer: Pacer | None = None) -> None:
@@ -84,17 +94,113 @@ class Delivery:
     def channels(self) -> list[str]:
         return [*self._senders, *([DESK] if self._desks else [])]
 
-    async def deliver(self, messages: Iterable[Outbound]) -> None:
-        """Make the messages durable (if they are not yet) and send what can be sent now."""
+    async def deliver(self, messages: Iterable[Outbound], *, wait: bool = False) -> None:
+        """Make the messages durable (if they are not yet) and send what can be sent now: per
+        chat, everything undelivered up to and including these, oldest first. A chat another
+        task of this process is sending to is left to it (it sends these too, in order). With
+        `wait`, an older message another process holds is waited for (up to its lease);
+        without, what it holds up is left to the outbox worker, which keeps the order."""
         batch = list(messages)
-        if self.db is not None:
-            batch = await self._persist(batch)
-        for message in batch:
-            key = (message.to.channel, message.to.chat_id)
-            if key in self._held:
-                continue  # an earlier message to this chat is waiting: keep the order
-            if not await self._send_one(message) and self._targets(message):
-                self._held.add(key)
+        if self.db is None:  # no outbox (tests, tools): straight to the channels live here
+            for message in batch:
+                await self._send_one(message)
+            return
+        batch = await self._persist(batch)
+        for m in batch:
+            if self._targets(m):
+                # The messages in hand keep their `meta` (desk flags), which the row has not.
+                key = (m.to.channel, m.to.chat_id)
+                self._known.setdefault(key, {})[int(m.meta["outbox_id"])] = m
+        for key in dict.fromkeys((m.to.channel, m.to.chat_id) for m in batch if self._targets(m)):
+            await self._sender_of(key, wait=wait)
+
+    async def _sender_of(self, key: tuple[str, str], *, wait: bool) -> None:
+        """Be the chat's one sender in this process, or leave the work to the one there is."""
+        if key in self._sending:
+            self._wanted.add(key)  # it looks again before it lets go
+            return
+        self._sending.add(key)
+        try:
+            while True:
+                self._wanted.discard(key)
+                await self._deliver_chat(*key, wait=wait)
+                if key not in self._wanted:
+                    break
+        finally:
+            self._sending.discard(key)
+            self._known.pop(key, None)  # what is left goes from the outbox as written
+
+    async def _deliver_chat(self, channel: str, chat_id: str, *, wait: bool) -> None:
+        """Send the chat's undelivered messages in order until one cannot go now."""
+        assert self.db is not None
+        known = self._known.get((channel, chat_id), {})
+        if await self._in_turn(known):
+            return
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + CLAIM.total_seconds() + 1.0
+        waits = 0
+        while True:
+            async with self.db.session() as s:
+                rows = list(await Repos(s).outbox.pending(channel, chat_id, limit=20))
+            step = await self._send_rows(rows, known)
+            if step == "done" and len(rows) == 20:
+                continue  # a long backlog: the next twenty
+            if step != "held" or not wait or loop.time() > give_up:
+                return  # sent all; or the rest waits for its turn (the worker sends it)
+            await asyncio.sleep(HOLD_POLL[min(waits, len(HOLD_POLL) - 1)])
+            waits += 1
+
+    async def _in_turn(self, known: dict[int, Outbound]) -> bool:
+        """The common case: nothing older waits, so the messages in hand go one by one, each
+        claimed only if its turn has come. True when the chat is done (all sent, or one failed
+        and the worker retries it in order); False when the outbox must be read."""
+        assert self.db is not None
+        for outbox_id in sorted(known):
+            message = known[outbox_id]
+            targets = self._targets(message)
+            async with self.db.session() as s:
+                now = utcnow()
+                if not await Repos(s).outbox.claim_in_turn(outbox_id, now, now + CLAIM):
+                    return False  # an older one waits (or someone has this one): read them
+            del known[outbox_id]
+            self._claimed.add(outbox_id)
+            try:
+                sent = await self._send_claimed(message, targets, outbox_id)
+            except asyncio.CancelledError:
+                raise  # cut short by shutdown: the claim stays listed for `release`
+            except BaseException:
+                self._claimed.discard(outbox_id)
+                raise
+            self._claimed.discard(outbox_id)
+            if not sent and not await self._given_up(outbox_id):
+                return True  # a temporary failure: the worker sends it, then the rest
+        return True
+
+    async def _send_rows(self, rows: Sequence[OutboxMessage], known: dict[int, Outbound]) -> str:
+        """Send rows of one chat in order: "done", "held" (the next one is another sender's
+        now) or "later" (the next one waits for its retry, or failed just now)."""
+        now = utcnow()
+        for row in rows:
+            if row.claimed_until is not None and row.claimed_until > now:
+                return "held"
+            if row.next_attempt_at is not None and row.next_attempt_at > now:
+                return "later"
+            message = known.pop(row.id, None) or replace(
+                outbound_from_dict(dict(row.body)), meta={"outbox_id": str(row.id)}
+            )
+            sent = await self._send_one(message)
+            if sent is None:
+                return "held"  # claimed by someone else since we read it
+            if not sent and not await self._given_up(row.id):
+                return "later"  # a temporary failure: the worker retries it, then the rest
+        return "done"
+
+    async def _given_up(self, outbox_id: int) -> bool:
+        """Did the message fail for good (it no longer holds its chat's later messages)?"""
+        assert self.db is not None
+        async with self.db.session() as s:
+            row = await Repos(s).outbox.get(outbox_id)
+        return row is None or row.failed_at is not None
 
     async def send_now(self, messages: Iterable[Outbound]) -> int:
         """Send messages straight to their channels, without the outbox: for what is said from
@@ -135,8 +241,9 @@ class Delivery:
         sender = self._senders.get(message.to.channel)
         return [sender] if sender is not None else []
 
-    async def _send_one(self, message: Outbound) -> bool:
-        """Send one message if its channel is live here; True when it was delivered."""
+    async def _send_one(self, message: Outbound) -> bool | None:
+        """Send one message if its channel is live here: True when delivered, False when it
+        failed (or has no channel here), None when someone else holds or sent it."""
         targets = self._targets(message)
         if not targets:
             return False  # another process (the console chat, another worker) will send it
@@ -145,7 +252,7 @@ class Delivery:
             async with self.db.session() as s:
                 now = utcnow()
                 if not await Repos(s).outbox.claim(outbox_id, now, now + CLAIM):
-                    return False  # someone else is sending it, or it was sent
+                    return None  # someone else is sending it, or it was sent
             self._claimed.add(outbox_id)
         try:
             delivered = await self._send_claimed(message, targets, outbox_id)
@@ -163,7 +270,8 @@ class Delivery:
         pacer = self._pacers.get(message.to.channel)
         try:
             if pacer is not None:
-                await pacer.wait(message.to.chat_id)
+                # Danger replies and critical alerts go ahead of everything.
+                await pacer.wait(message.to.chat_id, urgent=message.critical)
             for target in targets:
                 await target.send(message)
         except DeliveryError as exc:
@@ -233,15 +341,19 @@ class Delivery:
                     continue
             message = outbound_from_dict(dict(row.body))
             message = replace(message, meta={"outbox_id": str(row.id)})
-            if await self._send_one(message):
+            chat = (message.to.channel, message.to.chat_id)
+            if chat in self._sending:
+                blocked.add(key)  # its sender in this process has it in hand
+                continue
+            self._sending.add(chat)
+            try:
+                sent = await self._send_one(message)
+            finally:
+                self._sending.discard(chat)
+            if sent:
                 delivered += 1
             else:
                 blocked.add(key)
-        # Chats whose backlog is cleared may take messages at once again.
-        for channel, chat_id in list(self._held):
-            async with self.db.session() as s:
-                if not await Repos(s).outbox.pending(channel, chat_id, limit=1):
-                    self._held.discard((channel, chat_id))
         return delivered
 
     def stop(self) -> None:

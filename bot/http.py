@@ -32,7 +32,14 @@ async def metrics_view(request: web.Request) -> web.Response:
         repos = Repos(s)
         stats = await repos.cases.queue_stats()
         backlog = await repos.outbox.backlog()
+        journal = await repos.inbox.oldest_open()
+        outbox = await repos.outbox.oldest_pending()
     now = utcnow()
+    metrics.JOURNAL_LAG.set((now - journal).total_seconds() if journal else 0)
+    metrics.OUTBOX_OLDEST.set((now - outbox).total_seconds() if outbox else 0)
+    pool = app.db.engine.pool
+    checked_out = getattr(pool, "checkedout", None)
+    metrics.POOL_WAITERS.set(checked_out() if callable(checked_out) else 0)
     for risk in ("critical", "high", "medium", "low"):
         count, oldest = stats.get(risk, (0, None))
         metrics.QUEUE.labels(risk).set(count)

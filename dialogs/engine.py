@@ -119,6 +119,7 @@ class DialogEngine:
         self.clock = clock
         self.moves = FlowMoves(kb, self.config.article_chars)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._waiting: dict[tuple[str, str], int] = {}
         self.limiter = RateLimiter(self.config.flood_burst, self.config.flood_per_second)
         # Work tried again, by kind ("database": an update; "deadlock": a desk action).
         self.retries: Counter[str] = Counter()
@@ -138,13 +139,18 @@ class DialogEngine:
                 address = Address(str(inbound.channel), inbound.chat_id)
                 return [Outbound(to=address, text=self.catalogue.t("flood.wait", locale))]
             return []
+        # One turn per user at a time in this process (the mailbox orders journalled updates;
+        # this covers the rest). The lock is dropped only when nobody holds or waits for it.
         lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
         try:
             async with lock:
                 return await self._handle_with_retries(inbound)
         finally:
-            if not lock.locked() and self._locks.get(key) is lock:
-                del self._locks[key]
+            self._waiting[key] -= 1
+            if not self._waiting[key]:
+                del self._waiting[key]
+                self._locks.pop(key, None)
 
     def _is_danger(self, inbound: Inbound) -> bool:
         text = (inbound.text or "").strip()

@@ -121,6 +121,9 @@ def outbound_to_dict(message: Outbound) -> dict[str, object]:
         "case_id": message.case_id,
         "desk_event": str(message.desk_event) if message.desk_event else None,
         "critical": message.critical,
+        # The line's flags for the desk (danger and its source, check-in, paging, ...); the
+        # outbox row's own id is not part of the message.
+        "meta": {k: v for k, v in message.meta.items() if k != "outbox_id"},
     }
 
 
@@ -130,6 +133,7 @@ def outbound_from_dict(data: dict[str, object]) -> Outbound:
     assert isinstance(rows, list) and isinstance(atts, list)
     event = data.get("desk_event")
     case_id = data.get("case_id")
+    meta = data.get("meta")
     return Outbound(
         to=Address(str(data["channel"]), str(data["chat_id"])),
         text=str(data.get("text") or ""),
@@ -140,6 +144,7 @@ def outbound_from_dict(data: dict[str, object]) -> Outbound:
         case_id=int(case_id) if isinstance(case_id, int) else None,
         desk_event=DeskEvent(str(event)) if event else None,
         critical=bool(data.get("critical")),
+        meta={str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {},
     )
 
 

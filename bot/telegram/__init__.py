@@ -12,8 +12,9 @@ once it is journalled), `webhook` (aiohttp server).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.methods.base import Response
 from aiohttp import web
 
-from bot.app import App
+from bot.app import App, send_buckets
 from bot.evidence import EvidenceStore
 from bot.pacing import Pacer, telegram_pacer
 from bot.telegram.child import child_router, fallback_router
@@ -111,7 +112,8 @@ def build_telegram(
     dispatcher = Dispatcher()
     dispatcher.include_router(child_router(app))
 
-    app.delivery.register(str(Channel.TELEGRAM), sender, pacer=pacer or telegram_pacer())
+    app.delivery.register(str(Channel.TELEGRAM), sender,
+                          pacer=pacer or telegram_pacer(send_buckets(app)))
     # Registered before the desk: files are stored by the time the card counts them.
     app.delivery.register_desk(evidence)
     desk: TelegramDesk | None = None
@@ -142,28 +144,61 @@ async def serve_telegram(
     # Closed by `app.close()` once the last reply is sent, not when the channel stops taking
     # updates (that would cut off the replies still being sent).
     app.closers.append(bot.session.close)
-    await channels.start_up()
     settings = app.settings
+    # Telegram may be unreachable at start-up, or answer something undecodable: every call to
+    # it below is retried inside the channel's own task, so VK and the web console run anyway.
     if settings.telegram_webhook_url:
         secret = webhook_secret(settings)
         path = webhook_path(settings.telegram_webhook_url)
         mount_webhook(web_app, bot, dispatcher, secret=secret, path=path)
 
         async def _webhook() -> None:
-            await bot.set_webhook(
+            await _until_done(stop, "the command menus and staff group check", channels.start_up)
+            await _until_done(stop, "setting the webhook", lambda: bot.set_webhook(
                 settings.telegram_webhook_url or "",
                 secret_token=secret,
                 allowed_updates=dispatcher.resolve_used_update_types(),
-            )
+            ))
             await stop.wait()
 
         return _webhook()
 
     async def _polling() -> None:
-        await bot.delete_webhook(drop_pending_updates=False)
-        await Poller(bot, dispatcher).run(stop)
+        await _until_done(stop, "the command menus and staff group check", channels.start_up)
+        # A webhook left from an earlier run would make getUpdates fail with 409.
+        await _until_done(stop, "removing an old webhook",
+                          lambda: bot.delete_webhook(drop_pending_updates=False))
+        if not stop.is_set():
+            await Poller(bot, dispatcher, room=app.mailbox.room).run(stop)
 
     return _polling()
+
+
+# Waits between start-up attempts while Telegram cannot be reached (then every minute).
+STARTUP_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+
+
+async def _until_done(
+    stop: asyncio.Event, what: str, call: Callable[[], Awaitable[object]]
+) -> None:
+    """Call Telegram until it answers (or `stop`): a network error, a 5xx or an undecodable
+    answer is logged (its type only: the text may quote the answer) and tried again."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            await call()
+            if attempt:
+                log.warning("Telegram answered %s after %d failed attempts", what, attempt)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            delay = STARTUP_BACKOFF[min(attempt, len(STARTUP_BACKOFF) - 1)]
+            attempt += 1
+            log.error("Telegram start-up: %s failed (%s); trying again in %.0f s",
+                      what, type(exc).__name__, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
 
 
 async def run_telegram(app: App, stop: asyncio.Event | None = None) -> None:
@@ -183,7 +218,7 @@ async def run_telegram(app: App, stop: asyncio.Event | None = None) -> None:
         await bot.delete_webhook(drop_pending_updates=False)
         # Updates are fed one by one and each only journalled (App.accept): an update is
         # confirmed to Telegram (the next getUpdates' offset) only once it is stored.
-        await Poller(bot, dispatcher).run(stop or asyncio.Event())
+        await Poller(bot, dispatcher, room=app.mailbox.room).run(stop or asyncio.Event())
     finally:
         await bot.session.close()
 

@@ -11,7 +11,9 @@ instead:
   it again until it is journalled: it is never confirmed, so a crash meanwhile loses nothing;
 - reads each update of a batch on its own and skips one it cannot read (its id is logged, never
   its content);
-- stops between updates when asked (SIGTERM), after the one in hand is journalled.
+- stops between updates when asked (SIGTERM), after the one in hand is journalled;
+- waits for `room()` before feeding an update while the process is full (`bot.mailbox`), and
+  feeds it again if it was refused as `Busy`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -27,6 +30,7 @@ from aiogram.types import Update
 from pydantic import ValidationError
 
 from bot.app import JournalUnavailable
+from bot.mailbox import Busy
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +55,10 @@ class Poller:
     """`await Poller(bot, dispatcher).run(stop)` polls until `stop` is set."""
 
     def __init__(self, bot: Bot, dispatcher: Dispatcher, *, timeout: int = 30,
-                 backoff: tuple[float, ...] = BACKOFF) -> None:
+                 backoff: tuple[float, ...] = BACKOFF,
+                 room: Callable[[], Awaitable[None]] | None = None) -> None:
         self.bot = bot
+        self.room = room
         self.dispatcher = dispatcher
         self.timeout = timeout
         self.backoff = backoff
@@ -108,8 +114,17 @@ class Poller:
             return True
         attempt = 0
         while True:
+            if self.room is not None:
+                await self._until_stopped(stop, self.room())
+                if stop.is_set():
+                    return False
             try:
                 await self.dispatcher.feed_update(self.bot, update)
+            except Busy:
+                await self._sleep(stop, 0)  # full just now: wait for room and feed it again
+                if stop.is_set():
+                    return False
+                continue
             except JournalUnavailable:
                 # Not journalled: the offset stays before it; it is fed again (and would come
                 # again from Telegram after a restart).

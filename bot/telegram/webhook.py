@@ -7,7 +7,10 @@ constant time and answers 401, handling nothing, when it is missing or wrong.
 Telegram takes any 2xx as "delivered" and sends again after anything else, so
 `JournalledRequestHandler` answers:
 
-- 200 once the update is journalled (the engine handles it in the background);
+- 200 once the update is journalled (its chat's mailbox handles it, in order: `bot.mailbox`);
+- 429 when this worker has as much work as it may take (`Busy`, nothing journalled): Telegram
+  sends it again later and holds that chat's next updates meanwhile, instead of this process
+  queueing work without bound;
 - 503 when the journal write failed (the database is away): Telegram sends it again;
 - 400 for a body that is not UTF-8 JSON or not a Telegram update (logged by update id at most,
   never with its content, and without a traceback);
@@ -30,6 +33,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from bot.app import JournalUnavailable
+from bot.mailbox import Busy
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,9 @@ class JournalledRequestHandler(SimpleRequestHandler):
             return web.json_response({"ok": False, "description": "not an update"}, status=400)
         try:
             result = await self.dispatcher.feed_update(bot, update, **self.data)
+        except Busy:
+            return web.json_response({"ok": False, "description": "busy, try again"},
+                                     status=429, headers={"Retry-After": "1"})
         except JournalUnavailable:
             # Not journalled: Telegram must send it again (a child in danger has already been
             # given the contacts from memory).

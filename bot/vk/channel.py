@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from vk_api.exceptions import ApiError, ApiHttpError
 
+from bot.app import send_buckets
 from bot.evidence import EvidenceStore
 from bot.pacing import vk_pacer
 from bot.vk.api import RedirectSession
@@ -98,7 +99,8 @@ class VkChannel:
     def attach(self) -> None:
         """Register the sender for channel "vk" and the evidence collector as a desk listener."""
         if not self._attached:
-            self.app.delivery.register(CHANNEL, self.sender, pacer=vk_pacer())
+            pacer = vk_pacer(send_buckets(self.app))
+            self.app.delivery.register(CHANNEL, self.sender, pacer=pacer)
             self.app.delivery.register_desk(self.evidence)
             self._attached = True
 
@@ -138,7 +140,10 @@ class VkChannel:
         self.start()
         try:
             while True:
-                self._dispatch(await self.queue.get())
+                event = await self.queue.get()
+                # Backpressure: while this process is full (bot.mailbox), events wait here.
+                await self.app.mailbox.room()
+                self._dispatch(event)
         finally:
             await self.stop()
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -15,7 +15,13 @@ from storage.models import (
     ProcessedUpdate,
     utcnow,
 )
-from storage.repos.base import _Repo
+from storage.repos.base import _address_hash, _aware, _Repo
+
+
+def chat_key(channel: str, chat_id: str) -> str:
+    """The keyed hash a chat's mailbox is known by (the outbox's `chat_id` column holds the
+    same hash): the database alone cannot tell which chat it is."""
+    return _address_hash(channel, chat_id)
 
 
 class UpdateRepo(_Repo):
@@ -37,13 +43,22 @@ class UpdateRepo(_Repo):
 
 
 class InboxRepo(_Repo):
-    async def add(self, channel: str, update_id: str, body: dict[str, Any]) -> int | None:
-        """Store an inbound update; None if it was stored before (a repeat)."""
+    async def oldest_open(self) -> datetime | None:
+        """When the oldest journalled update not yet handled arrived."""
+        stmt = select(func.min(InboxUpdate.received_at)).where(InboxUpdate.processed_at.is_(None))
+        return _aware((await self.session.execute(stmt)).scalar_one())
+
+    async def add(
+        self, channel: str, update_id: str, body: dict[str, Any], chat: str | None = None
+    ) -> int | None:
+        """Store an inbound update for the chat keyed `chat` (see `chat_key`); None if it was
+        stored before (a repeat)."""
         values = {
             "channel": channel,
             "update_id": update_id,
             "received_at": utcnow(),
             "body": body,
+            "chat_key": chat,
         }
         if self.dialect == "postgresql":
             stmt: Any = pg_insert(InboxUpdate).values(values).on_conflict_do_nothing()
@@ -52,6 +67,61 @@ class InboxRepo(_Repo):
         result = await self.session.execute(stmt.returning(InboxUpdate.id))
         row = result.first()
         return int(row[0]) if row else None
+
+    async def for_chat(self, channel: str, chat: str, limit: int = 20) -> Sequence[InboxUpdate]:
+        """A chat's unprocessed updates, in journal order (the order they arrived in)."""
+        stmt = (
+            select(InboxUpdate)
+            .where(
+                InboxUpdate.channel == channel,
+                InboxUpdate.chat_key == chat,
+                InboxUpdate.processed_at.is_(None),
+            )
+            .order_by(InboxUpdate.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def chat_waiting(self, channel: str, chat: str) -> bool:
+        """Has the chat an unprocessed update?"""
+        stmt = select(InboxUpdate.id).where(
+            InboxUpdate.channel == channel,
+            InboxUpdate.chat_key == chat,
+            InboxUpdate.processed_at.is_(None),
+        )
+        return (await self.session.execute(stmt.limit(1))).first() is not None
+
+    async def waiting_chats(self, before: datetime, limit: int = 500) -> list[tuple[str, str]]:
+        """Chats with an update journalled before `before` and still unprocessed, oldest
+        first."""
+        oldest = func.min(InboxUpdate.id)
+        stmt = (
+            select(InboxUpdate.channel, InboxUpdate.chat_key)
+            .where(
+                InboxUpdate.processed_at.is_(None),
+                InboxUpdate.received_at < before,
+                InboxUpdate.chat_key.is_not(None),
+            )
+            .group_by(InboxUpdate.channel, InboxUpdate.chat_key)
+            .order_by(oldest)
+            .limit(limit)
+        )
+        return [(str(c), str(k)) for c, k in (await self.session.execute(stmt)).all()]
+
+    async def without_chat(self, limit: int = 500) -> Sequence[InboxUpdate]:
+        """Unprocessed updates journalled before chats had keys (migration 0005)."""
+        stmt = (
+            select(InboxUpdate)
+            .where(InboxUpdate.processed_at.is_(None), InboxUpdate.chat_key.is_(None))
+            .order_by(InboxUpdate.id)
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def set_chat(self, inbox_id: int, chat: str) -> None:
+        await self.session.execute(
+            update(InboxUpdate).where(InboxUpdate.id == inbox_id).values(chat_key=chat)
+        )
 
     async def mark_processed(self, inbox_id: int) -> None:
         await self.session.execute(

@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import aliased
 
 from storage.models import (
     OutboxMessage,
     utcnow,
 )
-from storage.repos.base import _address_hash, _Repo
+from storage.repos.base import _address_hash, _aware, _Repo
 
 
 class OutboxRepo(_Repo):
@@ -53,6 +54,13 @@ class OutboxRepo(_Repo):
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    async def oldest_pending(self) -> datetime | None:
+        """When the oldest message not yet delivered (nor given up on) was written."""
+        stmt = select(func.min(OutboxMessage.created_at)).where(
+            OutboxMessage.delivered_at.is_(None), OutboxMessage.failed_at.is_(None)
+        )
+        return _aware((await self.session.execute(stmt)).scalar_one())
 
     async def backlog(self) -> int:
         stmt = select(func.count(OutboxMessage.id)).where(
@@ -102,6 +110,34 @@ class OutboxRepo(_Repo):
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
+    async def claim_in_turn(self, message_id: int, now: datetime, until: datetime) -> bool:
+        """`claim`, only if no older message to the same chat is undelivered (its turn has
+        come): one statement for the common case of a chat with nothing waiting."""
+        older = aliased(OutboxMessage)
+        earlier = (
+            select(older.id)
+            .where(
+                older.channel == OutboxMessage.channel,
+                older.chat_id == OutboxMessage.chat_id,
+                older.id < OutboxMessage.id,
+                older.delivered_at.is_(None),
+                older.failed_at.is_(None),
+            )
+            .exists()
+        )
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == message_id,
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now),
+                ~earlier,
+            )
+            .values(claimed_until=until, attempts=OutboxMessage.attempts + 1)
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
     async def reschedule(self, message_id: int, at: datetime, error: str) -> None:
         await self.session.execute(
             update(OutboxMessage)
@@ -120,8 +156,9 @@ class OutboxRepo(_Repo):
         return await self.session.get(OutboxMessage, message_id)
 
     async def mark_delivered(self, message_id: int) -> None:
+        """Idempotent: a second mark changes nothing (the first delivery time stays)."""
         await self.session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message_id)
-            .values(delivered_at=utcnow())
+            .where(OutboxMessage.id == message_id, OutboxMessage.delivered_at.is_(None))
+            .values(delivered_at=utcnow(), claimed_until=None)
         )

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
 
 from storage import crypto
 from storage.models import (
     Attachment,
+    AuditEvent,
     Case,
     Conversation,
+    InboxUpdate,
     Message,
+    OutboxMessage,
     User,
     utcnow,
 )
 from storage.repos.base import LEFT, OPEN_STATUSES, CaseStatus, _address_hash, _Repo
+
+DESK_CHANNEL = "desk"  # dialogs.messages.DESK: the desk's notices, addressed by case id
 
 
 class UserRepo(_Repo):
@@ -54,8 +61,14 @@ class UserRepo(_Repo):
         )
 
     async def erase(self, user_id: int) -> list[str]:
-        """Erase a user's messages, answers and evidence; cases keep anonymous counts only.
-        Returns the stored evidence files, for the caller to delete."""
+        """Erase everything a user told us, in every table: messages (notes included),
+        answers and evidence, the journal's copies of their updates, the outbox's copies of the
+        replies to them and of the desk notices quoting them, the free text of their cases'
+        audit trail; their cases keep anonymous counts only (an open one is closed as "child
+        erased their data"). Returns the stored evidence files, for the caller to delete."""
+        user = await self.get(user_id)
+        if user is None:
+            return []
         files = [
             str(p)
             for p in (
@@ -66,6 +79,8 @@ class UserRepo(_Repo):
                 )
             ).scalars()
         ]
+        cases = select(Case.id).where(Case.user_id == user_id).scalar_subquery()
+        await self._erase_copies(user, cases)
         await self.session.execute(delete(Message).where(Message.user_id == user_id))
         await self.session.execute(delete(Attachment).where(Attachment.user_id == user_id))
         # A case still open is closed: nobody is left to answer.
@@ -82,3 +97,23 @@ class UserRepo(_Repo):
         await self.session.execute(delete(Conversation).where(Conversation.user_id == user_id))
         await self.session.execute(delete(User).where(User.id == user_id))
         return files
+
+    async def _erase_copies(self, user: User, cases: Any) -> None:
+        """The copies outside the user's own rows: journal, outbox, audit detail text."""
+        key = _address_hash(user.channel, user.address)
+        await self.session.execute(
+            delete(InboxUpdate).where(InboxUpdate.channel == user.channel,
+                                      InboxUpdate.chat_key == key)
+        )
+        await self.session.execute(
+            delete(OutboxMessage).where(
+                or_(
+                    and_(OutboxMessage.channel == user.channel, OutboxMessage.chat_id == key),
+                    and_(OutboxMessage.channel == DESK_CHANNEL, OutboxMessage.case_id.in_(cases)),
+                )
+            )
+        )
+        # Who did what and when stays; what was written (notes, reasons, risk notes) goes.
+        await self.session.execute(
+            update(AuditEvent).where(AuditEvent.case_id.in_(cases)).values(detail="")
+        )

@@ -1,0 +1,225 @@
+"""Per-chat mailboxes: each chat's updates handled, and its replies sent, in the order they came,
+with one worker or several, across restarts; and a bound on the work one process takes on.
+
+The order guarantee
+    Every journalled update carries its chat's key (channel + a keyed hash of the chat id; the
+    raw id is only in the encrypted body). After journalling, the channel "kicks" the chat. Whoever
+    holds the chat's claim takes the chat's open journal entries in journal order and, for each,
+    handles it AND delivers its replies before taking the next; then releases the claim and looks
+    again (an update journalled while the claim was being given back is not left behind: its own
+    kick either took the claim, or failed because the holder had not yet released, and the holder
+    looks again after releasing: in the database when other processes claim too, else at the
+    kicks it was given meanwhile). Replies go out per chat in outbox order (`Delivery.deliver`):
+    a reply never overtakes an older undelivered one of the same chat, even one a dead process
+    had claimed (it waits for that claim's lease, then sends the older one first). Recovery at
+    start-up goes through the same mailboxes.
+
+The claim
+    `bot.locks.ChatClaims`: an in-process set on SQLite (one process); on PostgreSQL a
+    session-level advisory lock on one connection per process, gone the moment the process dies.
+
+An entry the engine could not handle (its replies carry `meta["retry"]`: the database was away)
+stays open and stops its chat's pass; it is taken again, first, by the next kick or by the
+periodic `App.recover`.
+
+Backpressure
+    At most `MailboxLimits.chats` chats are worked on at once, and at most
+    `MailboxLimits.backlog` accepted updates wait in this process. When the backlog is full,
+    `admitted` raises `Busy` before anything is journalled: the webhook answers 429 (Telegram sends
+    the update again later, and holds that chat's next ones meanwhile), polling and VK wait for
+    `room()`. An update that reads as danger is always admitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from bot.locks import ChatClaims, ChatKey
+from dialogs.messages import Outbound
+from storage.db import Database
+from storage.repositories import Repos
+
+log = logging.getLogger(__name__)
+
+BATCH = 20  # journal entries of a chat read at a time
+
+
+class Busy(RuntimeError):
+    """This process has as much work as it may take: the platform should send it again later."""
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxLimits:
+    chats: int = 32  # chats worked on at once (each uses a database connection at a time)
+    backlog: int = 500  # accepted updates waiting in this process
+
+
+@dataclass(frozen=True, slots=True)
+class Handled:
+    """What handling one journal entry gave: its replies, and whether the entry is closed
+    (False: the engine could not handle it; the chat waits for the next attempt)."""
+
+    replies: list[Outbound]
+    closed: bool = True
+
+
+# Handle one journal entry (its id and decrypted body) and deliver its replies.
+Step = Callable[[int, dict[str, Any]], Awaitable[Handled]]
+
+
+class Mailbox:
+    def __init__(self, db: Database, claims: ChatClaims, step: Step,
+                 limits: MailboxLimits | None = None) -> None:
+        self.db = db
+        self.claims = claims
+        self.step = step
+        self.limits = limits or MailboxLimits()
+        self._slots = asyncio.Semaphore(self.limits.chats)
+        self._drainers: dict[ChatKey, asyncio.Task[None]] = {}
+        self._dirty: set[ChatKey] = set()
+        self._backlog: dict[int, ChatKey] = {}
+        self._results: dict[int, asyncio.Future[list[Outbound]]] = {}
+        self._freed = asyncio.Event()
+        self._admitting = 0  # updates admitted and being journalled
+
+    # ------------------------------------------------------------------ admission
+    @property
+    def full(self) -> bool:
+        return len(self._backlog) + self._admitting >= self.limits.backlog
+
+    @property
+    def backlog(self) -> int:
+        return len(self._backlog)
+
+    @property
+    def working(self) -> bool:
+        return bool(self._drainers)
+
+    @contextmanager
+    def admitted(self, is_danger: Callable[[], bool]) -> Iterator[None]:
+        """Inside, an update is being journalled and counts towards the backlog (kick it
+        before leaving). Raises `Busy` when the backlog is full, unless it reads as danger."""
+        if self.full and not is_danger():
+            raise Busy("too many updates in progress")
+        self._admitting += 1
+        try:
+            yield
+        finally:
+            self._admitting -= 1
+            if not self.full:
+                self._freed.set()
+
+    async def room(self) -> None:
+        """Wait until the backlog has room."""
+        while self.full:
+            self._freed.clear()
+            await self._freed.wait()
+
+    # ------------------------------------------------------------------ kicks
+    def kick(self, key: ChatKey, inbox_id: int | None = None) -> None:
+        """The chat has new work (`inbox_id`, journalled and committed): make sure someone
+        takes it. Never waits."""
+        if inbox_id is not None:
+            self._backlog[inbox_id] = key
+        self._dirty.add(key)
+        if key not in self._drainers:
+            task = asyncio.create_task(self._drain(key), name=f"mailbox {key[0]}")
+            self._drainers[key] = task
+
+    async def result(self, key: ChatKey, inbox_id: int) -> list[Outbound]:
+        """Kick the chat and wait for entry `inbox_id`: its replies, or [] if another worker
+        took it (or it stays open for later)."""
+        future = self._results.setdefault(inbox_id, asyncio.get_running_loop().create_future())
+        self.kick(key, inbox_id)
+        return await future
+
+    async def settle(self, keys: Iterable[ChatKey] | None = None) -> None:
+        """Wait until the chats' drainers (all, by default) have finished."""
+        while True:
+            wanted = set(keys) if keys is not None else None
+            tasks = [t for k, t in self._drainers.items() if wanted is None or k in wanted]
+            if not tasks:
+                return
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def cancel(self) -> int:
+        """Stop working (shutdown past its grace period); open entries wait for the next
+        start. Returns how many chats were cut short."""
+        for task in self._drainers.values():
+            task.cancel()
+        return len(self._drainers)
+
+    # ------------------------------------------------------------------ one chat
+    async def _drain(self, key: ChatKey) -> None:
+        try:
+            async with self._slots:
+                await self._passes(key)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the database went away: `App.recover` comes back to it
+            log.warning("a chat's mailbox pass failed (%s); it is taken again later",
+                        type(exc).__name__, exc_info=log.isEnabledFor(logging.DEBUG))
+        finally:
+            self._finished(key)
+
+    async def _passes(self, key: ChatKey) -> None:
+        while True:
+            self._dirty.discard(key)
+            if not await self.claims.try_claim(key):
+                return  # the holder looks again after it releases
+            try:
+                stalled = await self._work_through(key)
+            finally:
+                await self.claims.release(key)
+            if stalled:
+                return
+            waiting = key in self._dirty
+            if not waiting and self.claims.shared:
+                # Another process may have journalled one while we held the claim (its kick
+                # failed to take it): look after releasing.
+                async with self.db.session() as s:
+                    waiting = await Repos(s).inbox.chat_waiting(*key)
+            # No await between this check and `_finished`: a kick from now on starts a new
+            # drainer, and one from before set `_dirty`.
+            if not waiting and key not in self._dirty:
+                return
+
+    async def _work_through(self, key: ChatKey) -> bool:
+        """Handle the chat's open entries in order; True when stopped before the end (an entry
+        stays open, or the claim was lost)."""
+        while True:
+            async with self.db.session() as s:
+                found = await Repos(s).inbox.for_chat(*key, limit=BATCH)
+                rows = [(r.id, dict(r.body)) for r in found]
+            for inbox_id, body in rows:
+                if not self.claims.holds(key):
+                    return True
+                handled = await self.step(inbox_id, body)
+                self._done(inbox_id, handled.replies)
+                if not handled.closed:
+                    return True
+            if len(rows) < BATCH:
+                return False
+
+    def _done(self, inbox_id: int, replies: list[Outbound]) -> None:
+        self._backlog.pop(inbox_id, None)
+        future = self._results.pop(inbox_id, None)
+        if future is not None and not future.done():
+            future.set_result(replies)
+        if not self.full:
+            self._freed.set()
+
+    def _finished(self, key: ChatKey) -> None:
+        """The chat's drainer ended: what it leaves is another worker's, or for later."""
+        self._drainers.pop(key, None)
+        self._dirty.discard(key)
+        for inbox_id in [i for i, k in self._backlog.items() if k == key]:
+            self._done(inbox_id, [])
+
+
+__all__ = ["Busy", "Handled", "Mailbox", "MailboxLimits", "Step"]
