@@ -12,23 +12,15 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Protocol
 
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from storage.advisory import ADVISORY_NAMESPACE, AdvisoryClaims, ChatKey, advisory_key
 
 log = logging.getLogger(__name__)
 
-ChatKey = tuple[str, str]  # (channel, the keyed hash of the chat id)
-
-# The first half of every chat claim's two-part advisory lock key ("MB", mailbox), so our
-# claims cannot meet another advisory lock user's.
-ADVISORY_NAMESPACE = 0x4D42
 
 
 class KeyedLocks:
@@ -94,103 +86,5 @@ class LocalClaims:
         self._held.clear()
 
 
-def advisory_key(key: ChatKey) -> int:
-    """A chat's half of the advisory lock key: 32 bits of a hash (two chats that share one only
-    take turns, which is harmless)."""
-    digest = hashlib.sha256(f"{key[0]}:{key[1]}".encode()).digest()
-    return int.from_bytes(digest[:4], "big", signed=True)
-
-
-class AdvisoryClaims:
-    """PostgreSQL advisory locks (`pg_try_advisory_lock`) on one autocommit connection of this
-    process, which holds every chat the process has claimed (and goes back to the pool while it
-    holds none). If that connection breaks, its
-    locks are gone: they are forgotten here too (`holds` turns False), so a drainer stops after
-    the update in hand instead of racing the worker that took the chat over."""
-
-    shared = True
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self._conn: AsyncConnection | None = None
-        self._lock = asyncio.Lock()
-        self._held: set[ChatKey] = set()
-
-    async def _connection(self) -> AsyncConnection:
-        if self._conn is None or self._conn.closed:
-            conn = await self.engine.connect()
-            self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        return self._conn
-
-    async def _ask(self, sql: str, key: ChatKey) -> bool:
-        async with self._lock:
-            try:
-                conn = await self._connection()
-                result = await conn.execute(
-                    text(sql), {"ns": ADVISORY_NAMESPACE, "chat": advisory_key(key)}
-                )
-                return bool(result.scalar())
-            except (SQLAlchemyError, OSError):
-                await self._lost()
-                raise
-
-    async def _lost(self) -> None:
-        if self._held:
-            log.warning("the chat claim connection broke: %d claims lost", len(self._held))
-        self._held.clear()
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                await conn.invalidate()
-                await conn.close()
-            except (SQLAlchemyError, OSError):
-                pass  # already gone
-
-    async def try_claim(self, key: ChatKey) -> bool:
-        if key in self._held:
-            return False  # held by another task of this process
-        self._held.add(key)
-        try:
-            taken = await self._ask("SELECT pg_try_advisory_lock(:ns, :chat)", key)
-        except BaseException:
-            self._held.discard(key)
-            raise
-        if not taken:
-            self._held.discard(key)
-            await self._idle()
-        return taken
-
-    async def release(self, key: ChatKey) -> None:
-        if key not in self._held:
-            return  # lost with the connection: nothing to give back
-        try:
-            await self._ask("SELECT pg_advisory_unlock(:ns, :chat)", key)
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("could not release a chat claim (%s)", type(exc).__name__)
-        finally:
-            self._held.discard(key)
-        await self._idle()
-
-    async def _idle(self) -> None:
-        """With no claim held, the connection goes back to the pool (it holds no lock)."""
-        async with self._lock:
-            if self._held or self._conn is None:
-                return
-            conn, self._conn = self._conn, None
-            with suppress(SQLAlchemyError, OSError):
-                await conn.close()
-
-    def holds(self, key: ChatKey) -> bool:
-        return key in self._held
-
-    async def close(self) -> None:
-        async with self._lock:
-            conn, self._conn = self._conn, None
-            self._held.clear()
-            if conn is not None:
-                try:
-                    # Not back to the pool: closing the session is what drops its locks.
-                    await conn.invalidate()
-                    await conn.close()
-                except (SQLAlchemyError, OSError):
-                    pass
+__all__ = ["ADVISORY_NAMESPACE", "AdvisoryClaims", "ChatClaims", "ChatKey", "KeyedLocks",
+           "LocalClaims", "advisory_key"]
