@@ -163,15 +163,7 @@ class Delivery:
                 if not await Repos(s).outbox.claim_in_turn(outbox_id, now, now + CLAIM):
                     return False  # an older one waits (or someone has this one): read them
             del known[outbox_id]
-            self._claimed.add(outbox_id)
-            try:
-                sent = await self._send_claimed(message, targets, outbox_id)
-            except asyncio.CancelledError:
-                raise  # cut short by shutdown: the claim stays listed for `release`
-            except BaseException:
-                self._claimed.discard(outbox_id)
-                raise
-            self._claimed.discard(outbox_id)
+            sent = await self._send_holding(message, targets, outbox_id)
             if not sent and not await self._given_up(outbox_id):
                 return True  # a temporary failure: the worker sends it, then the rest
         return True
@@ -253,16 +245,25 @@ class Delivery:
                 now = utcnow()
                 if not await Repos(s).outbox.claim(outbox_id, now, now + CLAIM):
                     return None  # someone else is sending it, or it was sent
-            self._claimed.add(outbox_id)
+        return await self._send_holding(message, targets, outbox_id)
+
+    async def _send_holding(
+        self, message: Outbound, targets: list[Sender], outbox_id: int | None
+    ) -> bool:
+        """Send a message whose outbox claim is ours, listing the claim meanwhile so that a
+        shutdown can release it (a send cut short by shutdown keeps it listed)."""
+        held = outbox_id is not None and self.db is not None
+        if held:
+            self._claimed.add(outbox_id or 0)
         try:
-            delivered = await self._send_claimed(message, targets, outbox_id)
+            sent = await self._send_claimed(message, targets, outbox_id)
         except asyncio.CancelledError:
             raise  # cut short by shutdown: the claim stays listed for `release`
         except BaseException:
             self._claimed.discard(outbox_id or 0)
             raise
         self._claimed.discard(outbox_id or 0)
-        return delivered
+        return sent
 
     async def _send_claimed(
         self, message: Outbound, targets: list[Sender], outbox_id: int | None
