@@ -15,21 +15,15 @@ import pytest
 from bot.pacing import LocalBuckets, telegram_pacer
 from storage.db import Database
 from storage.ratebuckets import SharedBuckets
-from tests.production.conftest import create_database, drop_database, pg_base_url
+from tests.production.conftest import own_database
 
 STAFF_GROUP = "-1001234567890"
 
 
 @pytest.fixture
 async def pg() -> AsyncIterator[Database]:
-    url = await create_database(pg_base_url(), "pacing")
-    database = Database(url)
-    await database.create_all()
-    try:
+    async with own_database("pacing") as database:
         yield database
-    finally:
-        await database.dispose()
-        await drop_database(url)
 
 
 async def test_two_workers_share_the_bot_wide_budget(pg: Database) -> None:

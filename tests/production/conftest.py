@@ -12,11 +12,15 @@ import secrets
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy.engine import URL, make_url
+
+from storage.db import Database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,3 +101,17 @@ def helpline(env: dict[str, str], *args: str, timeout: float = 120) -> str:
                           capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"helpline {' '.join(args)}: {done.stderr[-2000:]}"
     return done.stdout
+
+
+@asynccontextmanager
+async def own_database(prefix: str) -> AsyncIterator[Database]:
+    """A PostgreSQL database of this test's own, with the schema made, dropped afterwards (or a
+    skip when the run has no PostgreSQL)."""
+    url = await create_database(pg_base_url(), prefix)
+    database = Database(url)
+    await database.create_all()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+        await drop_database(url)

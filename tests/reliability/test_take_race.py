@@ -24,7 +24,7 @@ from dialogs.messages import DESK, Channel, DeskEvent, Inbound
 from knowledge_base import KnowledgeBase
 from storage.db import Database
 from storage.repositories import Repos
-from tests.production.conftest import create_database, drop_database, pg_base_url
+from tests.production.conftest import own_database
 
 ROUNDS = 30
 DANGER = "я больше не хочу жить, сегодня всё закончу"
@@ -32,14 +32,8 @@ DANGER = "я больше не хочу жить, сегодня всё зако
 
 @pytest.fixture
 async def pg() -> AsyncIterator[Database]:
-    url = await create_database(pg_base_url(), "take_race")
-    database = Database(url)
-    await database.create_all()
-    try:
+    async with own_database("take_race") as database:
         yield database
-    finally:
-        await database.dispose()
-        await drop_database(url)
 
 
 def _say(child: str, words: str, update: int) -> Inbound:
