@@ -73,7 +73,6 @@ class Pacer:
         self.group_per_minute = group_per_minute
         self.buckets: Buckets = buckets or LocalBuckets(clock)
         self.scope = scope  # the platform (and bot) whose limits these are
-        self._lock = asyncio.Lock()
 
     def _limits(self, chat_id: str) -> list[tuple[str, float, float]]:
         """(bucket key, rate per second, burst) of every limit a send to `chat_id` counts in."""
@@ -88,9 +87,10 @@ class Pacer:
     async def wait(self, chat_id: str, *, urgent: bool = False) -> float:
         """Wait until a message to `chat_id` may go; return the time waited. An urgent message
         takes its tokens and goes at once."""
-        async with self._lock:
-            delays = [await self.buckets.take(key, rate, burst)
-                      for key, rate, burst in self._limits(chat_id)]
+        # No lock around the takes: each bucket takes atomically on its own (in memory, or in
+        # one SQL statement), and a send must never queue behind another's slow take.
+        delays = [await self.buckets.take(key, rate, burst)
+                  for key, rate, burst in self._limits(chat_id)]
         delay = 0.0 if urgent else max(delays)
         if delay > 0:
             metrics.PACER_WAIT.observe(delay)
