@@ -12,11 +12,11 @@ What runs:
   DATABASE_URL if it is a PostgreSQL URL, else HELPLINE_TEST_DATABASE_URL, else re-runs itself
   under scripts/with-postgres.sh). Counsellors are registered with `helpline counsellor add`
   and TELEGRAM_STAFF_CHAT_ID points at the fake staff forum, so the Telegram desk works.
-  The one thing changed in the bot: Telegram's published send limits (bot.pacing.telegram_pacer:
-  30 messages a second in all, 1 a second per chat, 20 a minute per group) are replaced by an
-  unlimited Pacer, since the fake server has no limits to respect and the benchmark measures the
-  bot. The per-user flood limiter (EngineConfig, 20 burst, 1 a second) is kept: each simulated
-  user paces itself under it (10 burst, 0.9 a second).
+  The bot runs as shipped, with one setting: SEND_PACING=off lifts Telegram's published send
+  limits (30 messages a second in all, 1 a second per chat, 20 a minute per group), since the
+  fake server has no limits to respect and the benchmark measures the bot (the setting is
+  refused with Telegram's real API URL). The per-user flood limiter (EngineConfig, 20 burst,
+  1 a second) is kept: each simulated user paces itself under it (10 burst, 0.9 a second).
 
 Children walk scripts: a report step by step (then advice, or a counsellor), a safety question
 answered from the knowledge base (as a child or a parent), a danger message ("I don't want to
@@ -75,20 +75,6 @@ STAFF_CHAT = -1001234567890
 FIRST_CHILD = 10_000_000
 FIRST_COUNSELLOR = 501
 perf = time.perf_counter
-
-
-# =====================================================================================
-# The bot under test, in its own process: `helpline run` with an unlimited send pacer.
-# =====================================================================================
-def serve_helpline() -> int:
-    import bot.telegram
-    from bot.cli import main
-    from bot.pacing import Pacer
-
-    # The fake Bot API has no limits; Telegram's (30/s in all, 1/s per chat, 20/min per group)
-    # would make this a benchmark of the pacer.
-    bot.telegram.telegram_pacer = lambda: Pacer(global_rate=1e9)  # type: ignore[attr-defined]
-    return main(["run"])
 
 
 # =====================================================================================
@@ -1108,7 +1094,7 @@ async def run_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> He
         TELEGRAM_API_URL=url, TELEGRAM_STAFF_CHAT_ID=str(STAFF_CHAT), TELEGRAM_WEBHOOK_URL="",
         VK_TOKEN="", WEB_ENABLED="false", WEBHOOK_HOST="127.0.0.1", WEBHOOK_PORT=str(port),
         LOG_LEVEL="WARNING", HOURS_FILE=str(hours), ENCRYPTION_KEYS="", ID_HASH_KEY="",
-        COUNSELLOR_CAPACITY=str(args.capacity),
+        COUNSELLOR_CAPACITY=str(args.capacity), SEND_PACING="off",
     )
     began = perf()
     await run_cli(env, "db", "upgrade")
@@ -1118,7 +1104,7 @@ async def run_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> He
                                        "telegram", "--id", str(uid))
                                for uid in ids[start:start + 2]))
     log = workdir / f"helpline-{kind}.log"
-    proc = spawn([python(), str(THIS), "_serve"], log, env)
+    proc = spawn([python(), "-m", "bot", "run"], log, env)  # as shipped
     clock = Clock()
     sim = Sim(fake, clock, texts, wait=args.wait, turn_timeout=args.turn_timeout)
     tasks: list[asyncio.Task[None]] = []
@@ -1344,8 +1330,6 @@ async def amain(args: argparse.Namespace) -> int:
 
 
 def main() -> int:
-    if sys.argv[1:2] == ["_serve"]:
-        return serve_helpline()
     args = parse_args()
     if args.db in ("pg", "both") and pg_base_url() is None:
         if os.environ.get("HELPLINE_BENCH_PG_WRAPPED"):

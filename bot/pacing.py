@@ -98,10 +98,25 @@ class Pacer:
         return delay
 
 
-def telegram_pacer(buckets: Buckets | None = None) -> Pacer:
+class Unpaced(Pacer):
+    """No limits at all: SEND_PACING=off, against a fake API server only (bot/settings.py
+    refuses it with a real platform's URL). A benchmark then measures the bot as shipped."""
+
+    def __init__(self) -> None:
+        super().__init__(global_rate=float("inf"), scope="unpaced")
+
+    async def wait(self, chat_id: str, *, urgent: bool = False) -> float:
+        return 0.0
+
+
+def telegram_pacer(buckets: Buckets | None = None, *, paced: bool = True) -> Pacer:
+    if not paced:
+        return Unpaced()
     return Pacer(global_rate=30, chat_rate=1, group_per_minute=20, buckets=buckets,
                  scope="telegram")
 
 
-def vk_pacer(buckets: Buckets | None = None) -> Pacer:
+def vk_pacer(buckets: Buckets | None = None, *, paced: bool = True) -> Pacer:
+    if not paced:
+        return Unpaced()
     return Pacer(global_rate=20, buckets=buckets, scope="vk")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dialogs.retention import JOURNAL_DAYS, OUTBOX_DAYS
@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     vk_group_id: int | None = None
     vk_api_url: str = "https://api.vk.com/method"
     vk_api_version: str = "5.199"
+    # SEND_PACING=off lifts Telegram's and VK's published send limits (bot/pacing.py) so a
+    # benchmark measures the bot as shipped against a fake API server. Refused while either API
+    # URL is the platform's real one: there the limits are the platform's rules, not ours.
+    send_pacing: bool = True
 
     # The counsellors' web console (bot/web): served by `helpline run` when enabled, or alone by
     # `helpline web`. Behind a TLS-terminating proxy in production; cookies are Secure by default.
@@ -110,6 +114,31 @@ class Settings(BaseSettings):
             raise ValueError(f"no such file: {path}")
         load_hours(path)  # a malformed file stops start-up here, naming the variable
         return path
+
+
+    @model_validator(mode="after")
+    def _pacing_only_on_fakes(self) -> Settings:
+        if self.send_pacing:
+            return self
+        real = [url for url, token in ((self.telegram_api_url, self.telegram_bot_token),
+                                       (self.vk_api_url, self.vk_token))
+                if token is not None and _is_real_api(url)]
+        if real:
+            raise ValueError(
+                "SEND_PACING=off is only for fake API servers (benchmarks, tests), and "
+                f"{', '.join(real)} is the real platform: point TELEGRAM_API_URL / VK_API_URL "
+                "at the fake server, or remove SEND_PACING")
+        return self
+
+
+def _is_real_api(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == real or host.endswith("." + real) for real in REAL_API_HOSTS)
+
+
+REAL_API_HOSTS = ("telegram.org", "vk.com")
 
 
 def load_settings() -> Settings:

@@ -113,7 +113,8 @@ def build_telegram(
     dispatcher.include_router(child_router(app))
 
     app.delivery.register(str(Channel.TELEGRAM), sender,
-                          pacer=pacer or telegram_pacer(send_buckets(app)))
+                          pacer=pacer or telegram_pacer(send_buckets(app),
+                                                        paced=settings.send_pacing))
     # Registered before the desk: files are stored by the time the card counts them.
     app.delivery.register_desk(evidence)
     desk: TelegramDesk | None = None

@@ -99,7 +99,7 @@ class VkChannel:
     def attach(self) -> None:
         """Register the sender for channel "vk" and the evidence collector as a desk listener."""
         if not self._attached:
-            pacer = vk_pacer(send_buckets(self.app))
+            pacer = vk_pacer(send_buckets(self.app), paced=self.app.settings.send_pacing)
             self.app.delivery.register(CHANNEL, self.sender, pacer=pacer)
             self.app.delivery.register_desk(self.evidence)
             self._attached = True
