@@ -116,7 +116,9 @@ class App:
         journalled as soon as it can be."""
         if inbound.update_id is None:
             return await self.process(inbound, None)
-        await self.mailbox.room()
+        urgent = self.engine.urgent(inbound)
+        if not urgent:  # danger never waits for room
+            await self.mailbox.room()
         attempt = 0
         while True:
             try:
@@ -128,7 +130,7 @@ class App:
                 await asyncio.sleep(delay)
         if stored is False or stored is True:
             return []  # a repeat of an update we already have
-        return await self.mailbox.result(chat_of(inbound), stored)
+        return await self.mailbox.result(chat_of(inbound), stored, urgent=urgent)
 
     async def accept(self, inbound: Inbound) -> None:
         """Journal an update and kick its chat's mailbox: the platform may be told the update
@@ -141,10 +143,11 @@ class App:
             self._loose.add(task)
             task.add_done_callback(self._loose.discard)
             return
-        with self.mailbox.admitted(lambda: bool(self.engine.contacts_from_memory(inbound))):
+        urgent = self.engine.urgent(inbound)
+        with self.mailbox.admitted(lambda: urgent):
             stored = await self.receive(inbound)
             if stored is not False and stored is not True:
-                self.mailbox.kick(chat_of(inbound), stored)
+                self.mailbox.kick(chat_of(inbound), stored, urgent=urgent)
 
     async def drain(self) -> None:
         """Wait for every update accepted so far to be handled (or left for later)."""

@@ -28,6 +28,16 @@ Backpressure
     `admitted` raises `Busy` before anything is journalled: the webhook answers 429 (Telegram sends
     the update again later, and holds that chat's next ones meanwhile), polling and VK wait for
     `room()`. An update that reads as danger is always admitted.
+
+The danger lane
+    An update that reads as danger (`DialogEngine.urgent`: danger words, or a button that means
+    danger) is kicked as urgent. Its chat never waits for a free slot (a chat already waiting
+    for one is let in at once), the entry is handled before the chat's older open entries (a
+    child who floods and then writes danger is answered first: safety before order), and it is
+    handled inside `storage.lane.danger_lane`, so it also goes first for the SQLite writer; its
+    replies and the counsellors' alert are critical, which the sender's pacer lets go first.
+    The lane is this process's: an urgent entry whose chat another worker holds is handled by
+    that worker, in order.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from typing import Any
 from bot.locks import ChatClaims, ChatKey
 from dialogs.messages import Outbound
 from storage.db import Database
+from storage.lane import danger_lane
 from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
@@ -72,6 +83,46 @@ class Handled:
 Step = Callable[[int, dict[str, Any]], Awaitable[Handled]]
 
 
+class Slots:
+    """At most `size` chats worked on at once, first come first served; a chat with danger
+    waiting never waits for a slot (`promote` lets a waiting one in at once)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.busy = 0
+        self._waiting: dict[ChatKey, asyncio.Future[None]] = {}
+
+    async def acquire(self, key: ChatKey, urgent: bool = False) -> None:
+        if urgent or (self.busy < self.size and not self._waiting):
+            self.busy += 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = future
+        try:
+            await future
+        except asyncio.CancelledError:
+            if self._waiting.get(key) is future:
+                del self._waiting[key]
+            elif future.done() and not future.cancelled():
+                self.release()  # let in as it was cancelled: pass the slot on
+            raise
+
+    def promote(self, key: ChatKey) -> None:
+        future = self._waiting.pop(key, None)
+        if future is not None and not future.done():
+            self.busy += 1
+            future.set_result(None)
+
+    def release(self) -> None:
+        self.busy -= 1
+        while self.busy < self.size and self._waiting:
+            key = next(iter(self._waiting))
+            future = self._waiting.pop(key)
+            if not future.done():
+                self.busy += 1
+                future.set_result(None)
+
+
 class Mailbox:
     def __init__(self, db: Database, claims: ChatClaims, step: Step,
                  limits: MailboxLimits | None = None) -> None:
@@ -79,7 +130,8 @@ class Mailbox:
         self.claims = claims
         self.step = step
         self.limits = limits or MailboxLimits()
-        self._slots = asyncio.Semaphore(self.limits.chats)
+        self._slots = Slots(self.limits.chats)
+        self._urgent: dict[ChatKey, set[int]] = {}  # entries in the danger lane, by chat
         self._drainers: dict[ChatKey, asyncio.Task[None]] = {}
         self._dirty: set[ChatKey] = set()
         self._backlog: dict[int, ChatKey] = {}
@@ -121,21 +173,25 @@ class Mailbox:
             await self._freed.wait()
 
     # ------------------------------------------------------------------ kicks
-    def kick(self, key: ChatKey, inbox_id: int | None = None) -> None:
+    def kick(self, key: ChatKey, inbox_id: int | None = None, *, urgent: bool = False) -> None:
         """The chat has new work (`inbox_id`, journalled and committed): make sure someone
-        takes it. Never waits."""
+        takes it (`urgent`: in the danger lane). Never waits."""
         if inbox_id is not None:
             self._backlog[inbox_id] = key
+            if urgent:
+                self._urgent.setdefault(key, set()).add(inbox_id)
+                self._slots.promote(key)
         self._dirty.add(key)
         if key not in self._drainers:
             task = asyncio.create_task(self._drain(key), name=f"mailbox {key[0]}")
             self._drainers[key] = task
 
-    async def result(self, key: ChatKey, inbox_id: int) -> list[Outbound]:
+    async def result(self, key: ChatKey, inbox_id: int, *, urgent: bool = False
+                     ) -> list[Outbound]:
         """Kick the chat and wait for entry `inbox_id`: its replies, or [] if another worker
         took it (or it stays open for later)."""
         future = self._results.setdefault(inbox_id, asyncio.get_running_loop().create_future())
-        self.kick(key, inbox_id)
+        self.kick(key, inbox_id, urgent=urgent)
         return await future
 
     async def settle(self, keys: Iterable[ChatKey] | None = None) -> None:
@@ -157,8 +213,11 @@ class Mailbox:
     # ------------------------------------------------------------------ one chat
     async def _drain(self, key: ChatKey) -> None:
         try:
-            async with self._slots:
+            await self._slots.acquire(key, urgent=bool(self._urgent.get(key)))
+            try:
                 await self._passes(key)
+            finally:
+                self._slots.release()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database went away: `App.recover` comes back to it
@@ -190,21 +249,32 @@ class Mailbox:
                 return
 
     async def _work_through(self, key: ChatKey) -> bool:
-        """Handle the chat's open entries in order; True when stopped before the end (an entry
-        stays open, or the claim was lost)."""
+        """Handle the chat's open entries, danger first, then in order; True when stopped
+        before the end (an entry stays open, or the claim was lost)."""
         while True:
-            async with self.db.session() as s:
-                found = await Repos(s).inbox.for_chat(*key, limit=BATCH)
-                rows = [(r.id, dict(r.body)) for r in found]
+            urgent = self._urgent.pop(key, set())
+            with danger_lane(bool(urgent)):
+                async with self.db.session() as s:
+                    first = await Repos(s).inbox.open_by_ids(sorted(urgent)) if urgent else []
+                    rest = await Repos(s).inbox.for_chat(*key, limit=BATCH)
+                    rows = [(r.id, dict(r.body)) for r in (*first, *rest)]
+            handled_ids: set[int] = set()
             for inbox_id, body in rows:
+                if inbox_id in handled_ids:
+                    continue  # a danger entry taken first comes again in its place
                 if not self.claims.holds(key):
                     return True
-                handled = await self.step(inbox_id, body)
+                with danger_lane(inbox_id in urgent):
+                    handled = await self.step(inbox_id, body)
+                handled_ids.add(inbox_id)
                 self._done(inbox_id, handled.replies)
                 if not handled.closed:
                     return True
-            if len(rows) < BATCH:
-                return False
+                if self._urgent.get(key):
+                    break  # danger came in meanwhile: it goes next
+            else:
+                if len(rest) < BATCH:
+                    return False
 
     def _done(self, inbox_id: int, replies: list[Outbound]) -> None:
         self._backlog.pop(inbox_id, None)
@@ -218,8 +288,9 @@ class Mailbox:
         """The chat's drainer ended: what it leaves is another worker's, or for later."""
         self._drainers.pop(key, None)
         self._dirty.discard(key)
+        self._urgent.pop(key, None)
         for inbox_id in [i for i, k in self._backlog.items() if k == key]:
             self._done(inbox_id, [])
 
 
-__all__ = ["Busy", "Handled", "Mailbox", "MailboxLimits", "Step"]
+__all__ = ["Busy", "Handled", "Mailbox", "MailboxLimits", "Slots", "Step"]

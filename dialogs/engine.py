@@ -23,7 +23,7 @@ from dialogs import stages
 from dialogs.catalogue import Catalogue, default_catalogue, normalise_locale
 from dialogs.clock import utcnow
 from dialogs.commands import GlobalCommands
-from dialogs.flows import FLOWS
+from dialogs.flows import DANGER_PAYLOADS, FLOWS
 from dialogs.flows.base import FlowModel, Option, TurnContext
 from dialogs.flows.names import Flow, Start
 from dialogs.messages import (
@@ -178,6 +178,18 @@ class DialogEngine:
         replies = [Outbound(to=address, text=self.catalogue.t("error.retry", locale))]
         said = [*self.contacts_from_memory(inbound), *replies]
         return [replace(o, meta={**o.meta, RETRY: "1"}) for o in said]
+
+    def urgent(self, inbound: Inbound) -> bool:
+        """Does this update go in the danger lane, ahead of ordinary work? Text that reads as
+        danger on its own, or a button that means danger: an answer a flow declares as danger,
+        or "not safe" / "talk to a person" after a check-in. Needs no database."""
+        if inbound.payload is not None:
+            return inbound.payload in DANGER_PAYLOADS or inbound.payload in stages.CheckIn.DANGER
+        text = (inbound.text or "").strip()
+        if not text:
+            return False
+        locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
+        return self.triage(text, locale).danger
 
     def contacts_from_memory(self, inbound: Inbound) -> list[Outbound]:
         """What can be said with no database at all: the emergency contacts, when the text

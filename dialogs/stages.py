@@ -147,6 +147,8 @@ class CheckIn:
 
     ANSWERS = (("check_in.safe", "g|checkin=safe"), ("check_in.unsafe", "g|checkin=unsafe"),
                ("check_in.person", "g|checkin=person"))
+    # The answers that take the danger path (`GlobalCommands.check_in_answer`).
+    DANGER = frozenset({"g|checkin=unsafe", "g|checkin=person"})
 
     def __init__(self, safety: SafetyPolicy, flag: Callable[[Turn], Awaitable[bool]],
                  clock: Clock) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from dialogs.ports import StoreConflict, StoreUnavailable, UnitOfWork
+from storage.lane import LaneLock
 from storage.models import Base
 from storage.repositories import Repos
 
@@ -68,13 +68,14 @@ class Database:
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # SQLite allows one writer; serialising our own transactions avoids "database is locked"
         # (an upgrade from a read to a write lock fails at once instead of waiting).
-        self._writer = asyncio.Lock() if self.is_sqlite else None
+        # Work in the danger lane (storage.lane) takes the writer's turn before ordinary work.
+        self._writer = LaneLock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A transaction that commits on success and rolls back on error."""
         if self._writer is not None:
-            async with self._writer, self._sessions() as session, session.begin():
+            async with self._writer.hold(), self._sessions() as session, session.begin():
                 yield session
         else:
             async with self._sessions() as session, session.begin():

@@ -16,3 +16,12 @@ FLOWS: dict[str, FlowSpec] = {
     )
 }
 BY_CODE: dict[str, FlowSpec] = {spec.code: spec for spec in FLOWS.values()}
+# The payload of every button the flows declare as danger ("not safe", "they demand photos"):
+# such a press goes in the danger lane (`DialogEngine.urgent`), ahead of ordinary work.
+DANGER_PAYLOADS: frozenset[str] = frozenset(
+    f"{spec.code}|{step.name}|{option.value}"
+    for spec in FLOWS.values()
+    for step in spec.steps
+    for option in step.options
+    if option.danger is not None
+)

@@ -82,6 +82,17 @@ class InboxRepo(_Repo):
         )
         return (await self.session.execute(stmt)).scalars().all()
 
+    async def open_by_ids(self, ids: Sequence[int]) -> Sequence[InboxUpdate]:
+        """Those of `ids` not yet processed, in journal order (the danger lane's entries)."""
+        if not ids:
+            return []
+        stmt = (
+            select(InboxUpdate)
+            .where(InboxUpdate.id.in_(list(ids)), InboxUpdate.processed_at.is_(None))
+            .order_by(InboxUpdate.id)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
     async def chat_waiting(self, channel: str, chat: str) -> bool:
         """Has the chat an unprocessed update?"""
         stmt = select(InboxUpdate.id).where(

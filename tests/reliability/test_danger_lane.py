@@ -1,0 +1,223 @@
+"""The danger lane (issue 20): a child in danger is not kept waiting behind ordinary work.
+
+- A chat with danger waiting never waits for a free slot, however many chats are queued.
+- A child who floods and then writes danger gets the danger answered first (the emergency
+  contacts before the flood's replies), and the counsellors' alert with it.
+- The SQLite writer's turn: danger work goes before the ordinary transactions queued for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from bot.app import App
+from bot.delivery import Delivery
+from bot.mailbox import MailboxLimits, Slots
+from bot.settings import Settings
+from dialogs.engine import DialogEngine
+from dialogs.escalation import Desk
+from dialogs.messages import Address, DeskEvent, Inbound, Outbound, outbound_to_dict
+from dialogs.taxonomy import Risk
+from knowledge_base import KnowledgeBase
+from storage.db import Database
+from storage.lane import LaneLock, danger_lane, in_danger_lane
+from storage.models import utcnow
+from storage.repositories import Repos
+from tests.reliability.test_mailbox import DANGER, Phone, says
+
+HOTLINE = "8-800-2000-122"
+
+
+class SlowEngine(DialogEngine):
+    """Echoes every message; ordinary ones wait at `gate` (a slow database, a busy machine),
+    danger does not. Records whether each ran in the danger lane."""
+
+    gate: asyncio.Event
+    lanes: dict[str, bool]
+
+    async def handle(self, inbound: Inbound) -> list[Outbound]:
+        assert inbound.text is not None and inbound.update_id is not None
+        self.lanes[inbound.text] = in_danger_lane()
+        if inbound.text != DANGER:
+            await self.gate.wait()
+        to = Address(str(inbound.channel), inbound.chat_id)
+        reply = Outbound(to=to, text=f"эхо {inbound.text}")
+        async with self.db.unit() as repos:
+            if not await repos.updates.claim(str(inbound.channel), inbound.update_id):
+                return []
+            await repos.inbox.mark_handled(str(inbound.channel), inbound.update_id)
+            row = await repos.outbox.add(to.channel, to.chat_id, outbound_to_dict(reply))
+        return [replace(reply, meta={"outbox_id": str(row.id)})]
+
+
+def make_app(db: Database, kb: KnowledgeBase, engine: DialogEngine,
+             limits: MailboxLimits | None = None) -> tuple[App, Screen]:
+    app = App(settings=Settings.model_construct(default_locale="ru"), db=db, kb=kb,
+              engine=engine, desk=Desk(engine), delivery=Delivery(db),
+              limits=limits or MailboxLimits())
+    phone = Screen()
+    app.delivery.register("telegram", phone)
+    return app, phone
+
+
+def slow_engine(db: Database, kb: KnowledgeBase) -> SlowEngine:
+    engine = SlowEngine(db, kb=kb)
+    engine.gate, engine.lanes = asyncio.Event(), {}
+    return engine
+
+
+class Screen(Phone):
+    """The child's screen, telling when the first message arrives."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = asyncio.Event()
+
+    async def send(self, message: Outbound) -> None:
+        await super().send(message)
+        self.arrived.set()
+
+
+async def test_danger_never_waits_for_a_free_slot(db: Database, kb: KnowledgeBase) -> None:
+    engine = slow_engine(db, kb)
+    app, phone = make_app(db, kb, engine, MailboxLimits(chats=2, backlog=100))
+    for n in range(1, 11):  # ten chats, two worked on, eight queued for a slot, all stuck
+        await app.accept(says(f"привет {n}", n, chat=str(n)))
+    await app.accept(says(DANGER, 99, chat="99"))
+    await asyncio.wait_for(phone.arrived.wait(), 5)
+    assert phone.seen == [f"эхо {DANGER}"], "danger is answered while every slot is taken"
+    assert engine.lanes[DANGER] is True and engine.lanes["привет 1"] is False
+    engine.gate.set()
+    await app.drain()
+    assert len(phone.seen) == 11
+    await app.close()
+
+
+async def test_a_chat_waiting_for_a_slot_is_let_in_when_danger_arrives(
+    db: Database, kb: KnowledgeBase
+) -> None:
+    engine = slow_engine(db, kb)
+    app, phone = make_app(db, kb, engine, MailboxLimits(chats=1, backlog=100))
+    await app.accept(says("первый", 1, chat="1"))  # holds the only slot
+    await app.accept(says("второй", 2, chat="2"))  # chat 2 waits for the slot...
+    await asyncio.sleep(0.05)
+    await app.accept(says(DANGER, 3, chat="2"))  # ...until its child writes danger
+    await asyncio.wait_for(phone.arrived.wait(), 5)
+    assert phone.seen == [f"эхо {DANGER}"]
+    engine.gate.set()
+    await app.drain()
+    assert phone.seen[1:] and sorted(phone.seen[1:]) == ["эхо второй", "эхо первый"]
+    await app.close()
+
+
+async def test_the_flooders_own_danger_message_goes_before_the_flood(
+    db: Database, kb: KnowledgeBase
+) -> None:
+    engine = slow_engine(db, kb)
+    app, phone = make_app(db, kb, engine)
+    for n in range(1, 31):
+        await app.accept(says(f"спам {n}", n))
+    await app.accept(says(DANGER, 31))
+    await asyncio.sleep(0.05)
+    engine.gate.set()
+    await app.drain()
+    # At most the one message being handled when danger came finishes first.
+    assert f"эхо {DANGER}" in phone.seen[:2]
+    assert len(phone.seen) == 31 and len(set(phone.seen)) == 31, "nothing lost or repeated"
+    flood = [t for t in phone.seen if t != f"эхо {DANGER}"]
+    assert flood == [f"эхо спам {n}" for n in range(1, 31)], "the rest keeps its order"
+    async with db.session() as s:
+        assert list(await Repos(s).inbox.unprocessed(utcnow())) == []
+    await app.close()
+
+
+async def test_a_real_flooding_child_sees_the_emergency_contacts_first_and_a_counsellor_is_alerted(
+    db: Database, kb: KnowledgeBase
+) -> None:
+    """The real engine: a child sends 25 messages in a burst, then danger. The contacts come
+    before the flood's replies, a critical case is opened, and the desk hears of it."""
+    engine = DialogEngine(db, kb=kb)
+    app, phone = make_app(db, kb, engine)
+    alerts: list[Outbound] = []
+
+    class DeskScreen:
+        async def send(self, message: Outbound) -> None:
+            alerts.append(message)
+
+    app.delivery.register_desk(DeskScreen())
+    for n in range(1, 26):
+        await app.accept(says(f"ну привет {n}", n, chat="500"))
+    await app.accept(says(DANGER, 26, chat="500"))
+    seen_before = len(phone.seen)  # replies to what was handled while the burst came in
+    await app.drain()
+    first_contacts = next(i for i, text in enumerate(phone.seen) if HOTLINE in text)
+    # At most the turn being handled when danger came finishes first (a turn here says at
+    # most three things)...
+    assert first_contacts <= seen_before + 3, phone.seen[seen_before:first_contacts + 1]
+    assert "124" in phone.seen[first_contacts] and "112" in phone.seen[first_contacts]
+    async with db.session() as s:
+        repos = Repos(s)
+        user = await repos.users.find("telegram", "500")
+        assert user is not None
+        case = await repos.cases.open_for_user(user.id)
+        assert case is not None and case.risk == Risk.CRITICAL
+    opened = [a for a in alerts if a.desk_event is DeskEvent.CASE_OPENED]
+    assert [(a.case_id, a.critical) for a in opened] == [(case.id, True)], "the desk was told"
+    assert DANGER in opened[0].text, "with the child's words"
+    # ...and most of the flood is handled after it: those lines reach the counsellor's case.
+    relayed = [a for a in alerts if a.desk_event is DeskEvent.CHILD_MESSAGE]
+    assert len(relayed) >= 10 and all("ну привет" in a.text for a in relayed)
+    assert len(phone.seen) + len(relayed) >= 25
+    await app.close()
+
+
+async def test_the_lane_lock_lets_danger_go_before_queued_ordinary_work() -> None:
+    lock, order = LaneLock(), []
+
+    async def work(name: str, urgent: bool) -> None:
+        with danger_lane(urgent):
+            async with lock.hold():
+                order.append(name)
+                await asyncio.sleep(0)
+
+    await lock.acquire()  # an ordinary transaction holds the writer
+    tasks = [asyncio.create_task(work(f"ordinary {n}", False)) for n in range(3)]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(work("danger", True)))
+    await asyncio.sleep(0)
+    assert lock.waiting() == (1, 3)
+    lock.release()
+    await asyncio.gather(*tasks)
+    assert order == ["danger", "ordinary 0", "ordinary 1", "ordinary 2"]
+    assert not lock.locked
+
+
+async def test_the_lane_lock_survives_a_waiter_cancelled_as_it_is_handed_the_lock() -> None:
+    lock = LaneLock()
+    await lock.acquire()
+    first = asyncio.create_task(lock.acquire())
+    second = asyncio.create_task(lock.acquire())
+    await asyncio.sleep(0)
+    lock.release()  # handed to `first`...
+    first.cancel()  # ...which is cancelled before it runs: it passes the lock on
+    await asyncio.wait_for(second, 1)
+    assert lock.locked
+    lock.release()
+    assert not lock.locked
+
+
+async def test_slots_let_a_promoted_chat_in_and_keep_count() -> None:
+    slots = Slots(1)
+    await slots.acquire(("t", "a"))
+    waiting = asyncio.create_task(slots.acquire(("t", "b")))
+    queued = asyncio.create_task(slots.acquire(("t", "c")))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    slots.promote(("t", "b"))
+    await asyncio.wait_for(waiting, 1)
+    assert slots.busy == 2  # over the limit for danger, never below it for others
+    slots.release()
+    slots.release()
+    await asyncio.wait_for(queued, 1)
+    assert slots.busy == 1
