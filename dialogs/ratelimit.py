@@ -15,7 +15,7 @@ class _Bucket:
 
 
 class RateLimiter:
-    """`check(key)` -> "ok", "warn" (first refusal: tell the user once) or "drop"."""
+    """`check(key)` -> "ok", "warn" (first refusal: tell the user once per flood) or "drop"."""
 
     def __init__(
         self,
@@ -39,9 +39,12 @@ class RateLimiter:
             bucket = self._buckets[key] = _Bucket(tokens=float(self.burst), updated=now)
         bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
         bucket.updated = now
+        if bucket.tokens >= self.burst / 2:
+            # Quiet long enough to refill half the burst: this flood is over, and a new one
+            # gets its own "please wait". A token freed mid-flood does not count.
+            bucket.warned = False
         if bucket.tokens >= 1:
             bucket.tokens -= 1
-            bucket.warned = False
             return "ok"
         if bucket.warned:
             return "drop"

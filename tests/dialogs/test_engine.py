@@ -198,3 +198,29 @@ async def test_an_attachment_over_the_limit_is_refused_and_not_stored(
         user = await Repos(s).users.find("console", "child-1")
         assert user is not None
         assert list(await Repos(s).attachments.for_user(user.id)) == []
+
+
+async def test_a_long_flood_is_told_to_slow_down_once_not_each_time_a_token_frees(
+    db: Database, kb: KnowledgeBase
+) -> None:
+    """A child who keeps sending past the limit hears "please wait" once for the whole flood,
+    though a token frees every second (each lets one message through); after a real pause a
+    new flood gets its own word."""
+    from dialogs.ratelimit import RateLimiter
+
+    now = [0.0]
+    engine = DialogEngine(db, kb=kb)
+    engine.limiter = RateLimiter(burst=5, per_second=1.0, clock=lambda: now[0])
+    seen: list[str] = []
+    for n in range(60):  # three messages a second for twenty seconds
+        now[0] = n / 3
+        out = await engine.handle(
+            Inbound(Channel.CONSOLE, "flooder", "f", text=f"спам {n}", update_id=f"f{n}"))
+        seen += [o.text for o in out]
+    assert sum("очень быстро" in t for t in seen) == 1, "once for the whole flood"
+    now[0] = 60.0  # a pause long enough to refill
+    for n in range(60, 70):
+        out = await engine.handle(
+            Inbound(Channel.CONSOLE, "flooder", "f", text=f"спам {n}", update_id=f"f{n}"))
+        seen += [o.text for o in out]
+    assert sum("очень быстро" in t for t in seen) == 2, "a new flood, a new word"
