@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from dialogs.desk.results import DeskError
 from dialogs.engine import DialogEngine
 from dialogs.escalation import Desk
 from dialogs.messages import DeskEvent
@@ -183,11 +184,14 @@ async def test_concurrent_take_gives_exactly_one_owner(
     [case] = await desk.queue()
     a = await desk.add_counsellor("a", "console", "a")
     b = await desk.add_counsellor("b", "console", "b")
-    results = await asyncio.gather(*(desk.take(c, case.id) for c in (a, b, a, b)))
+    takers = (a, b, a, b)
+    results = await asyncio.gather(*(desk.take(c, case.id) for c in takers))
     assert sum(r.ok for r in results) == 1
-    view = await desk.view(a, case.id)
-    owner = view.summary.owner if not isinstance(view, str) else None
-    assert owner in ("a", "b")
+    winner = next(c for c, r in zip(takers, results, strict=True) if r.ok)
+    loser = b if winner is a else a
+    view = await desk.view(winner, case.id)  # the loser may no longer see a held case
+    assert not isinstance(view, str) and view.summary.owner == winner.name
+    assert await desk.view(loser, case.id) == DeskError.NOT_YOURS
 
 
 async def test_a_stranger_cannot_act_on_a_case(
