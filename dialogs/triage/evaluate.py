@@ -2,8 +2,8 @@
 
 A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` entries. Figures
 per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
-flagged as danger) and check-ins on safe texts. The held-out sets (``tests/triage/heldout/``)
-are for reporting only: never tune the lexicons, the corpus or the thresholds on them.
+flagged as danger) and check-ins on safe texts. The held-out set (``tests/triage/heldout_v3/``)
+is for reporting only: never tune the lexicons, the corpus or the thresholds on them.
 """
 
 from __future__ import annotations
@@ -80,10 +80,12 @@ def evaluate(
 
 
 def default_sets(root: Path) -> list[tuple[Path, str]]:
-    """The sets shipped with the tests: the held-out set first (v2: never tuned on), then the
-    first held-out set (a development set since v2 was written) and the older ones."""
+    """The sets shipped with the tests: the held-out set first (v3: never tuned on), then the
+    earlier held-out sets (v2 and the first: looked at, development sets now) and the older
+    ones."""
     base = root / "tests" / "triage"
-    sets = [(base / "heldout_v2" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets = [(base / "heldout_v3" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets += [(base / "heldout_v2" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / f"heldout_{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / f"phrases_{loc}.yaml", loc) for loc in ("ru", "en")]
