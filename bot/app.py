@@ -34,6 +34,7 @@ from dialogs.ports import StoreUnavailable
 from knowledge_base import KnowledgeBase
 from storage import crypto
 from storage.db import Database
+from storage.lane import Lane, lane
 from storage.models import utcnow
 from storage.repos.journal import chat_key
 from storage.repositories import Repos
@@ -122,7 +123,7 @@ class App:
         attempt = 0
         while True:
             try:
-                stored = await self.receive(inbound)
+                stored = await self.receive(inbound, urgent=urgent)
                 break
             except JournalUnavailable:
                 delay = _JOURNAL_RETRY[min(attempt, len(_JOURNAL_RETRY) - 1)]
@@ -145,7 +146,7 @@ class App:
             return
         urgent = self.engine.urgent(inbound)
         with self.mailbox.admitted(lambda: urgent):
-            stored = await self.receive(inbound)
+            stored = await self.receive(inbound, urgent=urgent)
             if stored is not False and stored is not True:
                 self.mailbox.kick(chat_of(inbound), stored, urgent=urgent)
 
@@ -163,17 +164,19 @@ class App:
             task.cancel()
         return len(self._loose) + self.mailbox.cancel()
 
-    async def receive(self, inbound: Inbound) -> int | bool:
+    async def receive(self, inbound: Inbound, *, urgent: bool = False) -> int | bool:
         """Journal an update before the platform is told it arrived. Returns its inbox id, True
-        when it has no platform id (nothing to journal), or False for a repeat."""
+        when it has no platform id (nothing to journal), or False for a repeat. The write goes
+        ahead of ordinary turns (`storage.lane`), and of everything when `urgent`."""
         if inbound.update_id is None:
             return True
         try:
-            async with self.db.session() as s:
-                inbox_id = await Repos(s).inbox.add(
-                    str(inbound.channel), inbound.update_id, inbound_to_dict(inbound),
-                    chat_of(inbound)[1],
-                )
+            with lane(Lane.DANGER if urgent else Lane.INTAKE):
+                async with self.db.session() as s:
+                    inbox_id = await Repos(s).inbox.add(
+                        str(inbound.channel), inbound.update_id, inbound_to_dict(inbound),
+                        chat_of(inbound)[1],
+                    )
         except DATABASE_ERRORS as exc:
             log.warning("could not journal %s update %s (%s): it will come again",
                         inbound.channel, inbound.update_id, type(exc).__name__)

@@ -2,7 +2,10 @@
 
 Whoever handles an update that reads as danger (`bot.mailbox`) runs it inside `danger_lane()`;
 every wait on the way that this process orders itself (the SQLite writer's turn, here) lets
-that work go first. A context variable carries the flag through every await of the task.
+that work go first. Journalling an incoming update (`intake_lane()`: one short insert) goes next,
+before ordinary turns, so that a danger message behind a hundred others in a `getUpdates` batch
+is not journalled only after a hundred turns' worth of waits. A context variable carries the
+lane through every await of the task.
 """
 
 from __future__ import annotations
@@ -10,49 +13,71 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
+from enum import IntEnum
 
-_URGENT: ContextVar[bool] = ContextVar("danger_lane", default=False)
+
+class Lane(IntEnum):
+    """Who goes first at a wait this process orders: the lower, the sooner."""
+
+    DANGER = 0
+    INTAKE = 1
+    ORDINARY = 2
+
+
+_LANE: ContextVar[Lane] = ContextVar("lane", default=Lane.ORDINARY)
+
+
+def current_lane() -> Lane:
+    return _LANE.get()
 
 
 def in_danger_lane() -> bool:
-    return _URGENT.get()
+    return _LANE.get() is Lane.DANGER
 
 
 @contextmanager
-def danger_lane(urgent: bool = True) -> Iterator[None]:
-    """Inside, this task's waits are the danger lane's (when `urgent`)."""
-    token = _URGENT.set(urgent or _URGENT.get())
+def lane(which: Lane) -> Iterator[None]:
+    """Inside, this task's waits are `which` lane's (or a sooner one it is already in)."""
+    token = _LANE.set(min(which, _LANE.get()))
     try:
         yield
     finally:
-        _URGENT.reset(token)
+        _LANE.reset(token)
+
+
+def danger_lane(urgent: bool = True) -> AbstractContextManager[None]:
+    """Inside, this task's waits are the danger lane's (when `urgent`)."""
+    return lane(Lane.DANGER if urgent else Lane.ORDINARY)
+
+
+def intake_lane() -> AbstractContextManager[None]:
+    return lane(Lane.INTAKE)
 
 
 class LaneLock:
-    """A lock whose waiters in the danger lane go before ordinary ones (each lane first come,
-    first served). An ordinary holder is never interrupted: danger waits at most for one
-    ordinary transaction, never for the queue behind it."""
+    """A lock whose waiters go by lane (danger, then intake, then ordinary; each lane first
+    come, first served). A holder is never interrupted: danger waits at most for the one
+    transaction in hand, never for the queue behind it."""
 
     def __init__(self) -> None:
         self._held = False
-        self._urgent: deque[asyncio.Future[None]] = deque()
-        self._ordinary: deque[asyncio.Future[None]] = deque()
+        self._queues: tuple[deque[asyncio.Future[None]], ...] = tuple(deque() for _ in Lane)
 
     @property
     def locked(self) -> bool:
         return self._held
 
-    def waiting(self) -> tuple[int, int]:
-        """(danger, ordinary) waiters."""
-        return len(self._urgent), len(self._ordinary)
+    def waiting(self) -> tuple[int, ...]:
+        """Waiters per lane: (danger, intake, ordinary)."""
+        return tuple(len(q) for q in self._queues)
 
-    async def acquire(self, urgent: bool = False) -> None:
-        if not self._held and not self._urgent and (urgent or not self._ordinary):
+    async def acquire(self, which: Lane = Lane.ORDINARY) -> None:
+        if not self._held and not any(self._queues[: which + 1]):
             self._held = True
             return
-        queue = self._urgent if urgent else self._ordinary
+        queue = self._queues[which]
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue.append(future)
         try:
@@ -65,8 +90,8 @@ class LaneLock:
             raise
 
     def release(self) -> None:
-        """Hand the lock to the first danger waiter, else the first ordinary one."""
-        for queue in (self._urgent, self._ordinary):
+        """Hand the lock to the first waiter of the soonest lane."""
+        for queue in self._queues:
             while queue:
                 future = queue.popleft()
                 if not future.done():
@@ -75,13 +100,14 @@ class LaneLock:
         self._held = False
 
     @asynccontextmanager
-    async def hold(self, urgent: bool | None = None) -> AsyncIterator[None]:
-        """Hold the lock; `urgent` defaults to whether this task is in the danger lane."""
-        await self.acquire(in_danger_lane() if urgent is None else urgent)
+    async def hold(self, which: Lane | None = None) -> AsyncIterator[None]:
+        """Hold the lock; `which` lane defaults to this task's."""
+        await self.acquire(current_lane() if which is None else which)
         try:
             yield
         finally:
             self.release()
 
 
-__all__ = ["LaneLock", "danger_lane", "in_danger_lane"]
+__all__ = ["Lane", "LaneLock", "current_lane", "danger_lane", "in_danger_lane",
+           "intake_lane", "lane"]

@@ -21,7 +21,7 @@ from dialogs.messages import Address, DeskEvent, Inbound, Outbound, outbound_to_
 from dialogs.taxonomy import Risk
 from knowledge_base import KnowledgeBase
 from storage.db import Database
-from storage.lane import LaneLock, danger_lane, in_danger_lane
+from storage.lane import LaneLock, danger_lane, in_danger_lane, intake_lane
 from storage.models import utcnow
 from storage.repositories import Repos
 from tests.reliability.test_mailbox import DANGER, Phone, says
@@ -172,7 +172,7 @@ async def test_a_real_flooding_child_sees_the_emergency_contacts_first_and_a_cou
     await app.close()
 
 
-async def test_the_lane_lock_lets_danger_go_before_queued_ordinary_work() -> None:
+async def test_the_lane_lock_lets_danger_then_journalling_go_before_queued_turns() -> None:
     lock, order = LaneLock(), []
 
     async def work(name: str, urgent: bool) -> None:
@@ -181,15 +181,21 @@ async def test_the_lane_lock_lets_danger_go_before_queued_ordinary_work() -> Non
                 order.append(name)
                 await asyncio.sleep(0)
 
+    async def journal(name: str) -> None:
+        with intake_lane():
+            async with lock.hold():
+                order.append(name)
+
     await lock.acquire()  # an ordinary transaction holds the writer
     tasks = [asyncio.create_task(work(f"ordinary {n}", False)) for n in range(3)]
     await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(journal("journal an update")))
     tasks.append(asyncio.create_task(work("danger", True)))
     await asyncio.sleep(0)
-    assert lock.waiting() == (1, 3)
+    assert lock.waiting() == (1, 1, 3)
     lock.release()
     await asyncio.gather(*tasks)
-    assert order == ["danger", "ordinary 0", "ordinary 1", "ordinary 2"]
+    assert order == ["danger", "journal an update", "ordinary 0", "ordinary 1", "ordinary 2"]
     assert not lock.locked
 
 
