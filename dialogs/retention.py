@@ -5,6 +5,8 @@ needed; anonymous case rows and the bare audit trail (who, when, what) stay for 
   chatter and photos that never became part of a case: `days` after they were sent;
 * conversations (their data holds typed links and captions): `days` after their last turn,
   unless the user has a case not yet closed;
+* people (their platform address, which would name the account behind an anonymous case):
+  `days` after they were last seen, once nothing else of theirs is kept;
 * audit events: their free text (notes, reasons) after `days`, or when their case closed
   `days` ago;
 * the inbound journal and the sent outbox (bodies hold names, platform ids, texts):
@@ -48,8 +50,8 @@ async def purge(
 
 
 async def _purge_content(repos: Stores, cutoff: datetime) -> dict[str, int]:
-    """Transcripts, evidence, case answers, idle conversations and audit free text past
-    `cutoff`."""
+    """Transcripts, evidence, case answers, idle conversations, the people of whom nothing
+    is left and audit free text past `cutoff`."""
     messages = await repos.messages.purge_closed_before(cutoff)
     messages += await repos.messages.purge_loose_before(cutoff)
     evidence = await repos.attachments.purge_closed_before(cutoff)
@@ -57,10 +59,12 @@ async def _purge_content(repos: Stores, cutoff: datetime) -> dict[str, int]:
     await repos.cases.strip_closed_before(cutoff)
     bare = await repos.audit.strip_detail_before(cutoff)
     idle = await repos.conversations.purge_idle_before(cutoff)
+    people = await repos.users.purge_idle_before(cutoff)  # last: once nothing else is kept
     return {
         "messages": messages,
         "evidence": evidence,
         "conversations": idle,
+        "people": people,
         "audit events without detail": bare,
     }
 

@@ -156,9 +156,13 @@ class OutboxRepo(_Repo):
         return await self.session.get(OutboxMessage, message_id)
 
     async def mark_delivered(self, message_id: int) -> None:
-        """Idempotent: a second mark changes nothing (the first delivery time stays)."""
+        """Idempotent: a second mark changes nothing (the first delivery time stays).
+
+        The body (the words, the recipient's platform address) goes at once: nothing reads a
+        delivered message again, and a copy kept until the outbox's retention would outlive a
+        child's /forget (the reply confirming the erasure is written after it)."""
         await self.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id, OutboxMessage.delivered_at.is_(None))
-            .values(delivered_at=utcnow(), claimed_until=None)
+            .values(delivered_at=utcnow(), claimed_until=None, body={})
         )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, exists, or_, select, update
 
 from storage import crypto
 from storage.models import (
     Attachment,
     AuditEvent,
+    Block,
     Case,
     Conversation,
     InboxUpdate,
@@ -97,6 +99,36 @@ class UserRepo(_Repo):
         await self.session.execute(delete(Conversation).where(Conversation.user_id == user_id))
         await self.session.execute(delete(User).where(User.id == user_id))
         return files
+
+    async def purge_idle_before(self, moment: datetime) -> int:
+        """Delete the people not seen since `moment` of whom nothing else is kept (retention):
+        no conversation, message or evidence left, no case open or closed since `moment`.
+        Their platform address goes with them; their closed cases stay, anonymous (no user),
+        and a block stays (it is keyed by the hashed platform id)."""
+        kept_case = exists().where(
+            Case.user_id == User.id,
+            or_(
+                Case.status != CaseStatus.CLOSED,
+                Case.closed_at.is_(None),
+                Case.closed_at >= moment,
+            ),
+        )
+        idle = select(User.id).where(
+            User.last_seen_at < moment,
+            ~kept_case,
+            ~exists().where(Conversation.user_id == User.id),
+            ~exists().where(Message.user_id == User.id),
+            ~exists().where(Attachment.user_id == User.id),
+        )
+        ids = list((await self.session.execute(idle)).scalars())
+        if not ids:
+            return 0
+        await self.session.execute(update(Case).where(Case.user_id.in_(ids)).values(user_id=None))
+        await self.session.execute(
+            update(Block).where(Block.user_id.in_(ids)).values(user_id=None)
+        )
+        await self.session.execute(delete(User).where(User.id.in_(ids)))
+        return len(ids)
 
     async def _erase_copies(self, user: User, cases: Any) -> None:
         """The copies outside the user's own rows: journal, outbox, audit detail text."""
