@@ -42,10 +42,18 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
-def _setup_logging(settings: Settings) -> None:
+# Verbs whose terminal is a conversation (a child's chat, a counsellor's desk): their logs go
+# to stderr at WARNING at least, so that no log line lands between the lines of the chat.
+TERMINAL_VERBS = ("chat", "desk")
+
+
+def _setup_logging(settings: Settings, *, terminal: bool = False) -> None:
     from bot.logs import setup_logging
 
-    setup_logging(settings.log_level, json_lines=settings.log_json)
+    level = settings.log_level
+    if terminal and logging.getLevelName(level) < logging.WARNING:
+        level = "WARNING"
+    setup_logging(level, json_lines=settings.log_json)
 
 
 def _app(settings: Settings):  # type: ignore[no-untyped-def]
@@ -567,7 +575,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(new_key())
         return 0
     settings = _settings()
-    _setup_logging(settings)
+    console_run = args.verb == "run" and not (settings.telegram_bot_token or settings.vk_token)
+    _setup_logging(settings, terminal=args.verb in TERMINAL_VERBS or console_run)
     sync = {"db": _db, "kb": _kb, "triage": _triage}
     if args.verb in sync:
         return sync[args.verb](settings, args)

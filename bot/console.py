@@ -7,14 +7,19 @@ database outbox, which the chat polls.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+import unicodedata
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TextIO
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.app import App
 from bot.delivery import DeliveryError
+from dialogs.catalogue import default_catalogue
 from dialogs.desk import (
     Block,
     ChangeRisk,
@@ -45,6 +50,12 @@ from storage.models import Counsellor, utcnow
 from storage.repositories import Repos
 
 CONSOLE = str(Channel.CONSOLE)
+# The conversation data key where a console user's last shown options wait while no line of
+# theirs is being handled (so they survive `helpline chat` being closed and started again). It
+# is taken out before each line reaches the engine, so it never becomes one of a case's answers.
+PARKED_OPTIONS = "console_options"
+
+log = logging.getLogger(__name__)
 
 
 class ConsoleDeskLog:
@@ -84,7 +95,11 @@ class ConsoleSender:
 class ConsoleChat:
     """`helpline chat`: type text, or the number or label of a button. A real channel: lines
     go through the same journal and engine as Telegram and VK updates, and replies come back
-    through `Delivery` to the `ConsoleSender`."""
+    through `Delivery` to the `ConsoleSender`.
+
+    The numbered options last shown keep their meaning when the chat is closed and started
+    again: between lines they are parked in the user's conversation data (encrypted, erased
+    with the user), never in a file."""
 
     def __init__(
         self, app: App, user: str = "local", locale: str | None = None, out: TextIO = sys.stdout
@@ -95,6 +110,8 @@ class ConsoleChat:
         self.out = out
         self.sender = ConsoleSender(user, out)
         app.delivery.register(CONSOLE, self.sender)
+        # What is parked in the database: None until the chat has looked there.
+        self._parked: list[Button] | None = None
 
     @property
     def buttons(self) -> list[Button]:
@@ -126,17 +143,80 @@ class ConsoleChat:
 
     async def send_line(self, line: str) -> None:
         """One typed line: journalled, handled and answered like any channel's update."""
+        await self._unpark()
         await self.app.accept(self._inbound(line))
         await self.app.drain()
+        await self._park()
 
     async def poll_outbox(self) -> None:
         """Deliver what a counsellor (maybe in another process) sent to this user."""
         await self.app.delivery.flush_due()
+        if self._parked is not None:
+            await self._park()
+
+    async def restore(self, *, show: bool = True) -> None:
+        """Take back the options this user saw when the chat was last closed, and show them
+        again, so that a number typed now means what it meant then."""
+        await self._unpark(show=show)
+        await self._park()
+
+    async def _unpark(self, *, show: bool = False) -> None:
+        """Take the parked options out of the conversation data: a line is about to be
+        handled, and the engine must not mistake them for one of the child's answers."""
+        if self._parked == []:
+            return
+        first, locale = self._parked is None, self.locale
+        try:
+            async with self.app.db.session() as s:
+                repos = Repos(s)
+                user = await repos.users.find(CONSOLE, self.user)
+                conv = await repos.conversations.for_user(user.id) if user else None
+                data = dict(conv.data or {}) if conv else {}
+                parked = data.pop(PARKED_OPTIONS, None)
+                if conv is not None and parked is not None:
+                    conv.data = data
+                locale = user.locale if user else self.locale
+        except SQLAlchemyError as exc:  # the options are a convenience: the chat goes on
+            log.warning("console options not restored (%s)", type(exc).__name__)
+            parked = None
+        self._parked = []
+        if not first or not parked or self.sender.buttons:
+            return
+        self.sender.buttons = [Button(str(label), str(payload)) for label, payload in parked]
+        if show:
+            options = "\n".join(f"  {i}. {b.label}" for i, b in enumerate(self.buttons, 1))
+            text = default_catalogue().t("console.options_again", locale)
+            print(("bot> " + text + "\n" + options).replace("\n", "\n     "),
+                  file=self.out, flush=True)
+
+    async def _park(self) -> None:
+        """Keep the options shown last in the conversation data, until the next line."""
+        if self.buttons == self._parked:
+            return
+        try:
+            async with self.app.db.session() as s:
+                repos = Repos(s)
+                user = await repos.users.find(CONSOLE, self.user)
+                conv = await repos.conversations.for_user(user.id) if user else None
+                if conv is None:
+                    return
+                data = dict(conv.data or {})
+                if self.buttons:
+                    data[PARKED_OPTIONS] = [[b.label, b.payload] for b in self.buttons]
+                else:
+                    data.pop(PARKED_OPTIONS, None)
+                conv.data = data
+        except SQLAlchemyError as exc:
+            log.warning("console options not kept (%s)", type(exc).__name__)
+            return
+        self._parked = list(self.buttons)
 
     async def run(self, stream: TextIO = sys.stdin, poll: float = 1.0) -> None:
         interactive = stream.isatty()
         if interactive:
             print("Help-line chat. Type a message, a button's number, or /quit.", file=self.out)
+        await self.restore()
+        await self.poll_outbox()  # what came while the chat was closed, before the first line
         loop = asyncio.get_running_loop()
         reader: asyncio.Task[str] | None = None
         while True:
@@ -233,6 +313,44 @@ def parse_until(text: str, now: datetime, zone: tzinfo = UTC) -> datetime | None
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
+def display_width(text: str) -> int:
+    """The terminal columns a text takes: a wide (East Asian) character two, a combining mark
+    none, any other character (Latin, Cyrillic) one."""
+    return sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
+
+
+def table(rows: Sequence[Sequence[str]], gap: int = 2) -> list[str]:
+    """Rows as lines whose columns start at the same place, however long a case number, a
+    category or a name is: each column is as wide as its widest cell."""
+    if not rows:
+        return []
+    widths = [max(display_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        (" " * gap).join(cell + " " * (w - display_width(cell)) for cell, w in zip(row, widths,
+                                                                                 strict=True))
+        .rstrip()
+        for row in rows
+    ]
+
+
+def answer_text(key: str, value: object, locale: str) -> str:
+    """A case answer as a counsellor reads it: lists (evidence notes, links) as lines of text
+    joined by "; ", yes/no in words, a button's value as its label."""
+    labels = default_catalogue()
+    if isinstance(value, bool):
+        return labels.t("answer.yes" if value else "answer.no", locale)
+    if isinstance(value, list | tuple):
+        return "; ".join(str(v) for v in value) or "-"
+    text = str(value)
+    for name in (f"report.{key}.{text}", f"answer.{text}"):
+        if labels.has(name):
+            return labels.t(name, locale)
+    return text
+
+
 class Usage(Exception):
     """A typed line that makes no desk command: the text says how to write it."""
 
@@ -327,7 +445,7 @@ class ConsoleDesk:
         if view.signals:
             self.say(f"  danger signals: {', '.join(view.signals)}")
         for key, value in view.answers.items():
-            self.say(f"  {key}: {value}")
+            self.say(f"  {key}: {answer_text(key, value, self.locale)}")
         if view.attachments:
             self.say(f"  evidence: {len(view.attachments)} file(s)")
         for line in view.transcript:
@@ -336,12 +454,41 @@ class ConsoleDesk:
     def _list(self, cases: list[CaseSummary], *, owners: bool = False) -> None:
         if not cases:
             self.say("no cases")
-        for s in cases:
-            held = f" held by {s.owner}" if owners and s.owner else ""
-            self.say(
-                f"#{s.id}  {s.risk.upper():8} {s.category:18} via {s.channel:9}"
-                f" {s.status:8} waited {s.waiting_minutes} min{held}"
-            )
+            return
+        rows = [("case", "risk", "category", "via", "status", "waited", "")]
+        rows += [
+            (f"#{s.id}", s.risk.upper(), category_label(s.category, self.locale), s.channel,
+             s.status, f"{s.waiting_minutes} min",
+             f"held by {s.owner}" if owners and s.owner else "")
+            for s in cases
+        ]
+        for line in table(rows):
+            self.say(line)
+
+    def _queue(self, cases: list[CaseSummary]) -> None:
+        if not cases:
+            self.say("the queue is empty")
+            return
+        rows = [("case", "risk", "category", "via", "waiting")]
+        rows += [
+            (f"#{s.id}", s.risk.upper(), category_label(s.category, self.locale), s.channel,
+             f"{s.waiting_minutes} min")
+            for s in cases
+        ]
+        for line in table(rows):
+            self.say(line)
+
+    def _mine(self, cases: list[CaseSummary]) -> None:
+        if not cases:
+            self.say("you hold no cases")
+            return
+        rows = [("case", "risk", "category", "status")]
+        rows += [
+            (f"#{s.id}", s.risk.upper(), category_label(s.category, self.locale), s.status)
+            for s in cases
+        ]
+        for line in table(rows):
+            self.say(line)
 
     def _help(self) -> str:
         return DESK_HELP.format(
@@ -432,17 +579,9 @@ class ConsoleDesk:
         if verb == "help":
             self.say(self._help())
         elif verb == "queue":
-            cases = await desk.queue()
-            if not cases:
-                self.say("the queue is empty")
-            for s in cases:
-                self.say(
-                    f"#{s.id}  {s.risk.upper():8} {s.category:18} via {s.channel:9}"
-                    f" waiting {s.waiting_minutes} min"
-                )
+            self._queue(await desk.queue())
         elif verb == "mine":
-            for s in await desk.held(self.counsellor):
-                self.say(f"#{s.id}  {s.risk.upper():8} {s.category}")
+            self._mine(await desk.held(self.counsellor))
         elif verb == "all":
             everything = await desk.open_cases(self.counsellor)
             if isinstance(everything, DeskError):
@@ -450,8 +589,9 @@ class ConsoleDesk:
             else:
                 self._list(everything, owners=True)
         elif verb == "canned" and len(args) < 2:
-            for reply in desk.canned_replies():
-                self.say(f"/{reply.key:18} {reply.title(self.locale)}")
+            for line in table([(f"/{r.key}", r.title(self.locale))
+                               for r in desk.canned_replies()]):
+                self.say(line)
         elif verb == "hours":
             await self._hours()
         elif verb == "sweep":
@@ -469,9 +609,10 @@ class ConsoleDesk:
             else:
                 self._view(view)
             return
-        for at, who, action, detail in await desk.audit_trail(case_id):
-            when = self.at(at, "%Y-%m-%d %H:%M:%S")
-            self.say(f"{when} {who or 'system':12} {action:14} {detail}")
+        rows = [(self.at(at, "%Y-%m-%d %H:%M:%S"), who or "system", action, detail)
+                for at, who, action, detail in await desk.audit_trail(case_id)]
+        for line in table(rows, gap=1):
+            self.say(line)
 
     async def _hours(self) -> None:
         desk = self.app.desk

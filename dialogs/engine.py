@@ -68,6 +68,7 @@ NOT_ANSWERS = frozenset(
         "check_in_about",
         "triage_acted_on",
         "before_end",
+        "console_options",  # the console channel's last shown buttons (bot/console.py)
     }
 )
 # Outbound.meta key of a reply said from memory while the database was away: the update was not

@@ -4,7 +4,8 @@ the risk mix, waiting and first-response times, outcomes and ratings, safe to pu
 Counts under 5 are shown as "<5" so that no child can be singled out. When a table has exactly
 one such count, the next smallest count is hidden too ("x"): otherwise the small one could be
 worked out from the total. Times are given only over at least 5 cases. Charts draw only the
-counts that are shown as numbers and name the rest in a footnote.
+counts that are shown as numbers and name the rest in a footnote. The charts' headings, labels
+and notes are in the report's locale (the catalogue's `stats.*` texts).
 """
 
 from __future__ import annotations
@@ -12,15 +13,19 @@ from __future__ import annotations
 import csv
 import math
 import statistics
+import textwrap
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from dialogs.catalogue import default_catalogue
 from dialogs.ports import ReportRow, UnitOfWork
 from dialogs.taxonomy import (
+    Risk,
     categories,
     category_chi_group,
     category_label,
@@ -36,6 +41,16 @@ SMALL = "<5"
 HIDDEN = "x"
 OPEN = "open"
 NO_RATING = "none"
+# A chart's footnote is wrapped at this many characters, so that it fits under the chart.
+NOTE_WIDTH = 100
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def tr(key: str, locale: str, **values: object) -> str:
+    """A report text in the report's locale."""
+    return default_catalogue().t(f"stats.{key}", locale, parent=False, **values)
 
 
 def suppress(counts: Mapping[str, int]) -> dict[str, str]:
@@ -144,29 +159,32 @@ class Report:
 
     # ------------------------------------------------------------------ plain text
     def text(self) -> str:
+        """The printed summary, for whoever runs `helpline report`: its headings stay in English
+        (scripts read it), its row labels follow the locale like the CSV and the charts."""
+        loc = "en"
         lines = [
-            f"Help-line report {self.start:%Y-%m-%d} .. {self.end:%Y-%m-%d} ({self.zone})",
-            f"Contacts (cases opened): {shown_total(self.total)}",
-            f'Counts under {MIN_COUNT} are shown as "{SMALL}"; "{HIDDEN}" hides a count that '
-            "would let one of them be worked out from the total.",
+            tr("text.title", loc, start=f"{self.start:%Y-%m-%d}", end=f"{self.end:%Y-%m-%d}",
+               zone=self.zone),
+            tr("text.total", loc, n=shown_total(self.total)),
+            tr("text.small", loc, min=MIN_COUNT, small=SMALL, hidden=HIDDEN),
         ]
         for table in self.tables:
-            lines += ["", table.title]
+            lines += ["", tr(f"table.{table.name}", loc)]
             shown = table.shown
             width = max((len(label) for _k, label, _n in table.rows), default=10)
             for key, label, _n in table.rows:
                 lines.append(f"  {label:<{width}}  {shown[key]:>5}")
-        lines += ["", "Times, minutes from opening (median / p90)"]
+        lines += ["", tr("text.times", loc)]
         for stat in self.times:
             n, median, p90 = stat.cells()
-            value = f"{median} / {p90}" if median else f"not shown (fewer than {MIN_COUNT})"
-            lines.append(f"  {stat.title:<28} n={n:>4}  {value}")
+            value = f"{median} / {p90}" if median else tr("text.not_shown", loc, min=MIN_COUNT)
+            lines.append(f"  {tr(f'time.{stat.name}', loc):<28} n={n:>4}  {value}")
         mean = (
             f"{self.rating_mean:.1f} (n={self.rating_n})"
             if self.rating_mean is not None
-            else f"not shown (fewer than {MIN_COUNT})"
+            else tr("text.not_shown", loc, min=MIN_COUNT)
         )
-        lines.append(f"  {'Mean rating (1-5)':<28} {mean}")
+        lines.append(f"  {tr('text.rating', loc):<28} {mean}")
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ CSV
@@ -195,19 +213,33 @@ class Report:
         return written
 
     # ------------------------------------------------------------------ charts
+    def figures(self) -> list[tuple[str, Figure]]:
+        """The charts as (file name, matplotlib figure), headings in the report's locale."""
+        period = f"{self.start:%Y-%m-%d} .. {self.end:%Y-%m-%d}"
+        drawn = [(table.name, _table_figure(table, period, self.locale)) for table in self.tables]
+        drawn.append(("times", _times_figure(self.times, period, self.locale)))
+        return drawn
+
     def write_charts(self, out: Path) -> list[Path]:
-        """PNG bar charts (matplotlib, Agg): only counts shown as numbers are drawn."""
+        """PNG bar charts (matplotlib, Agg): only counts shown as numbers are drawn. Saved with
+        a tight bounding box: a long label or footnote widens the image, it is never cut."""
         import matplotlib
 
         matplotlib.use("Agg")
         out.mkdir(parents=True, exist_ok=True)
-        period = f"{self.start:%Y-%m-%d} .. {self.end:%Y-%m-%d}"
-        written = [_table_chart(table, period, out) for table in self.tables]
-        written.append(_times_chart(self.times, period, out))
+        written = []
+        for name, fig in self.figures():
+            path = out / f"{name}.png"
+            fig.savefig(path, dpi=110, bbox_inches="tight", pad_inches=0.2)
+            written.append(path)
         return written
 
 
-def _table_chart(table: Table, period: str, out: Path) -> Path:
+def _note(text: str) -> str:
+    return "\n".join(textwrap.wrap(text, NOTE_WIDTH))
+
+
+def _table_figure(table: Table, period: str, locale: str) -> Figure:
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -219,46 +251,45 @@ def _table_chart(table: Table, period: str, out: Path) -> Path:
     if drawn:
         labels, values = zip(*drawn, strict=True)
         bars = ax.barh(list(labels)[::-1], list(values)[::-1], color="#4c72b0")
-        ax.bar_label(bars)
+        ax.bar_label(bars, padding=2)
+        ax.margins(x=0.08)  # room for the count after the longest bar
     else:
-        ax.text(0.5, 0.5, "nothing to show", ha="center", va="center")
+        ax.text(0.5, 0.5, tr("chart.nothing", locale), ha="center", va="center")
     ax.set_title(f"{table.title}, {period}")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     note = (
-        f"\nNot drawn (under {MIN_COUNT}, or hidden to protect one): " + ", ".join(hidden)
+        "\n" + _note(tr("chart.not_drawn", locale, min=MIN_COUNT, labels=", ".join(hidden)))
         if hidden
         else ""
     )
-    ax.set_xlabel("contacts" + note, fontsize=8)
-    path = out / f"{table.name}.png"
-    fig.savefig(path, dpi=110)
-    return path
+    ax.set_xlabel(tr("chart.contacts", locale) + note, fontsize=8)
+    return fig
 
 
-def _times_chart(times: Sequence[TimeStat], period: str, out: Path) -> Path:
+def _times_figure(times: Sequence[TimeStat], period: str, locale: str) -> Figure:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 3.5), layout="constrained")
     ax = fig.subplots()
     published = [s for s in times if s.published and s.median is not None]
     if published:
-        names = [s.title for s in published]
         xs = range(len(published))
-        ax.bar([x - 0.2 for x in xs], [s.median or 0 for s in published], 0.4, label="median")
-        ax.bar([x + 0.2 for x in xs], [s.p90 or 0 for s in published], 0.4, label="p90")
-        ax.set_xticks(list(xs), names)
+        ax.bar([x - 0.2 for x in xs], [s.median or 0 for s in published], 0.4,
+               label=tr("chart.median", locale))
+        ax.bar([x + 0.2 for x in xs], [s.p90 or 0 for s in published], 0.4,
+               label=tr("chart.p90", locale))
+        ax.set_xticks(list(xs), [s.title for s in published])
         ax.set_xlim(-0.8, len(published) - 0.2)
         ax.legend()
     else:
-        ax.text(0.5, 0.5, f"fewer than {MIN_COUNT} cases", ha="center", va="center")
+        ax.text(0.5, 0.5, tr("chart.too_few", locale, min=MIN_COUNT), ha="center", va="center")
     left_out = [s.title for s in times if s not in published]
     if left_out:
-        ax.set_xlabel(f"Not shown (fewer than {MIN_COUNT} cases): " + ", ".join(left_out))
-    ax.set_ylabel("minutes")
-    ax.set_title(f"Waiting and first response, {period}")
-    path = out / "times.png"
-    fig.savefig(path, dpi=110)
-    return path
+        ax.set_xlabel(_note(tr("chart.not_shown", locale, min=MIN_COUNT,
+                               labels=", ".join(left_out))))
+    ax.set_ylabel(tr("chart.minutes", locale))
+    ax.set_title(f"{tr('chart.times', locale)}, {period}")
+    return fig
 
 
 def compute(
@@ -269,12 +300,12 @@ def compute(
     times = (
         _times(
             "waiting",
-            "Waiting (until taken)",
+            tr("time.waiting", locale),
             (_minutes(r.created_at, r.taken_at) for r in rows),
         ),
         _times(
             "first_response",
-            "First response",
+            tr("time.first_response", locale),
             (_minutes(r.created_at, r.first_response_at) for r in rows),
         ),
     )
@@ -305,18 +336,22 @@ def _contact_tables(
     by_channel = Counter(r.channel for r in rows)
     by_week = Counter(_week(r.created_at, zone) for r in rows)
     return (
-        Table("category", "Contacts by category", tuple(category_rows)),
+        Table("category", tr("table.category", locale), tuple(category_rows)),
         Table(
             "chi_group",
-            "Contacts by CHI category",
+            tr("table.chi_group", locale),
             tuple((g, chi_group_label(g, locale), by_group[g]) for g in groups),
         ),
         Table(
             "platform",
-            "Contacts by platform",
+            tr("table.platform", locale),
             tuple((c, c, n) for c, n in sorted(by_channel.items())),
         ),
-        Table("week", "Contacts by week", tuple((w, w, by_week[w]) for w in _weeks(start, end))),
+        Table(
+            "week",
+            tr("table.week", locale),
+            tuple((w, w, by_week[w]) for w in _weeks(start, end)),
+        ),
     )
 
 
@@ -327,14 +362,19 @@ def _result_tables(rows: Sequence[ReportRow], locale: str) -> tuple[Table, ...]:
     by_rating = Counter(str(r.rating) if r.rating is not None else NO_RATING for r in rows)
     risk_keys = risks() + sorted(r for r in by_risk if r not in risks())
     outcome_rows = [(o, outcome_label(o, locale), by_outcome[o]) for o in outcomes()]
-    outcome_rows.append((OPEN, "(still open)", by_outcome[OPEN]))
+    outcome_rows.append((OPEN, tr("still_open", locale), by_outcome[OPEN]))
     rating_rows = [(str(n), str(n), by_rating[str(n)]) for n in range(1, 6)]
-    rating_rows.append((NO_RATING, "(not rated)", by_rating[NO_RATING]))
+    rating_rows.append((NO_RATING, tr("not_rated", locale), by_rating[NO_RATING]))
+    risk_rows = tuple((r, _risk_label(r, locale), by_risk[r]) for r in risk_keys)
     return (
-        Table("risk", "Risk mix", tuple((r, r, by_risk[r]) for r in risk_keys)),
-        Table("outcome", "Outcomes", tuple(outcome_rows)),
-        Table("rating", "Ratings", tuple(rating_rows)),
+        Table("risk", tr("table.risk", locale), risk_rows),
+        Table("outcome", tr("table.outcome", locale), tuple(outcome_rows)),
+        Table("rating", tr("table.rating", locale), tuple(rating_rows)),
     )
+
+
+def _risk_label(risk: str, locale: str) -> str:
+    return Risk(risk).label(locale) if risk in Risk._value2member_map_ else risk
 
 
 def bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
