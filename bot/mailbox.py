@@ -46,6 +46,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,25 @@ BATCH = 20  # journal entries of a chat read at a time
 
 class Busy(RuntimeError):
     """This process has as much work as it may take: the platform should send it again later."""
+
+
+_DANGER_ONLY: ContextVar[bool] = ContextVar("danger_only", default=False)
+
+
+def taking_danger_only() -> bool:
+    return _DANGER_ONLY.get()
+
+
+@contextmanager
+def danger_only() -> Iterator[None]:
+    """Inside, only an update that reads as danger is taken in; any other raises `Busy`
+    before it is journalled. A poller that must wait for room feeds the rest of its batch
+    this way first, so that danger behind ordinary updates does not wait with them."""
+    token = _DANGER_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _DANGER_ONLY.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +175,9 @@ class Mailbox:
     @contextmanager
     def admitted(self, is_danger: Callable[[], bool]) -> Iterator[None]:
         """Inside, an update is being journalled and counts towards the backlog (kick it
-        before leaving). Raises `Busy` when the backlog is full, unless it reads as danger."""
-        if self.full and not is_danger():
+        before leaving). Raises `Busy` when the backlog is full, unless it reads as danger
+        (and, inside `danger_only()`, whenever it does not read as danger)."""
+        if (self.full or _DANGER_ONLY.get()) and not is_danger():
             raise Busy("too many updates in progress")
         self._admitting += 1
         try:
@@ -293,4 +314,5 @@ class Mailbox:
             self._done(inbox_id, [])
 
 
-__all__ = ["Busy", "Handled", "Mailbox", "MailboxLimits", "Slots", "Step"]
+__all__ = ["Busy", "Handled", "Mailbox", "MailboxLimits", "Slots", "Step", "danger_only",
+           "taking_danger_only"]

@@ -170,7 +170,8 @@ async def serve_telegram(
         await _until_done(stop, "removing an old webhook",
                           lambda: bot.delete_webhook(drop_pending_updates=False))
         if not stop.is_set():
-            await Poller(bot, dispatcher, room=app.mailbox.room).run(stop)
+            await Poller(bot, dispatcher, room=app.mailbox.room,
+                         full=lambda: app.mailbox.full).run(stop)
 
     return _polling()
 
@@ -219,7 +220,8 @@ async def run_telegram(app: App, stop: asyncio.Event | None = None) -> None:
         await bot.delete_webhook(drop_pending_updates=False)
         # Updates are fed one by one and each only journalled (App.accept): an update is
         # confirmed to Telegram (the next getUpdates' offset) only once it is stored.
-        await Poller(bot, dispatcher, room=app.mailbox.room).run(stop or asyncio.Event())
+        await Poller(bot, dispatcher, room=app.mailbox.room,
+                         full=lambda: app.mailbox.full).run(stop or asyncio.Event())
     finally:
         await bot.session.close()
 

@@ -16,6 +16,7 @@ from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, Message, Update
 
+from bot.mailbox import taking_danger_only
 from bot.telegram.inbound import callback_to_inbound, message_to_inbound
 
 if TYPE_CHECKING:
@@ -46,17 +47,27 @@ def child_router(app: App) -> Router:
 
     @router.callback_query()
     async def on_button(query: CallbackQuery, event_update: Update) -> None:
+        inbound = callback_to_inbound(query, event_update.update_id)
+        if taking_danger_only() and inbound is not None:
+            # Fed ahead of its turn (bot.telegram.polling): a press that is not danger is
+            # refused here (Busy) and answered when its turn comes, not twice.
+            await app.accept(inbound)
+            await _answer(query)
+            return
         # Answer first, always: it stops the button's spinner, and a forged or stale payload
         # still gets the engine's "this button is no longer active".
-        try:
-            await query.answer()
-        except TelegramBadRequest as exc:  # too old to answer; the press still counts
-            log.info("callback query not answered: %s", exc.message)
-        inbound = callback_to_inbound(query, event_update.update_id)
+        await _answer(query)
         if inbound is not None:
             await app.accept(inbound)
 
     return router
+
+
+async def _answer(query: CallbackQuery) -> None:
+    try:
+        await query.answer()
+    except TelegramBadRequest as exc:  # too old to answer; the press still counts
+        log.info("callback query not answered: %s", exc.message)
 
 
 def fallback_router() -> Router:

@@ -13,7 +13,9 @@ instead:
   its content);
 - stops between updates when asked (SIGTERM), after the one in hand is journalled;
 - waits for `room()` before feeding an update while the process is full (`bot.mailbox`), and
-  feeds it again if it was refused as `Busy`.
+  feeds it again if it was refused as `Busy`; before it waits, it feeds the rest of the batch's
+  children's updates under `danger_only()`, so that danger behind them is taken in at once
+  (the others are refused before they are journalled, and fed again in their turn).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from aiogram.types import Update
 from pydantic import ValidationError
 
 from bot.app import JournalUnavailable
-from bot.mailbox import Busy
+from bot.mailbox import Busy, danger_only
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +58,15 @@ class Poller:
 
     def __init__(self, bot: Bot, dispatcher: Dispatcher, *, timeout: int = 30,
                  backoff: tuple[float, ...] = BACKOFF,
-                 room: Callable[[], Awaitable[None]] | None = None) -> None:
+                 room: Callable[[], Awaitable[None]] | None = None,
+                 full: Callable[[], bool] | None = None) -> None:
         self.bot = bot
         self.room = room
+        self.full = full  # is the process full (feeding would wait for room)?
+        # Updates of the batch in hand taken in ahead of their turn (danger), and those that
+        # were refused for not being danger: neither is fed ahead again.
+        self._ahead: set[int] = set()
+        self._not_danger: set[int] = set()
         self.dispatcher = dispatcher
         self.timeout = timeout
         self.backoff = backoff
@@ -82,10 +90,12 @@ class Poller:
             if batch is None:
                 break  # stopped while waiting for updates
             failures = 0
-            for raw in batch:
+            self._ahead.clear()
+            self._not_danger.clear()
+            for i, raw in enumerate(batch):
                 if stop.is_set():
                     break
-                if not await self._feed(raw, stop):
+                if not await self._feed(raw, stop, batch[i + 1:]):
                     break
         await self._confirm()
 
@@ -96,8 +106,10 @@ class Poller:
         result: list[dict[str, Any]] = await self.bot(method, **kwargs)
         return result
 
-    async def _feed(self, raw: dict[str, Any], stop: asyncio.Event) -> bool:
-        """Feed one update until it is journalled; False when stopped before that."""
+    async def _feed(self, raw: dict[str, Any], stop: asyncio.Event,
+                    rest: list[dict[str, Any]] | None = None) -> bool:
+        """Feed one update until it is journalled; False when stopped before that. `rest` is
+        what follows it in the batch (fed ahead, danger only, while this one waits)."""
         update_id = raw.get("update_id")
         if not isinstance(update_id, int):
             log.warning("skipped an update without an update id")
@@ -105,6 +117,9 @@ class Poller:
             return True
         if self.offset is not None and update_id < self.offset:
             return True  # already confirmed (a repeat in the batch)
+        if update_id in self._ahead:
+            self.offset = update_id + 1  # journalled ahead of its turn: nothing more to do
+            return True
         try:
             update = Update.model_validate(raw, context={"bot": self.bot})
         except ValidationError:
@@ -114,6 +129,8 @@ class Poller:
             return True
         attempt = 0
         while True:
+            if rest and self.full is not None and self.full():
+                await self._danger_ahead(rest)
             if self.room is not None:
                 await self._until_stopped(stop, self.room())
                 if stop.is_set():
@@ -141,6 +158,27 @@ class Poller:
             break
         self.offset = update_id + 1
         return True
+
+    async def _danger_ahead(self, rest: list[dict[str, Any]]) -> None:
+        """Take in, ahead of their turn, the children's updates among `rest` that read as
+        danger (the others are refused as `Busy`, unjournalled). The offset does not move:
+        each is passed over when its turn comes. Staff-group updates never go ahead."""
+        for raw in rest:
+            update_id = raw.get("update_id")
+            if (not isinstance(update_id, int) or update_id in self._ahead
+                    or update_id in self._not_danger or not _from_a_private_chat(raw)):
+                continue
+            try:
+                update = Update.model_validate(raw, context={"bot": self.bot})
+                with danger_only():
+                    await self.dispatcher.feed_update(self.bot, update)
+            except Busy:
+                self._not_danger.add(update_id)
+            except Exception as exc:  # unreadable, or the journal is away: fed in its turn
+                log.debug("update %s not taken ahead (%s)", update_id, type(exc).__name__)
+                self._not_danger.add(update_id)
+            else:
+                self._ahead.add(update_id)
 
     async def _confirm(self) -> None:
         """Tell Telegram, on the way out, which updates are handled, so that a restart is not
@@ -176,3 +214,14 @@ class Poller:
 
 
 __all__ = ["GetRawUpdates", "Poller"]
+
+
+def _from_a_private_chat(raw: dict[str, Any]) -> bool:
+    """A child's message, edit or button press (a private chat), read from the raw update."""
+    for kind in ("message", "edited_message"):
+        if isinstance(raw.get(kind), dict):
+            return bool((raw[kind].get("chat") or {}).get("type") == "private")
+    query = raw.get("callback_query")
+    if isinstance(query, dict) and isinstance(query.get("message"), dict):
+        return bool((query["message"].get("chat") or {}).get("type") == "private")
+    return False
