@@ -115,7 +115,7 @@ async def test_never_in_a_live_chat_the_counsellor_sees_a_flag(
 async def test_signals_over_three_messages_add_up(
     chat_factory: Callable[..., Chat], desk: Desk
 ) -> None:
-    texts = ["я раздала свои вещи друзьям", "написала всем прощальные письма",
+    texts = ["раздала свои вещи", "удалила все соцсети и попрощалась",
              "это моё последнее сообщение"]
     assert not any(assess(t, "ru").danger for t in texts), "each alone is not danger"
     assert assess(texts[2], "ru", texts[:2]).layers == ("context",)
