@@ -35,6 +35,7 @@ test-pg: $(STAMP)
 # The load benchmark (docs/benchmarks.md): `helpline run` against a fake Bot API with 1,000
 # simulated users, next to a bare aiogram echo bot. ARGS="--db pg" for PostgreSQL.
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/load.py $(ARGS)
 
 # Knowledge-base search on a synthetic corpus.
