@@ -348,7 +348,8 @@ def build_app(
         engine=engine,
         desk=Desk(engine),
         delivery=Delivery(database),
-        limits=limits or MailboxLimits(),
+        limits=limits or MailboxLimits(chats=settings.mailbox_chats,
+                                       backlog=settings.mailbox_backlog),
     )
 
 

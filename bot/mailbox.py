@@ -87,7 +87,7 @@ def danger_only() -> Iterator[None]:
 @dataclass(frozen=True, slots=True)
 class MailboxLimits:
     chats: int = 32  # chats worked on at once (each uses a database connection at a time)
-    backlog: int = 500  # accepted updates waiting in this process
+    backlog: int = 2000  # accepted updates waiting in this process (MAILBOX_BACKLOG)
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     vk_group_id: int | None = None
     vk_api_url: str = "https://api.vk.com/method"
     vk_api_version: str = "5.199"
+    # The per-chat mailboxes (bot/mailbox.py): chats worked on at once, and updates accepted and
+    # waiting in this process before the platform is asked to hold the rest (webhook: 429;
+    # polling: not fetched). Updates held at the platform are out of the danger lane's reach,
+    # so the backlog is generous: the journal, not memory, holds what waits.
+    mailbox_chats: int = Field(32, gt=0)
+    mailbox_backlog: int = Field(2000, gt=0)
     # SEND_PACING=off lifts Telegram's and VK's published send limits (bot/pacing.py) so a
     # benchmark measures the bot as shipped against a fake API server. Refused while either API
     # URL is the platform's real one: there the limits are the platform's rules, not ours.

@@ -254,7 +254,11 @@ class OutboxMessage(Base):
     """A message waiting to be delivered, so nothing a counsellor writes is silently dropped."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "channel", "delivered_at", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "channel", "delivered_at", "id"),
+        # A chat's undelivered messages in order: every send checks that none older waits.
+        Index("ix_outbox_chat", "channel", "chat_id", "delivered_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
