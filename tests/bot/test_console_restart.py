@@ -8,8 +8,6 @@ import asyncio
 import io
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from bot.app import App
@@ -23,6 +21,7 @@ from dialogs.messages import Channel, Inbound
 from knowledge_base import KnowledgeBase
 from storage.db import Database
 from storage.repositories import Repos
+from tests.bot.test_cli import helpline
 
 ROOT = Path(__file__).resolve().parents[2]
 TEXTS = default_catalogue()
@@ -113,16 +112,6 @@ async def test_the_kept_options_never_become_a_case_answer(
 
 
 # ---------------------------------------------------------------- the terminal itself
-def helpline(*args: str, stdin: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
 
 
 CONVERSATION_LINE = re.compile(r"^(bot> |counsellor> | {5})")
