@@ -23,7 +23,6 @@ from storage.db import Database
 from storage.repositories import Repos
 from tests.bot.test_cli import helpline
 
-ROOT = Path(__file__).resolve().parents[2]
 TEXTS = default_catalogue()
 # Up to an article's answer, whose first option ("Read more") is the article's own button, so
 # the numbers shown are not the numbers of the step's options: only the shown list knows them.
