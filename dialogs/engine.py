@@ -133,7 +133,7 @@ class DialogEngine:
         """Handle one update. Never raises for bad input; a database outage gets a kind reply."""
         key = (str(inbound.channel), inbound.user_id)
         verdict = self.limiter.check(f"{key[0]}:{key[1]}")
-        if verdict != "ok" and not self._is_danger(inbound):
+        if verdict != "ok" and not self.urgent(inbound):
             # A flood: one calm word, then quiet. Danger always gets through.
             if verdict == "warn":
                 locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
@@ -152,13 +152,6 @@ class DialogEngine:
             if not self._waiting[key]:
                 del self._waiting[key]
                 self._locks.pop(key, None)
-
-    def _is_danger(self, inbound: Inbound) -> bool:
-        text = (inbound.text or "").strip()
-        if not text:
-            return False
-        locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
-        return bool(self.triage(text, locale).danger)
 
     async def _handle_with_retries(self, inbound: Inbound) -> list[Outbound]:
         locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
@@ -190,17 +183,14 @@ class DialogEngine:
         if not text:
             return False
         locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
-        return self.triage(text, locale).danger
+        return bool(self.triage(text, locale).danger)
 
     def contacts_from_memory(self, inbound: Inbound) -> list[Outbound]:
-        """What can be said with no database at all: the emergency contacts, when the text
-        reads as danger (else nothing)."""
-        text = (inbound.text or "").strip()
-        if not text:
+        """What can be said with no database at all: the emergency contacts, when the update
+        reads as danger (`urgent`: the words, or a button that means danger), else nothing."""
+        if not self.urgent(inbound):
             return []
         locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
-        if not self.triage(text, locale).danger:
-            return []
         words = self.catalogue.t("safety.open.self", locale)
         contacts = self.safety.contacts(locale)
         address = Address(str(inbound.channel), inbound.chat_id)
@@ -290,7 +280,7 @@ class DialogEngine:
         moves, clock = self.moves, self.clock
         commands = GlobalCommands(moves, self._danger, self._choose, self._desk_notice)
         return (
-            stages.Blocked(self.policy, self._is_danger, clock),
+            stages.Blocked(self.policy, self.urgent, clock),
             stages.Unsupported(moves),
             stages.Triaged(self.triage, self.config.max_text, clock),
             stages.DangerFound(self._danger, clock),

@@ -224,3 +224,24 @@ async def test_a_long_flood_is_told_to_slow_down_once_not_each_time_a_token_free
             Inbound(Channel.CONSOLE, "flooder", "f", text=f"спам {n}", update_id=f"f{n}"))
         seen += [o.text for o in out]
     assert sum("очень быстро" in t for t in seen) == 2, "a new flood, a new word"
+
+
+async def test_a_flooding_child_who_presses_not_safe_is_heard(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    """The flood limit lets danger through however it is told: a "not safe" button too, not
+    only danger words (the press was dropped as flood before)."""
+    from dialogs.ratelimit import RateLimiter
+
+    chat = chat_factory()
+    await chat.start_as_child()
+    for label in ("случилось", "Угрожают", "Telegram", "Да"):
+        await chat.press(label)
+    chat.engine.limiter = RateLimiter(burst=1, per_second=0.0, clock=lambda: 0.0)
+    chat.engine.limiter.check("console:child-1")  # the flood has used every token
+    assert chat.engine.limiter.check("console:child-1") == "warn"
+    await chat.press("Нет")  # not safe right now
+    assert "8-800-2000-122" in chat.text and "124" in chat.text and "112" in chat.text
+    [case] = await desk.queue()
+    assert case.risk == "critical"
+    assert chat.desk and chat.desk[0].critical
