@@ -213,9 +213,6 @@ class Poller:
         return fetch.result()
 
 
-__all__ = ["GetRawUpdates", "Poller"]
-
-
 def _from_a_private_chat(raw: dict[str, Any]) -> bool:
     """A child's message, edit or button press (a private chat), read from the raw update."""
     for kind in ("message", "edited_message"):
@@ -225,3 +222,7 @@ def _from_a_private_chat(raw: dict[str, Any]) -> bool:
     if isinstance(query, dict) and isinstance(query.get("message"), dict):
         return bool((query["message"].get("chat") or {}).get("type") == "private")
     return False
+
+
+__all__ = ["GetRawUpdates", "Poller"]
+
