@@ -104,6 +104,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         stop_on_signals,
     )
 
+    if not (settings.telegram_bot_token or settings.vk_token):
+        from bot import early_stop
+
+        early_stop.release()  # the console has no graceful stop: signals act as usual
+        if early_stop.requested() is not None:
+            return 0
     app = _app(settings)
     if not (settings.telegram_bot_token or settings.vk_token):
         print("No TELEGRAM_BOT_TOKEN or VK_TOKEN set: running the local console chat.",

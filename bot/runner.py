@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 from aiohttp import web
 
+from bot import early_stop
 from bot.app import App
 from dialogs.retention import purge
 
@@ -72,6 +73,12 @@ def stop_on_signals(stop: asyncio.Event) -> Iterator[None]:
     default behaviour (an impatient operator can still end the process at once)."""
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
+    early = early_stop.requested()
+    if early is not None:  # asked while starting up: stop now; the next signal acts at once
+        log.warning("%s during start-up: stopping (finishing the work in hand)", early.name)
+        stop.set()
+        yield
+        return
 
     def _on_signal(sig: signal.Signals) -> None:
         log.warning("%s: stopping (finishing the work in hand)", sig.name)

@@ -9,12 +9,14 @@ or answered twice, whether answered before exit or after the next start.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 
 from tests.reliability.test_kill import ROOT, _env, _start
@@ -103,3 +105,55 @@ async def test_sigterm_exits_0_quickly_and_loses_no_claimed_work(tmp_path: Path)
         assert len(got) == len(REPLIES), (child, got, before_restart)
         for text_, expected in zip(got, REPLIES, strict=True):
             assert text_.startswith(expected), (child, got)
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (Linux: the SigCgt mask in /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"),
+                    reason="needs /proc to see when the process catches SIGTERM")
+async def test_sigterm_while_starting_up_is_a_graceful_stop(tmp_path: Path) -> None:
+    """`docker stop` right after `docker start`: the signal comes while the app is still being
+    imported and built, before the event loop's handlers exist. It must still be a stop with
+    exit code 0 (not death by the signal), and a child's message waiting at the API is left there
+    for the next start, which answers it."""
+    fake = SlowTelegram()
+    await fake.start()
+    env = _env(tmp_path, fake.url)
+    env["LOG_LEVEL"] = "INFO"
+    upgrade = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=env,
+        capture_output=True, timeout=120,
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    await fake.child_says(CHILDREN[0], "привет")
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("ab")
+    worker = _start(env, log)
+    try:
+        await _wait(lambda: _catches_sigterm(worker.pid), 20, "the worker to catch SIGTERM")
+        assert fake.polls == 0, "too late: the worker already polls (the test needs the start-up)"
+        code, took = await _stop(worker)
+        assert code == 0, log_path.read_text()[-3000:]
+        assert took < 10, f"took {took:.1f}s to stop"
+        assert "SIGTERM during start-up: stopping" in log_path.read_text()
+        worker = _start(env, log)
+        await _wait(lambda: len(fake.texts_to(CHILDREN[0])) >= len(REPLIES), 60,
+                    "the child to be answered by the next start")
+        code, took = await _stop(worker)
+        assert code == 0 and took < 10
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        await fake.stop()
+        log.close()
+    assert "Traceback" not in log_path.read_text()
+    got = fake.texts_to(CHILDREN[0])
+    assert len(got) == len(REPLIES), got
