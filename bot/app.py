@@ -109,6 +109,8 @@ class App:
             LocalClaims() if self.db.is_sqlite else AdvisoryClaims(self.db.engine)
         )
         self.mailbox = Mailbox(self.db, claims, self._step, self.limits)
+        # Replies go out the moment their turn commits, from here: written claimed for us.
+        self.engine.sends_on_commit = self.delivery
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Store, handle and deliver one inbound message, and return its replies (what a

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from bot import metrics
 from bot.pacing import Pacer
+from dialogs.engine import CLAIMED
 from dialogs.messages import (
     DESK,
     Address,
@@ -67,6 +68,9 @@ class Sender(Protocol):
 
 
 class Delivery:
+    # `dialogs.ports.SendsOnCommit`: how long a reply written claimed for us stays ours.
+    lease = CLAIM
+
     def __init__(self, db: Database | None = None) -> None:
         self.db = db
         self._senders: dict[str, Sender] = {}
@@ -81,6 +85,11 @@ class Delivery:
         self._wanted: set[tuple[str, str]] = set()
         self._known: dict[tuple[str, str], dict[int, Outbound]] = {}
         self._stopping = False
+        # Sent messages waiting to be marked delivered, all in one statement (a group commit:
+        # every sender waits for the batch its message is in), and the batch's outcome.
+        self._to_mark: list[int] = []
+        self._marked: asyncio.Future[None] | None = None
+        self._marker: asyncio.Task[None] | None = None
 
     def register(self, channel: str, sender: Sender, pacer: Pacer | None = None) -> None:
         self._senders[channel] = sender
@@ -89,6 +98,10 @@ class Delivery:
 
     def register_desk(self, desk: Sender) -> None:
         self._desks.append(desk)
+
+    def live(self, channel: str) -> bool:
+        """Is `channel` sent from this process (`dialogs.ports.SendsOnCommit`)?"""
+        return bool(self._desks) if channel == DESK else channel in self._senders
 
     @property
     def channels(self) -> list[str]:
@@ -128,7 +141,12 @@ class Delivery:
                     break
         finally:
             self._sending.discard(key)
-            self._known.pop(key, None)  # what is left goes from the outbox as written
+            # What is left goes from the outbox as written; claims taken at write are given
+            # back, so that it need not wait out the lease.
+            left = self._known.pop(key, {})
+            mine = [i for i, m in left.items() if m.meta.get(CLAIMED)]
+            if mine:
+                await self._release(mine)
 
     async def _deliver_chat(self, channel: str, chat_id: str, *, wait: bool) -> None:
         """Send the chat's undelivered messages in order until one cannot go now."""
@@ -158,10 +176,11 @@ class Delivery:
         for outbox_id in sorted(known):
             message = known[outbox_id]
             targets = self._targets(message)
-            async with self.db.session() as s:
-                now = utcnow()
-                if not await Repos(s).outbox.claim_in_turn(outbox_id, now, now + CLAIM):
-                    return False  # an older one waits (or someone has this one): read them
+            if not message.meta.get(CLAIMED):  # else written claimed for us: its turn is now
+                async with self.db.session() as s:
+                    now = utcnow()
+                    if not await Repos(s).outbox.claim_in_turn(outbox_id, now, now + CLAIM):
+                        return False  # an older one waits (or someone has this one): read
             del known[outbox_id]
             sent = await self._send_holding(message, targets, outbox_id)
             if not sent and not await self._given_up(outbox_id):
@@ -173,19 +192,36 @@ class Delivery:
         now) or "later" (the next one waits for its retry, or failed just now)."""
         now = utcnow()
         for row in rows:
-            if row.claimed_until is not None and row.claimed_until > now:
+            in_hand = known.get(row.id)
+            mine = in_hand is not None and bool(in_hand.meta.get(CLAIMED))
+            if not mine and row.claimed_until is not None and row.claimed_until > now:
                 return "held"
             if row.next_attempt_at is not None and row.next_attempt_at > now:
                 return "later"
             message = known.pop(row.id, None) or replace(
                 outbound_from_dict(dict(row.body)), meta={"outbox_id": str(row.id)}
             )
-            sent = await self._send_one(message)
+            if mine:
+                sent: bool | None = await self._send_holding(
+                    message, self._targets(message), row.id
+                )
+            else:
+                sent = await self._send_one(message)
             if sent is None:
                 return "held"  # claimed by someone else since we read it
             if not sent and not await self._given_up(row.id):
                 return "later"  # a temporary failure: the worker retries it, then the rest
         return "done"
+
+    async def _release(self, outbox_ids: list[int]) -> None:
+        """Give back claims taken at write that this sender will not use now."""
+        assert self.db is not None
+        try:
+            async with self.db.session() as s:
+                await Repos(s).outbox.release(outbox_ids)
+        except Exception as exc:  # the lease runs out on its own
+            log.warning("could not give back %d outbox claims (%s)", len(outbox_ids),
+                        type(exc).__name__)
 
     async def _given_up(self, outbox_id: int) -> bool:
         """Did the message fail for good (it no longer holds its chat's later messages)?"""
@@ -214,16 +250,25 @@ class Delivery:
         fresh = [m for m in messages if "outbox_id" not in m.meta]
         if not fresh:
             return list(messages)
-        ids: dict[int, str] = {}
+        ids: dict[int, dict[str, str]] = {}
+        until = utcnow() + CLAIM
         async with self.db.session() as s:
             repos = Repos(s)
+            idle: dict[tuple[str, str], bool] = {}
             for m in fresh:
+                claimed = None
+                if self.live(m.to.channel):  # sent below: written claimed when its turn has come
+                    chat = (m.to.channel, m.to.chat_id)
+                    if chat not in idle:
+                        idle[chat] = await repos.outbox.chat_idle(*chat)
+                    claimed = until if idle[chat] else None
                 row = await repos.outbox.add(
-                    m.to.channel, m.to.chat_id, outbound_to_dict(m), m.case_id
+                    m.to.channel, m.to.chat_id, outbound_to_dict(m), m.case_id,
+                    claimed_until=claimed,
                 )
-                ids[id(m)] = str(row.id)
+                ids[id(m)] = {"outbox_id": str(row.id), **({CLAIMED: "1"} if claimed else {})}
         return [
-            replace(m, meta={**m.meta, "outbox_id": ids[id(m)]}) if id(m) in ids else m
+            replace(m, meta={**m.meta, **ids[id(m)]}) if id(m) in ids else m
             for m in messages
         ]
 
@@ -285,9 +330,42 @@ class Delivery:
             await self._failed(message, outbox_id, DeliveryError(type(exc).__name__))
             return False
         if outbox_id is not None and self.db is not None:
-            async with self.db.session() as s:
-                await Repos(s).outbox.mark_delivered(outbox_id)
+            await self._mark_delivered(outbox_id)
         return True
+
+    async def _mark_delivered(self, outbox_id: int) -> None:
+        """Mark a sent message delivered, in one statement with every other sender's marks
+        of the moment (a group commit): returns once the batch it joined is written, so the
+        chat's next message is never written while this one still looks undelivered."""
+        self._to_mark.append(outbox_id)
+        if self._marked is None:
+            self._marked = asyncio.get_running_loop().create_future()
+        batch = self._marked
+        if self._marker is None or self._marker.done():
+            self._marker = asyncio.create_task(self._write_marks(), name="outbox-marks")
+        await asyncio.shield(batch)
+
+    async def _write_marks(self) -> None:
+        assert self.db is not None
+        while self._to_mark:
+            ids, batch = self._to_mark, self._marked
+            self._to_mark, self._marked = [], None
+            assert batch is not None
+            try:
+                async with self.db.session() as s:
+                    await Repos(s).outbox.mark_delivered_many(ids)
+            except BaseException as exc:
+                # Unmarked rows are sent again once their claim runs out (as after a crash
+                # between a send and its mark); every waiter of the batch hears of it.
+                if not batch.done():
+                    batch.set_exception(exc if isinstance(exc, Exception) else
+                                        RuntimeError("marking delivered was cancelled"))
+                    batch.exception()  # retrieved here too: a waiter may be gone
+                if not isinstance(exc, Exception):
+                    raise
+            else:
+                if not batch.done():
+                    batch.set_result(None)
 
     async def _failed(self, message: Outbound, outbox_id: int | None, exc: DeliveryError) -> None:
         if outbox_id is None or self.db is None:
@@ -364,6 +442,9 @@ class Delivery:
     async def release(self) -> int:
         """Give back the claims of sends that were cut short (shutdown after the grace period):
         the rows are due again at once for another worker or the next start. Returns how many."""
+        if self._marker is not None and not self._marker.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._marker)  # sends already made are marked first
         claimed, self._claimed = sorted(self._claimed), set()
         if not claimed or self.db is None:
             return 0

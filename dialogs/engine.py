@@ -42,6 +42,7 @@ from dialogs.ports import (
     CaseStatus,
     ConversationRecord,
     KnowledgeSource,
+    SendsOnCommit,
     Stores,
     StoreUnavailable,
     Triage,
@@ -74,6 +75,8 @@ NOT_ANSWERS = frozenset(
 # Outbound.meta key of a reply said from memory while the database was away: the update was not
 # handled (its journal entry stays open for recovery).
 RETRY = "retry"
+# `Outbound.meta` key of a reply written already claimed for this process's sender.
+CLAIMED = "claimed"
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,8 @@ class DialogEngine:
         self.safety = SafetyPolicy(
             region=self.config.region, hours=lambda: self.policy.config.hours
         )
+        # Set by the app when its sender sends each turn's replies at commit (`_persist`).
+        self.sends_on_commit: SendsOnCommit | None = None
 
     # ------------------------------------------------------------------ entry point
     async def handle(self, inbound: Inbound) -> list[Outbound]:
@@ -208,7 +213,10 @@ class DialogEngine:
         )
         if not user.locale_fixed and inbound.locale_hint:
             user.locale = locale
-        user.last_seen_at = self.clock()
+        now = self.clock()
+        seen = user.last_seen_at
+        if seen is None or not now - timedelta(minutes=1) < seen <= now:
+            user.last_seen_at = now  # to the minute: not one more write per message
         user.unreachable = False
         conv = await repos.conversations.for_user(user.id)
         if conv is None:
@@ -239,16 +247,31 @@ class DialogEngine:
 
     async def _persist(self, repos: Stores, messages: list[Outbound]) -> list[Outbound]:
         """Write every reply to the outbox in the same transaction as the state change, so a
-        crash after commit loses no reply and a restart sends each one once."""
+        crash after commit loses no reply and a restart sends each one once. A reply the
+        process's sender will send at commit, to a chat with nothing older undelivered, is
+        written claimed for it (`CLAIMED`): its turn has come, no second round trip asks."""
+        sender = self.sends_on_commit
+        until = utcnow() + sender.lease if sender is not None else None
+        idle: dict[tuple[str, str], bool] = {}
         kept = []
         for message in messages:
+            claimed = None
+            if sender is not None and sender.live(message.to.channel):
+                chat = (message.to.channel, message.to.chat_id)
+                if chat not in idle:
+                    idle[chat] = await repos.outbox.chat_idle(*chat)
+                claimed = until if idle[chat] else None
             row = await repos.outbox.add(
                 message.to.channel,
                 message.to.chat_id,
                 outbound_to_dict(message),
                 message.case_id,
+                claimed_until=claimed,
             )
-            kept.append(replace(message, meta={**message.meta, "outbox_id": str(row.id)}))
+            meta = {**message.meta, "outbox_id": str(row.id)}
+            if claimed is not None:
+                meta[CLAIMED] = "1"
+            kept.append(replace(message, meta=meta))
         return kept
 
     def _turn(self, repos: Stores, user: UserRecord, conv: ConversationRecord) -> Turn:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -375,9 +375,26 @@ class MessageStore(Protocol):
 
 class OutboxStore(Protocol):
     async def add(
-        self, channel: str, chat_id: str, body: dict[str, Any], case_id: int | None = None
+        self,
+        channel: str,
+        chat_id: str,
+        body: dict[str, Any],
+        case_id: int | None = None,
+        *,
+        claimed_until: datetime | None = None,
     ) -> OutboxRecord: ...
+    async def chat_idle(self, channel: str, chat_id: str) -> bool: ...
     async def purge_done_before(self, moment: datetime) -> int: ...
+
+
+class SendsOnCommit(Protocol):
+    """The process's sender, when it sends a turn's replies itself the moment the turn commits
+    (`bot.delivery.Delivery`): replies to a chat with nothing older undelivered are then
+    written already claimed for it (no second round trip to claim each), for `lease`."""
+
+    lease: timedelta
+
+    def live(self, channel: str) -> bool: ...
 
 
 class UpdateStore(Protocol):

@@ -22,6 +22,7 @@ from dialogs.ports import StoreConflict, StoreUnavailable, UnitOfWork
 from storage.lane import LaneLock
 from storage.models import Base
 from storage.repositories import Repos
+from storage.sqlite_inline import inline_url
 
 DEFAULT_URL = "sqlite+aiosqlite:///var/helpline.db"
 
@@ -62,7 +63,9 @@ class Database:
                 _private_file(Path(database))
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        # SQLite runs on the loop's thread (storage.sqlite_inline): a thread hop per driver
+        # call cost more than the SQLite work itself.
+        self.engine: AsyncEngine = create_async_engine(inline_url(parsed), **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)

@@ -18,16 +18,42 @@ from storage.repos.base import _address_hash, _aware, _Repo
 
 class OutboxRepo(_Repo):
     async def add(
-        self, channel: str, chat_id: str, body: dict[str, Any], case_id: int | None = None
+        self,
+        channel: str,
+        chat_id: str,
+        body: dict[str, Any],
+        case_id: int | None = None,
+        *,
+        claimed_until: datetime | None = None,
     ) -> OutboxMessage:
+        """A message to send; with `claimed_until`, written already taken by the sender that
+        will send it at commit (one attempt counted, as `claim` counts it)."""
         # The address itself travels only inside the encrypted body; the column holds its hash,
         # enough to keep messages to one chat in order.
         msg = OutboxMessage(
             channel=channel, chat_id=_address_hash(channel, chat_id), body=body, case_id=case_id
         )
+        if claimed_until is not None:
+            msg.claimed_until = claimed_until
+            msg.attempts = 1
         self.session.add(msg)
         await self.session.flush()
         return msg
+
+    async def chat_idle(self, channel: str, chat_id: str) -> bool:
+        """Nothing undelivered (nor given up on) waits for this chat: a new message's turn
+        has come at once."""
+        stmt = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.channel == channel,
+                OutboxMessage.chat_id == _address_hash(channel, chat_id),
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+            )
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).first() is None
 
     async def pending(
         self, channel: str, chat_id: str | None = None, limit: int = 100
@@ -154,6 +180,22 @@ class OutboxRepo(_Repo):
 
     async def get(self, message_id: int) -> OutboxMessage | None:
         return await self.session.get(OutboxMessage, message_id)
+
+    async def mark_delivered_many(self, message_ids: Sequence[int]) -> None:
+        """`mark_delivered` for many messages in one statement (a batch of senders)."""
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(message_ids), OutboxMessage.delivered_at.is_(None))
+            .values(delivered_at=utcnow(), claimed_until=None, body={})
+        )
+
+    async def release(self, message_ids: Sequence[int]) -> None:
+        """Give back claims that will not be used now: due again at once, for any sender."""
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(message_ids), OutboxMessage.delivered_at.is_(None))
+            .values(claimed_until=None)
+        )
 
     async def mark_delivered(self, message_id: int) -> None:
         """Idempotent: a second mark changes nothing (the first delivery time stays).

@@ -1,0 +1,132 @@
+"""The hot path's shortcuts (issue 20) keep every promise of the slow path.
+
+- SQLite runs on the event loop's thread (`storage.sqlite_inline`): transactions commit and roll
+  back as before, and a constraint still fails as an integrity error.
+- A turn's replies to a chat with nothing older undelivered are written already claimed for the
+  sender that sends them at commit: the child gets them in order, once, and no claim statement
+  runs; a reply behind an older undelivered one waits its turn.
+- Deliveries are marked in batches (a group commit): every concurrent send is marked, in fewer
+  statements than sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.exc import IntegrityError
+
+from bot.app import build_app
+from bot.delivery import Delivery
+from bot.settings import Settings
+from dialogs.messages import Address, Channel, Inbound, Outbound
+from knowledge_base import KnowledgeBase
+from storage.db import Database
+from storage.repositories import Repos
+from storage.sqlite_inline import DRIVER
+
+
+class Phone:
+    """A child's messenger: what reached the child, in order."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    async def send(self, message: Outbound) -> None:
+        self.texts.append(message.text)
+
+
+def _statements(db: Database) -> list[str]:
+    seen: list[str] = []
+
+    def on_statement(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", on_statement)
+    return seen
+
+
+async def test_sqlite_runs_inline_and_keeps_transactions(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
+    assert db.engine.dialect.driver == DRIVER
+    await db.create_all()
+    with pytest.raises(RuntimeError):
+        async with db.session() as s:
+            await Repos(s).users.get_or_create("telegram", "1", "1", "ru")
+            raise RuntimeError("a bug mid-turn")
+    async with db.session() as s:
+        assert await Repos(s).users.find("telegram", "1") is None, "rolled back"
+    insert = text("INSERT INTO processed_updates (channel, update_id, created_at) "
+                  "VALUES ('telegram', '7', '2026-12-02 00:00:00')")
+    async with db.session() as s:
+        await Repos(s).users.get_or_create("telegram", "1", "1", "ru")
+        await s.execute(insert)
+    with pytest.raises(IntegrityError):
+        async with db.session() as s:
+            await s.execute(insert)
+    async with db.session() as s:
+        assert await Repos(s).users.find("telegram", "1") is not None, "the first is kept"
+    await db.dispose()
+
+
+async def test_a_turns_replies_go_out_in_order_with_no_claim_round_trip(
+    tmp_path: Path, kb: KnowledgeBase
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hot.db'}"
+    app = build_app(Settings(database_url=url, keys_file=tmp_path / "keys.json"), kb=kb)
+    await app.db.create_all()
+    phone = Phone()
+    app.delivery.register(str(Channel.TELEGRAM), phone)
+    statements = _statements(app.db)
+    replies = await app.handle(
+        Inbound(Channel.TELEGRAM, "42", "42", text="/start", locale_hint="ru", update_id="1")
+    )
+    assert len(replies) >= 2, "the greeting and the question who is writing"
+    assert phone.texts == [r.text for r in replies], "each once, in order"
+    assert phone.texts[0].startswith("Привет!")
+    assert not [s for s in statements if s.startswith("UPDATE outbox SET claimed_until")], (
+        "written claimed at commit: no claim statement per reply"
+    )
+    async with app.db.session() as s:
+        assert await Repos(s).outbox.backlog() == 0, "every reply marked delivered"
+    await app.close()
+
+
+async def test_a_reply_behind_an_older_undelivered_one_waits_its_turn(db: Database) -> None:
+    """Another sender holds the chat's older message (claimed, not yet sent): the new one is
+    not written claimed, and is not sent before the older one."""
+    to = Address("telegram", "555")
+    other, mine = Delivery(db), Delivery(db)
+    stuck = Phone()
+    other.register("telegram", stuck)
+    async with db.session() as s:
+        older = await Repos(s).outbox.add("telegram", "555", {"to": {"channel": "telegram",
+                                          "chat_id": "555"}, "text": "older"})
+    async with db.session() as s:
+        from storage.models import utcnow
+
+        assert await Repos(s).outbox.claim(older.id, utcnow(), utcnow() + other.lease)
+    phone = Phone()
+    mine.register("telegram", phone)
+    [written] = await mine._persist([Outbound(to=to, text="newer")])
+    assert "claimed" not in written.meta, "its turn has not come: not claimed at write"
+    await mine.deliver([written], wait=False)
+    assert phone.texts == [], "the newer reply does not overtake the older one"
+
+
+async def test_concurrent_deliveries_are_all_marked_in_fewer_statements(db: Database) -> None:
+    delivery = Delivery(db)
+    phone = Phone()
+    delivery.register("telegram", phone)
+    statements = _statements(db)
+    messages = [Outbound(to=Address("telegram", str(chat)), text=f"hi {chat}")
+                for chat in range(30)]
+    await asyncio.gather(*(delivery.deliver([m]) for m in messages))
+    assert sorted(phone.texts) == sorted(m.text for m in messages)
+    marks = [s for s in statements if s.startswith("UPDATE outbox SET body=")]
+    assert 1 <= len(marks) < len(messages), f"{len(marks)} mark statements for 30 sends"
+    async with db.session() as s:
+        assert await Repos(s).outbox.backlog() == 0
