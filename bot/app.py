@@ -125,15 +125,15 @@ class App:
         attempt = 0
         while True:
             try:
-                stored = await self.receive(inbound, urgent=urgent)
+                stored, first = await self._journal(inbound, urgent=urgent)
                 break
             except JournalUnavailable:
                 delay = _JOURNAL_RETRY[min(attempt, len(_JOURNAL_RETRY) - 1)]
                 attempt += 1
                 await asyncio.sleep(delay)
-        if stored is False or stored is True:
+        if stored is None:
             return []  # a repeat of an update we already have
-        return await self.mailbox.result(chat_of(inbound), stored, urgent=urgent)
+        return await self.mailbox.result(chat_of(inbound), stored, urgent=urgent, first=first)
 
     async def accept(self, inbound: Inbound) -> None:
         """Journal an update and kick its chat's mailbox: the platform may be told the update
@@ -148,9 +148,9 @@ class App:
             return
         urgent = self.engine.urgent(inbound)
         with self.mailbox.admitted(lambda: urgent):
-            stored = await self.receive(inbound, urgent=urgent)
-            if stored is not False and stored is not True:
-                self.mailbox.kick(chat_of(inbound), stored, urgent=urgent)
+            stored, first = await self._journal(inbound, urgent=urgent)
+            if stored is not None:
+                self.mailbox.kick(chat_of(inbound), stored, urgent=urgent, first=first)
 
     async def drain(self) -> None:
         """Wait for every update accepted so far to be handled (or left for later)."""
@@ -172,19 +172,30 @@ class App:
         ahead of ordinary turns (`storage.lane`), and of everything when `urgent`."""
         if inbound.update_id is None:
             return True
+        inbox_id, _first = await self._journal(inbound, urgent=urgent)
+        return False if inbox_id is None else inbox_id
+
+    async def _journal(self, inbound: Inbound, *, urgent: bool = False
+                       ) -> tuple[int | None, dict[str, Any] | None]:
+        """`receive`, for an update with a platform id: its inbox id (None for a repeat),
+        and its body when nothing older is open in its chat (the mailbox then handles it
+        from memory instead of reading it back)."""
+        assert inbound.update_id is not None
+        body = inbound_to_dict(inbound)
+        channel, chat = str(inbound.channel), chat_of(inbound)[1]
         try:
             with lane(Lane.DANGER if urgent else Lane.INTAKE):
                 async with self.db.session() as s:
-                    inbox_id = await Repos(s).inbox.add(
-                        str(inbound.channel), inbound.update_id, inbound_to_dict(inbound),
-                        chat_of(inbound)[1],
-                    )
+                    repos = Repos(s)
+                    inbox_id = await repos.inbox.add(channel, inbound.update_id, body, chat)
+                    first = (inbox_id is not None
+                             and await repos.inbox.first_open(channel, chat, inbox_id))
         except DATABASE_ERRORS as exc:
             log.warning("could not journal %s update %s (%s): it will come again",
                         inbound.channel, inbound.update_id, type(exc).__name__)
             await self.answer_offline(inbound)
             raise JournalUnavailable(type(exc).__name__) from exc
-        return False if inbox_id is None else inbox_id
+        return inbox_id, (body if first else None)
 
     async def answer_offline(self, inbound: Inbound) -> None:
         """Send the engine's contacts from memory (when the text reads as danger) once per

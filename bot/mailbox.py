@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -155,6 +155,10 @@ class Mailbox:
         self._drainers: dict[ChatKey, asyncio.Task[None]] = {}
         self._dirty: set[ChatKey] = set()
         self._backlog: dict[int, ChatKey] = {}
+        # Entries journalled here with nothing older open in their chat, and their bodies:
+        # handled from memory, without reading the journal back (`kick(first=...)`).
+        self._fresh: dict[ChatKey, dict[int, dict[str, Any]]] = {}
+        self._unread: set[ChatKey] = set()  # chats with work only the journal shows
         self._results: dict[int, asyncio.Future[list[Outbound]]] = {}
         self._freed = asyncio.Event()
         self._admitting = 0  # updates admitted and being journalled
@@ -194,25 +198,32 @@ class Mailbox:
             await self._freed.wait()
 
     # ------------------------------------------------------------------ kicks
-    def kick(self, key: ChatKey, inbox_id: int | None = None, *, urgent: bool = False) -> None:
+    def kick(self, key: ChatKey, inbox_id: int | None = None, *, urgent: bool = False,
+             first: dict[str, Any] | None = None) -> None:
         """The chat has new work (`inbox_id`, journalled and committed): make sure someone
-        takes it (`urgent`: in the danger lane). Never waits."""
+        takes it (`urgent`: in the danger lane). `first`: the entry's body, when its journal
+        transaction saw nothing older open in the chat (it is then handled from memory).
+        Never waits."""
         if inbox_id is not None:
             self._backlog[inbox_id] = key
+            if first is not None:
+                self._fresh.setdefault(key, {})[inbox_id] = first
             if urgent:
                 self._urgent.setdefault(key, set()).add(inbox_id)
                 self._slots.promote(key)
+        if inbox_id is None or first is None:
+            self._unread.add(key)  # the journal must be read to find it
         self._dirty.add(key)
         if key not in self._drainers:
             task = asyncio.create_task(self._drain(key), name=f"mailbox {key[0]}")
             self._drainers[key] = task
 
-    async def result(self, key: ChatKey, inbox_id: int, *, urgent: bool = False
-                     ) -> list[Outbound]:
+    async def result(self, key: ChatKey, inbox_id: int, *, urgent: bool = False,
+                     first: dict[str, Any] | None = None) -> list[Outbound]:
         """Kick the chat and wait for entry `inbox_id`: its replies, or [] if another worker
         took it (or it stays open for later)."""
         future = self._results.setdefault(inbox_id, asyncio.get_running_loop().create_future())
-        self.kick(key, inbox_id, urgent=urgent)
+        self.kick(key, inbox_id, urgent=urgent, first=first)
         return await future
 
     async def settle(self, keys: Iterable[ChatKey] | None = None) -> None:
@@ -274,11 +285,21 @@ class Mailbox:
         before the end (an entry stays open, or the claim was lost)."""
         while True:
             urgent = self._urgent.pop(key, set())
-            with danger_lane(bool(urgent)):
-                async with self.db.session() as s:
-                    first = await Repos(s).inbox.open_by_ids(sorted(urgent)) if urgent else []
-                    rest = await Repos(s).inbox.for_chat(*key, limit=BATCH)
-                    rows = [(r.id, dict(r.body)) for r in (*first, *rest)]
+            fresh = self._fresh.pop(key, {})
+            in_memory = bool(fresh) and key not in self._unread and urgent <= fresh.keys()
+            if in_memory:
+                # Journalled here with nothing older open: no need to read the journal back.
+                # What came in meanwhile (not first) is read on the next pass (`_dirty`).
+                rest: Sequence[object] = []
+                rows = sorted(fresh.items())
+            else:  # the journal has it all (what `fresh` held too: it was committed)
+                self._unread.discard(key)
+                with danger_lane(bool(urgent)):
+                    async with self.db.session() as s:
+                        first = (await Repos(s).inbox.open_by_ids(sorted(urgent))
+                                 if urgent else [])
+                        rest = await Repos(s).inbox.for_chat(*key, limit=BATCH)
+                        rows = [(r.id, dict(r.body)) for r in (*first, *rest)]
             handled_ids: set[int] = set()
             for inbox_id, body in rows:
                 if inbox_id in handled_ids:
@@ -294,6 +315,8 @@ class Mailbox:
                 if self._urgent.get(key):
                     break  # danger came in meanwhile: it goes next
             else:
+                if in_memory:
+                    return False
                 if len(rest) < BATCH:
                     return False
 
@@ -310,6 +333,8 @@ class Mailbox:
         self._drainers.pop(key, None)
         self._dirty.discard(key)
         self._urgent.pop(key, None)
+        self._fresh.pop(key, None)
+        self._unread.discard(key)
         for inbox_id in [i for i, k in self._backlog.items() if k == key]:
             self._done(inbox_id, [])
 

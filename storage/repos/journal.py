@@ -68,6 +68,16 @@ class InboxRepo(_Repo):
         row = result.first()
         return int(row[0]) if row else None
 
+    async def first_open(self, channel: str, chat: str, inbox_id: int) -> bool:
+        """Is entry `inbox_id` the chat's oldest unprocessed one (nothing older waits)?"""
+        stmt = select(InboxUpdate.id).where(
+            InboxUpdate.channel == channel,
+            InboxUpdate.chat_key == chat,
+            InboxUpdate.processed_at.is_(None),
+            InboxUpdate.id < inbox_id,
+        )
+        return (await self.session.execute(stmt.limit(1))).first() is None
+
     async def for_chat(self, channel: str, chat: str, limit: int = 20) -> Sequence[InboxUpdate]:
         """A chat's unprocessed updates, in journal order (the order they arrived in)."""
         stmt = (

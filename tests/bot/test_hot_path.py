@@ -5,6 +5,8 @@
 - A turn's replies to a chat with nothing older undelivered are written already claimed for the
   sender that sends them at commit: the child gets them in order, once, and no claim statement
   runs; a reply behind an older undelivered one waits its turn.
+- An update journalled with nothing older open in its chat is handled from memory, without
+  reading the journal back; one behind an older open entry is read from the journal, in order.
 - Deliveries are marked in batches (a group commit): every concurrent send is marked, in fewer
   statements than sends.
 """
@@ -25,6 +27,7 @@ from bot.settings import Settings
 from dialogs.messages import Address, Channel, Inbound, Outbound
 from knowledge_base import KnowledgeBase
 from storage.db import Database
+from storage.models import utcnow
 from storage.repositories import Repos
 from storage.sqlite_inline import DRIVER
 
@@ -90,6 +93,9 @@ async def test_a_turns_replies_go_out_in_order_with_no_claim_round_trip(
     assert not [s for s in statements if s.startswith("UPDATE outbox SET claimed_until")], (
         "written claimed at commit: no claim statement per reply"
     )
+    assert not [s for s in statements if s.startswith("SELECT inbox.id, inbox.channel")], (
+        "nothing older was open: the update is handled from memory, not read back"
+    )
     async with app.db.session() as s:
         assert await Repos(s).outbox.backlog() == 0, "every reply marked delivered"
     await app.close()
@@ -106,8 +112,6 @@ async def test_a_reply_behind_an_older_undelivered_one_waits_its_turn(db: Databa
         older = await Repos(s).outbox.add("telegram", "555", {"to": {"channel": "telegram",
                                           "chat_id": "555"}, "text": "older"})
     async with db.session() as s:
-        from storage.models import utcnow
-
         assert await Repos(s).outbox.claim(older.id, utcnow(), utcnow() + other.lease)
     phone = Phone()
     mine.register("telegram", phone)
@@ -130,3 +134,30 @@ async def test_concurrent_deliveries_are_all_marked_in_fewer_statements(db: Data
     assert 1 <= len(marks) < len(messages), f"{len(marks)} mark statements for 30 sends"
     async with db.session() as s:
         assert await Repos(s).outbox.backlog() == 0
+
+
+async def test_updates_behind_an_open_one_are_read_back_and_handled_in_order(
+    tmp_path: Path, kb: KnowledgeBase
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'order.db'}"
+    app = build_app(Settings(database_url=url, keys_file=tmp_path / "keys.json"), kb=kb)
+    await app.db.create_all()
+    phone = Phone()
+    app.delivery.register(str(Channel.TELEGRAM), phone)
+    statements = _statements(app.db)
+    # Three updates of one chat accepted back to back: the first is handled from memory, the
+    # others were journalled behind it (still open) and are read back, in their order.
+    for n, words in enumerate(["/start", "/start", "/help"], start=1):
+        await app.accept(Inbound(Channel.TELEGRAM, "9", "9", text=words, locale_hint="ru",
+                                 update_id=str(n)))
+    await app.drain()
+    assert [s for s in statements if s.startswith("SELECT inbox.id, inbox.channel")], (
+        "the later ones were read back from the journal"
+    )
+    # /start (the greeting, then "who are you?"), /start again (the question only), /help.
+    assert phone.texts[0].startswith("Привет!"), phone.texts
+    assert phone.texts[1:3] == ["Кто ты?", "Кто ты?"], phone.texts
+    assert phone.texts[3].startswith("Я бот линии помощи"), "the /help answer comes last"
+    async with app.db.session() as s:
+        assert await Repos(s).inbox.unprocessed(utcnow()) == [], "every entry closed"
+    await app.close()
