@@ -226,3 +226,40 @@ def test_every_emergency_contact_has_a_source_and_a_recent_check() -> None:
     assert all(c.source.startswith("https://") for r in regions() for c in contacts(r))
     assert stale(date(2026, 12, 2)) == []
     assert stale(date(2026, 12, 2) + timedelta(days=400)), "a year-old check is reported"
+
+
+# Where the chat stands, by button payload (the same in both interface languages).
+BY_PAYLOAD: dict[str, tuple[str, ...]] = {
+    "start": (),
+    "menu": ("st|role|child",),
+    "flow": ("st|role|child", "st|menu|report"),
+    "waiting": ("st|role|child", "st|menu|person"),
+}
+
+
+@pytest.mark.parametrize("state", list(BY_PAYLOAD))
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [("ru", "я сейчас не в безопасности"), ("ru", "мне небезопасно дома, помогите"),
+     ("en", "i'm not safe"), ("en", "I don't feel safe at home right now")],
+)
+async def test_typing_i_am_not_safe_is_danger_from_any_state(
+    chat_factory: Callable[..., Chat], desk: Desk, state: str, locale: str, words: str
+) -> None:
+    """No category word at all, only "I'm not safe" typed: the same as the button. The child
+    sees the region's numbers (the Russian line also in the English interface) and honest
+    words that a counsellor was called; the counsellors get a critical, flagged alert; a
+    critical case is stored."""
+    chat = chat_factory(locale=locale)
+    if BY_PAYLOAD[state]:
+        await chat.say("/start")
+        for payload in BY_PAYLOAD[state]:
+            await chat.payload(payload)
+    await chat.say(words)
+    for number in NUMBERS:
+        assert number in chat.text, f"{number} missing from {chat.text!r}"
+    told = "Я передал это консультанту" if locale == "ru" else "passed this to a counsellor"
+    assert told in chat.text
+    _assert_alerted(chat, "typed")
+    [case] = await desk.queue()
+    assert case.risk == "critical"
