@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError
 
-from bot.app import build_app
+from bot.app import App, build_app
 from bot.delivery import Delivery
 from bot.settings import Settings
 from dialogs.messages import Address, Channel, Inbound, Outbound
@@ -52,6 +52,16 @@ def _statements(db: Database) -> list[str]:
     return seen
 
 
+async def _app(tmp_path: Path, kb: KnowledgeBase) -> tuple[App, Phone, list[str]]:
+    """The app as `helpline run` builds it, a child's phone on Telegram, the SQL it runs."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hot.db'}"
+    app = build_app(Settings(database_url=url, keys_file=tmp_path / "keys.json"), kb=kb)
+    await app.db.create_all()
+    phone = Phone()
+    app.delivery.register(str(Channel.TELEGRAM), phone)
+    return app, phone, _statements(app.db)
+
+
 async def test_sqlite_runs_inline_and_keeps_transactions(tmp_path: Path) -> None:
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'inline.db'}")
     assert db.engine.dialect.driver == DRIVER
@@ -78,12 +88,7 @@ async def test_sqlite_runs_inline_and_keeps_transactions(tmp_path: Path) -> None
 async def test_a_turns_replies_go_out_in_order_with_no_claim_round_trip(
     tmp_path: Path, kb: KnowledgeBase
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'hot.db'}"
-    app = build_app(Settings(database_url=url, keys_file=tmp_path / "keys.json"), kb=kb)
-    await app.db.create_all()
-    phone = Phone()
-    app.delivery.register(str(Channel.TELEGRAM), phone)
-    statements = _statements(app.db)
+    app, phone, statements = await _app(tmp_path, kb)
     replies = await app.handle(
         Inbound(Channel.TELEGRAM, "42", "42", text="/start", locale_hint="ru", update_id="1")
     )
@@ -139,12 +144,7 @@ async def test_concurrent_deliveries_are_all_marked_in_fewer_statements(db: Data
 async def test_updates_behind_an_open_one_are_read_back_and_handled_in_order(
     tmp_path: Path, kb: KnowledgeBase
 ) -> None:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'order.db'}"
-    app = build_app(Settings(database_url=url, keys_file=tmp_path / "keys.json"), kb=kb)
-    await app.db.create_all()
-    phone = Phone()
-    app.delivery.register(str(Channel.TELEGRAM), phone)
-    statements = _statements(app.db)
+    app, phone, statements = await _app(tmp_path, kb)
     # Three updates of one chat accepted back to back: the first is handled from memory, the
     # others were journalled behind it (still open) and are read back, in their order.
     for n, words in enumerate(["/start", "/start", "/help"], start=1):

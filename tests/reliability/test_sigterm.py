@@ -61,7 +61,9 @@ async def _stop(worker: subprocess.Popen[bytes]) -> tuple[int, float]:
     return code, time.monotonic() - started
 
 
-async def test_sigterm_exits_0_quickly_and_loses_no_claimed_work(tmp_path: Path) -> None:
+async def _fake_and_schema(tmp_path: Path) -> tuple[SlowTelegram, dict[str, str]]:
+    """The slow fake Bot API, running, and the environment of a worker whose database has
+    its schema."""
     fake = SlowTelegram()
     await fake.start()
     env = _env(tmp_path, fake.url)
@@ -71,6 +73,11 @@ async def test_sigterm_exits_0_quickly_and_loses_no_claimed_work(tmp_path: Path)
         capture_output=True, timeout=120,
     )
     assert upgrade.returncode == 0, upgrade.stderr
+    return fake, env
+
+
+async def test_sigterm_exits_0_quickly_and_loses_no_claimed_work(tmp_path: Path) -> None:
+    fake, env = await _fake_and_schema(tmp_path)
     log_path = tmp_path / "worker.log"
     log = log_path.open("ab")
     worker = _start(env, log)
@@ -124,15 +131,7 @@ async def test_sigterm_while_starting_up_is_a_graceful_stop(tmp_path: Path) -> N
     imported and built, before the event loop's handlers exist. It must still be a stop with
     exit code 0 (not death by the signal), and a child's message waiting at the API is left there
     for the next start, which answers it."""
-    fake = SlowTelegram()
-    await fake.start()
-    env = _env(tmp_path, fake.url)
-    env["LOG_LEVEL"] = "INFO"
-    upgrade = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=env,
-        capture_output=True, timeout=120,
-    )
-    assert upgrade.returncode == 0, upgrade.stderr
+    fake, env = await _fake_and_schema(tmp_path)
     await fake.child_says(CHILDREN[0], "привет")
     log_path = tmp_path / "worker.log"
     log = log_path.open("ab")
