@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -119,7 +119,8 @@ def test_helpline_report_from_the_command_line(tmp_path: Path) -> None:
     assert helpline("db", "upgrade").returncode == 0
     chat = helpline("chat", "--user", "masha", stdin="привет\n1\n3\n")
     assert "в очереди" in chat.stdout, chat.stderr
-    today = date.today().isoformat()
+    # The report's days are the help line's (its opening hours' time zone), not this machine's.
+    today = utcnow().astimezone(load_hours().zone).date().isoformat()
     out = tmp_path / "reports"
     result = helpline("report", "--from", today, "--to", today, "--out", str(out))
     assert result.returncode == 0, result.stderr
