@@ -27,14 +27,13 @@ from typing import Protocol
 
 from bot import metrics
 from bot.pacing import Pacer
-from dialogs.engine import CLAIMED
+from dialogs.engine import CLAIMED, write_outbox
 from dialogs.messages import (
     DESK,
     Address,
     DeskEvent,
     Outbound,
     outbound_from_dict,
-    outbound_to_dict,
 )
 from storage.db import Database
 from storage.models import OutboxMessage, utcnow
@@ -250,27 +249,10 @@ class Delivery:
         fresh = [m for m in messages if "outbox_id" not in m.meta]
         if not fresh:
             return list(messages)
-        ids: dict[int, dict[str, str]] = {}
-        until = utcnow() + CLAIM
         async with self.db.session() as s:
-            repos = Repos(s)
-            idle: dict[tuple[str, str], bool] = {}
-            for m in fresh:
-                claimed = None
-                if self.live(m.to.channel):  # sent below: written claimed when its turn has come
-                    chat = (m.to.channel, m.to.chat_id)
-                    if chat not in idle:
-                        idle[chat] = await repos.outbox.chat_idle(*chat)
-                    claimed = until if idle[chat] else None
-                row = await repos.outbox.add(
-                    m.to.channel, m.to.chat_id, outbound_to_dict(m), m.case_id,
-                    claimed_until=claimed,
-                )
-                ids[id(m)] = {"outbox_id": str(row.id), **({CLAIMED: "1"} if claimed else {})}
-        return [
-            replace(m, meta={**m.meta, **ids[id(m)]}) if id(m) in ids else m
-            for m in messages
-        ]
+            written = await write_outbox(Repos(s).outbox, fresh, self)
+        by_id = {id(m): w for m, w in zip(fresh, written, strict=True)}
+        return [by_id.get(id(m), m) for m in messages]
 
     def _targets(self, message: Outbound) -> list[Sender]:
         if message.to.channel == DESK:

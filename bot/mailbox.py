@@ -315,9 +315,7 @@ class Mailbox:
                 if self._urgent.get(key):
                     break  # danger came in meanwhile: it goes next
             else:
-                if in_memory:
-                    return False
-                if len(rest) < BATCH:
+                if len(rest) < BATCH:  # all handled (from memory, `rest` is empty)
                     return False
 
     def _done(self, inbox_id: int, replies: list[Outbound]) -> None:

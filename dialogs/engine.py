@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -42,6 +42,7 @@ from dialogs.ports import (
     CaseStatus,
     ConversationRecord,
     KnowledgeSource,
+    OutboxStore,
     SendsOnCommit,
     Stores,
     StoreUnavailable,
@@ -77,6 +78,37 @@ NOT_ANSWERS = frozenset(
 RETRY = "retry"
 # `Outbound.meta` key of a reply written already claimed for this process's sender.
 CLAIMED = "claimed"
+
+
+async def write_outbox(
+    outbox: OutboxStore, messages: Sequence[Outbound], sender: SendsOnCommit | None
+) -> list[Outbound]:
+    """Write replies to the outbox, in the caller's transaction (a turn's: a crash after commit
+    loses no reply and a restart sends each one once), and return them with their `outbox_id`.
+    A reply that `sender` will send at commit, to a chat with nothing older undelivered, is
+    written claimed for it (`CLAIMED`): its turn has come, no second round trip asks."""
+    until = utcnow() + sender.lease if sender is not None else None
+    idle: dict[tuple[str, str], bool] = {}
+    kept = []
+    for message in messages:
+        claimed = None
+        if sender is not None and sender.live(message.to.channel):
+            chat = (message.to.channel, message.to.chat_id)
+            if chat not in idle:
+                idle[chat] = await outbox.chat_idle(*chat)
+            claimed = until if idle[chat] else None
+        row = await outbox.add(
+            message.to.channel,
+            message.to.chat_id,
+            outbound_to_dict(message),
+            message.case_id,
+            claimed_until=claimed,
+        )
+        meta = {**message.meta, "outbox_id": str(row.id)}
+        if claimed is not None:
+            meta[CLAIMED] = "1"
+        kept.append(replace(message, meta=meta))
+    return kept
 
 
 @dataclass(frozen=True)
@@ -227,7 +259,7 @@ class DialogEngine:
         if user.id is not None and await repos.users.get(user.id) is not None:
             self._save(turn)
             await self._transcribe_bot(turn)
-        return await self._persist(repos, turn.ctx.out + turn.extra)
+        return await write_outbox(repos.outbox, turn.ctx.out + turn.extra, self.sends_on_commit)
 
     async def _transcribe_bot(self, turn: Turn) -> None:
         """What the bot told a child whose case is open (the numbers, the waiting notices)
@@ -244,35 +276,6 @@ class DialogEngine:
                     case_id=conv.case_id,
                     created_at=self.clock(),
                 )
-
-    async def _persist(self, repos: Stores, messages: list[Outbound]) -> list[Outbound]:
-        """Write every reply to the outbox in the same transaction as the state change, so a
-        crash after commit loses no reply and a restart sends each one once. A reply the
-        process's sender will send at commit, to a chat with nothing older undelivered, is
-        written claimed for it (`CLAIMED`): its turn has come, no second round trip asks."""
-        sender = self.sends_on_commit
-        until = utcnow() + sender.lease if sender is not None else None
-        idle: dict[tuple[str, str], bool] = {}
-        kept = []
-        for message in messages:
-            claimed = None
-            if sender is not None and sender.live(message.to.channel):
-                chat = (message.to.channel, message.to.chat_id)
-                if chat not in idle:
-                    idle[chat] = await repos.outbox.chat_idle(*chat)
-                claimed = until if idle[chat] else None
-            row = await repos.outbox.add(
-                message.to.channel,
-                message.to.chat_id,
-                outbound_to_dict(message),
-                message.case_id,
-                claimed_until=claimed,
-            )
-            meta = {**message.meta, "outbox_id": str(row.id)}
-            if claimed is not None:
-                meta[CLAIMED] = "1"
-            kept.append(replace(message, meta=meta))
-        return kept
 
     def _turn(self, repos: Stores, user: UserRecord, conv: ConversationRecord) -> Turn:
         data = dict(conv.data or {})
