@@ -149,7 +149,9 @@ class FakeBotAPI:
         self.calls = 0
         self.staff_sent = 0  # messages and topics the bot posted in the staff group
         self.pushed = 0
+        self.pushed_id = 0
         self.acked = 0
+        self.handed: dict[int, float] = {}  # update id -> when getUpdates first handed it out
         self.polls = 0
         self.url = ""
         self._runner: Any = None
@@ -177,7 +179,7 @@ class FakeBotAPI:
     # ---------------------------------------------------------------- the people's side
     def push(self, update: dict[str, Any]) -> float:
         """Make an update available to getUpdates; returns that moment (perf_counter)."""
-        update["update_id"] = next(self._update_ids)
+        update["update_id"] = self.pushed_id = next(self._update_ids)
         self.pending.append(update)
         self.pushed += 1
         at = perf()
@@ -262,8 +264,11 @@ class FakeBotAPI:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter, timeout)
         limit = int(form.get("limit") or 100)
-        return web.json_response({"ok": True,
-                                  "result": list(itertools.islice(self.pending, limit))})
+        batch = list(itertools.islice(self.pending, limit))
+        now = perf()
+        for update in batch:
+            self.handed.setdefault(update["update_id"], now)
+        return web.json_response({"ok": True, "result": batch})
 
     def _message(self, form: Any, text: str | None) -> dict[str, Any]:
         chat_id = int(form["chat_id"])
@@ -351,6 +356,7 @@ class Phase:
     name: str
     latency: list[float] = field(default_factory=list)
     danger: list[float] = field(default_factory=list)
+    danger_queued: list[float] = field(default_factory=list)  # of which: waiting at Telegram
     to_child: list[float] = field(default_factory=list)
     to_desk: list[float] = field(default_factory=list)
     turns: int = 0
@@ -455,6 +461,7 @@ class Sim:
         self.uids = itertools.count(FIRST_CHILD)
         self.markers = itertools.count(1)
         self.danger_sent: dict[int, float] = {}
+        self.danger_update: dict[int, int] = {}  # marker -> its update id
         self.relay_sent: dict[int, float] = {}
         self.desk = DeskSim(self)
         fake.staff = self.desk
@@ -506,6 +513,7 @@ class Child:
         sent = await self.send(text=text, payload=payload)
         if danger is not None:
             self.sim.danger_sent[danger] = sent
+            self.sim.danger_update[danger] = self.sim.fake.pushed_id
             if clock.current is not None:
                 clock.current.dangers_sent += 1
         first = True
@@ -706,6 +714,9 @@ class DeskSim:
                 sent = self.sim.danger_sent[n]
                 if phase is not None:
                     phase.danger.append(at - sent)
+                    handed = self.sim.fake.handed.get(self.sim.danger_update.get(n, -1))
+                    if handed is not None:
+                        phase.danger_queued.append(handed - sent)
                 case_id = self.thread_case.get(thread or 0)
                 if case_id is not None:
                     self.marker_case[n] = case_id
@@ -1201,6 +1212,9 @@ def table(echo: Phase, echo_rss: float | None, results: list[HelplineResult]) ->
                                                    for _, p, _ in columns[1:]])
     row("danger → staff alert p99, ms", ["n/a"] + [ms(pct(p.danger, 99))
                                                    for _, p, _ in columns[1:]])
+    row("of which waiting at Telegram p50 / p99, ms",
+        ["n/a"] + [f"{ms(pct(p.danger_queued, 50))} / {ms(pct(p.danger_queued, 99))}"
+                   for _, p, _ in columns[1:]])
     row("danger messages (alerts seen)", ["n/a"] + [f"{p.dangers_sent} ({len(p.danger)})"
                                                     for _, p, _ in columns[1:]])
     row("counsellor → child p50 / p99, ms",
@@ -1315,6 +1329,7 @@ async def amain(args: argparse.Namespace) -> int:
                         "updates_per_second": p.rate, "acked": p.acked,
                         **{f"latency_p{q}": pct(p.latency, q) for q in (50, 95, 99)},
                         "danger_p50": pct(p.danger, 50), "danger_p99": pct(p.danger, 99),
+                        "danger_queued_p99": pct(p.danger_queued, 99),
                         "dangers": p.dangers_sent, "alerts": len(p.danger),
                         "to_child_p50": pct(p.to_child, 50), "to_child_p99": pct(p.to_child, 99),
                         "staff_posts": p.staff_sent, "stuck": p.stuck, "flood": p.flood,

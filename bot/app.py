@@ -7,7 +7,9 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
@@ -71,6 +73,31 @@ def _retry(out: list[Outbound]) -> bool:
     return any(o.meta.get("retry") for o in out)
 
 
+class JournalBatch:
+    """Updates taken in by `accept` inside `App.batching()`, journalled together by `commit`."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.entries: list[tuple[Inbound, bool]] = []  # (update, reads as danger)
+
+    async def commit(self) -> None:
+        """Journal the entries in one transaction and kick their chats. Raises
+        `JournalUnavailable` (nothing journalled, the entries kept for another try)."""
+        if not self.entries:
+            return
+        await self.app._journal_many(self.entries)
+        self.close()
+
+    def close(self) -> None:
+        """Give back the backlog places of entries not (or no longer) waiting for a commit."""
+        if self.entries:
+            self.app.mailbox.unreserve(len(self.entries))
+            self.entries = []
+
+
+_BATCH: ContextVar[JournalBatch | None] = ContextVar("journal_batch", default=None)
+
+
 class StepFailed(RuntimeError):
     """Handling a journal entry raised (logged); its chat's pass stops, and it is tried again
     by the next kick or recovery."""
@@ -97,6 +124,9 @@ class App:
     mailbox: Mailbox = field(init=False)
     # Updates with no platform id (nothing to journal, so no mailbox): handled as they come.
     _loose: set[asyncio.Task[list[Outbound]]] = field(default_factory=set)
+    # Small side tasks that must not hold up intake (answering a button press), awaited by
+    # `drain`.
+    _chores: set[asyncio.Task[Any]] = field(default_factory=set)
     _offline: OrderedDict[tuple[str, str], None] = field(default_factory=OrderedDict)
     # Journal entries whose handling raised, and how often (see `_failed_step`).
     _failures: dict[int, int] = field(default_factory=dict)
@@ -147,15 +177,41 @@ class App:
             task.add_done_callback(self._loose.discard)
             return
         urgent = self.engine.urgent(inbound)
+        batch = _BATCH.get()
+        if batch is not None and batch.app is self:
+            self.mailbox.reserve(urgent)  # Busy before anything is taken
+            batch.entries.append((inbound, urgent))
+            return
         with self.mailbox.admitted(lambda: urgent):
             stored, first = await self._journal(inbound, urgent=urgent)
             if stored is not None:
                 self.mailbox.kick(chat_of(inbound), stored, urgent=urgent, first=first)
 
+    @contextmanager
+    def batching(self) -> Iterator[JournalBatch]:
+        """Inside, `accept` only takes an update into the batch yielded (counted towards the
+        backlog, nothing written): `await batch.commit()` journals them all in one transaction
+        and kicks their chats; the platform may be told they arrived only after that. Leaving
+        gives back what was not committed. For a poller's `getUpdates` answer."""
+        batch = JournalBatch(self)
+        token = _BATCH.set(batch)
+        try:
+            yield batch
+        finally:
+            _BATCH.reset(token)
+            batch.close()
+
+    def chore(self, work: Awaitable[Any]) -> None:
+        """Run `work` beside intake (it handles its own errors; `drain` waits for it)."""
+        task = asyncio.ensure_future(work)
+        self._chores.add(task)
+        task.add_done_callback(self._chores.discard)
+
     async def drain(self) -> None:
         """Wait for every update accepted so far to be handled (or left for later)."""
-        while self._loose or self.mailbox.working:
-            await asyncio.gather(*list(self._loose), return_exceptions=True)
+        while self._loose or self._chores or self.mailbox.working:
+            await asyncio.gather(*list(self._loose), *list(self._chores),
+                                 return_exceptions=True)
             await self.mailbox.settle()
 
     def cancel_pending(self) -> int:
@@ -196,6 +252,38 @@ class App:
             await self.answer_offline(inbound)
             raise JournalUnavailable(type(exc).__name__) from exc
         return inbox_id, (body if first else None)
+
+    async def _journal_many(self, entries: list[tuple[Inbound, bool]]) -> None:
+        """`JournalBatch.commit`: one transaction for all the entries, then the kicks, danger
+        first. Raises `JournalUnavailable` (nothing journalled) when the database refused."""
+        urgent_any = any(urgent for _, urgent in entries)
+        kicks: list[tuple[ChatKey, int, bool, dict[str, Any] | None]] = []
+        try:
+            with lane(Lane.DANGER if urgent_any else Lane.INTAKE):
+                async with self.db.session() as s:
+                    repos = Repos(s)
+                    journalled: set[ChatKey] = set()
+                    for inbound, urgent in entries:
+                        assert inbound.update_id is not None
+                        key = chat_of(inbound)
+                        body = inbound_to_dict(inbound)
+                        inbox_id = await repos.inbox.add(key[0], inbound.update_id, body, key[1])
+                        if inbox_id is None:
+                            continue  # a repeat
+                        # Only a chat's first entry of the batch may be handled from memory
+                        # (nothing older open); the rest are read back from the journal.
+                        first = (key not in journalled
+                                 and await repos.inbox.first_open(key[0], key[1], inbox_id))
+                        journalled.add(key)
+                        kicks.append((key, inbox_id, urgent, body if first else None))
+        except DATABASE_ERRORS as exc:
+            log.warning("could not journal %d updates (%s): they will come again",
+                        len(entries), type(exc).__name__)
+            for inbound, _ in entries:
+                await self.answer_offline(inbound)
+            raise JournalUnavailable(type(exc).__name__) from exc
+        for key, inbox_id, urgent, fresh in sorted(kicks, key=lambda k: not k[2]):
+            self.mailbox.kick(key, inbox_id, urgent=urgent, first=fresh)
 
     async def answer_offline(self, inbound: Inbound) -> None:
         """Send the engine's contacts from memory (when the text reads as danger) once per

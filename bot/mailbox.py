@@ -181,15 +181,23 @@ class Mailbox:
         """Inside, an update is being journalled and counts towards the backlog (kick it
         before leaving). Raises `Busy` when the backlog is full, unless it reads as danger
         (and, inside `danger_only()`, whenever it does not read as danger)."""
-        if (self.full or _DANGER_ONLY.get()) and not is_danger():
-            raise Busy("too many updates in progress")
-        self._admitting += 1
+        self.reserve(is_danger())
         try:
             yield
         finally:
-            self._admitting -= 1
-            if not self.full:
-                self._freed.set()
+            self.unreserve()
+
+    def reserve(self, danger: bool) -> None:
+        """Count one update being journalled towards the backlog (`unreserve` once it is
+        kicked or given up). Raises `Busy` as `admitted` does."""
+        if (self.full or _DANGER_ONLY.get()) and not danger:
+            raise Busy("too many updates in progress")
+        self._admitting += 1
+
+    def unreserve(self, n: int = 1) -> None:
+        self._admitting -= n
+        if not self.full:
+            self._freed.set()
 
     async def room(self) -> None:
         """Wait until the backlog has room."""

@@ -171,7 +171,7 @@ async def serve_telegram(
                           lambda: bot.delete_webhook(drop_pending_updates=False))
         if not stop.is_set():
             await Poller(bot, dispatcher, room=app.mailbox.room,
-                         full=lambda: app.mailbox.full).run(stop)
+                         full=lambda: app.mailbox.full, journal=app.batching).run(stop)
 
     return _polling()
 
@@ -218,10 +218,11 @@ async def run_telegram(app: App, stop: asyncio.Event | None = None) -> None:
     try:
         # A webhook left from an earlier run would make getUpdates fail with 409.
         await bot.delete_webhook(drop_pending_updates=False)
-        # Updates are fed one by one and each only journalled (App.accept): an update is
-        # confirmed to Telegram (the next getUpdates' offset) only once it is stored.
-        await Poller(bot, dispatcher, room=app.mailbox.room,
-                         full=lambda: app.mailbox.full).run(stop or asyncio.Event())
+        # Children's updates are only journalled (App.accept), a run of them in one
+        # transaction: an update is confirmed to Telegram (the next getUpdates' offset) only
+        # once it is stored.
+        await Poller(bot, dispatcher, room=app.mailbox.room, full=lambda: app.mailbox.full,
+                     journal=app.batching).run(stop or asyncio.Event())
     finally:
         await bot.session.close()
 

@@ -52,11 +52,12 @@ def child_router(app: App) -> Router:
             # Fed ahead of its turn (bot.telegram.polling): a press that is not danger is
             # refused here (Busy) and answered when its turn comes, not twice.
             await app.accept(inbound)
-            await _answer(query)
+            app.chore(_answer(query))
             return
-        # Answer first, always: it stops the button's spinner, and a forged or stale payload
-        # still gets the engine's "this button is no longer active".
-        await _answer(query)
+        # Answer always (it stops the button's spinner; a forged or stale payload still gets
+        # the engine's "this button is no longer active"), beside intake: the round trip to
+        # Telegram must not hold up the updates behind this one.
+        app.chore(_answer(query))
         if inbound is not None:
             await app.accept(inbound)
 
@@ -68,6 +69,8 @@ async def _answer(query: CallbackQuery) -> None:
         await query.answer()
     except TelegramBadRequest as exc:  # too old to answer; the press still counts
         log.info("callback query not answered: %s", exc.message)
+    except Exception as exc:  # network: the spinner stops by itself; the press still counts
+        log.warning("callback query not answered (%s)", type(exc).__name__)
 
 
 def fallback_router() -> Router:

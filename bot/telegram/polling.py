@@ -6,7 +6,13 @@ offset past every update it fed, whether its handler succeeded or not, and parse
 once, so one update its models cannot read fails every `getUpdates` and stalls the bot. This loop
 instead:
 
-- feeds updates one by one, in update-id order, through the real `Dispatcher`;
+- feeds updates in update-id order through the real `Dispatcher`. With a `journal`
+  (`App.batching`), a `getUpdates` answer's children's updates are taken in and journalled
+  together, in one transaction, before any of them is confirmed; staff-group updates (a
+  counsellor's action, which acts at once and is not journalled) go to the staff lane, a task
+  of their own that handles them one by one in order, so that a slow desk action never holds
+  up a child's message behind it. A staff update not yet handled holds the confirmed offset
+  back, and what Telegram then sends again is passed over;
 - keeps the offset before an update whose journal write failed (`JournalUnavailable`) and feeds
   it again until it is journalled: it is never confirmed, so a crash meanwhile loses nothing;
 - reads each update of a batch on its own and skips one it cannot read (its id is logged, never
@@ -24,7 +30,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from aiogram import Bot, Dispatcher
 from aiogram.methods import TelegramMethod
@@ -38,6 +45,14 @@ log = logging.getLogger(__name__)
 
 # Waits between attempts after a failed getUpdates or journal write (seconds), the last repeated.
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 5.0)
+# While the staff lane holds the offset back, the longest wait before asking again (seconds).
+STAFF_POLL = 0.25
+
+
+class Together(Protocol):
+    """Updates fed inside `journal()` are taken in, not yet journalled, until `commit()`."""
+
+    async def commit(self) -> None: ...
 
 
 class GetRawUpdates(TelegramMethod[list[dict[str, Any]]]):
@@ -59,8 +74,12 @@ class Poller:
     def __init__(self, bot: Bot, dispatcher: Dispatcher, *, timeout: int = 30,
                  backoff: tuple[float, ...] = BACKOFF,
                  room: Callable[[], Awaitable[None]] | None = None,
-                 full: Callable[[], bool] | None = None) -> None:
+                 full: Callable[[], bool] | None = None,
+                 journal: Callable[[], AbstractContextManager[Together]] | None = None
+                 ) -> None:
         self.bot = bot
+        # Journals a run of children's updates in one transaction (`App.batching`).
+        self.journal = journal
         self.room = room
         self.full = full  # is the process full (feeding would wait for room)?
         # Updates of the batch in hand taken in ahead of their turn (danger), and those that
@@ -70,14 +89,52 @@ class Poller:
         self.dispatcher = dispatcher
         self.timeout = timeout
         self.backoff = backoff
-        self.offset: int | None = None  # the first update not yet confirmed (handled)
+        self.offset: int | None = None  # the first update not yet fed (taken or handled)
         self.skipped = 0
+        # The staff lane (with `journal`): staff-group updates handled one by one, in order, by
+        # their own task, so that a counsellor's action never holds up the children's intake.
+        # One not yet handled holds the confirmed offset back (`_confirmable`): a crash
+        # meanwhile loses nothing, Telegram sends it again.
+        self._staff: asyncio.Queue[tuple[int, Update] | None] = asyncio.Queue()
+        self._staff_open: list[int] = []  # fed to the staff lane, not yet handled, in order
+        self._staff_moved = asyncio.Event()
+
+    def _confirmable(self) -> int | None:
+        """The offset to ask with: past every update fed, but not past a staff update that
+        is not handled yet (nor past a child's update not yet journalled: `offset` moves
+        past those only once they are)."""
+        if self._staff_open and self.offset is not None:
+            return min(self._staff_open[0], self.offset)
+        return self.offset
 
     async def run(self, stop: asyncio.Event) -> None:
+        staff = asyncio.create_task(self._staff_lane(stop)) if self.journal else None
+        try:
+            await self._poll(stop)
+        finally:
+            if staff is not None:
+                self._staff.put_nowait(None)  # the one in hand finishes, the rest wait
+                await staff
+            await self._confirm()
+
+    async def _poll(self, stop: asyncio.Event) -> None:
         allowed = self.dispatcher.resolve_used_update_types()
         failures = 0
+        news = True  # did the last answer bring updates not fed before?
         while not stop.is_set():
-            method = GetRawUpdates(offset=self.offset, timeout=self.timeout,
+            behind = self._held_back()
+            if behind and not news:
+                # The staff lane holds the offset back, and Telegram answered only with what
+                # was fed already: ask again once the lane moved, or shortly.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._staff_moved.wait(), STAFF_POLL)
+                if stop.is_set():
+                    break
+                behind = self._held_back()
+            self._staff_moved.clear()
+            # Held back, Telegram has updates for us at once: no long poll.
+            method = GetRawUpdates(offset=self._confirmable(),
+                                   timeout=0 if behind else self.timeout,
                                    allowed_updates=allowed)
             try:
                 batch = await self._until_stopped(stop, self._fetch(method))
@@ -92,12 +149,101 @@ class Poller:
             failures = 0
             self._ahead.clear()
             self._not_danger.clear()
-            for i, raw in enumerate(batch):
-                if stop.is_set():
+            before = self.offset
+            i = 0
+            while i < len(batch) and not stop.is_set():
+                if self.journal is not None:
+                    taken = await self._feed_together(batch, i, stop)
+                    if taken is None:
+                        break  # stopped before the batch was journalled
+                    i += taken
+                    if i >= len(batch) or stop.is_set():
+                        break
+                if not await self._feed(batch[i], stop, batch[i + 1:]):
                     break
-                if not await self._feed(raw, stop, batch[i + 1:]):
+                i += 1
+            news = self.offset != before
+
+    def _held_back(self) -> bool:
+        held = self._confirmable()
+        return held is not None and self.offset is not None and held < self.offset
+
+    def _read(self, raw: dict[str, Any], update_id: int) -> Update | None:
+        try:
+            return Update.model_validate(raw, context={"bot": self.bot})
+        except ValidationError:
+            log.warning("skipped update %s: it does not read as a Telegram update", update_id)
+            self.skipped += 1
+            return None
+
+    async def _staff_lane(self, stop: asyncio.Event) -> None:
+        """Handle staff-group updates in the order they came, beside the children's intake.
+        Ends at the marker `run` sends (None) once polling stopped: what is queued after the
+        update in hand is left unconfirmed, for Telegram to send again."""
+        while True:
+            item = await self._staff.get()
+            if item is None or stop.is_set():
+                return
+            update_id, update = item
+            try:
+                await self.dispatcher.feed_update(self.bot, update)
+            except Exception as exc:  # a handler's bug must not stall the desk
+                log.error("update %s failed (%s)", update_id, type(exc).__name__,
+                          exc_info=log.isEnabledFor(logging.DEBUG))
+            self._staff_open.remove(update_id)
+            self._staff_moved.set()
+
+    async def _feed_together(self, batch: list[dict[str, Any]], start: int,
+                             stop: asyncio.Event) -> int | None:
+        """Feed children's updates from `batch[start]` on into one journal transaction, up to
+        the first that is not a child's (a staff update acts at once: it goes on its own, after
+        them) or that the full process refuses. Returns how many were taken (their offset
+        moved past once journalled), or None when stopped before the journal took them."""
+        assert self.journal is not None
+        end = start
+        offset = self.offset
+        with self.journal() as together:
+            while end < len(batch):
+                raw = batch[end]
+                update_id = raw.get("update_id")
+                if not isinstance(update_id, int):
+                    log.warning("skipped an update without an update id")
+                    self.skipped += 1
+                elif offset is not None and update_id < offset:
+                    pass  # fed already (held back by the staff lane, or a repeat)
+                elif update_id in self._ahead:
+                    offset = update_id + 1
+                else:
+                    update = self._read(raw, update_id)
+                    if update is None:
+                        pass  # unreadable: skipped
+                    elif not _from_a_private_chat(raw):
+                        self._staff_open.append(update_id)
+                        self._staff.put_nowait((update_id, update))
+                    else:
+                        try:
+                            await self.dispatcher.feed_update(self.bot, update)
+                        except Busy:
+                            break  # full: this one and the rest go one by one, waiting for room
+                        except Exception as exc:  # a handler's bug must not stall the chats
+                            log.error("update %s failed (%s)", update_id, type(exc).__name__,
+                                      exc_info=log.isEnabledFor(logging.DEBUG))
+                    offset = update_id + 1
+                end += 1
+            attempt = 0
+            while True:
+                try:
+                    await together.commit()
                     break
-        await self._confirm()
+                except JournalUnavailable:
+                    # Nothing journalled: the offset stays before them all, and they are kept
+                    # here (and would come again from Telegram after a restart).
+                    await self._sleep(stop, attempt)
+                    attempt += 1
+                    if stop.is_set():
+                        return None
+        self.offset = offset
+        return end - start
 
     async def _fetch(self, method: GetRawUpdates) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {}
@@ -125,6 +271,11 @@ class Poller:
         except ValidationError:
             log.warning("skipped update %s: it does not read as a Telegram update", update_id)
             self.skipped += 1
+            self.offset = update_id + 1
+            return True
+        if self.journal is not None and not _from_a_private_chat(raw):
+            self._staff_open.append(update_id)  # the staff lane's, in order
+            self._staff.put_nowait((update_id, update))
             self.offset = update_id + 1
             return True
         attempt = 0
@@ -183,10 +334,11 @@ class Poller:
     async def _confirm(self) -> None:
         """Tell Telegram, on the way out, which updates are handled, so that a restart is not
         sent them again (harmless if it were: the journal ignores a repeat)."""
-        if self.offset is None:
+        offset = self._confirmable()
+        if offset is None:
             return
         with contextlib.suppress(Exception):
-            await self.bot(GetRawUpdates(offset=self.offset, limit=1, timeout=0))
+            await self.bot(GetRawUpdates(offset=offset, limit=1, timeout=0))
 
     async def _sleep(self, stop: asyncio.Event, attempt: int) -> None:
         delay = self.backoff[min(attempt, len(self.backoff) - 1)]

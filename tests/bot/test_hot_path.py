@@ -37,9 +37,11 @@ class Phone:
 
     def __init__(self) -> None:
         self.texts: list[str] = []
+        self.chats: list[str] = []
 
     async def send(self, message: Outbound) -> None:
         self.texts.append(message.text)
+        self.chats.append(message.to.chat_id)
 
 
 def _statements(db: Database) -> list[str]:
@@ -160,4 +162,45 @@ async def test_updates_behind_an_open_one_are_read_back_and_handled_in_order(
     assert phone.texts[3].startswith("Я бот линии помощи"), "the /help answer comes last"
     async with app.db.session() as s:
         assert await Repos(s).inbox.unprocessed(utcnow()) == [], "every entry closed"
+    await app.close()
+
+
+async def test_a_batch_of_updates_is_journalled_in_one_transaction_danger_first(
+    tmp_path: Path, kb: KnowledgeBase
+) -> None:
+    """What a poller does with one getUpdates answer (`App.batching`): ten messages from five
+    children are taken in without a write, journalled by one commit, and then every child is
+    answered in their own order; the child who wrote danger gets the emergency contacts."""
+    app, phone, statements = await _app(tmp_path, kb)
+    commits: list[int] = []
+    event.listen(app.db.engine.sync_engine, "commit", lambda _c: commits.append(1))
+    words = {"1": ["/start", "/help"], "2": ["/start", "/help"], "3": ["/start", "/help"],
+             "4": ["/start", "/help"], "5": ["/start", "я больше не хочу жить"]}
+    with app.batching() as batch:
+        n = 0
+        for turn in range(2):
+            for chat, said in words.items():
+                n += 1
+                await app.accept(Inbound(Channel.TELEGRAM, chat, chat, text=said[turn],
+                                         locale_hint="ru", update_id=str(n)))
+        assert len(batch.entries) == 10
+        assert not [s for s in statements if s.startswith("INSERT INTO inbox")], (
+            "nothing is written before the commit"
+        )
+        assert app.mailbox.full is False and app.mailbox._admitting == 10, "counted as taken"
+        await batch.commit()
+        assert len(commits) == 1, "one transaction journals the whole batch"
+        assert len([s for s in statements if s.startswith("INSERT INTO inbox")]) == 10
+    assert app.mailbox._admitting == 0
+    await app.drain()
+    async with app.db.session() as s:
+        assert await Repos(s).inbox.unprocessed(utcnow()) == [], "every entry handled"
+    by_chat: dict[str, list[str]] = {}
+    for message, text_ in zip(phone.chats, phone.texts, strict=True):
+        by_chat.setdefault(message, []).append(text_)
+    for chat in "1234":
+        said = by_chat[chat]
+        assert said[0].startswith("Привет!"), said
+        assert [t for t in said[1:] if t.startswith("Я бот линии помощи")], "then /help's answer"
+    assert any("112" in t for t in by_chat["5"]), "the emergency contacts reach the child"
     await app.close()

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from sqlalchemy import text
 
 from bot.app import build_app
 from bot.telegram import run_telegram
@@ -124,6 +125,114 @@ async def test_an_update_whose_journal_write_fails_is_not_confirmed_and_danger_i
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_batch_is_confirmed_only_once_journalled_together(
+    recorder: OffsetRecorder, tmp_path: Path, db: Database, kb: KnowledgeBase,
+) -> None:
+    """One getUpdates answer with three children's messages and a button press, one of them
+    danger, while the journal is away: the press is answered and the child in danger gets the
+    contacts from memory, nothing is confirmed; once the journal is back, all of them are
+    journalled once, every child is answered, the counsellors get the alert."""
+    outage = JournalOutage(sqlite_path(db))
+    app = build_app(make_settings(recorder, tmp_path), db=db, kb=kb)
+    app.engine.limiter = RateLimiter(burst=10_000, per_second=10_000)
+    task = asyncio.create_task(run_telegram(app))
+    others = (CHILD + 1, CHILD + 2)
+    try:
+        await recorder.next_call("deleteWebhook")
+        outage.begin()
+        updates = [recorder.private_message(others[0], text="привет"),
+                   recorder.private_message(CHILD, text=DANGER),
+                   recorder.press(others[1], "st|menu|person"),
+                   recorder.private_message(others[1], text="привет")]
+        await recorder.push(*updates)
+        first, last = updates[0]["update_id"], updates[-1]["update_id"]
+        told = await recorder.text_to(CHILD, CONTACTS)
+        assert "112" in told.text
+        await recorder.next_call("answerCallbackQuery")  # the press's spinner is stopped
+        await asyncio.sleep(1.5)
+        assert all(o <= first for o in recorder.offsets), "nothing confirmed"
+        outage.end()
+        await recorder.next_call("sendMessage", chat_id=STAFF_CHAT, wait=15.0,
+                                 where=lambda c: "Критическое обращение" in c.text)
+        await recorder.text_to(others[0], "Кто ты", wait=10.0)
+        await recorder.next_call("sendMessage", chat_id=others[1], wait=10.0)
+        for _ in range(100):
+            if max(recorder.offsets) > last:
+                break
+            await asyncio.sleep(0.05)
+        assert max(recorder.offsets) > last, "confirmed once journalled"
+        await app.drain()
+        async with db.session() as session:
+            rows = await session.execute(text("SELECT update_id FROM inbox ORDER BY id"))
+            assert [r[0] for r in rows] == [str(u["update_id"]) for u in updates], (
+                "each journalled once, in the order they came"
+            )
+            [case] = await Repos(session).cases.queue()
+        assert case.risk == "critical"
+        from_memory = [c for c in recorder.sent_to(CHILD) if CONTACTS in c.text]
+        assert len(from_memory) == 2  # once from memory (not per retry), then the engine
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+class SlowAnswers(OffsetRecorder):
+    """The fake Bot API, slow to answer the button presses named in `slow` (seconds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow: set[str] = set()
+
+    async def _api(self, request: web.Request) -> web.Response:
+        if request.match_info["method"] == "answerCallbackQuery":
+            form = await request.post()
+            if str(form.get("callback_query_id")) in self.slow:
+                await asyncio.sleep(3.0)
+        return await super()._api(request)
+
+
+async def test_a_slow_staff_action_holds_up_no_child_and_is_confirmed_once_done(
+    tmp_path: Path, db: Database, kb: KnowledgeBase,
+) -> None:
+    """A button pressed in the staff group whose handling takes three seconds (Telegram is
+    slow to take the answer) runs in the staff lane: a child's danger message behind it gets
+    the contacts and reaches the counsellors at once, while the press stays unconfirmed until
+    it is handled."""
+    api = SlowAnswers()
+    await api.start()
+    app = build_app(make_settings(api, tmp_path), db=db, kb=kb)
+    task = asyncio.create_task(run_telegram(app))
+    try:
+        await api.next_call("deleteWebhook")
+        press = api.press(999, "take:1", chat_id=STAFF_CHAT, thread=7)
+        api.slow.add(str(press["callback_query"]["id"]))
+        await api.push(press)
+        await asyncio.sleep(0.3)  # the press is in hand
+        started = asyncio.get_running_loop().time()
+        await api.child_says(CHILD, DANGER)
+        told = await api.text_to(CHILD, CONTACTS, wait=2.0)
+        assert "112" in told.text
+        alert = await api.next_call("sendMessage", chat_id=STAFF_CHAT, wait=2.0,
+                                    where=lambda c: "Критическое обращение" in c.text)
+        assert DANGER in alert.text or "#" in alert.text
+        assert asyncio.get_running_loop().time() - started < 2.5, "not behind the staff action"
+        assert all(o <= press["update_id"] for o in api.offsets), "the press is not confirmed"
+        await api.next_call("answerCallbackQuery", wait=5.0,
+                            where=lambda c: c.get("callback_query_id") == press[
+                                "callback_query"]["id"])
+        for _ in range(100):
+            if api.offsets and max(api.offsets) > press["update_id"]:
+                break
+            await asyncio.sleep(0.05)
+        assert max(api.offsets) > press["update_id"], "confirmed once handled"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await api.stop()
 
 
 async def test_a_malformed_update_is_skipped_by_id_and_polling_goes_on(
