@@ -36,6 +36,9 @@ The danger lane
     child who floods and then writes danger is answered first: safety before order), and it is
     handled inside `storage.lane.danger_lane`, so it also goes first for the SQLite writer; its
     replies and the counsellors' alert are critical, which the sender's pacer lets go first.
+    While a danger entry is open, no ordinary entry starts in any chat (for up to `CALM_MAX`):
+    the event loop is not shared with a thousand ordinary turns while the contacts and the
+    alert go out.
     The lane is this process's: an urgent entry whose chat another worker holds is handled by
     that worker, in order.
 """
@@ -59,6 +62,10 @@ from storage.repositories import Repos
 log = logging.getLogger(__name__)
 
 BATCH = 20  # journal entries of a chat read at a time
+# The longest an ordinary entry waits for danger being handled before it goes ahead anyway
+# (seconds): a danger entry is handled in well under this; one whose chat another worker
+# holds is that worker's.
+CALM_MAX = 2.0
 
 
 class Busy(RuntimeError):
@@ -162,6 +169,12 @@ class Mailbox:
         self._results: dict[int, asyncio.Future[list[Outbound]]] = {}
         self._freed = asyncio.Event()
         self._admitting = 0  # updates admitted and being journalled
+        # Danger entries kicked and not yet handled; while there are any, no ordinary entry
+        # starts (`_calm`): the event loop is the danger's alone, bar what is already running.
+        self._danger_open: set[int] = set()
+        self._calm = asyncio.Event()
+        self._calm.set()
+        self._paused: dict[ChatKey, asyncio.Event] = {}  # chats waiting in `_danger_first`
 
     # ------------------------------------------------------------------ admission
     @property
@@ -219,6 +232,11 @@ class Mailbox:
             if urgent:
                 self._urgent.setdefault(key, set()).add(inbox_id)
                 self._slots.promote(key)
+                self._danger_open.add(inbox_id)
+                self._calm.clear()
+                paused = self._paused.get(key)
+                if paused is not None:
+                    paused.set()
         if inbox_id is None or first is None:
             self._unread.add(key)  # the journal must be read to find it
         self._dirty.add(key)
@@ -314,6 +332,11 @@ class Mailbox:
                     continue  # a danger entry taken first comes again in its place
                 if not self.claims.holds(key):
                     return True
+                if inbox_id not in urgent and not self._calm.is_set():
+                    if not self._urgent.get(key):
+                        await self._danger_first(key)
+                    if self._urgent.get(key):
+                        break  # the chat's own danger goes next
                 with danger_lane(inbox_id in urgent):
                     handled = await self.step(inbox_id, body)
                 handled_ids.add(inbox_id)
@@ -326,8 +349,26 @@ class Mailbox:
                 if len(rest) < BATCH:  # all handled (from memory, `rest` is empty)
                     return False
 
+    async def _danger_first(self, key: ChatKey) -> None:
+        """Wait, before an ordinary entry of chat `key`, while danger is being handled; or
+        until danger comes in this chat (its drainer must then take it); at most `CALM_MAX`
+        (an entry another worker holds is not waited for long)."""
+        own = self._paused[key] = asyncio.Event()
+        waits = [asyncio.ensure_future(self._calm.wait()), asyncio.ensure_future(own.wait())]
+        try:
+            await asyncio.wait(waits, timeout=CALM_MAX, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            if self._paused.get(key) is own:
+                del self._paused[key]
+
     def _done(self, inbox_id: int, replies: list[Outbound]) -> None:
         self._backlog.pop(inbox_id, None)
+        if inbox_id in self._danger_open:
+            self._danger_open.discard(inbox_id)
+            if not self._danger_open:
+                self._calm.set()
         future = self._results.pop(inbox_id, None)
         if future is not None and not future.done():
             future.set_result(replies)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
+
+from bot import mailbox
 from bot.app import App
 from bot.delivery import Delivery
 from bot.mailbox import MailboxLimits, Slots
@@ -170,6 +173,56 @@ async def test_a_real_flooding_child_sees_the_emergency_contacts_first_and_a_cou
     assert len(relayed) >= 10 and all("ну привет" in a.text for a in relayed)
     async with db.session() as s:
         assert list(await Repos(s).inbox.unprocessed(utcnow())) == [], "every message handled"
+    await app.close()
+
+
+class DangerTakesTime(SlowEngine):
+    """Danger waits at `danger_gate` (a slow desk); ordinary messages go at once. Records the
+    order in which turns start."""
+
+    danger_gate: asyncio.Event
+    started: list[str]
+
+    async def handle(self, inbound: Inbound) -> list[Outbound]:
+        assert inbound.text is not None
+        self.started.append(inbound.text)
+        if inbound.text == DANGER:
+            await self.danger_gate.wait()
+        return await super().handle(inbound)
+
+
+async def test_no_ordinary_turn_starts_while_danger_is_being_handled(
+    db: Database, kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event loop is the danger's while it is handled: other children's messages that
+    come meanwhile wait (and are all answered after it, none lost); and if danger takes
+    longer than `CALM_MAX`, they go ahead anyway."""
+    engine = DangerTakesTime(db, kb=kb)
+    engine.gate, engine.lanes, engine.started = asyncio.Event(), {}, []
+    engine.gate.set()
+    engine.danger_gate = asyncio.Event()
+    app, phone = make_app(db, kb, engine)
+    await app.accept(says(DANGER, 1, chat="99"))
+    await asyncio.sleep(0.05)
+    for n in range(2, 7):
+        await app.accept(says(f"привет {n}", n, chat=str(n)))
+    await asyncio.sleep(0.3)
+    assert engine.started == [DANGER], "nothing else starts while danger is handled"
+    engine.danger_gate.set()
+    await app.drain()
+    assert phone.seen[0] == f"эхо {DANGER}"
+    assert sorted(phone.seen[1:]) == sorted(f"эхо привет {n}" for n in range(2, 7))
+
+    monkeypatch.setattr(mailbox, "CALM_MAX", 0.2)
+    engine.danger_gate.clear()
+    await app.accept(says(DANGER, 10, chat="98"))
+    await asyncio.sleep(0.05)
+    await app.accept(says("привет 11", 11, chat="11"))
+    await asyncio.sleep(0.6)
+    assert "эхо привет 11" in phone.seen, "a danger that takes long holds others up briefly"
+    engine.danger_gate.set()
+    await app.drain()
+    assert phone.seen[-1] == f"эхо {DANGER}"
     await app.close()
 
 
