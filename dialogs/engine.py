@@ -97,14 +97,14 @@ async def write_outbox(
             if chat not in idle:
                 idle[chat] = await outbox.chat_idle(*chat)
             claimed = until if idle[chat] else None
-        row = await outbox.add(
+        row_id = await outbox.write(
             message.to.channel,
             message.to.chat_id,
             outbound_to_dict(message),
             message.case_id,
             claimed_until=claimed,
         )
-        meta = {**message.meta, "outbox_id": str(row.id)}
+        meta = {**message.meta, "outbox_id": str(row_id)}
         if claimed is not None:
             meta[CLAIMED] = "1"
         kept.append(replace(message, meta=meta))
@@ -234,11 +234,12 @@ class DialogEngine:
         return [Outbound(to=address, text=f"{words}\n{contacts}")]
 
     async def _handle(self, repos: Stores, inbound: Inbound) -> list[Outbound]:
-        if inbound.update_id is not None:
-            if not await repos.updates.claim(str(inbound.channel), inbound.update_id):
-                return []
-            # The channel's journal entry is closed in the transaction that handles it.
-            await repos.inbox.mark_handled(str(inbound.channel), inbound.update_id)
+        # A repeat is ignored; the channel's journal entry is closed in the transaction that
+        # handles it (closing it is the claim).
+        if inbound.update_id is not None and not await repos.inbox.take(
+            str(inbound.channel), inbound.update_id
+        ):
+            return []
         locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
         user, _created = await repos.users.get_or_create(
             str(inbound.channel), inbound.user_id, inbound.chat_id, locale

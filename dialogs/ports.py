@@ -348,6 +348,7 @@ class DeskStore(Protocol):
 
 
 class InboxStore(Protocol):
+    async def take(self, channel: str, update_id: str) -> bool: ...
     async def mark_handled(self, channel: str, update_id: str) -> None: ...
     async def purge_processed_before(self, moment: datetime) -> int: ...
 
@@ -384,6 +385,15 @@ class OutboxStore(Protocol):
         claimed_until: datetime | None = None,
     ) -> OutboxRecord: ...
     async def chat_idle(self, channel: str, chat_id: str) -> bool: ...
+    async def write(
+        self,
+        channel: str,
+        chat_id: str,
+        body: dict[str, Any],
+        case_id: int | None = None,
+        *,
+        claimed_until: datetime | None = None,
+    ) -> int: ...
     async def purge_done_before(self, moment: datetime) -> int: ...
 
 

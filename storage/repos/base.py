@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+from sqlalchemy import CursorResult, Executable
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialogs.ports import OPEN_STATUSES, CaseStatus
@@ -31,6 +33,14 @@ class _Repo:
     @property
     def dialect(self) -> str:
         return self.session.get_bind().dialect.name
+
+    async def _core(self, stmt: Executable, params: dict[str, Any]) -> CursorResult[Any]:
+        """A Core statement built once (module level, with bind parameters), on the session's
+        connection: no ORM bulk-insert reading of `params`, no autoflush, no statement built
+        or cache key computed again. For the hot path's inserts, updates and plain reads of
+        tables the turn does not also change through the ORM."""
+        connection = await self.session.connection()
+        return await connection.execute(stmt, params)
 
 
 LEFT = CaseStatus.LEFT

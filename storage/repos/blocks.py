@@ -5,12 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from storage.models import (
     Block,
 )
 from storage.repos.base import _Repo
+
+# Built once: every turn asks whether its user is blocked.
+_ACTIVE = (
+    select(Block)
+    .where(
+        Block.channel == bindparam("b_channel"),
+        Block.external_id == bindparam("b_external_id"),
+        Block.lifted_at.is_(None),
+        Block.until > bindparam("b_now"),
+    )
+    .order_by(Block.until.desc())
+    .limit(1)
+)
 
 
 class BlockRepo(_Repo):
@@ -42,18 +55,8 @@ class BlockRepo(_Repo):
 
     async def active_for(self, channel: str, external_id: str, now: datetime) -> Block | None:
         """The block in force for this user (the longest-lasting if several), or None."""
-        stmt = (
-            select(Block)
-            .where(
-                Block.channel == channel,
-                Block.external_id == external_id,
-                Block.lifted_at.is_(None),
-                Block.until > now,
-            )
-            .order_by(Block.until.desc())
-            .limit(1)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        params = {"b_channel": channel, "b_external_id": external_id, "b_now": now}
+        return (await self.session.execute(_ACTIVE, params)).scalar_one_or_none()
 
     async def mark_notified(self, block_id: int, now: datetime) -> bool:
         """True once per block: the first caller sends the neutral reply."""

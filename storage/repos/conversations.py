@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from storage.models import (
     Case,
     Conversation,
 )
 from storage.repos.base import CaseStatus, _Repo
+
+# Built once: every turn reads its conversation.
+_FOR_USER = select(Conversation).where(Conversation.user_id == bindparam("b_user_id"))
+_FOR_USER_LOCKED = _FOR_USER.with_for_update()
 
 
 class ConversationRepo(_Repo):
@@ -20,10 +24,8 @@ class ConversationRepo(_Repo):
     touches the counsellor or the case. SQLite has one writer at a time: nothing to order."""
 
     async def for_user(self, user_id: int, *, lock: bool = True) -> Conversation | None:
-        stmt = select(Conversation).where(Conversation.user_id == user_id)
-        if lock and self.dialect == "postgresql":
-            stmt = stmt.with_for_update()
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        stmt = _FOR_USER_LOCKED if lock and self.dialect == "postgresql" else _FOR_USER
+        return (await self.session.execute(stmt, {"b_user_id": user_id})).scalar_one_or_none()
 
     async def create(self, user_id: int, flow: str, state: str) -> Conversation:
         conv = Conversation(user_id=user_id, flow=flow, state=state, data={})

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -24,15 +24,66 @@ def chat_key(channel: str, chat_id: str) -> str:
     return _address_hash(channel, chat_id)
 
 
+# The statements of every update, built once (their construction and cache key are not paid
+# again): the journal's insert and check, the turn's claim and the closing of its entry.
+def _claim(insert: Any) -> Any:
+    return insert(ProcessedUpdate).values(
+        channel=bindparam("b_channel"), update_id=bindparam("b_update_id"),
+        created_at=bindparam("b_created_at"),
+    ).on_conflict_do_nothing()
+
+
+def _add(insert: Any) -> Any:
+    return insert(InboxUpdate).values(
+        channel=bindparam("b_channel"), update_id=bindparam("b_update_id"),
+        received_at=bindparam("b_received_at"), body=bindparam("b_body"),
+        chat_key=bindparam("b_chat_key"),
+    ).on_conflict_do_nothing().returning(InboxUpdate.id)
+
+
+def _claim_unjournalled(insert: Any) -> Any:
+    """`_claim`, only for an update the journal does not hold (one it holds is claimed by
+    closing its entry: `InboxRepo.take`)."""
+    table = ProcessedUpdate.__table__
+    journalled = (
+        select(InboxUpdate.id)
+        .where(InboxUpdate.channel == bindparam("b_channel"),
+               InboxUpdate.update_id == bindparam("b_update_id"))
+        .exists()
+    )
+    row = select(
+        bindparam("b_channel", type_=table.c.channel.type),
+        bindparam("b_update_id", type_=table.c.update_id.type),
+        bindparam("b_created_at", type_=table.c.created_at.type),
+    ).where(~journalled)
+    return insert(ProcessedUpdate).from_select(
+        ["channel", "update_id", "created_at"], row
+    ).on_conflict_do_nothing()
+
+
+_CLAIM_PG, _CLAIM_SQLITE = _claim(pg_insert), _claim(sqlite_insert)
+_CLAIM_OTHER_PG = _claim_unjournalled(pg_insert)
+_CLAIM_OTHER_SQLITE = _claim_unjournalled(sqlite_insert)
+_ADD_PG, _ADD_SQLITE = _add(pg_insert), _add(sqlite_insert)
+_OLDER_OPEN = select(InboxUpdate.id).where(
+    InboxUpdate.channel == bindparam("b_channel"),
+    InboxUpdate.chat_key == bindparam("b_chat"),
+    InboxUpdate.processed_at.is_(None),
+    InboxUpdate.id < bindparam("b_id"),
+).limit(1)
+_MARK_HANDLED = update(InboxUpdate).where(
+    InboxUpdate.channel == bindparam("b_channel"),
+    InboxUpdate.update_id == bindparam("b_update_id"),
+    InboxUpdate.processed_at.is_(None),
+).values(processed_at=bindparam("b_now"))
+
+
 class UpdateRepo(_Repo):
     async def claim(self, channel: str, update_id: str) -> bool:
         """Record an inbound update; False if it was already recorded (a repeat)."""
-        values = {"channel": channel, "update_id": update_id, "created_at": utcnow()}
-        if self.dialect == "postgresql":
-            stmt: Any = pg_insert(ProcessedUpdate).values(values).on_conflict_do_nothing()
-        else:
-            stmt = sqlite_insert(ProcessedUpdate).values(values).on_conflict_do_nothing()
-        result = await self.session.execute(stmt)
+        values = {"b_channel": channel, "b_update_id": update_id, "b_created_at": utcnow()}
+        stmt = _CLAIM_PG if self.dialect == "postgresql" else _CLAIM_SQLITE
+        result = await self._core(stmt, values)
         return bool(getattr(result, "rowcount", 0) == 1)
 
     async def purge_before(self, moment: datetime) -> int:
@@ -54,29 +105,20 @@ class InboxRepo(_Repo):
         """Store an inbound update for the chat keyed `chat` (see `chat_key`); None if it was
         stored before (a repeat)."""
         values = {
-            "channel": channel,
-            "update_id": update_id,
-            "received_at": utcnow(),
-            "body": body,
-            "chat_key": chat,
+            "b_channel": channel,
+            "b_update_id": update_id,
+            "b_received_at": utcnow(),
+            "b_body": body,
+            "b_chat_key": chat,
         }
-        if self.dialect == "postgresql":
-            stmt: Any = pg_insert(InboxUpdate).values(values).on_conflict_do_nothing()
-        else:
-            stmt = sqlite_insert(InboxUpdate).values(values).on_conflict_do_nothing()
-        result = await self.session.execute(stmt.returning(InboxUpdate.id))
-        row = result.first()
+        stmt = _ADD_PG if self.dialect == "postgresql" else _ADD_SQLITE
+        row = (await self._core(stmt, values)).first()
         return int(row[0]) if row else None
 
     async def first_open(self, channel: str, chat: str, inbox_id: int) -> bool:
         """Is entry `inbox_id` the chat's oldest unprocessed one (nothing older waits)?"""
-        stmt = select(InboxUpdate.id).where(
-            InboxUpdate.channel == channel,
-            InboxUpdate.chat_key == chat,
-            InboxUpdate.processed_at.is_(None),
-            InboxUpdate.id < inbox_id,
-        )
-        return (await self.session.execute(stmt.limit(1))).first() is None
+        params = {"b_channel": channel, "b_chat": chat, "b_id": inbox_id}
+        return (await self._core(_OLDER_OPEN, params)).first() is None
 
     async def for_chat(self, channel: str, chat: str, limit: int = 20) -> Sequence[InboxUpdate]:
         """A chat's unprocessed updates, in journal order (the order they arrived in)."""
@@ -149,18 +191,27 @@ class InboxRepo(_Repo):
             update(InboxUpdate).where(InboxUpdate.id == inbox_id).values(processed_at=utcnow())
         )
 
+    async def take(self, channel: str, update_id: str) -> bool:
+        """Claim an update for the turn that handles it, in the turn's transaction: True when
+        this turn may handle it, False for a repeat. A journalled update is claimed by closing
+        its open entry (one statement); one the journal does not hold, by recording its id in
+        `processed_updates` (as `UpdateRepo.claim`)."""
+        now = utcnow()
+        params = {"b_channel": channel, "b_update_id": update_id, "b_now": now}
+        result = await self._core(_MARK_HANDLED, params)
+        if getattr(result, "rowcount", 0) == 1:
+            return True
+        stmt = _CLAIM_OTHER_PG if self.dialect == "postgresql" else _CLAIM_OTHER_SQLITE
+        result = await self._core(
+            stmt, {"b_channel": channel, "b_update_id": update_id, "b_created_at": now}
+        )
+        return bool(getattr(result, "rowcount", 0) == 1)
+
     async def mark_handled(self, channel: str, update_id: str) -> None:
         """Mark a journalled update processed inside the transaction that handled it (saves the
         handler a transaction of its own; nothing happens if it was not journalled)."""
-        await self.session.execute(
-            update(InboxUpdate)
-            .where(
-                InboxUpdate.channel == channel,
-                InboxUpdate.update_id == update_id,
-                InboxUpdate.processed_at.is_(None),
-            )
-            .values(processed_at=utcnow())
-        )
+        params = {"b_channel": channel, "b_update_id": update_id, "b_now": utcnow()}
+        await self._core(_MARK_HANDLED, params)
 
     async def unprocessed(self, before: datetime, limit: int = 500) -> Sequence[InboxUpdate]:
         stmt = (

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import aliased
 
 from storage.models import (
@@ -14,6 +14,32 @@ from storage.models import (
     utcnow,
 )
 from storage.repos.base import _address_hash, _aware, _Repo
+
+# The statements of every reply, built once (their construction and cache key are not paid
+# again).
+_CHAT_BUSY = (
+    select(OutboxMessage.id)
+    .where(
+        OutboxMessage.channel == bindparam("b_channel"),
+        OutboxMessage.chat_id == bindparam("b_chat"),
+        OutboxMessage.delivered_at.is_(None),
+        OutboxMessage.failed_at.is_(None),
+    )
+    .limit(1)
+)
+_WRITE = (
+    insert(OutboxMessage)
+    .values(
+        channel=bindparam("b_channel"),
+        chat_id=bindparam("b_chat"),
+        body=bindparam("b_body"),
+        case_id=bindparam("b_case"),
+        claimed_until=bindparam("b_claimed"),
+        attempts=bindparam("b_attempts"),
+        created_at=bindparam("b_created"),
+    )
+    .returning(OutboxMessage.id)
+)
 
 
 class OutboxRepo(_Repo):
@@ -43,17 +69,29 @@ class OutboxRepo(_Repo):
     async def chat_idle(self, channel: str, chat_id: str) -> bool:
         """Nothing undelivered (nor given up on) waits for this chat: a new message's turn
         has come at once."""
-        stmt = (
-            select(OutboxMessage.id)
-            .where(
-                OutboxMessage.channel == channel,
-                OutboxMessage.chat_id == _address_hash(channel, chat_id),
-                OutboxMessage.delivered_at.is_(None),
-                OutboxMessage.failed_at.is_(None),
-            )
-            .limit(1)
-        )
-        return (await self.session.execute(stmt)).first() is None
+        params = {"b_channel": channel, "b_chat": _address_hash(channel, chat_id)}
+        return (await self._core(_CHAT_BUSY, params)).first() is None
+
+    async def write(
+        self,
+        channel: str,
+        chat_id: str,
+        body: dict[str, Any],
+        case_id: int | None = None,
+        *,
+        claimed_until: datetime | None = None,
+    ) -> int:
+        """`add` for the turn's replies: one INSERT, no unit-of-work flush; returns the id."""
+        params = {
+            "b_channel": channel,
+            "b_chat": _address_hash(channel, chat_id),
+            "b_body": body,
+            "b_case": case_id,
+            "b_claimed": claimed_until,
+            "b_attempts": 0 if claimed_until is None else 1,
+            "b_created": utcnow(),
+        }
+        return int((await self._core(_WRITE, params)).scalar_one())
 
     async def pending(
         self, channel: str, chat_id: str | None = None, limit: int = 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, or_, select, update
 
 from storage import crypto
 from storage.models import (
@@ -22,6 +22,11 @@ from storage.models import (
 )
 from storage.repos.base import LEFT, OPEN_STATUSES, CaseStatus, _address_hash, _Repo
 
+# Statements of every turn, built once (their construction and cache key are not paid again).
+_FIND = select(User).where(
+    User.channel == bindparam("b_channel"), User.external_id == bindparam("b_external_id")
+)
+
 DESK_CHANNEL = "desk"  # dialogs.messages.DESK: the desk's notices, addressed by case id
 
 
@@ -29,8 +34,8 @@ class UserRepo(_Repo):
     async def find(self, channel: str, external_id: str) -> User | None:
         """Find a user by their platform id (stored only as a keyed hash)."""
         hashed = crypto.current().hash_id(f"user:{channel}", external_id)
-        stmt = select(User).where(User.channel == channel, User.external_id == hashed)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        params = {"b_channel": channel, "b_external_id": hashed}
+        return (await self.session.execute(_FIND, params)).scalar_one_or_none()
 
     async def get_or_create(
         self, channel: str, external_id: str, address: str, locale: str
