@@ -1343,7 +1343,10 @@ async def amain(args: argparse.Namespace) -> int:
                               "messages": r.messages, "updates": r.updates,
                               "tables": r.tables} for r in results]}, indent=2))
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):
+            print(f"kept {workdir} (BENCH_KEEP)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
