@@ -204,3 +204,25 @@ async def test_a_batch_of_updates_is_journalled_in_one_transaction_danger_first(
         assert [t for t in said[1:] if t.startswith("Я бот линии помощи")], "then /help's answer"
     assert any("112" in t for t in by_chat["5"]), "the emergency contacts reach the child"
     await app.close()
+
+
+async def test_the_turns_claim_is_closing_its_journal_entry_and_a_repeat_is_ignored(
+    tmp_path: Path, kb: KnowledgeBase
+) -> None:
+    """A journalled update is claimed by closing its entry (no `processed_updates` row); the
+    same update handed to the engine again is a repeat and says nothing. An update the journal
+    does not hold (the engine called directly) is claimed once through `processed_updates`."""
+    app, phone, statements = await _app(tmp_path, kb)
+    start = Inbound(Channel.TELEGRAM, "31", "31", text="/start", locale_hint="ru",
+                    update_id="501")
+    replies = await app.handle(start)
+    assert replies and phone.texts[0].startswith("Привет!")
+    assert not [s for s in statements if s.startswith("INSERT INTO processed_updates")]
+    assert await app.engine.handle(start) == [], "handled already: a repeat"
+    assert len(phone.texts) == len(replies), "nothing said twice"
+    loose = Inbound(Channel.TELEGRAM, "32", "32", text="/start", locale_hint="ru",
+                    update_id="502")
+    assert await app.engine.handle(loose), "not journalled: handled"
+    assert [s for s in statements if s.startswith("INSERT INTO processed_updates")]
+    assert await app.engine.handle(loose) == [], "and its repeat ignored"
+    await app.close()
