@@ -150,14 +150,6 @@ class BlockRecord(Protocol):
     notified_at: datetime | None
 
 
-class OutboxRecord(Protocol):
-    id: int
-    channel: str
-    chat_id: str
-    body: dict[str, Any]
-    case_id: int | None
-
-
 @dataclass(frozen=True, slots=True)
 class ReportRow:
     """One case as a report sees it."""
@@ -375,15 +367,6 @@ class MessageStore(Protocol):
 
 
 class OutboxStore(Protocol):
-    async def add(
-        self,
-        channel: str,
-        chat_id: str,
-        body: dict[str, Any],
-        case_id: int | None = None,
-        *,
-        claimed_until: datetime | None = None,
-    ) -> OutboxRecord: ...
     async def chat_idle(self, channel: str, chat_id: str) -> bool: ...
     async def write(
         self,

@@ -44,27 +44,13 @@ _WRITE = (
 
 class OutboxRepo(_Repo):
     async def add(
-        self,
-        channel: str,
-        chat_id: str,
-        body: dict[str, Any],
-        case_id: int | None = None,
-        *,
-        claimed_until: datetime | None = None,
+        self, channel: str, chat_id: str, body: dict[str, Any], case_id: int | None = None
     ) -> OutboxMessage:
-        """A message to send; with `claimed_until`, written already taken by the sender that
-        will send it at commit (one attempt counted, as `claim` counts it)."""
-        # The address itself travels only inside the encrypted body; the column holds its hash,
-        # enough to keep messages to one chat in order.
-        msg = OutboxMessage(
-            channel=channel, chat_id=_address_hash(channel, chat_id), body=body, case_id=case_id
-        )
-        if claimed_until is not None:
-            msg.claimed_until = claimed_until
-            msg.attempts = 1
-        self.session.add(msg)
-        await self.session.flush()
-        return msg
+        """`write`, returning the row (for tools and tests that look at it or change it)."""
+        row = await self.session.get(OutboxMessage, await self.write(channel, chat_id, body,
+                                                                      case_id))
+        assert row is not None
+        return row
 
     async def chat_idle(self, channel: str, chat_id: str) -> bool:
         """Nothing undelivered (nor given up on) waits for this chat: a new message's turn
@@ -81,7 +67,10 @@ class OutboxRepo(_Repo):
         *,
         claimed_until: datetime | None = None,
     ) -> int:
-        """`add` for the turn's replies: one INSERT, no unit-of-work flush; returns the id."""
+        """A message to send, in one INSERT (no unit-of-work flush); returns its id. With
+        `claimed_until`, written already taken by the sender that will send it at commit (one
+        attempt counted, as `claim` counts it). The address itself travels only inside the
+        encrypted body; the column holds its hash, enough to keep a chat's messages in order."""
         params = {
             "b_channel": channel,
             "b_chat": _address_hash(channel, chat_id),
