@@ -241,7 +241,7 @@ class DialogEngine:
         ):
             return []
         locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
-        user, _created = await repos.users.get_or_create(
+        user, conv = await repos.users.with_conversation(
             str(inbound.channel), inbound.user_id, inbound.chat_id, locale
         )
         if not user.locale_fixed and inbound.locale_hint:
@@ -251,7 +251,8 @@ class DialogEngine:
         if seen is None or not now - timedelta(minutes=1) < seen <= now:
             user.last_seen_at = now  # to the minute: not one more write per message
         user.unreachable = False
-        conv = await repos.conversations.for_user(user.id)
+        if conv is None:
+            conv = await repos.conversations.for_user(user.id)
         if conv is None:
             conv = await repos.conversations.create(user.id, Flow.START, Start.ROLE)
         turn = self._turn(repos, user, conv)

@@ -27,6 +27,20 @@ _FIND = select(User).where(
     User.channel == bindparam("b_channel"), User.external_id == bindparam("b_external_id")
 )
 
+# The user and their conversation in one read. PostgreSQL cannot lock the nullable side of an
+# outer join: there the join is inner, and a user without a conversation is read on its own.
+_WITH_CONVERSATION = (
+    select(User, Conversation)
+    .outerjoin(Conversation, Conversation.user_id == User.id)
+    .where(User.channel == bindparam("b_channel"), User.external_id == bindparam("b_external_id"))
+)
+_WITH_CONVERSATION_PG = (
+    select(User, Conversation)
+    .join(Conversation, Conversation.user_id == User.id)
+    .where(User.channel == bindparam("b_channel"), User.external_id == bindparam("b_external_id"))
+    .with_for_update(of=Conversation)
+)
+
 DESK_CHANNEL = "desk"  # dialogs.messages.DESK: the desk's notices, addressed by case id
 
 
@@ -56,6 +70,25 @@ class UserRepo(_Repo):
         self.session.add(user)
         await self.session.flush()
         return user, True
+
+    async def with_conversation(
+        self, channel: str, external_id: str, address: str, locale: str
+    ) -> tuple[User, Conversation | None]:
+        """`get_or_create` and the user's conversation (locked on PostgreSQL, as
+        `ConversationRepo.for_user` locks it), read in one statement when both exist: a
+        turn's first reads."""
+        hashed = crypto.current().hash_id(f"user:{channel}", external_id)
+        params = {"b_channel": channel, "b_external_id": hashed}
+        stmt = _WITH_CONVERSATION_PG if self.dialect == "postgresql" else _WITH_CONVERSATION
+        row = (await self.session.execute(stmt, params)).first()
+        if row is None:  # a new user, or (PostgreSQL) one without a conversation yet
+            user, _created = await self.get_or_create(channel, external_id, address, locale)
+            return user, None
+        user, conv = row
+        if user.address != address:
+            user.address = address
+            user.address_hash = _address_hash(channel, address)
+        return user, conv
 
     async def get(self, user_id: int) -> User | None:
         return await self.session.get(User, user_id)

@@ -226,3 +226,21 @@ async def test_the_turns_claim_is_closing_its_journal_entry_and_a_repeat_is_igno
     assert [s for s in statements if s.startswith("INSERT INTO processed_updates")]
     assert await app.engine.handle(loose) == [], "and its repeat ignored"
     await app.close()
+
+
+async def test_a_returning_childs_turn_reads_user_and_conversation_in_one_statement(
+    tmp_path: Path, kb: KnowledgeBase
+) -> None:
+    app, phone, statements = await _app(tmp_path, kb)
+    await app.handle(Inbound(Channel.TELEGRAM, "41", "41", text="/start", locale_hint="ru",
+                             update_id="1"))
+    statements.clear()
+    await app.handle(Inbound(Channel.TELEGRAM, "41", "41", text="/help", locale_hint="ru",
+                             update_id="2"))
+    assert any(s.startswith("Я бот линии помощи") for s in phone.texts), phone.texts
+    reads = [s for s in statements if s.startswith("SELECT") and "FROM users" in s]
+    assert len(reads) == 1 and "JOIN conversations" in reads[0], reads
+    assert not [s for s in statements if s.startswith("SELECT conversations.")], (
+        "the conversation came with the user"
+    )
+    await app.close()
