@@ -85,7 +85,12 @@ class JournalBatch:
         `JournalUnavailable` (nothing journalled, the entries kept for another try)."""
         if not self.entries:
             return
-        await self.app._journal_many(self.entries)
+        stored = await self.app._journal_many(self.entries)
+        kicks = [(inbound, urgent, inbox_id, first)
+                 for (inbound, urgent), (inbox_id, first) in zip(self.entries, stored, strict=True)
+                 if inbox_id is not None]
+        for inbound, urgent, inbox_id, first in sorted(kicks, key=lambda k: not k[1]):
+            self.app.mailbox.kick(chat_of(inbound), inbox_id, urgent=urgent, first=first)
         self.close()
 
     def close(self) -> None:
@@ -236,54 +241,40 @@ class App:
         """`receive`, for an update with a platform id: its inbox id (None for a repeat),
         and its body when nothing older is open in its chat (the mailbox then handles it
         from memory instead of reading it back)."""
-        assert inbound.update_id is not None
-        body = inbound_to_dict(inbound)
-        channel, chat = str(inbound.channel), chat_of(inbound)[1]
-        try:
-            with lane(Lane.DANGER if urgent else Lane.INTAKE):
-                async with self.db.session() as s:
-                    repos = Repos(s)
-                    inbox_id = await repos.inbox.add(channel, inbound.update_id, body, chat)
-                    first = (inbox_id is not None
-                             and await repos.inbox.first_open(channel, chat, inbox_id))
-        except DATABASE_ERRORS as exc:
-            log.warning("could not journal %s update %s (%s): it will come again",
-                        inbound.channel, inbound.update_id, type(exc).__name__)
-            await self.answer_offline(inbound)
-            raise JournalUnavailable(type(exc).__name__) from exc
-        return inbox_id, (body if first else None)
+        [entry] = await self._journal_many([(inbound, urgent)])
+        return entry
 
-    async def _journal_many(self, entries: list[tuple[Inbound, bool]]) -> None:
-        """`JournalBatch.commit`: one transaction for all the entries, then the kicks, danger
-        first. Raises `JournalUnavailable` (nothing journalled) when the database refused."""
-        urgent_any = any(urgent for _, urgent in entries)
-        kicks: list[tuple[ChatKey, int, bool, dict[str, Any] | None]] = []
+    async def _journal_many(self, entries: list[tuple[Inbound, bool]]
+                            ) -> list[tuple[int | None, dict[str, Any] | None]]:
+        """Journal updates (each with whether it reads as danger) in one transaction, which
+        goes ahead of ordinary turns (`storage.lane`), and of everything when one is danger.
+        For each: its inbox id (None for a repeat), and its body when nothing older is open in
+        its chat (only a chat's first entry here can be: the rest are read back from the
+        journal). Raises `JournalUnavailable` (nothing journalled) when the database refused,
+        after the contacts from memory for any that reads as danger."""
+        stored: list[tuple[int | None, dict[str, Any] | None]] = []
         try:
-            with lane(Lane.DANGER if urgent_any else Lane.INTAKE):
+            with lane(Lane.DANGER if any(u for _, u in entries) else Lane.INTAKE):
                 async with self.db.session() as s:
                     repos = Repos(s)
                     journalled: set[ChatKey] = set()
-                    for inbound, urgent in entries:
+                    for inbound, _urgent in entries:
                         assert inbound.update_id is not None
-                        key = chat_of(inbound)
+                        channel, chat = chat_of(inbound)
                         body = inbound_to_dict(inbound)
-                        inbox_id = await repos.inbox.add(key[0], inbound.update_id, body, key[1])
-                        if inbox_id is None:
-                            continue  # a repeat
-                        # Only a chat's first entry of the batch may be handled from memory
-                        # (nothing older open); the rest are read back from the journal.
-                        first = (key not in journalled
-                                 and await repos.inbox.first_open(key[0], key[1], inbox_id))
-                        journalled.add(key)
-                        kicks.append((key, inbox_id, urgent, body if first else None))
+                        inbox_id = await repos.inbox.add(channel, inbound.update_id, body, chat)
+                        first = (inbox_id is not None and (channel, chat) not in journalled
+                                 and await repos.inbox.first_open(channel, chat, inbox_id))
+                        if inbox_id is not None:
+                            journalled.add((channel, chat))
+                        stored.append((inbox_id, body if first else None))
         except DATABASE_ERRORS as exc:
             log.warning("could not journal %d updates (%s): they will come again",
                         len(entries), type(exc).__name__)
-            for inbound, _ in entries:
+            for inbound, _urgent in entries:
                 await self.answer_offline(inbound)
             raise JournalUnavailable(type(exc).__name__) from exc
-        for key, inbox_id, urgent, fresh in sorted(kicks, key=lambda k: not k[2]):
-            self.mailbox.kick(key, inbox_id, urgent=urgent, first=fresh)
+        return stored
 
     async def answer_offline(self, inbound: Inbound) -> None:
         """Send the engine's contacts from memory (when the text reads as danger) once per

@@ -168,13 +168,31 @@ class Poller:
         held = self._confirmable()
         return held is not None and self.offset is not None and held < self.offset
 
-    def _read(self, raw: dict[str, Any], update_id: int) -> Update | None:
+    def _screen(self, raw: dict[str, Any], offset: int | None
+                ) -> tuple[int, Update | None] | None:
+        """What to do with one update of a batch, `offset` being the first not yet fed:
+        (its id, the update) to feed it; (its id, None) to pass over it (one fed ahead of
+        its turn, or unreadable: skipped, its id logged, never its content); None for one
+        without an id or fed already (held back by the staff lane, or a repeat)."""
+        update_id = raw.get("update_id")
+        if not isinstance(update_id, int):
+            log.warning("skipped an update without an update id")
+            self.skipped += 1
+            return None
+        if offset is not None and update_id < offset:
+            return None
+        if update_id in self._ahead:
+            return update_id, None  # journalled ahead of its turn: nothing more to do
         try:
-            return Update.model_validate(raw, context={"bot": self.bot})
+            return update_id, Update.model_validate(raw, context={"bot": self.bot})
         except ValidationError:
             log.warning("skipped update %s: it does not read as a Telegram update", update_id)
             self.skipped += 1
-            return None
+            return update_id, None
+
+    def _to_staff_lane(self, update_id: int, update: Update) -> None:
+        self._staff_open.append(update_id)  # not confirmed before it is handled, in order
+        self._staff.put_nowait((update_id, update))
 
     async def _staff_lane(self, stop: asyncio.Event) -> None:
         """Handle staff-group updates in the order they came, beside the children's intake.
@@ -205,26 +223,18 @@ class Poller:
         with self.journal() as together:
             while end < len(batch):
                 raw = batch[end]
-                update_id = raw.get("update_id")
-                if not isinstance(update_id, int):
-                    log.warning("skipped an update without an update id")
-                    self.skipped += 1
-                elif offset is not None and update_id < offset:
-                    pass  # fed already (held back by the staff lane, or a repeat)
-                elif update_id in self._ahead:
-                    offset = update_id + 1
-                else:
-                    update = self._read(raw, update_id)
+                screened = self._screen(raw, offset)
+                if screened is not None:
+                    update_id, update = screened
                     if update is None:
-                        pass  # unreadable: skipped
+                        pass  # passed over
                     elif not _from_a_private_chat(raw):
-                        self._staff_open.append(update_id)
-                        self._staff.put_nowait((update_id, update))
+                        self._to_staff_lane(update_id, update)
                     else:
                         try:
                             await self.dispatcher.feed_update(self.bot, update)
                         except Busy:
-                            break  # full: this one and the rest go one by one, waiting for room
+                            break  # full: this one and the rest go one by one, waiting
                         except Exception as exc:  # a handler's bug must not stall the chats
                             log.error("update %s failed (%s)", update_id, type(exc).__name__,
                                       exc_info=log.isEnabledFor(logging.DEBUG))
@@ -256,26 +266,15 @@ class Poller:
                     rest: list[dict[str, Any]] | None = None) -> bool:
         """Feed one update until it is journalled; False when stopped before that. `rest` is
         what follows it in the batch (fed ahead, danger only, while this one waits)."""
-        update_id = raw.get("update_id")
-        if not isinstance(update_id, int):
-            log.warning("skipped an update without an update id")
-            self.skipped += 1
+        screened = self._screen(raw, self.offset)
+        if screened is None:
             return True
-        if self.offset is not None and update_id < self.offset:
-            return True  # already confirmed (a repeat in the batch)
-        if update_id in self._ahead:
-            self.offset = update_id + 1  # journalled ahead of its turn: nothing more to do
-            return True
-        try:
-            update = Update.model_validate(raw, context={"bot": self.bot})
-        except ValidationError:
-            log.warning("skipped update %s: it does not read as a Telegram update", update_id)
-            self.skipped += 1
-            self.offset = update_id + 1
+        update_id, update = screened
+        if update is None:
+            self.offset = update_id + 1  # passed over
             return True
         if self.journal is not None and not _from_a_private_chat(raw):
-            self._staff_open.append(update_id)  # the staff lane's, in order
-            self._staff.put_nowait((update_id, update))
+            self._to_staff_lane(update_id, update)
             self.offset = update_id + 1
             return True
         attempt = 0
