@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import itertools
 import json
@@ -148,6 +149,7 @@ class FakeBotAPI:
         self.staff: DeskSim | None = None
         self.calls = 0
         self.staff_sent = 0  # messages and topics the bot posted in the staff group
+        self.staff_kinds: collections.Counter[str] = collections.Counter()  # by first words
         self.pushed = 0
         self.pushed_id = 0
         self.acked = 0
@@ -293,6 +295,7 @@ class FakeBotAPI:
         chat_id = message["chat"]["id"]
         if chat_id == STAFF_CHAT:
             self.staff_sent += 1
+            self.staff_kinds[text.split("\n", 1)[0][:18]] += 1
             if self.staff is not None:
                 self.staff.on_message(at, message.get("message_thread_id"),
                                       message["message_id"], text)
@@ -1104,7 +1107,8 @@ async def run_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> He
         EVIDENCE_DIR=str(workdir / "evidence"), TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_API_URL=url, TELEGRAM_STAFF_CHAT_ID=str(STAFF_CHAT), TELEGRAM_WEBHOOK_URL="",
         VK_TOKEN="", WEB_ENABLED="false", WEBHOOK_HOST="127.0.0.1", WEBHOOK_PORT=str(port),
-        LOG_LEVEL="WARNING", HOURS_FILE=str(hours), ENCRYPTION_KEYS="", ID_HASH_KEY="",
+        LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"), HOURS_FILE=str(hours),
+        ENCRYPTION_KEYS="", ID_HASH_KEY="",
         COUNSELLOR_CAPACITY=str(args.capacity), SEND_PACING="off",
     )
     began = perf()
@@ -1157,6 +1161,8 @@ async def run_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> He
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await fake.stop()
+    if os.environ.get("BENCH_KEEP"):
+        print("staff posts by first words:", fake.staff_kinds.most_common(25))
     if proc.returncode not in (0, -signal.SIGTERM):
         print(f"(the bot exited with {proc.returncode}; log: {log})", file=sys.stderr)
     errors = [line for line in log.read_text(errors="replace").splitlines()

@@ -25,6 +25,7 @@ from bot.settings import Settings
 from dialogs.engine import DialogEngine, EngineConfig
 from dialogs.escalation import Desk
 from dialogs.messages import (
+    DESK,
     DeskEvent,
     Inbound,
     Outbound,
@@ -66,6 +67,13 @@ def chat_of(inbound: Inbound) -> ChatKey:
 def inbox_body(body: Any) -> Inbound:
     """A journal row's body (decrypted JSON) as the update it stored."""
     return inbound_from_dict(dict(body))
+
+
+def _split_desk(out: list[Outbound]) -> tuple[list[Outbound], list[Outbound]]:
+    """What goes out before the chat's next turn (the replies, and the desk notices of a
+    critical case, which skip the staff group's queue), and the ordinary desk notices."""
+    later = [o for o in out if o.to.channel == DESK and not o.critical]
+    return [o for o in out if o.to.channel != DESK or o.critical], later
 
 
 def _retry(out: list[Outbound]) -> bool:
@@ -223,7 +231,7 @@ class App:
         """Cancel the handling of accepted updates (shutdown past its grace period): their
         journal entries stay open and are handled at the next start. Returns how many chats
         or loose updates were cut short."""
-        for task in self._loose:
+        for task in (*self._loose, *self._chores):
             task.cancel()
         return len(self._loose) + self.mailbox.cancel()
 
@@ -356,8 +364,13 @@ class App:
                 async with self.db.session() as s:
                     await Repos(s).inbox.mark_processed(inbox_id)
             # Waits (up to a lease) for an older reply another process holds: the chat's
-            # next update is not handled before this one's replies are out.
-            await self.delivery.deliver(out, wait=True)
+            # next update is not handled before this one's replies are out. Ordinary desk
+            # notices go beside it: the staff group's 20 posts a minute must not hold up the
+            # child's next turn (a busy topic gets its lines together, `Delivery`).
+            now, later = _split_desk(out)
+            await self.delivery.deliver(now, wait=True)
+            if later:
+                self.chore(self._deliver_later(later))
             if out:
                 metrics.REPLY_LATENCY.labels(channel).observe(time.perf_counter() - started)
         except DATABASE_ERRORS as exc:
@@ -368,6 +381,14 @@ class App:
                         "not in the outbox directly", type(exc).__name__)
             await self.delivery.send_now([o for o in out if "outbox_id" not in o.meta])
         return out
+
+    async def _deliver_later(self, notices: list[Outbound]) -> None:
+        try:
+            await self.delivery.deliver(notices, wait=True)
+        except DATABASE_ERRORS as exc:  # durable in the outbox: its worker sends them
+            log.warning("desk notices left to the outbox worker (%s)", type(exc).__name__)
+        except Exception:
+            log.exception("desk notices left to the outbox worker")
 
     async def close(self) -> None:
         await self.drain()

@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot import metrics
@@ -64,6 +64,17 @@ class Sender(Protocol):
     """A channel that can deliver an outbound message to a user (or, for desks, to staff)."""
 
     async def send(self, message: Outbound) -> None: ...
+
+
+# How many of a case's waiting desk lines go out together, at most.
+DESK_BATCH = 20
+
+
+def mergeable(message: Outbound) -> bool:
+    """A desk notice that is only a line the child wrote: while the case's topic is busy, a run
+    of these is handed to the desks together (`send_batch`), which post it as one message."""
+    return (message.to.channel == DESK and message.desk_event is DeskEvent.CHILD_MESSAGE
+            and bool(message.text) and not message.attachments and not message.buttons)
 
 
 class Delivery:
@@ -172,6 +183,8 @@ class Delivery:
         claimed only if its turn has come. True when the chat is done (all sent, or one failed
         and the worker retries it in order); False when the outbox must be read."""
         assert self.db is not None
+        if sum(mergeable(m) for m in known.values()) > 1:
+            return False  # a busy topic: its lines go together from the outbox
         for outbox_id in sorted(known):
             message = known[outbox_id]
             targets = self._targets(message)
@@ -190,16 +203,24 @@ class Delivery:
         """Send rows of one chat in order: "done", "held" (the next one is another sender's
         now) or "later" (the next one waits for its retry, or failed just now)."""
         now = utcnow()
-        for row in rows:
+        index = 0
+        while index < len(rows):
+            row = rows[index]
             in_hand = known.get(row.id)
             mine = in_hand is not None and bool(in_hand.meta.get(CLAIMED))
             if not mine and row.claimed_until is not None and row.claimed_until > now:
                 return "held"
             if row.next_attempt_at is not None and row.next_attempt_at > now:
                 return "later"
-            message = known.pop(row.id, None) or replace(
-                outbound_from_dict(dict(row.body)), meta={"outbox_id": str(row.id)}
-            )
+            run = self._mergeable_run(rows[index:], known, now)
+            if len(run) > 1:
+                step = await self._send_run(run, known)
+                if step != "done":
+                    return step
+                index += len(run)
+                continue
+            index += 1
+            message = known.pop(row.id, None) or self._from_row(row)
             if mine:
                 sent: bool | None = await self._send_holding(
                     message, self._targets(message), row.id
@@ -211,6 +232,76 @@ class Delivery:
             if not sent and not await self._given_up(row.id):
                 return "later"  # a temporary failure: the worker retries it, then the rest
         return "done"
+
+    @staticmethod
+    def _from_row(row: OutboxMessage) -> Outbound:
+        return replace(outbound_from_dict(dict(row.body)), meta={"outbox_id": str(row.id)})
+
+    def _mergeable_run(
+        self, rows: Sequence[OutboxMessage], known: dict[int, Outbound], now: datetime
+    ) -> list[tuple[OutboxMessage, Outbound]]:
+        """The desk lines at the head of `rows` that can go out together: sendable now, each
+        a line the child wrote."""
+        run: list[tuple[OutboxMessage, Outbound]] = []
+        for row in rows[:DESK_BATCH]:
+            if row.next_attempt_at is not None and row.next_attempt_at > now:
+                break
+            in_hand = known.get(row.id)
+            if row.claimed_until is not None and row.claimed_until > now and not (
+                in_hand is not None and in_hand.meta.get(CLAIMED)
+            ):
+                break
+            message = in_hand or self._from_row(row)
+            if not mergeable(message):
+                break
+            run.append((row, message))
+        return run
+
+    async def _send_run(
+        self, run: list[tuple[OutboxMessage, Outbound]], known: dict[int, Outbound]
+    ) -> str:
+        """Send a run of a case's desk lines as one batch: each claimed in order (the run ends
+        at the first another sender holds), then handed to every desk together. "done", or
+        "held" / "later" as `_send_rows` says."""
+        assert self.db is not None
+        claimed: list[tuple[int, Outbound]] = []
+        async with self.db.session() as s:  # the claims, in one transaction
+            now = utcnow()
+            for row, message in run:
+                if not message.meta.get(CLAIMED) and not await Repos(s).outbox.claim(
+                    row.id, now, now + CLAIM
+                ):
+                    break  # someone else has it now: the rest waits its turn
+                known.pop(row.id, None)
+                claimed.append((row.id, message))
+        if not claimed:
+            return "held"
+        ids = [outbox_id for outbox_id, _ in claimed]
+        messages = [message for _, message in claimed]
+        self._claimed.update(ids)
+        try:
+            for target in self._targets(messages[0]):
+                batch = getattr(target, "send_batch", None)
+                if batch is not None:
+                    await batch(messages)
+                else:
+                    for message in messages:
+                        await target.send(message)
+        except asyncio.CancelledError:
+            raise  # cut short by shutdown: the claims stay listed for `release`
+        except Exception as exc:
+            self._claimed.difference_update(ids)
+            failure = exc if isinstance(exc, DeliveryError) else DeliveryError(type(exc).__name__)
+            if not isinstance(exc, DeliveryError):
+                log.exception("desk batch failed (case %s)", messages[0].case_id)
+            metrics.SEND_ERRORS.labels(DESK, failure.kind).inc()
+            # Every line of the batch is tried again, in order, by the outbox worker.
+            await self._release(ids[1:])
+            await self._failed(messages[0], ids[0], failure)
+            return "later"
+        self._claimed.difference_update(ids)
+        await asyncio.gather(*(self._mark_delivered(i) for i in ids))
+        return "done" if len(claimed) == len(run) else "held"
 
     async def _release(self, outbox_ids: list[int]) -> None:
         """Give back claims taken at write that this sender will not use now."""

@@ -112,9 +112,9 @@ def build_telegram(
     dispatcher = Dispatcher()
     dispatcher.include_router(child_router(app))
 
-    app.delivery.register(str(Channel.TELEGRAM), sender,
-                          pacer=pacer or telegram_pacer(send_buckets(app),
-                                                        paced=settings.send_pacing))
+    # One pacer for the children's chats and the staff group: one bot, one set of limits.
+    pacer = pacer or telegram_pacer(send_buckets(app), paced=settings.send_pacing)
+    app.delivery.register(str(Channel.TELEGRAM), sender, pacer=pacer)
     # Registered before the desk: files are stored by the time the card counts them.
     app.delivery.register_desk(evidence)
     desk: TelegramDesk | None = None
@@ -123,6 +123,7 @@ def build_telegram(
         desk = TelegramDesk(
             bot, app, settings.telegram_staff_chat_id, texts=desk_texts,
             locale=settings.default_locale, evidence_max_bytes=settings.evidence_max_bytes,
+            pacer=pacer,
         )
         staff = StaffHandlers(app, desk, sender)
         dispatcher.include_router(staff_router(staff, settings.telegram_staff_chat_id))

@@ -40,7 +40,8 @@ transaction, under the same claim. So:
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -56,6 +57,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardMarkup, Message
 
 from bot.delivery import DeliveryError
+from bot.pacing import Pacer
 from bot.telegram.limits import MAX_TEXT, MAX_TOPIC_NAME, keyboard, split_text
 from bot.telegram.locks import KeyedLocks
 from dialogs.catalogue import Catalogue, default_catalogue
@@ -80,6 +82,11 @@ ANSWER_CHARS = 300
 # A claim on a case's topic or announcement older than this was left by a worker that died:
 # another may take it over. Longer than a Bot API call takes, short enough for a new case.
 CLAIM_STALE = timedelta(seconds=60)
+# Does the post in hand skip the staff group's queue? Desk notices of a critical case (a danger
+# line, the alert) do; other notices wait their turn. What follows a counsellor's own action
+# (taken, closed, the outcome picker) answers a person waiting for it: it goes at once too, and
+# the debt it leaves in the group's bucket delays the ordinary posts behind it.
+_URGENT: ContextVar[bool] = ContextVar("telegram_desk_urgent", default=True)
 
 
 def thread_gone(exc: TelegramBadRequest) -> bool:
@@ -151,8 +158,12 @@ class TelegramDesk:
         texts: Catalogue,
         locale: str,
         evidence_max_bytes: int,
+        pacer: Pacer | None = None,
     ) -> None:
         self.bot = bot
+        # Telegram lets a bot post 20 messages a minute in a group: every post in the staff
+        # group takes a token from the group's bucket (shared by the workers with PostgreSQL).
+        self.pacer = pacer
         self.app = app
         self.chat_id = chat_id
         self.texts = texts
@@ -174,8 +185,42 @@ class TelegramDesk:
         if message.case_id is None:
             log.error("desk notice without a case (%s)", message.desk_event)
             return
-        async with self._locks.hold(message.case_id):
-            await self._notice(message.case_id, message)
+        urgent = _URGENT.set(message.critical)
+        try:
+            async with self._locks.hold(message.case_id):
+                await self._notice(message.case_id, message)
+        finally:
+            _URGENT.reset(urgent)
+
+    async def send_batch(self, messages: Sequence[Outbound]) -> None:
+        """Lines a child wrote while their case's topic was busy (`bot.delivery.mergeable`,
+        oldest first): one post in the topic instead of one each, so a busy line stays within
+        the group's 20 posts a minute. Each line keeps its flag (danger, check-in)."""
+        case_id = messages[0].case_id
+        if case_id is None or any(m.case_id != case_id for m in messages):
+            for message in messages:
+                await self.send(message)
+            return
+        urgent = _URGENT.set(any(m.critical for m in messages))
+        try:
+            async with self._locks.hold(case_id):
+                card = await self.load(case_id)
+                if card is None or card.thread is None:  # not the busy topic it was
+                    for message in messages:
+                        await self._notice(case_id, message)
+                    return
+                await self._ensure_card(card)
+                await self._post(card, "\n\n".join(self._child_line(m) for m in messages))
+                if (any(m.critical for m in messages) and card.status == "waiting"
+                        and card.risk == Risk.CRITICAL.value):
+                    await self._announce(card)
+        finally:
+            _URGENT.reset(urgent)
+
+    async def _pace(self) -> None:
+        """Wait for the staff group's next free post (at once for an urgent one)."""
+        if self.pacer is not None:
+            await self.pacer.wait(str(self.chat_id), urgent=_URGENT.get())
 
     async def _notice(self, case_id: int, message: Outbound) -> None:
         card = await self.load(case_id)
@@ -442,7 +487,11 @@ class TelegramDesk:
 
     async def _open_topic(self, card: CaseCard, gone: int | None) -> int:
         """A topic for the case (`gone`: the deleted one it replaces), opened by its card and the
-        evidence files: made by one worker only, its id saved right after Telegram's answer."""
+        evidence files: made by one worker only, its id saved right after Telegram's answer.
+        Its two posts (the topic, the card) are paced before the claim, so that a long wait
+        for the group's turn never turns the claim stale."""
+        await self._pace()
+        await self._pace()
         claim = await self._claim_topic(card.id, gone)
         if claim is None:
             return await self._topic_made_elsewhere(card, gone)
@@ -525,6 +574,7 @@ class TelegramDesk:
         """The case's topic has no card (its maker died before posting it): post it once."""
         if card.thread is None or card.card_message is not None:
             return
+        await self._pace()
         claim = await self._claim_topic(card.id, card.thread, card=True)
         if claim is not None:
             await self._post_card(card, claim, "card posted")
@@ -572,6 +622,7 @@ class TelegramDesk:
                 return await self.bot.send_message(self.chat_id, part, message_thread_id=thread,
                                                    reply_markup=markup if last else None)
 
+            await self._pace()
             sent = await self._in_topic(card, call)
         assert sent is not None
         return sent
@@ -585,18 +636,14 @@ class TelegramDesk:
             return await self.bot.send_document(self.chat_id, att.file_ref, caption=caption,
                                                 message_thread_id=thread)
 
+        await self._pace()
         return await self._in_topic(card, call)
 
     async def _post_child(self, card: CaseCard, message: Outbound) -> None:
         """What the child wrote or sent, copied into the topic; a line triage or the safety
         policy marked is flagged so the counsellor cannot miss it."""
         if message.text:
-            key = "desk.child"
-            if message.meta.get("danger"):
-                key = "desk.child.danger"
-            elif message.meta.get("check_in"):
-                key = "desk.child.check_in"
-            await self._post(card, self.t(key, text=message.text))
+            await self._post(card, self._child_line(message))
         if not message.attachments:
             return
         if card.channel != Channel.TELEGRAM:
@@ -606,6 +653,14 @@ class TelegramDesk:
         for att in message.attachments:
             over = att.size is not None and att.size > self.evidence_max_bytes
             await self._send_file(card, att, self._file_caption(over))
+
+    def _child_line(self, message: Outbound) -> str:
+        key = "desk.child"
+        if message.meta.get("danger"):
+            key = "desk.child.danger"
+        elif message.meta.get("check_in"):
+            key = "desk.child.check_in"
+        return self.t(key, text=message.text)
 
     async def _rename(self, card: CaseCard) -> None:
         name = self.topic_name(card)
@@ -657,6 +712,7 @@ class TelegramDesk:
             if not card.announcement_pinned:
                 await self._pin_orphan(card.id, card.announcement, now)
             return
+        await self._pace()
         async with self.app.db.session() as session:
             if not await Repos(session).desk.claim_critical_announcement(card.id, now,
                                                                          now - CLAIM_STALE):
