@@ -168,15 +168,11 @@ class DialogEngine:
     # ------------------------------------------------------------------ entry point
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Handle one update. Never raises for bad input; a database outage gets a kind reply."""
+        flood = stages.Flood(self.limiter, self.urgent, self.catalogue,
+                             self.config.default_locale)(inbound)
+        if flood is not None:
+            return flood
         key = (str(inbound.channel), inbound.user_id)
-        verdict = self.limiter.check(f"{key[0]}:{key[1]}")
-        if verdict != "ok" and not self.urgent(inbound):
-            # A flood: one calm word, then quiet. Danger always gets through.
-            if verdict == "warn":
-                locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
-                address = Address(str(inbound.channel), inbound.chat_id)
-                return [Outbound(to=address, text=self.catalogue.t("flood.wait", locale))]
-            return []
         # One turn per user at a time in this process (the mailbox orders journalled updates;
         # this covers the rest). The lock is dropped only when nobody holds or waits for it.
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -234,11 +230,7 @@ class DialogEngine:
         return [Outbound(to=address, text=f"{words}\n{contacts}")]
 
     async def _handle(self, repos: Stores, inbound: Inbound) -> list[Outbound]:
-        # A repeat is ignored; the channel's journal entry is closed in the transaction that
-        # handles it (closing it is the claim).
-        if inbound.update_id is not None and not await repos.inbox.take(
-            str(inbound.channel), inbound.update_id
-        ):
+        if await stages.Repeat()(repos.inbox, inbound):
             return []
         locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
         user, conv = await repos.users.with_conversation(

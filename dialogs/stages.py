@@ -1,11 +1,12 @@
-"""The stages of one turn, in order. Each has one job and is built from only what it needs, so
-each can be tried alone; the first stage that uses the update up ends the turn.
+"""The stages of one update, in order. Each has one job and is built from only what it needs,
+so each can be tried alone; the first stage that uses the update up ends it.
 
-block → unsupported content → triage (read) → danger (to the safety policy) → first contact →
-check-in → commands → buttons → attachments → long silence → the flow's machine.
+Before the turn (`DialogEngine.handle`): the flood limit (`Flood`: no lock, no database; danger
+always gets through), then, in the turn's transaction, the journal claim (`Repeat`: a repeated
+update is used up silently).
 
-(Before them, in `DialogEngine.handle`: the journal entry and the dedupe of a repeated update,
-then the flood limit, which lets danger through.)
+The turn: block → unsupported content → triage (read) → danger (to the safety policy) → first
+contact → check-in → commands → buttons → attachments → long silence → the flow's machine.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from dialogs.catalogue import Catalogue, normalise_locale
 from dialogs.flows.base import Option
 from dialogs.flows.names import Flow, Start
-from dialogs.messages import ContentKind, Inbound
+from dialogs.messages import Address, ContentKind, Inbound, Outbound
 from dialogs.moves import FlowMoves, buttons
 from dialogs.operations import DeskPolicy
-from dialogs.ports import Triage
+from dialogs.ports import InboxStore, Triage
+from dialogs.ratelimit import RateLimiter
 from dialogs.safety import Danger, SafetyPolicy, Source, Where
 from dialogs.turn import Turn
 
@@ -40,6 +43,39 @@ class Stage(Protocol):
     async def __call__(self, turn: Turn, inbound: Inbound) -> bool:
         """Do this stage's job; True when the update is used up (the turn ends)."""
         ...
+
+
+class Flood:
+    """One user's updates beyond the flood limit: one calm word per flood, then quiet. Danger
+    (`urgent`: the words, or a button that means danger) always gets through. Runs before the
+    user's lock and the database, so a flood costs neither. Returns the replies when the update
+    is used up, None when it goes on."""
+
+    def __init__(self, limiter: RateLimiter, urgent: Callable[[Inbound], bool],
+                 catalogue: Catalogue, default_locale: str) -> None:
+        self.limiter, self.urgent = limiter, urgent
+        self.catalogue, self.default_locale = catalogue, default_locale
+
+    def __call__(self, inbound: Inbound) -> list[Outbound] | None:
+        verdict = self.limiter.check(f"{inbound.channel}:{inbound.user_id}")
+        if verdict == "ok" or self.urgent(inbound):
+            return None
+        if verdict == "drop":
+            return []
+        locale = normalise_locale(inbound.locale_hint, self.default_locale)
+        address = Address(str(inbound.channel), inbound.chat_id)
+        return [Outbound(to=address, text=self.catalogue.t("flood.wait", locale))]
+
+
+class Repeat:
+    """The journal's claim, first in the turn's transaction: an update the platform sent again
+    (or another worker handles) is used up with no reply. Taking it closes its journal entry,
+    so the claim commits or rolls back with the turn."""
+
+    async def __call__(self, inbox: InboxStore, inbound: Inbound) -> bool:
+        if inbound.update_id is None:
+            return False  # nothing to dedupe by (the console)
+        return not await inbox.take(str(inbound.channel), inbound.update_id)
 
 
 class Blocked:

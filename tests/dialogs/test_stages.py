@@ -221,3 +221,51 @@ def test_blocked_leaves_the_chat_for_the_menu_and_undeclared_moves_are_refused()
     )
     with pytest.raises(Exception, match="blocked"):
         moves.move(conv, {}, "blocked")  # not declared from the menu
+
+
+# ---------------------------------------------------------------- before the turn
+def _text(text: str, update_id: str | None = None) -> Inbound:
+    return Inbound(channel=Channel.CONSOLE, user_id="u1", chat_id="c1", text=text,
+                   locale_hint="ru", update_id=update_id)
+
+
+def test_flood_says_slow_down_once_per_flood_and_lets_danger_through() -> None:
+    from dialogs.ratelimit import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(burst=4, per_second=0.1, clock=lambda: now[0])
+
+    def urgent(inbound: Inbound) -> bool:
+        return "жить" in (inbound.text or "")
+
+    flood = stages.Flood(limiter, urgent, default_catalogue(), "ru")
+    assert [flood(_text(w)) for w in ("раз", "два", "ещё", "и ещё")] == [None] * 4  # the burst
+    warned = flood(_text("три"))
+    assert warned is not None and len(warned) == 1
+    assert warned[0].text == default_catalogue().t("flood.wait", "ru")
+    assert warned[0].to == Address("console", "c1")
+    assert flood(_text("четыре")) == []  # quiet after the one word
+    now[0] += 10.0  # one token frees mid-flood: used, and no second "slow down"
+    assert flood(_text("пять")) is None
+    assert flood(_text("шесть")) == []
+    # Danger is never held back, however hard the child is flooding.
+    assert flood(_text("я не хочу жить")) is None
+
+
+async def test_repeat_uses_up_an_update_taken_before_and_passes_a_new_one() -> None:
+    taken: set[tuple[str, str]] = set()
+
+    class Inbox:
+        async def take(self, channel: str, update_id: str) -> bool:
+            if (channel, update_id) in taken:
+                return False
+            taken.add((channel, update_id))
+            return True
+
+    repeat = stages.Repeat()
+    inbox: Any = Inbox()
+    assert await repeat(inbox, _text("привет", "41")) is False  # new: the turn goes on
+    assert await repeat(inbox, _text("привет", "41")) is True  # sent again: used up
+    assert await repeat(inbox, _text("привет", "42")) is False
+    assert await repeat(inbox, _text("без номера")) is False  # the console has no ids
+    assert taken == {("console", "41"), ("console", "42")}
