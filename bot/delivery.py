@@ -100,6 +100,9 @@ class Delivery:
         self._to_mark: list[int] = []
         self._marked: asyncio.Future[None] | None = None
         self._marker: asyncio.Task[None] | None = None
+        # Renews the leases of the claims in hand while their sends wait (for a send token:
+        # the staff group's turn can take minutes), so no other worker takes them over.
+        self._keeper: asyncio.Task[None] | None = None
 
     def register(self, channel: str, sender: Sender, pacer: Pacer | None = None) -> None:
         self._senders[channel] = sender
@@ -165,7 +168,7 @@ class Delivery:
         if await self._in_turn(known):
             return
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + CLAIM.total_seconds() + 1.0
+        give_up = loop.time() + self.lease.total_seconds() + 1.0
         waits = 0
         while True:
             async with self.db.session() as s:
@@ -191,7 +194,7 @@ class Delivery:
             if not message.meta.get(CLAIMED):  # else written claimed for us: its turn is now
                 async with self.db.session() as s:
                     now = utcnow()
-                    if not await Repos(s).outbox.claim_in_turn(outbox_id, now, now + CLAIM):
+                    if not await Repos(s).outbox.claim_in_turn(outbox_id, now, now + self.lease):
                         return False  # an older one waits (or someone has this one): read
             del known[outbox_id]
             sent = await self._send_holding(message, targets, outbox_id)
@@ -269,7 +272,7 @@ class Delivery:
             now = utcnow()
             for row, message in run:
                 if not message.meta.get(CLAIMED) and not await Repos(s).outbox.claim(
-                    row.id, now, now + CLAIM
+                    row.id, now, now + self.lease
                 ):
                     break  # someone else has it now: the rest waits its turn
                 known.pop(row.id, None)
@@ -279,6 +282,7 @@ class Delivery:
         ids = [outbox_id for outbox_id, _ in claimed]
         messages = [message for _, message in claimed]
         self._claimed.update(ids)
+        self._keep_leases()
         try:
             for target in self._targets(messages[0]):
                 batch = getattr(target, "send_batch", None)
@@ -302,6 +306,27 @@ class Delivery:
         self._claimed.difference_update(ids)
         await asyncio.gather(*(self._mark_delivered(i) for i in ids))
         return "done" if len(claimed) == len(run) else "held"
+
+    def _keep_leases(self) -> None:
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.create_task(self._renew_leases(), name="outbox-leases")
+
+    async def _renew_leases(self) -> None:
+        """While claims are in hand: every third of the lease, extend those still held. Ends
+        when none are left (the next claim starts it again)."""
+        assert self.db is not None
+        every = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            held = sorted(self._claimed)
+            if not held:
+                return
+            try:
+                async with self.db.session() as s:
+                    await Repos(s).outbox.extend_claims(held, utcnow() + self.lease)
+            except Exception as exc:  # the database is away: the leases run out on their own
+                log.warning("could not renew %d outbox claims (%s)", len(held),
+                            type(exc).__name__)
 
     async def _release(self, outbox_ids: list[int]) -> None:
         """Give back claims taken at write that this sender will not use now."""
@@ -361,7 +386,7 @@ class Delivery:
         if outbox_id is not None and self.db is not None:
             async with self.db.session() as s:
                 now = utcnow()
-                if not await Repos(s).outbox.claim(outbox_id, now, now + CLAIM):
+                if not await Repos(s).outbox.claim(outbox_id, now, now + self.lease):
                     return None  # someone else is sending it, or it was sent
         return await self._send_holding(message, targets, outbox_id)
 
@@ -373,6 +398,7 @@ class Delivery:
         held = outbox_id is not None and self.db is not None
         if held:
             self._claimed.add(outbox_id or 0)
+            self._keep_leases()
         try:
             sent = await self._send_claimed(message, targets, outbox_id)
         except asyncio.CancelledError:
@@ -518,6 +544,8 @@ class Delivery:
         if self._marker is not None and not self._marker.done():
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._marker)  # sends already made are marked first
+        if self._keeper is not None:
+            self._keeper.cancel()
         claimed, self._claimed = sorted(self._claimed), set()
         if not claimed or self.db is None:
             return 0

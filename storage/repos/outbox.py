@@ -216,6 +216,20 @@ class OutboxRepo(_Repo):
             .values(delivered_at=utcnow(), claimed_until=None, body={})
         )
 
+    async def extend_claims(self, message_ids: Sequence[int], until: datetime) -> None:
+        """Renew live claims (a send waiting for its turn): not one that was delivered, failed,
+        rescheduled or given back meanwhile."""
+        await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_(message_ids),
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                OutboxMessage.claimed_until.is_not(None),
+            )
+            .values(claimed_until=until)
+        )
+
     async def release(self, message_ids: Sequence[int]) -> None:
         """Give back claims that will not be used now: due again at once, for any sender."""
         await self.session.execute(

@@ -134,3 +134,36 @@ async def _no_sleep(pacer: Pacer, chat: str) -> float:
 
 async def _instant(delay: float) -> None:
     return None
+
+
+async def test_a_send_waiting_longer_than_its_lease_is_not_taken_over(db: Database) -> None:
+    """The staff group's turn can take minutes: while a desk post waits for it, its claim is
+    renewed, so another worker's pass never sends the same notice a second time."""
+    import asyncio
+
+    class SlowDesk:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        async def send(self, message: Outbound) -> None:
+            await asyncio.sleep(1.5)  # waiting for the group's next free post
+            self.sent.append(message.text)
+
+    lease = timedelta(seconds=0.45)
+    first, second = SlowDesk(), SlowDesk()
+    worker_a, worker_b = Delivery(db), Delivery(db)
+    for worker, desk in ((worker_a, first), (worker_b, second)):
+        worker.lease = lease  # type: ignore[misc]
+        worker.register_desk(desk)
+    notice = Outbound(to=Address("desk", "42"), text="the child wrote", case_id=42,
+                      desk_event=DeskEvent.CHILD_MESSAGE)
+    sending = asyncio.create_task(worker_a.deliver([notice]))
+    for _ in range(8):  # the other worker looks every 0.2 s, past the lease several times
+        await asyncio.sleep(0.2)
+        await worker_b.flush_due()
+    await sending
+    assert first.sent == ["the child wrote"] and second.sent == []
+    async with db.session() as s:
+        assert list(await Repos(s).outbox.pending("desk", "42")) == []
+    await worker_a.release()
+    await worker_b.release()
