@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from dialogs.retention import JOURNAL_DAYS, OUTBOX_DAYS
 
@@ -39,7 +40,11 @@ class Settings(BaseSettings):
 
     telegram_bot_token: SecretStr | None = None
     telegram_api_url: str = "https://api.telegram.org"
-    telegram_staff_chat_id: int | None = None
+    # TELEGRAM_STAFF_CHAT_ID: one staff forum, or several as a comma-separated list (each group
+    # takes 20 posts a minute: a busy line spreads its cases). Cases made before a case row kept
+    # its group live in the first one: add new groups at the end.
+    telegram_staff_chat_ids: Annotated[tuple[int, ...], NoDecode] = Field(
+        (), validation_alias="telegram_staff_chat_id")
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None
     webhook_host: str = "0.0.0.0"
@@ -101,11 +106,20 @@ class Settings(BaseSettings):
             raise ValueError(f"no emergency contacts for region {value!r}; known: {regions()}")
         return value
 
-    @field_validator("telegram_staff_chat_id", "vk_group_id", mode="before")
+    @field_validator("vk_group_id", mode="before")
     @classmethod
     def _empty_int_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("telegram_staff_chat_ids", mode="before")
+    @classmethod
+    def _staff_chat_list(cls, value: object) -> tuple[int, ...]:
+        return parse_chat_ids(value)
+
+    @property
+    def telegram_staff_chat_id(self) -> int | None:
+        """The first staff group (None: no Telegram desk)."""
+        return self.telegram_staff_chat_ids[0] if self.telegram_staff_chat_ids else None
 
     @field_validator("hours_file", mode="before")
     @classmethod
@@ -135,6 +149,32 @@ class Settings(BaseSettings):
                 f"{', '.join(real)} is the real platform: point TELEGRAM_API_URL / VK_API_URL "
                 "at the fake server, or remove SEND_PACING")
         return self
+
+
+def parse_chat_ids(value: object) -> tuple[int, ...]:
+    """Chat ids from "-1001", "-1001,-1002", an int or a sequence; empty or None: none."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",")]
+    elif isinstance(value, list | tuple):
+        parts = [str(part).strip() for part in value]
+    else:
+        raise ValueError("expected a chat id or a comma-separated list of chat ids")
+    if not all(_is_int(part) for part in parts):
+        raise ValueError(
+            f"expected a chat id or a comma-separated list of chat ids such as "
+            f"-1001234567890,-1009876543210; got {value!r}")
+    ids = tuple(int(part) for part in parts)
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"a chat id is listed twice in {value!r}")
+    return ids
+
+
+def _is_int(text: str) -> bool:
+    return text.removeprefix("-").isdigit()
 
 
 def _is_real_api(url: str) -> bool:

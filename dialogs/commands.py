@@ -134,10 +134,13 @@ class GlobalCommands:
     async def forget(self, turn: Turn) -> None:
         """Erase everything the user told us (every table, every copy: `UserStore.erase`) and
         the evidence files. An open case is closed as "the child erased their data" and its
-        counsellor told at once; the trail says that an erasure happened, and nothing else."""
+        counsellor told at once; every desk copy of their words goes (each case with a staff
+        topic is told, and the topic deleted); the trail says that an erasure happened, and
+        nothing else."""
         case = await turn.repos.cases.open_for_user(turn.user.id)
-        if case is not None:
-            turn.extra.append(self.notice(case, DeskEvent.CHILD_LEFT, "/forget"))
+        for told in await turn.repos.cases.for_user(turn.user.id):
+            if told.desk_thread_id is not None or (case is not None and told.id == case.id):
+                turn.extra.append(self.notice(told, DeskEvent.CHILD_LEFT, "/forget"))
         await turn.repos.audit.record(
             "child_erased", counsellor_id=None, case_id=case.id if case else None, detail=""
         )

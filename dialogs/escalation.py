@@ -24,7 +24,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
@@ -75,6 +75,15 @@ NO_LIMIT = 1_000_000
 # A block on a case whose child may be the victim waits for its confirmation this long.
 CONFIRM_ASKED = "block_confirmation_asked"
 CONFIRM_WITHIN = timedelta(minutes=15)
+
+
+# Commands whose effect every desk shows (the card, the alert, the topic): their event.
+_PUBLISHED: dict[type, DeskEvent] = {
+    Take: DeskEvent.CASE_TAKEN,
+    Release: DeskEvent.CASE_RELEASED,
+    Close: DeskEvent.CASE_CLOSED,
+    ChangeRisk: DeskEvent.RISK_CHANGED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +297,29 @@ class Desk:
             Unblock: self._unblock,
             SetCategory: self._set_category,
         }
-        return await handlers[type(command)](counsellor, command)
+        result = await handlers[type(command)](counsellor, command)
+        if not result.ok or type(command) not in _PUBLISHED:
+            return result
+        event = await self._published(counsellor, command, result)
+        return replace(result, outbound=(*result.outbound, *event))
+
+    async def _published(
+        self, counsellor: CounsellorRecord, command: DeskCommand, result: DeskResult
+    ) -> tuple[Outbound, ...]:
+        """The desk event of a command that went through, for every desk to render (whichever
+        desk the counsellor used): one notice in the case's desk stream, in order."""
+        async with self.db.unit() as repos:
+            case = await repos.cases.get(command.case_id)
+        if case is None:
+            return ()
+        meta = {"by": counsellor.name}
+        if isinstance(command, Close):
+            meta["outcome"] = command.outcome
+        if isinstance(command, ChangeRisk):
+            meta["old"] = result.detail
+        return (Outbound(to=Address(DESK, str(case.id)), text="", case_id=case.id,
+                         desk_event=_PUBLISHED[type(command)],
+                         critical=case.risk == Risk.CRITICAL.value, meta=meta),)
 
     async def _permitted(
         self, repos: Stores, counsellor: CounsellorRecord, command: DeskCommand

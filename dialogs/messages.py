@@ -83,6 +83,12 @@ class DeskEvent(StrEnum):
     CHILD_LEFT = "child_left"
     CASE_UPDATED = "case_updated"
     UNREACHABLE = "unreachable"
+    # What a counsellor did, from whichever desk: published once, rendered by every desk (the
+    # Telegram topic and card, the web console's live pages). `meta["by"]`: who did it.
+    CASE_TAKEN = "case_taken"
+    CASE_RELEASED = "case_released"
+    CASE_CLOSED = "case_closed"  # meta["outcome"]
+    RISK_CHANGED = "risk_changed"  # meta["old"]: the risk before
 
 
 @dataclass(frozen=True, slots=True)

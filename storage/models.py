@@ -166,6 +166,10 @@ class Case(Base):
     desk_announcement_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
     desk_announcement_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     desk_announcement_pinned_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The staff group (Telegram chat id) the case's topic lives in, chosen with its first topic
+    # under the topic claim and never changed. None with a topic: a case made before the group
+    # was kept, which lives in the first group of TELEGRAM_STAFF_CHAT_ID.
+    desk_chat_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class Attachment(Base):

@@ -36,11 +36,12 @@ from bot.telegram.files import EvidenceCollector
 from bot.telegram.limits import RetryAfterMiddleware
 from bot.telegram.polling import GetRawUpdates, Poller
 from bot.telegram.sender import TelegramSender
-from bot.telegram.setup import check_staff_chat, set_commands
+from bot.telegram.setup import check_staff_chats, set_commands, stray_groups
 from bot.telegram.staff import StaffHandlers, staff_router
 from bot.telegram.webhook import mount_webhook, run_webhook, webhook_path, webhook_secret
 from dialogs.catalogue import Catalogue
 from dialogs.messages import Channel
+from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _keep_response_models() -> None:
 @dataclass
 class TelegramChannels:
     """What `build_telegram` made: the child channel's sender, the evidence collector, and the
-    staff desk (None without TELEGRAM_STAFF_CHAT_ID)."""
+    staff desk for every staff group (None without TELEGRAM_STAFF_CHAT_ID)."""
 
     app: App
     bot: Bot
@@ -80,15 +81,20 @@ class TelegramChannels:
     desk_texts: Catalogue
 
     async def start_up(self) -> list[str]:
-        """Command menus and the staff group check; returns the problems found (also logged)."""
+        """Command menus and the check of each staff group; returns the problems found (also
+        logged)."""
         settings = self.app.settings
+        chats = settings.telegram_staff_chat_ids
         await set_commands(self.bot, self.app.engine.catalogue, self.desk_texts,
-                           settings.default_locale, settings.telegram_staff_chat_id)
-        if settings.telegram_staff_chat_id is None:
+                           settings.default_locale, chats)
+        if not chats:
             log.warning("TELEGRAM_STAFF_CHAT_ID is not set: no Telegram desk; cases wait for "
                         "another desk (console)")
             return []
-        return await check_staff_chat(self.bot, settings.telegram_staff_chat_id)
+        problems = await check_staff_chats(self.bot, chats)
+        async with self.app.db.session() as session:
+            open_cases = await Repos(session).desk.open_cases_per_group()
+        return problems + stray_groups(open_cases, chats)
 
 
 def build_telegram(
@@ -119,14 +125,14 @@ def build_telegram(
     app.delivery.register_desk(evidence)
     desk: TelegramDesk | None = None
     staff: StaffHandlers | None = None
-    if settings.telegram_staff_chat_id is not None:
+    if settings.telegram_staff_chat_ids:
         desk = TelegramDesk(
-            bot, app, settings.telegram_staff_chat_id, texts=desk_texts,
+            bot, app, settings.telegram_staff_chat_ids, texts=desk_texts,
             locale=settings.default_locale, evidence_max_bytes=settings.evidence_max_bytes,
             pacer=pacer,
         )
         staff = StaffHandlers(app, desk, sender)
-        dispatcher.include_router(staff_router(staff, settings.telegram_staff_chat_id))
+        dispatcher.include_router(staff_router(staff, settings.telegram_staff_chat_ids))
         app.delivery.register_desk(desk)
     dispatcher.include_router(fallback_router())
     channels = TelegramChannels(app=app, bot=bot, sender=sender, evidence=evidence, desk=desk,

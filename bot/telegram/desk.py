@@ -1,9 +1,17 @@
-"""The counsellors' desk in a Telegram forum supergroup: one topic per case.
+"""The counsellors' desk in Telegram forum supergroups: one topic per case.
 
 A new case becomes a topic named "#42 · cyberbullying · HIGH", opened by a card (the child's
 answers, what they wrote, the evidence, and buttons: Take, Close, risk up/down) and the evidence
 files themselves. What the child writes later is copied into the topic. Critical cases are also
 announced in the General topic and pinned until someone takes them.
+
+Several staff groups (TELEGRAM_STAFF_CHAT_ID lists them; Telegram lets a bot post 20 messages a
+minute in one group): a case lives in one group, chosen when its first topic is made (the group
+with the fewest open cases, ties to the first) and stored on the case row (`desk_chat_id`) by the
+same claim that makes the topic, so no two workers put one case in two groups. Everything of the
+case happens in its group: topic, card, posts, files, renames, its announcement and pin in that
+group's General topic, a re-created topic. A case with a topic and no stored group was made before
+groups were kept: it lives in the first group.
 
 The card is the bot's own rendering of a case, read through the repositories (not `Desk.view`,
 which is a counsellor's audited read) and audited as "card_posted" with no counsellor. It never
@@ -82,6 +90,7 @@ ANSWER_CHARS = 300
 # A claim on a case's topic or announcement older than this was left by a worker that died:
 # another may take it over. Longer than a Bot API call takes, short enough for a new case.
 CLAIM_STALE = timedelta(seconds=60)
+ERASED = "child-erased"  # the outcome of a case whose child erased their data (/forget)
 # Does the post in hand skip the staff group's queue? Desk notices of a critical case (a danger
 # line, the alert) do; other notices wait their turn. What follows a counsellor's own action
 # (taken, closed, the outcome picker) answers a person waiting for it: it goes at once too, and
@@ -140,6 +149,8 @@ class CaseCard:
     thread: int | None
     files: tuple[EvidenceFile, ...]
     card_message: int | None = None
+    # The staff group as stored (None: no topic yet, or made before groups were kept).
+    chat: int | None = None
     announcement: int | None = None
     announcement_pinned: bool = False
     # What the child wrote in the case (the last lines), read only when the card is rendered.
@@ -147,13 +158,13 @@ class CaseCard:
 
 
 class TelegramDesk:
-    """Desk notices -> the staff forum; and the card and topic operations of the staff router."""
+    """Desk notices -> the staff forums; and the card and topic operations of the staff router."""
 
     def __init__(
         self,
         bot: Bot,
         app: App,
-        chat_id: int,
+        chat_ids: int | Sequence[int],
         *,
         texts: Catalogue,
         locale: str,
@@ -165,7 +176,9 @@ class TelegramDesk:
         # group takes a token from the group's bucket (shared by the workers with PostgreSQL).
         self.pacer = pacer
         self.app = app
-        self.chat_id = chat_id
+        self.chat_ids = (chat_ids,) if isinstance(chat_ids, int) else tuple(chat_ids)
+        if not self.chat_ids:
+            raise ValueError("a Telegram desk needs at least one staff group")
         self.texts = texts
         self.locale = locale
         self.evidence_max_bytes = evidence_max_bytes
@@ -178,6 +191,45 @@ class TelegramDesk:
     def t(self, key: str, **values: object) -> str:
         text = self.texts.t(key, self.locale)
         return text.format(**values) if values else text
+
+    # ------------------------------------------------------------------ the case's group
+    @property
+    def chat_id(self) -> int:
+        """The first staff group: where cases made before groups were kept live."""
+        return self.chat_ids[0]
+
+    def home_in(self, chat: int | None, thread: int | None) -> int | None:
+        """The staff group of a case stored with the group `chat` and the topic `thread`: its
+        stored group, else the first for a topic made before groups were kept; None while it
+        has neither (no topic yet)."""
+        if chat is not None:
+            return chat
+        return self.chat_id if thread is not None else None
+
+    def home(self, card: CaseCard) -> int | None:
+        return self.home_in(card.chat, card.thread)
+
+    def _group(self, card: CaseCard) -> int:
+        """The group of a case whose topic exists (`_thread` made it, and chose its group)."""
+        home = self.home(card)
+        return home if home is not None else self.chat_id
+
+    async def home_of(self, case_id: int) -> int | None:
+        """The staff group the case lives in (None: no topic yet, or no such case)."""
+        async with self.app.db.session() as session:
+            case = await Repos(session).cases.get(case_id)
+        return None if case is None else self.home_in(case.desk_chat_id, case.desk_thread_id)
+
+    async def _emptiest_group(self) -> int:
+        """Where a case's first topic goes: the group with the fewest open cases, ties to the
+        first listed."""
+        if len(self.chat_ids) == 1:
+            return self.chat_id
+        async with self.app.db.session() as session:
+            counts = await Repos(session).desk.open_cases_per_group()
+        loads = {chat: counts.get(chat, 0) for chat in self.chat_ids}
+        loads[self.chat_id] += counts.get(None, 0)  # made before groups were kept
+        return min(self.chat_ids, key=lambda chat: loads[chat])  # min keeps the first of ties
 
     # ------------------------------------------------------------------ desk notices
     async def send(self, message: Outbound) -> None:
@@ -217,10 +269,10 @@ class TelegramDesk:
         finally:
             _URGENT.reset(urgent)
 
-    async def _pace(self) -> None:
+    async def _pace(self, chat: int) -> None:
         """Wait for the staff group's next free post (at once for an urgent one)."""
         if self.pacer is not None:
-            await self.pacer.wait(str(self.chat_id), urgent=_URGENT.get())
+            await self.pacer.wait(str(chat), urgent=_URGENT.get())
 
     async def _notice(self, case_id: int, message: Outbound) -> None:
         card = await self.load(case_id)
@@ -228,6 +280,10 @@ class TelegramDesk:
             log.error("desk notice for a case that does not exist (case %s)", case_id)
             return
         event = message.desk_event
+        if card.outcome == ERASED and not (event is DeskEvent.CHILD_LEFT
+                                           and message.text == "/forget"):
+            log.info("case %s: erased by the child, desk notice dropped", case_id)
+            return  # its topic is gone with the child's data: nothing re-creates it
         if card.thread is None and event is not DeskEvent.CASE_OPENED:
             card = await self._after_opening(card, message)
         if event is DeskEvent.CASE_OPENED:
@@ -250,11 +306,14 @@ class TelegramDesk:
             await self._refresh(card)
         elif event is DeskEvent.CHILD_MESSAGE:
             await self._post_child(card, message)
+        elif event is DeskEvent.CHILD_LEFT and message.text == "/forget":
+            await self._erased(card)
         elif event is DeskEvent.CHILD_LEFT:
-            key = "desk.child_forgot" if message.text == "/forget" else "desk.child_left"
-            await self._post(card, self.t(key))
+            await self._post(card, self.t("desk.child_left"))
         elif event is DeskEvent.UNREACHABLE:
             await self._post(card, self.t("desk.unreachable"))
+        elif event in _DONE_BY_COUNSELLOR:
+            await _DONE_BY_COUNSELLOR[event](self, card, message.meta)
         elif message.text:
             await self._post(card, self.t("desk.updated", text=message.text))
 
@@ -271,63 +330,97 @@ class TelegramDesk:
             raise DeliveryError("topic_pending")  # temporary: the outbox retries it in order
         return await self.load(card.id) or card
 
-    # ------------------------------------------------------------------ after desk actions
-    async def case_taken(self, case_id: int, name: str, *, card_message: int | None = None,
-                         general_message: int | None = None) -> None:
-        async with self._locks.hold(case_id):
-            card = await self.load(case_id)
-            if card is None:
-                return
-            await self._refresh(card, card_message)
-            await self._post(card, self.t("desk.taken", name=name))
-            await self._unannounce(card, name, general_message)
-
-    async def case_released(self, case_id: int, name: str) -> None:
-        async with self._locks.hold(case_id):
-            card = await self.load(case_id)
-            if card is None:
-                return
-            await self._refresh(card)
-            await self._post(card, self.t("desk.released", name=name))
-            if card.risk == Risk.CRITICAL.value:
-                await self._announce(card)
-
-    async def case_closed(self, case_id: int, name: str, outcome: str, *,
-                          picker_message: int | None = None) -> None:
-        async with self._locks.hold(case_id):
-            card = await self.load(case_id)
-            if card is None:
-                return
-            await self._refresh(card)
-            line = self.t("desk.closed", name=name, outcome=outcome_label(outcome, self.locale))
-            edited = False
-            if picker_message is not None:
-                try:
-                    await self.bot.edit_message_text(line, chat_id=self.chat_id,
-                                                     message_id=picker_message)
-                    edited = True
-                except TelegramBadRequest:
-                    edited = False
-            if not edited:
-                await self._post(card, line)
-            await self._unannounce(card, name, None)
+    # ------------------------------------------------------------------ /forget
+    async def _erased(self, card: CaseCard) -> None:
+        """The child erased their data: the case's topic goes with everything copied into it
+        (their words, their files, the card), the critical alert is unpinned, and the group
+        is told in General at once, with the case number only."""
+        chat = self.home(card) or self.chat_id
+        urgent = _URGENT.set(True)  # the holder must hear of it now
+        try:
+            await self._drop_alert(card, chat)
             if card.thread is not None:
-                try:
-                    await self.bot.close_forum_topic(self.chat_id, card.thread)
-                except TelegramBadRequest as exc:
-                    log.info("case %s: topic not closed (%s)", case_id, exc.message)
+                await self._delete_topic(card, chat, card.thread)
+            await self._pace(chat)
+            await self.bot.send_message(chat, self.t("desk.erased", case=card.id))
+        finally:
+            _URGENT.reset(urgent)
 
-    async def risk_changed(self, case_id: int, old: str, name: str) -> None:
-        async with self._locks.hold(case_id):
-            card = await self.load(case_id)
-            if card is None:
+    async def _drop_alert(self, card: CaseCard, chat: int) -> None:
+        async with self.app.db.session() as session:
+            repos = Repos(session)
+            case = await repos.cases.get(card.id)
+            current = case.desk_announcement_message_id if case is not None else None
+            if current is None or not await repos.desk.clear_announcement(card.id, current):
                 return
-            await self._rename(card)
-            await self._refresh(card)
-            await self._post(card, self.t("desk.risk.changed", old=self._risk(old),
-                                          new=self._risk(card.risk), name=name))
-            if card.risk == Risk.CRITICAL.value and card.status == "waiting":
-                await self._announce(card)
+        if await self._unpin(chat, card.id, current):
+            try:
+                await self.bot.edit_message_text(self.t("desk.critical.erased", case=card.id),
+                                                 chat_id=chat, message_id=current)
+            except (TelegramBadRequest, TelegramForbiddenError) as exc:
+                log.warning("case %s: the critical announcement was not edited (%s)", card.id,
+                            exc.message)
+
+    async def _delete_topic(self, card: CaseCard, chat: int, thread: int) -> None:
+        try:
+            await self.bot.delete_forum_topic(chat, thread)
+        except TelegramBadRequest as exc:
+            if thread_gone(exc):
+                return  # deleted already (a repeat of this notice)
+            log.error("case %s: the erased child's topic was not deleted (%s): give the bot "
+                      "the 'Delete messages' administrator right", card.id, exc.message)
+            await self.bot.send_message(chat, self.t("desk.child_forgot"),
+                                        message_thread_id=thread)
+        except TelegramForbiddenError as exc:
+            log.error("case %s: the erased child's topic was not deleted (%s)", card.id,
+                      exc.message)
+
+    # ------------------------------------------------------------------ what counsellors did
+    # Published once by `Desk.execute`, whichever desk the counsellor used (this group, the web
+    # console, the terminal), and rendered here from the case's notices, in order.
+    async def _taken(self, card: CaseCard, meta: dict[str, str]) -> None:
+        name = meta.get("by", "?")
+        await self._refresh(card)
+        await self._post(card, self.t("desk.taken", name=name))
+        await self._unannounce(card, name, None)
+
+    async def _released(self, card: CaseCard, meta: dict[str, str]) -> None:
+        await self._refresh(card)
+        await self._post(card, self.t("desk.released", name=meta.get("by", "?")))
+        if card.risk == Risk.CRITICAL.value:
+            await self._announce(card)
+
+    async def _closed(self, card: CaseCard, meta: dict[str, str]) -> None:
+        name = meta.get("by", "?")
+        await self._refresh(card)
+        outcome = outcome_label(meta.get("outcome", ""), self.locale)
+        await self._post(card, self.t("desk.closed", name=name, outcome=outcome))
+        await self._unannounce(card, name, None)
+        if card.thread is not None:
+            try:
+                await self.bot.close_forum_topic(self._group(card), card.thread)
+            except TelegramBadRequest as exc:
+                log.info("case %s: topic not closed (%s)", card.id, exc.message)
+
+    async def _risk_changed(self, card: CaseCard, meta: dict[str, str]) -> None:
+        await self._rename(card)
+        await self._refresh(card)
+        await self._post(card, self.t("desk.risk.changed", old=self._risk(meta.get("old", "")),
+                                      new=self._risk(card.risk), name=meta.get("by", "?")))
+        if card.risk == Risk.CRITICAL.value and card.status == "waiting":
+            await self._announce(card)
+
+    async def settle_picker(self, case_id: int, message_id: int | None) -> None:
+        """The outcome picker a counsellor used loses its buttons (the close itself is posted
+        with the case's other news, `_closed`)."""
+        if message_id is None:
+            return
+        chat = await self.home_of(case_id) or self.chat_id
+        try:
+            await self.bot.edit_message_reply_markup(chat_id=chat, message_id=message_id,
+                                                     reply_markup=None)
+        except TelegramBadRequest as exc:
+            log.info("case %s: the outcome picker kept its buttons (%s)", case_id, exc.message)
 
     async def show_outcomes(self, case_id: int) -> None:
         """Post the outcome picker in the case's topic."""
@@ -376,7 +469,7 @@ class TelegramDesk:
                 answers=dict(case.answers or {}),
                 signals=tuple(case.signals.get("signals", [])) if case.signals else (),
                 thread=case.desk_thread_id, files=files,
-                card_message=case.desk_card_message_id,
+                card_message=case.desk_card_message_id, chat=case.desk_chat_id,
                 announcement=case.desk_announcement_message_id,
                 announcement_pinned=case.desk_announcement_pinned_at is not None,
             )
@@ -488,15 +581,19 @@ class TelegramDesk:
     async def _open_topic(self, card: CaseCard, gone: int | None) -> int:
         """A topic for the case (`gone`: the deleted one it replaces), opened by its card and the
         evidence files: made by one worker only, its id saved right after Telegram's answer.
-        Its two posts (the topic, the card) are paced before the claim, so that a long wait
-        for the group's turn never turns the claim stale."""
-        await self._pace()
-        await self._pace()
-        claim = await self._claim_topic(card.id, gone)
-        if claim is None:
+        The group is the case's own (a re-created topic stays in it), or for a first topic the
+        emptiest, stored by the claim itself. Its two posts (the topic, the card) are paced
+        before the claim, so that a long wait for the group's turn never turns the claim stale."""
+        home = self.home(card)
+        chat = home if home is not None else await self._emptiest_group()
+        await self._pace(chat)
+        await self._pace(chat)
+        claim = await self._claim_topic(card.id, gone, chat=chat)
+        if claim is None:  # claimed by another worker, or placed in another group meanwhile
             return await self._topic_made_elsewhere(card, gone)
+        card.chat = chat
         try:
-            topic = await self.bot.create_forum_topic(self.chat_id, self.topic_name(card))
+            topic = await self.bot.create_forum_topic(chat, self.topic_name(card))
         except TelegramAPIError as exc:
             if refused(exc):
                 await self._release_topic(card.id, claim)
@@ -505,7 +602,7 @@ class TelegramDesk:
         async with self.app.db.session() as session:
             saved = await Repos(session).desk.save_topic(card.id, claim, thread)
         if not saved:
-            await self._drop_topic(card.id, thread)
+            await self._drop_topic(chat, card.id, thread)
             return await self._topic_made_elsewhere(card, gone)
         card.thread, card.card_message = thread, None
         what = "topic re-created" if gone is not None else "topic created"
@@ -514,17 +611,19 @@ class TelegramDesk:
         await self._send_evidence(card)
         return thread
 
-    async def _claim_topic(self, case_id: int, thread: int | None, *,
+    async def _claim_topic(self, case_id: int, thread: int | None, *, chat: int | None = None,
                            card: bool = False) -> datetime | None:
-        """The claim (its timestamp) on making the case's topic (`card`: only the card of the
-        topic `thread`), or None if another worker holds a fresh one or did it already."""
+        """The claim (its timestamp) on making the case's topic in the group `chat` (`card`:
+        only the card of the topic `thread`), or None if another worker holds a fresh one or
+        did it already, or the case lives in another group."""
         now = self.clock()
         async with self.app.db.session() as session:
             repos = Repos(session)
             if card and thread is not None:
                 claimed = await repos.desk.claim_card(case_id, thread, now, now - CLAIM_STALE)
             else:
-                claimed = await repos.desk.claim_topic(case_id, thread, now, now - CLAIM_STALE)
+                claimed = await repos.desk.claim_topic(case_id, thread, now, now - CLAIM_STALE,
+                                                       chat=chat)
         return now if claimed else None
 
     async def _release_topic(self, case_id: int, claim: datetime) -> None:
@@ -536,15 +635,15 @@ class TelegramDesk:
         fresh = await self.load(card.id)
         if fresh is None or fresh.thread is None or fresh.thread == gone:
             raise topic_pending()
-        card.thread, card.card_message = fresh.thread, fresh.card_message
+        card.thread, card.card_message, card.chat = fresh.thread, fresh.card_message, fresh.chat
         return fresh.thread
 
-    async def _drop_topic(self, case_id: int, thread: int) -> None:
+    async def _drop_topic(self, chat: int, case_id: int, thread: int) -> None:
         """A topic made under a claim that was lost meanwhile: another worker makes the case's
         topic, so this one goes (best effort: a bot needs the right to delete messages)."""
         log.warning("case %s: a topic claim was taken over, deleting topic %s", case_id, thread)
         try:
-            await self.bot.delete_forum_topic(self.chat_id, thread)
+            await self.bot.delete_forum_topic(chat, thread)
         except TelegramAPIError as exc:
             log.error("case %s: duplicate topic %s not deleted (%s)", case_id, thread,
                       exc.message)
@@ -554,7 +653,7 @@ class TelegramDesk:
         assert card.thread is not None
         text, markup = self.render(await self._with_transcript(card))
         try:
-            posted = await self.bot.send_message(self.chat_id, text,
+            posted = await self.bot.send_message(self._group(card), text,
                                                  message_thread_id=card.thread,
                                                  reply_markup=markup)
         except TelegramAPIError as exc:
@@ -574,7 +673,7 @@ class TelegramDesk:
         """The case's topic has no card (its maker died before posting it): post it once."""
         if card.thread is None or card.card_message is not None:
             return
-        await self._pace()
+        await self._pace(self._group(card))
         claim = await self._claim_topic(card.id, card.thread, card=True)
         if claim is not None:
             await self._post_card(card, claim, "card posted")
@@ -599,17 +698,23 @@ class TelegramDesk:
             caption += "\n" + self.t("desk.child.over_limit", limit=self.size_limit())
         return caption
 
-    async def _in_topic(self, card: CaseCard, call: Callable[[int], Awaitable[T]]) -> T:
-        """Run `call(thread)`; if the topic was deleted, create it again (with its card) once."""
+    async def _in_topic(self, card: CaseCard, call: Callable[[int, int], Awaitable[T]], *,
+                        post: bool = True) -> T:
+        """Run `call(chat, thread)` in the case's group and topic; if the topic was deleted,
+        create it again (with its card, in the same group) once. `post`: the call posts a
+        message, and waits for the group's turn first."""
         thread = await self._thread(card)
+        chat = self._group(card)
+        if post:
+            await self._pace(chat)
         try:
-            return await call(thread)
+            return await call(chat, thread)
         except TelegramBadRequest as exc:
             if not thread_gone(exc):
                 raise
         log.warning("case %s: its topic was deleted, creating it again", card.id)
         thread = await self._open_topic(card, gone=thread)
-        return await call(thread)
+        return await call(chat, thread)
 
     async def _post(self, card: CaseCard, text: str,
                     markup: InlineKeyboardMarkup | None = None) -> Message:
@@ -618,25 +723,24 @@ class TelegramDesk:
         for index, part in enumerate(parts):
             last = index == len(parts) - 1
 
-            async def call(thread: int, part: str = part, last: bool = last) -> Message:
-                return await self.bot.send_message(self.chat_id, part, message_thread_id=thread,
+            async def call(chat: int, thread: int, part: str = part,
+                           last: bool = last) -> Message:
+                return await self.bot.send_message(chat, part, message_thread_id=thread,
                                                    reply_markup=markup if last else None)
 
-            await self._pace()
             sent = await self._in_topic(card, call)
         assert sent is not None
         return sent
 
     async def _send_file(self, card: CaseCard, att: Attachment, caption: str) -> Message:
         # By file id: the same bot's file ids work in any chat, no upload and no "forwarded from".
-        async def call(thread: int) -> Message:
+        async def call(chat: int, thread: int) -> Message:
             if att.kind is ContentKind.PHOTO:
-                return await self.bot.send_photo(self.chat_id, att.file_ref, caption=caption,
+                return await self.bot.send_photo(chat, att.file_ref, caption=caption,
                                                  message_thread_id=thread)
-            return await self.bot.send_document(self.chat_id, att.file_ref, caption=caption,
+            return await self.bot.send_document(chat, att.file_ref, caption=caption,
                                                 message_thread_id=thread)
 
-        await self._pace()
         return await self._in_topic(card, call)
 
     async def _post_child(self, card: CaseCard, message: Outbound) -> None:
@@ -665,11 +769,11 @@ class TelegramDesk:
     async def _rename(self, card: CaseCard) -> None:
         name = self.topic_name(card)
 
-        async def call(thread: int) -> bool:
-            return await self.bot.edit_forum_topic(self.chat_id, thread, name=name)
+        async def call(chat: int, thread: int) -> bool:
+            return await self.bot.edit_forum_topic(chat, thread, name=name)
 
         try:
-            await self._in_topic(card, call)
+            await self._in_topic(card, call, post=False)
         except TelegramBadRequest as exc:  # TOPIC_NOT_MODIFIED after a re-creation
             log.info("case %s: topic not renamed (%s)", card.id, exc.message)
 
@@ -683,7 +787,7 @@ class TelegramDesk:
             return
         text, markup = self.render(await self._with_transcript(card))
         try:
-            await self.bot.edit_message_text(text, chat_id=self.chat_id, message_id=target,
+            await self.bot.edit_message_text(text, chat_id=self._group(card), message_id=target,
                                              reply_markup=markup)
             await self._audit(card.id, "card updated")
             return
@@ -699,38 +803,42 @@ class TelegramDesk:
 
     # ------------------------------------------------------------------ critical cases
     def topic_link(self, card: CaseCard) -> str:
-        chat = str(self.chat_id)
-        if not chat.startswith("-100") or card.thread is None:
+        """A link to the case's topic in its group (only a supergroup's topics have one)."""
+        home = self.home(card)
+        chat = str(home)
+        if home is None or not chat.startswith("-100") or card.thread is None:
             return ""
         return f"\nhttps://t.me/c/{chat[4:]}/{card.thread}"
 
     async def _announce(self, card: CaseCard) -> None:
-        """Announce a critical case in the General topic and pin it until someone takes it:
-        once, whichever worker gets there first (the claim on the case row)."""
+        """Announce a critical case in the General topic of its group and pin it until someone
+        takes it: once, whichever worker gets there first (the claim on the case row)."""
         now = self.clock()
         if card.announcement is not None:
             if not card.announcement_pinned:
-                await self._pin_orphan(card.id, card.announcement, now)
+                await self._pin_orphan(card, card.announcement, now)
             return
-        await self._pace()
+        await self._thread(card)  # the case's group is chosen with its topic
+        chat = self._group(card)
+        await self._pace(chat)
         async with self.app.db.session() as session:
             if not await Repos(session).desk.claim_critical_announcement(card.id, now,
                                                                          now - CLAIM_STALE):
                 return  # announced, being announced, or no longer a waiting critical case
-        posted = await self._post_announcement(card, now)
+        posted = await self._post_announcement(card, chat, now)
         async with self.app.db.session() as session:
             saved = await Repos(session).desk.save_announcement(card.id, now, posted)
         if not saved:  # the claim was taken over: the other worker's announcement stands
-            await self._drop_message(card.id, posted)
+            await self._drop_message(chat, card.id, posted)
             return
-        await self._pin(card.id, posted)
+        await self._pin(chat, card.id, posted)
         await self._settle_announcement(card.id, posted)
 
-    async def _post_announcement(self, card: CaseCard, claim: datetime) -> int:
+    async def _post_announcement(self, card: CaseCard, chat: int, claim: datetime) -> int:
         text = self.t("desk.critical", title=self.topic_name(card), link=self.topic_link(card))
         take = keyboard(((Button(self.t("desk.button.take"), f"dk|take|{card.id}"),),))
         try:
-            posted = await self.bot.send_message(self.chat_id, text, reply_markup=take)
+            posted = await self.bot.send_message(chat, text, reply_markup=take)
         except TelegramAPIError as exc:
             if refused(exc):
                 async with self.app.db.session() as session:
@@ -738,22 +846,22 @@ class TelegramDesk:
             raise
         return posted.message_id
 
-    async def _pin_orphan(self, case_id: int, message_id: int, now: datetime) -> None:
+    async def _pin_orphan(self, card: CaseCard, message_id: int, now: datetime) -> None:
         """Pin an announcement whose poster died between posting and pinning it (its claim is
         stale); one being pinned right now by a live worker is left to it."""
         async with self.app.db.session() as session:
-            if not await Repos(session).desk.claim_pin(case_id, message_id, now,
+            if not await Repos(session).desk.claim_pin(card.id, message_id, now,
                                                        now - CLAIM_STALE):
                 return
-        await self._pin(case_id, message_id)
+        await self._pin(self._group(card), card.id, message_id)
 
-    async def _pin(self, case_id: int, message_id: int) -> None:
+    async def _pin(self, chat: int, case_id: int, message_id: int) -> None:
         try:
-            await self.bot.pin_chat_message(self.chat_id, message_id, disable_notification=False)
+            await self.bot.pin_chat_message(chat, message_id, disable_notification=False)
         except (TelegramBadRequest, TelegramForbiddenError) as exc:
             log.error("case %s: the critical announcement was not pinned (%s): give the bot the "
-                      "'Pin messages' administrator right in the staff group", case_id,
-                      exc.message)
+                      "'Pin messages' administrator right in the staff group %s", case_id,
+                      exc.message, chat)
             return
         async with self.app.db.session() as session:
             await Repos(session).desk.mark_pinned(case_id, message_id, self.clock())
@@ -765,14 +873,14 @@ class TelegramDesk:
         if card is None:
             return
         if card.announcement != message_id:
-            await self._unpin(case_id, message_id)
+            await self._unpin(self._group(card), case_id, message_id)
         elif card.status != "waiting":
             await self._unannounce(card, card.owner or "?", None)
 
     async def _unannounce(self, card: CaseCard, name: str, pressed: int | None) -> None:
         """Unpin the case's announcement and say who took it: once, by whichever worker takes
-        it off the case row. `pressed`: the announcement whose Take button was pressed, for one
-        made before the case row kept it."""
+        it off the case row. `pressed`: the announcement whose Take button was pressed (in the
+        case's own group), for one made before the case row kept it."""
         async with self.app.db.session() as session:
             repos = Repos(session)
             case = await repos.cases.get(card.id)
@@ -782,35 +890,47 @@ class TelegramDesk:
         message_id = current or pressed
         if message_id is None:
             return
-        if await self._unpin(card.id, message_id):
-            await self._edit_announcement(card, name, message_id)
+        chat = self._group(card)
+        if await self._unpin(chat, card.id, message_id):
+            await self._edit_announcement(card, chat, name, message_id)
 
-    async def _unpin(self, case_id: int, message_id: int) -> bool:
+    async def _unpin(self, chat: int, case_id: int, message_id: int) -> bool:
         try:
-            await self.bot.unpin_chat_message(self.chat_id, message_id=message_id)
+            await self.bot.unpin_chat_message(chat, message_id=message_id)
         except (TelegramBadRequest, TelegramForbiddenError) as exc:
             log.warning("case %s: the critical announcement was not unpinned (%s)", case_id,
                         exc.message)
             return False
         return True
 
-    async def _edit_announcement(self, card: CaseCard, name: str, message_id: int) -> None:
+    async def _edit_announcement(self, card: CaseCard, chat: int, name: str,
+                                 message_id: int) -> None:
         try:
             await self.bot.edit_message_text(
                 self.t("desk.critical.taken", title=self.topic_name(card), name=name),
-                chat_id=self.chat_id, message_id=message_id)
+                chat_id=chat, message_id=message_id)
         except (TelegramBadRequest, TelegramForbiddenError) as exc:
             log.warning("case %s: the critical announcement was not edited (%s)", card.id,
                         exc.message)
 
-    async def _drop_message(self, case_id: int, message_id: int) -> None:
+    async def _drop_message(self, chat: int, case_id: int, message_id: int) -> None:
         log.warning("case %s: an announcement claim was taken over, deleting message %s",
                     case_id, message_id)
         try:
-            await self.bot.delete_message(self.chat_id, message_id)
+            await self.bot.delete_message(chat, message_id)
         except TelegramAPIError as exc:
             log.error("case %s: duplicate announcement %s not deleted (%s)", case_id,
                       message_id, exc.message)
+
+
+_DONE_BY_COUNSELLOR: dict[
+    DeskEvent, Callable[[TelegramDesk, CaseCard, dict[str, str]], Awaitable[None]]
+] = {
+    DeskEvent.CASE_TAKEN: TelegramDesk._taken,
+    DeskEvent.CASE_RELEASED: TelegramDesk._released,
+    DeskEvent.CASE_CLOSED: TelegramDesk._closed,
+    DeskEvent.RISK_CHANGED: TelegramDesk._risk_changed,
+}
 
 
 def _clip(text: str, limit: int) -> str:

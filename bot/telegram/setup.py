@@ -1,8 +1,9 @@
-"""Start-up: the command menus, and a check that the staff group can work as a desk."""
+"""Start-up: the command menus, and a check that each staff group can work as a desk."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 
 from aiogram import Bot
 from aiogram.enums import ChatMemberStatus, ChatType
@@ -18,9 +19,9 @@ STAFF_COMMANDS = ("queue", "note", "close", "release", "risk")
 
 
 async def set_commands(bot: Bot, texts: Catalogue, desk_texts: Catalogue, default_locale: str,
-                       staff_chat_id: int | None) -> None:
+                       staff_chat_ids: Sequence[int]) -> None:
     """The command menu in each locale (and a default for other languages); the desk's commands
-    in the staff group. A failure is logged: the bot works without menus."""
+    in each staff group. A failure is logged: the bot works without menus."""
     try:
         for locale in (*LOCALES, None):
             lang = locale or default_locale
@@ -29,7 +30,7 @@ async def set_commands(bot: Bot, texts: Catalogue, desk_texts: Catalogue, defaul
                  for c in CHILD_COMMANDS],
                 language_code=locale,
             )
-            if staff_chat_id is not None:
+            for staff_chat_id in staff_chat_ids:
                 await bot.set_my_commands(
                     [BotCommand(command=c, description=desk_texts.t(f"command.desk.{c}", lang))
                      for c in STAFF_COMMANDS],
@@ -40,11 +41,36 @@ async def set_commands(bot: Bot, texts: Catalogue, desk_texts: Catalogue, defaul
         log.error("the command menus were not set: %s", exc.message)
 
 
-async def check_staff_chat(bot: Bot, chat_id: int) -> list[str]:
-    """What is wrong with the staff group, each as an instruction (empty when all is well).
-    Each problem is logged as an error; the children's side runs regardless."""
+async def check_staff_chats(bot: Bot, chat_ids: Sequence[int]) -> list[str]:
+    """`check_staff_chat` for every staff group, each problem naming its group."""
     problems: list[str] = []
-    variable = f"TELEGRAM_STAFF_CHAT_ID={chat_id}"
+    for index, chat_id in enumerate(chat_ids, start=1):
+        name = (None if len(chat_ids) == 1 else
+                f"TELEGRAM_STAFF_CHAT_ID group {index} of {len(chat_ids)} ({chat_id})")
+        problems.extend(await check_staff_chat(bot, chat_id, name=name))
+    return problems
+
+
+def stray_groups(open_cases: Mapping[int | None, int], chat_ids: Sequence[int]) -> list[str]:
+    """Groups no longer in TELEGRAM_STAFF_CHAT_ID that still hold open cases (`open_cases`: per
+    stored group), each as an instruction, logged as an error: a case stays in its group."""
+    problems = [
+        f"{count} open case(s) live in the staff group {chat}, which is no longer in "
+        "TELEGRAM_STAFF_CHAT_ID: add it back (at the end of the list) so that counsellors can "
+        "work on them there, or handle them in the web console."
+        for chat, count in open_cases.items() if chat is not None and chat not in chat_ids
+    ]
+    for problem in problems:
+        log.error("Telegram desk: %s", problem)
+    return problems
+
+
+async def check_staff_chat(bot: Bot, chat_id: int, *, name: str | None = None) -> list[str]:
+    """What is wrong with one staff group, each as an instruction (empty when all is well).
+    Each problem is logged as an error; the children's side runs regardless. `name`: how the
+    problems name the group (default "TELEGRAM_STAFF_CHAT_ID=<id>")."""
+    problems: list[str] = []
+    variable = name or f"TELEGRAM_STAFF_CHAT_ID={chat_id}"
     try:
         chat = await bot.get_chat(chat_id)
         me = await bot.me()

@@ -7,12 +7,16 @@ permission table; this module only renders the result (with `TelegramDesk`).
 
 While a counsellor holds a case, what they write in its topic (text, photo, document) reaches the
 child as the bot's own message: no name, no account, no "forwarded from".
+
+With several staff groups, updates come from each of them (and from no other chat), and a case is
+acted on only from its own group: a topic is found by (group, thread), since thread ids are per
+group and collide across groups, and a button naming a case of another group is refused.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -61,15 +65,16 @@ NOT_RELAYED = {
     ContentType.CONTACT, ContentType.POLL, ContentType.DICE,
 }
 DESK_COMMANDS = ("queue", "note", "close", "release", "risk", "reply", "transfer", "block")
+QUEUE_SHOWN = 20
+# With several groups /queue lists the group's own waiting cases: read this many to find them.
+QUEUE_SCAN = 200
 
 
 @dataclass(frozen=True, slots=True)
 class Where:
-    """Where a command came from, for rendering its result: the card or the General message
-    whose button was pressed, the outcome picker, or `/transfer queue`."""
+    """Where a command came from, for rendering its result: the outcome picker whose button was
+    pressed, or `/transfer queue`."""
 
-    card: int | None = None
-    general: int | None = None
     picker: int | None = None
     queue: bool = False
 
@@ -96,12 +101,21 @@ class StaffHandlers:
         return await self.app.desk.identify(str(Channel.TELEGRAM), str(user_id))
 
     async def case_of(self, message: Message) -> int | None:
-        """The case whose topic the message is in (None in General or an unrelated topic)."""
+        """The case whose topic the message is in (None in General or an unrelated topic): by
+        the group and the thread, as thread ids are per group."""
         if not message.is_topic_message or message.message_thread_id is None:
             return None
+        chat = message.chat.id
         async with self.app.db.session() as session:
-            case = await Repos(session).cases.by_desk_thread(message.message_thread_id)
+            case = await Repos(session).cases.by_desk_topic(
+                chat, message.message_thread_id, first=chat == self.desk.chat_id)
             return case.id if case is not None else None
+
+    async def elsewhere(self, case_id: int, chat: int) -> bool:
+        """The case lives in another staff group than `chat`: nothing of it is done from here.
+        A case with no topic yet (no group) may be acted on from any group."""
+        home = await self.desk.home_of(case_id)
+        return home is not None and home != chat
 
     async def owner_name(self, case_id: int) -> str:
         async with self.app.db.session() as session:
@@ -164,24 +178,21 @@ class StaffHandlers:
     async def rendered(self, counsellor: Counsellor, command: DeskCommand, result: DeskResult,
                        answer: _Answer, where: Where) -> None:
         """What the group shows after a command went through."""
-        n, name = command.case_id, counsellor.name
+        n = command.case_id
         match command:
+            # The card, the topic and the pinned alert follow from the desk event the command
+            # published (`Desk.execute`), as they do when it was done on another desk.
             case Take():
                 await answer(self.t("desk.taken.over" if result.over_capacity
                                     else "desk.taken.you"))
-                await self.shown(n, self.desk.case_taken(
-                    n, name, card_message=where.card, general_message=where.general))
             case Release():
                 await answer(self.t("desk.transfer.done", name="queue") if where.queue
                              else "")
-                await self.shown(n, self.desk.case_released(n, name))
-            case Close(outcome=outcome):
+            case Close():
                 await answer()
-                await self.shown(n, self.desk.case_closed(n, name, outcome,
-                                                          picker_message=where.picker))
+                await self.shown(n, self.desk.settle_picker(n, where.picker))
             case ChangeRisk():
                 await answer()
-                await self.shown(n, self.desk.risk_changed(n, result.detail, name))
             case Note():
                 await answer(self.t("desk.note.saved"))
             case ReplyCanned():
@@ -222,8 +233,13 @@ class StaffHandlers:
             await answer(self.t("desk.stale"))
             return
         action, case_id = parts[1], int(parts[2])
+        if query.message is None:
+            await answer(self.t("desk.stale"))
+            return
+        if await self.elsewhere(case_id, query.message.chat.id):
+            await answer(self.t("desk.other_group"), True)
+            return
         pressed = query.message if isinstance(query.message, Message) else None
-        in_topic = bool(pressed is not None and pressed.is_topic_message)
         pressed_id = pressed.message_id if pressed is not None else None
         if action == "close":
             card = await self.desk.load(case_id)
@@ -239,9 +255,7 @@ class StaffHandlers:
         command = await self.button_command(counsellor, action, case_id, parts[3:], answer)
         if command is None:
             return
-        where = Where(card=pressed_id if in_topic else None,
-                      general=pressed_id if not in_topic and action == "take" else None,
-                      picker=pressed_id)
+        where = Where(picker=pressed_id if action == "out" else None)
         await self.run(counsellor, command, answer, where)
 
     async def button_command(self, counsellor: Counsellor, action: str, case_id: int,
@@ -274,7 +288,7 @@ class StaffHandlers:
 
     # ------------------------------------------------------------------ commands
     async def on_command(self, message: Message, command: CommandObject) -> None:
-        async with self._topics.hold(message.message_thread_id or 0):
+        async with self._topics.hold(_topic_key(message)):
             await self._command(message, command)
 
     async def _command(self, message: Message, command: CommandObject) -> None:
@@ -353,7 +367,18 @@ class StaffHandlers:
         return Block(case_id, reason.strip(), until)
 
     async def show_queue(self, message: Message) -> None:
-        cases = await self.app.desk.queue(limit=20)
+        """The waiting cases, most urgent first: with several groups, those of this group (and
+        any with no topic yet), each group having its own counsellors."""
+        if len(self.desk.chat_ids) == 1:
+            cases = await self.app.desk.queue(limit=QUEUE_SHOWN)
+        else:
+            cases = await self.app.desk.queue(limit=QUEUE_SCAN)
+            async with self.app.db.session() as session:
+                places = await Repos(session).desk.desk_places([c.id for c in cases])
+            here = message.chat.id
+            cases = [c for c in cases
+                     if self.desk.home_in(*places.get(c.id, (None, None))) in (here, None)]
+            cases = cases[:QUEUE_SHOWN]
         if not cases:
             await message.reply(self.t("desk.queue.empty"))
             return
@@ -372,7 +397,7 @@ class StaffHandlers:
     # ------------------------------------------------------------------ messages in topics
     async def on_message(self, message: Message) -> None:
         """A counsellor writing in a case topic: relayed to the child, without their name."""
-        async with self._topics.hold(message.message_thread_id or 0):
+        async with self._topics.hold(_topic_key(message)):
             await self._message(message)
 
     async def _message(self, message: Message) -> None:
@@ -417,7 +442,7 @@ class StaffHandlers:
 
     async def on_edit(self, message: Message) -> None:
         """A counsellor edited a relayed message: edit the child's copy where Telegram allows."""
-        async with self._topics.hold(message.message_thread_id or 0):
+        async with self._topics.hold(_topic_key(message)):
             await self._edit(message)
 
     async def _edit(self, message: Message) -> None:
@@ -466,12 +491,18 @@ class StaffHandlers:
         return case.owner_id == counsellor.id or counsellor.role == "supervisor"
 
 
-def staff_router(handlers: StaffHandlers, chat_id: int) -> Router:
-    """Everything from the staff group, and nothing else, goes to these handlers."""
+def _topic_key(message: Message) -> tuple[int, int]:
+    """A topic across groups: thread ids are per group."""
+    return message.chat.id, message.message_thread_id or 0
+
+
+def staff_router(handlers: StaffHandlers, chat_ids: int | Sequence[int]) -> Router:
+    """Everything from the staff groups, and nothing else, goes to these handlers."""
+    chats = {chat_ids} if isinstance(chat_ids, int) else set(chat_ids)
     router = Router(name="telegram-staff")
-    router.message.filter(F.chat.id == chat_id)
-    router.edited_message.filter(F.chat.id == chat_id)
-    router.callback_query.filter(F.message.chat.id == chat_id)
+    router.message.filter(F.chat.id.in_(chats))
+    router.edited_message.filter(F.chat.id.in_(chats))
+    router.callback_query.filter(F.message.chat.id.in_(chats))
     router.message.register(handlers.on_command, Command(*DESK_COMMANDS))
     router.message.register(handlers.on_message)
     router.edited_message.register(handlers.on_edit)

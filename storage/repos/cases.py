@@ -29,6 +29,11 @@ class CaseRepo(_Repo):
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def for_user(self, user_id: int) -> Sequence[Case]:
+        """Every case of one user, newest first (for /forget: each topic that quotes them)."""
+        stmt = select(Case).where(Case.user_id == user_id).order_by(Case.id.desc())
+        return (await self.session.execute(stmt)).scalars().all()
+
     async def mark_left(self, case_id: int) -> bool:
         """The child ended a chat a counsellor holds: the case says so and frees the place."""
         result = await self.session.execute(
@@ -165,9 +170,18 @@ class CaseRepo(_Repo):
             update(Case).where(Case.id == case_id).values(desk_thread_id=thread_id)
         )
 
-    async def by_desk_thread(self, thread_id: int) -> Case | None:
-        """The case discussed in a staff-group topic; the newest if a thread id was reused."""
+    async def by_desk_topic(self, chat_id: int, thread_id: int, *, first: bool) -> Case | None:
+        """The case discussed in the topic `thread_id` of the staff group `chat_id`; the newest
+        if a thread id was reused. Thread ids are per group and collide across groups: a case
+        with no stored group (made before groups were kept) is found only when `first` (the
+        group is the first one, where such cases live)."""
+        here = Case.desk_chat_id == chat_id
+        if first:
+            here = here | Case.desk_chat_id.is_(None)
         stmt = (
-            select(Case).where(Case.desk_thread_id == thread_id).order_by(Case.id.desc()).limit(1)
+            select(Case)
+            .where(Case.desk_thread_id == thread_id, here)
+            .order_by(Case.id.desc())
+            .limit(1)
         )
         return (await self.session.execute(stmt)).scalar_one_or_none()

@@ -205,13 +205,25 @@ class DeskRepo(_Repo):
         return bool(getattr(result, "rowcount", 0) == 1)
 
     async def claim_topic(
-        self, case_id: int, thread: int | None, now: datetime, stale_before: datetime
+        self,
+        case_id: int,
+        thread: int | None,
+        now: datetime,
+        stale_before: datetime,
+        *,
+        chat: int | None = None,
     ) -> bool:
         """Claim the making of a case's topic and its card, while its topic is still `thread`
         (None: it has none yet; a thread id: that topic was deleted) and nobody holds a fresh
-        claim."""
-        return await self._changed(case_id, _topic_free(thread, stale_before),
-                                   desk_topic_claimed_at=now)
+        claim. `chat`: the staff group to make it in, stored with the claim unless the case
+        already lives in another group (then nothing is claimed): a case is in one group, chosen
+        once, whichever worker claims it."""
+        free = _topic_free(thread, stale_before)
+        if chat is None:
+            return await self._changed(case_id, free, desk_topic_claimed_at=now)
+        placeable = Case.desk_chat_id.is_(None) | (Case.desk_chat_id == chat)
+        return await self._changed(case_id, free & placeable,
+                                   desk_topic_claimed_at=now, desk_chat_id=chat)
 
     async def claim_card(
         self, case_id: int, thread: int, now: datetime, stale_before: datetime
@@ -297,6 +309,30 @@ class DeskRepo(_Repo):
             desk_announcement_message_id=None, desk_announcement_claimed_at=None,
             desk_announcement_pinned_at=None,
         )
+
+    async def open_cases_per_group(self) -> dict[int | None, int]:
+        """Open cases (waiting or held) per staff group they live in, to place a new one in the
+        emptiest. Counted: cases with a stored group (a topic there, or being made there), and
+        under None those with a topic and no stored group (they live in the first group). Also
+        shows the groups no longer configured that still hold open cases."""
+        placed = Case.desk_chat_id.is_not(None) | Case.desk_thread_id.is_not(None)
+        stmt = (
+            select(Case.desk_chat_id, func.count(Case.id))
+            .where(Case.status.in_(OPEN_STATUSES), placed)
+            .group_by(Case.desk_chat_id)
+        )
+        return {chat: int(count) for chat, count in (await self.session.execute(stmt)).all()}
+
+    async def desk_places(
+        self, case_ids: Sequence[int]
+    ) -> dict[int, tuple[int | None, int | None]]:
+        """(staff group, topic) of each case, as stored: for a desk listing of several cases."""
+        if not case_ids:
+            return {}
+        stmt = select(Case.id, Case.desk_chat_id, Case.desk_thread_id).where(
+            Case.id.in_(case_ids))
+        return {case_id: (chat, thread)
+                for case_id, chat, thread in (await self.session.execute(stmt)).all()}
 
     async def created_between(self, start: datetime, end: datetime) -> Sequence[Case]:
         """Cases opened in [start, end): the rows a report counts."""

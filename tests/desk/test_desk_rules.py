@@ -14,7 +14,7 @@ from dialogs.desk import Block, ChangeRisk, Close, Take, desk_time
 from dialogs.desk.rules import TABLE, verdict
 from dialogs.escalation import Desk, DeskError
 from dialogs.hours import load_hours
-from dialogs.messages import DESK
+from dialogs.messages import DESK, DeskEvent
 from dialogs.ports import CaseStatus
 from storage.db import Database
 from storage.models import Counsellor
@@ -112,8 +112,13 @@ async def test_capacity_never_stops_a_critical_take_and_the_supervisors_are_told
     critical = await critical_case(chat_factory, desk, "danger")
     taken = await desk.execute(counsellor, Take(critical))
     assert taken.ok and taken.over_capacity == "4/3"
-    [notice] = [m for m in taken.outbound if m.to.channel == DESK]
+    [notice] = [m for m in taken.outbound
+                if m.to.channel == DESK and m.desk_event is DeskEvent.CASE_UPDATED]
     assert notice.meta["over_capacity"] == "4/3" and notice.critical
+    # The take itself is published for every desk (the card, the pinned alert), after it.
+    [event] = [m for m in taken.outbound if m.desk_event is DeskEvent.CASE_TAKEN]
+    assert event.meta["by"] == "anna" and event.critical and event.case_id == critical
+    assert taken.outbound.index(event) > taken.outbound.index(notice)
     assert f"anna {4} обращений при лимите 3" in notice.text.replace("у консультанта ", "")
     assert f"№{critical} взято сверх лимита" in notice.text
     assert len(await desk.held(counsellor)) == 4, "counted"

@@ -122,6 +122,7 @@ async def add_counsellors(app: App) -> dict[int, Counsellor]:
 
 
 async def start_channel(fake: FakeTelegram, tmp_path: Path, db: Database, kb: KnowledgeBase,
+                        *, pacer: Pacer | None = None,
                         **overrides: Any) -> tuple[Harness, asyncio.Task[None]]:
     app = build_app(make_settings(fake, tmp_path, **overrides), db=db, kb=kb)
     # Tests press a dozen buttons in a fraction of a second: no flood limit for the fake people.
@@ -130,7 +131,7 @@ async def start_channel(fake: FakeTelegram, tmp_path: Path, db: Database, kb: Kn
     # Telegram's real pace (a message a second per chat) would only make the tests slow.
     bot, dp, channels = build_telegram(
         app, session=PlainHttpSession(api=TelegramAPIServer.from_base(fake.url)),
-        pacer=Pacer(global_rate=10_000, chat_rate=10_000))
+        pacer=pacer or Pacer(global_rate=10_000, chat_rate=10_000))
     await channels.start_up()
     task = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
     return Harness(fake, app, bot, dp, channels), task
@@ -139,6 +140,24 @@ async def start_channel(fake: FakeTelegram, tmp_path: Path, db: Database, kb: Kn
 async def stop_channel(harness: Harness, task: asyncio.Task[None]) -> None:
     await harness.dp.stop_polling()
     await asyncio.wait_for(task, 5)
+
+
+async def restart_channel(fake: FakeTelegram, tmp_path: Path, db: Database, kb: KnowledgeBase,
+                          **overrides: Any) -> tuple[Harness, asyncio.Task[None], Database]:
+    """A new process on the same database: new app, bot and desk, nothing in memory (the
+    counsellors are registered already). Telegram does not send again the updates the first
+    process confirmed. The caller disposes of the returned database."""
+    fresh = Database(db.url)
+    app = build_app(make_settings(fake, tmp_path, database_url=db.url, **overrides), db=fresh,
+                    kb=kb)
+    app.engine.limiter = RateLimiter(burst=10_000, per_second=10_000)
+    bot, dp, channels = build_telegram(
+        app, session=PlainHttpSession(api=TelegramAPIServer.from_base(fake.url)),
+        pacer=Pacer(global_rate=10_000, chat_rate=10_000))
+    fake.updates.clear()
+    await channels.start_up()
+    task = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
+    return Harness(fake, app, bot, dp, channels), task, fresh
 
 
 @pytest.fixture

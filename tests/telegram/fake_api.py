@@ -5,6 +5,9 @@ records every call, answers like Telegram does (messages, topics, files, errors)
 people: children in private chats and counsellors in the staff forum, whose messages and button
 presses it queues for `getUpdates` (or builds as JSON for a webhook POST).
 
+One staff forum (`STAFF_CHAT`) unless a test adds more with `add_group`: each group numbers its
+topics from 50, as Telegram numbers them per chat, so thread ids collide across groups.
+
 Tests read like conversations:
 
     await tg.child_says(CHILD, "привет")
@@ -18,7 +21,7 @@ import contextlib
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,8 +104,13 @@ class FakeTelegram:
         self._thread_ids = itertools.count(50)
         self._file_ids = itertools.count(1)
         self.failures: list[Failure] = []
+        # The first staff group's topics (thread -> name); every group's in `group_topics`.
         self.topics: dict[int, str] = {}
-        self.closed_topics: set[int] = set()
+        self.staff_chats: list[int] = [STAFF_CHAT]
+        self.group_topics: dict[int, dict[int, str]] = {STAFF_CHAT: self.topics}
+        self._group_threads: dict[int, Iterator[int]] = {STAFF_CHAT: self._thread_ids}
+        self.closed_topics: set[int] = set()  # threads, in any group
+        self.non_forums: set[int] = set()  # staff groups with Topics turned off
         self.pinned: set[int] = set()
         self.files: dict[str, bytes] = {}
         self.polls = 0
@@ -215,9 +223,23 @@ class FakeTelegram:
                 return failure
         return None
 
-    def delete_topic(self, thread: int) -> None:
+    def delete_topic(self, thread: int, chat: int = STAFF_CHAT) -> None:
         """A counsellor deletes a topic by accident."""
-        self.topics.pop(thread, None)
+        self.topics_of(chat).pop(thread, None)
+
+    def add_group(self, chat: int) -> None:
+        """Another staff forum, numbering its topics from 50 like the first."""
+        self.staff_chats.append(chat)
+        self.group_topics[chat] = {}
+        self._group_threads[chat] = itertools.count(50)
+
+    def topics_of(self, chat: int) -> dict[int, str]:
+        """A staff group's topics: thread -> name."""
+        return self.group_topics.setdefault(chat, {})
+
+    def _staff_chat(self, chat: int) -> dict[str, Any]:
+        return {"id": chat, "type": "supergroup", "title": f"Desk {chat}",
+                "is_forum": chat not in self.non_forums}
 
     # ------------------------------------------------------------------ waiting for the bot
     def _find(self, methods: tuple[str, ...], match: dict[str, Any],
@@ -292,11 +314,11 @@ class FakeTelegram:
         return {"message": message}
 
     def staff_message(self, user_id: int, thread: int | None = None, *, edited: bool = False,
-                      message_id: int | None = None, **content: Any) -> dict[str, Any]:
+                      message_id: int | None = None, chat: int = STAFF_CHAT,
+                      **content: Any) -> dict[str, Any]:
         message = {"message_id": message_id or next(self._message_ids),
                    "date": int(time.time()),
-                   "chat": {"id": STAFF_CHAT, "type": "supergroup", "title": "Desk",
-                            "is_forum": True},
+                   "chat": self._staff_chat(chat),
                    "from": self.user(user_id, "ru", name=f"Staff{user_id}"), **content}
         if thread is not None:
             message["message_thread_id"] = thread
@@ -312,8 +334,8 @@ class FakeTelegram:
                                    "chat": {"id": chat, "type": "private"},
                                    "from": {"id": BOT_ID, "is_bot": True, "first_name": "Bot"},
                                    "text": "…"}
-        if chat == STAFF_CHAT:
-            message["chat"] = {"id": STAFF_CHAT, "type": "supergroup", "is_forum": True}
+        if chat in self.staff_chats:
+            message["chat"] = self._staff_chat(chat)
         if thread is not None:
             message["message_thread_id"] = thread
             message["is_topic_message"] = True
@@ -360,15 +382,16 @@ class FakeTelegram:
         """Any message content: {"sticker": {...}}, {"location": {...}}..."""
         await self.push(self.private_message(user_id, lang, **content))
 
-    async def staff_says(self, user_id: int, text: str, thread: int | None = None) -> int:
-        update = self.staff_message(user_id, thread, text=text)
+    async def staff_says(self, user_id: int, text: str, thread: int | None = None, *,
+                         chat: int = STAFF_CHAT) -> int:
+        update = self.staff_message(user_id, thread, chat=chat, text=text)
         await self.push(update)
         return int(update["message"]["message_id"])
 
     async def staff_presses(self, user_id: int, data: str, *, thread: int | None = None,
-                            message_id: int = 1) -> str:
+                            message_id: int = 1, chat: int = STAFF_CHAT) -> str:
         """A staff member presses a button; returns the callback query id."""
-        update = self.press(user_id, data, chat_id=STAFF_CHAT, thread=thread,
+        update = self.press(user_id, data, chat_id=chat, thread=thread,
                             message_id=message_id)
         await self.push(update)
         return str(update["callback_query"]["id"])
@@ -382,11 +405,12 @@ class FakeTelegram:
     def _message(self, params: dict[str, Any], **content: Any) -> dict[str, Any]:
         chat_id = int(params["chat_id"])
         thread = params.get("message_thread_id")
-        if chat_id == STAFF_CHAT and thread is not None and int(thread) not in self.topics:
+        staff = chat_id in self.staff_chats
+        if staff and thread is not None and int(thread) not in self.topics_of(chat_id):
             raise _BadRequest("message thread not found")
         chat: dict[str, Any] = {"id": chat_id, "type": "private"}
-        if chat_id == STAFF_CHAT:
-            chat = {"id": STAFF_CHAT, "type": "supergroup", "title": "Desk", "is_forum": True}
+        if staff:
+            chat = self._staff_chat(chat_id)
         message: dict[str, Any] = {
             "message_id": next(self._message_ids), "date": int(time.time()), "chat": chat,
             "from": {"id": BOT_ID, "is_bot": True, "first_name": "Helpline"}, **content,
@@ -453,19 +477,24 @@ class FakeTelegram:
         return True
 
     def _m_createForumTopic(self, params: dict[str, Any]) -> dict[str, Any]:
-        if not self.staff_is_forum:
+        chat = int(params["chat_id"])
+        if not self.staff_is_forum or chat in self.non_forums:
             raise _BadRequest("the chat is not a forum")
-        thread = next(self._thread_ids)
-        self.topics[thread] = str(params["name"])
+        thread = next(self._group_threads.setdefault(chat, itertools.count(50)))
+        self.topics_of(chat)[thread] = str(params["name"])
         return {"message_thread_id": thread, "name": params["name"], "icon_color": 7322096}
 
     def _m_editForumTopic(self, params: dict[str, Any]) -> bool:
-        thread = int(params["message_thread_id"])
-        if thread not in self.topics:
+        thread, topics = int(params["message_thread_id"]), self.topics_of(int(params["chat_id"]))
+        if thread not in topics:
             raise _BadRequest("message thread not found")
-        if self.topics[thread] == params.get("name"):
+        if topics[thread] == params.get("name"):
             raise _BadRequest("TOPIC_NOT_MODIFIED")
-        self.topics[thread] = str(params.get("name"))
+        topics[thread] = str(params.get("name"))
+        return True
+
+    def _m_deleteForumTopic(self, params: dict[str, Any]) -> bool:
+        self.delete_topic(int(params["message_thread_id"]), int(params["chat_id"]))
         return True
 
     def _m_closeForumTopic(self, params: dict[str, Any]) -> bool:
@@ -493,8 +522,10 @@ class FakeTelegram:
         return True
 
     def _m_getChat(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"id": int(params["chat_id"]), "type": "supergroup", "title": "Desk",
-                "is_forum": self.staff_is_forum, "accent_color_id": 0, "max_reaction_count": 11,
+        chat = int(params["chat_id"])
+        return {"id": chat, "type": "supergroup", "title": "Desk",
+                "is_forum": self.staff_is_forum and chat not in self.non_forums,
+                "accent_color_id": 0, "max_reaction_count": 11,
                 "accepted_gift_types": {"unlimited_gifts": False, "limited_gifts": False,
                                         "unique_gifts": False, "premium_subscription": False,
                                         "gifts_from_channels": False}}

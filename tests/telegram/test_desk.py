@@ -289,9 +289,44 @@ async def test_forget_erases_the_kept_evidence_and_tells_the_counsellor(tg: Harn
     assert len(await asyncio.to_thread(kept)) == 1
     await tg.fake.child_says(CHILD, "/forget")
     await tg.press(CHILD, "Стереть всё", "Да, стереть")
-    await tg.fake.text_to(STAFF_CHAT, "стёр свои данные", thread=thread)
+    # The child: told it is done. The counsellors: told in General, with the case number only;
+    # the topic with the child's words, photo and card is deleted, and nothing makes it again.
     await tg.fake.text_to(CHILD, "я всё стёр")
+    told = await tg.fake.text_to(STAFF_CHAT, "стёр свои данные")
+    assert told.thread is None and f"#{case_id}" in told.text and "удалена" in told.text
+    await tg.fake.next_call("deleteForumTopic", chat_id=STAFF_CHAT, message_thread_id=thread)
+    assert thread not in tg.fake.topics
+    # Stored: the case closed as erased; the evidence files gone.
+    case = await tg.case(case_id)
+    assert (case.status, case.outcome) == ("closed", "child-erased")
     assert await asyncio.to_thread(kept) == []
+    await tg.app.drain()
+    assert len(tg.fake.calls_of("createForumTopic")) == 1
+
+
+async def test_forget_also_deletes_the_topics_of_closed_cases(tg: Harness) -> None:
+    """An earlier case, closed and rated, still has the child's words in its topic: /forget
+    deletes that topic too."""
+    from dialogs.desk.commands import Close, Take
+
+    case_id, thread, _ = await tg.open_case()
+    await tg.fake.child_says(CHILD, "меня дразнят в чате класса")
+    await tg.fake.text_to(STAFF_CHAT, "дразнят", thread=thread)
+    async with tg.app.db.session() as session:
+        anna = await Repos(session).counsellors.by_identity("telegram", str(ANNA))
+    assert anna is not None
+    for command in (Take(case_id), Close(case_id, "advice-given")):
+        result = await tg.app.desk.execute(anna, command)
+        assert result.ok
+        await tg.app.delivery.deliver(result.outbound)
+    await tg.fake.next_call("closeForumTopic", message_thread_id=thread)
+    await tg.fake.child_says(CHILD, "/forget")
+    await tg.press(CHILD, "Стереть всё", "Да, стереть")
+    await tg.fake.text_to(CHILD, "я всё стёр")
+    await tg.fake.next_call("deleteForumTopic", chat_id=STAFF_CHAT, message_thread_id=thread)
+    told = await tg.fake.text_to(STAFF_CHAT, "стёр свои данные")
+    assert told.thread is None and f"#{case_id}" in told.text
+    assert (await tg.case(case_id)).outcome == "advice-given"  # its outcome is kept (a count)
 
 
 async def test_canned_replies_transfer_and_block_from_the_staff_group(tg: Harness) -> None:
@@ -364,3 +399,48 @@ async def test_danger_in_a_live_chat_is_flagged_in_the_topic(tg: Harness) -> Non
     flagged = await tg.fake.text_to(STAFF_CHAT, "ОПАСНОСТЬ", thread=thread)
     assert "не хочу жить" in flagged.text
     assert (await tg.case(case_id)).risk == "critical"
+
+
+async def test_what_a_counsellor_does_on_another_desk_shows_in_the_staff_group(
+    tg: Harness,
+) -> None:
+    """Take and close done on the web console (or the terminal) are published once by the
+    desk core, and the staff group renders them like its own: the card, the topic's news, the
+    pinned alert."""
+    from dialogs.desk.commands import Close, Take
+
+    await tg.start_as_child()
+    await tg.fake.text_to(CHILD, "Чем я могу помочь")
+    await tg.fake.child_says(CHILD, "я хочу умереть")
+    told = await tg.fake.text_to(CHILD, "8-800-2000-122")
+    assert "124" in told.text
+    announce = await tg.fake.next_call(
+        "sendMessage", chat_id=STAFF_CHAT,
+        where=lambda c: c.thread is None and "Критическое обращение" in c.text)
+    await tg.fake.next_call("pinChatMessage", message_id=announce.message_id)
+    async with tg.app.db.session() as session:
+        [case] = await Repos(session).desk.open_cases()
+        anna = await Repos(session).counsellors.by_identity("telegram", str(ANNA))
+    assert anna is not None
+    case_id, thread = case.id, case.desk_thread_id
+    assert thread is not None
+
+    # Anna takes it on the web console: the alert is unpinned and says who took it; the card
+    # and the topic say so too; the child is told.
+    taken = await tg.app.desk.execute(anna, Take(case_id))
+    await tg.app.delivery.deliver(taken.outbound)
+    await tg.fake.next_call("unpinChatMessage", message_id=announce.message_id)
+    edited = await tg.fake.next_call("editMessageText", message_id=announce.message_id)
+    assert "взял(а) anna" in edited.text and not edited.buttons
+    await tg.fake.text_to(STAFF_CHAT, "anna взял(а) обращение", thread=thread)
+    await tg.fake.text_to(CHILD, "Консультант подключился")
+    assert (await tg.case(case_id)).status == "active"
+
+    # She closes it there: the topic gets the outcome and is closed; nothing is re-announced.
+    closed = await tg.app.desk.execute(anna, Close(case_id, "advice-given"))
+    await tg.app.delivery.deliver(closed.outbound)
+    line = await tg.fake.text_to(STAFF_CHAT, "закрыл(а) обращение", thread=thread)
+    assert line.text.startswith("☑️ anna")
+    await tg.fake.next_call("closeForumTopic", message_thread_id=thread)
+    assert (await tg.case(case_id)).status == "closed"
+    assert len(tg.fake.calls_of("pinChatMessage")) == 1

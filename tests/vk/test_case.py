@@ -49,7 +49,9 @@ async def test_a_vk_child_is_helped_by_a_counsellor(
     await child.press("Поговорить с человеком")
     assert "обращение №" in child.text
 
-    # The desk sees the case, from VK, and its evidence was downloaded when it opened.
+    # The desk sees the case, from VK, and its evidence was downloaded when it opened (beside
+    # the child's chat: the desk's side never holds up the child's next turn).
+    await vk_app.drain()
     [summary] = await desk.queue()
     assert (summary.channel, summary.category) == ("vk", "cyberbullying")
     opened = [n for n in desk_spy.notices if n.desk_event is DeskEvent.CASE_OPENED]
@@ -80,6 +82,7 @@ async def test_a_vk_child_is_helped_by_a_counsellor(
         ("child", "они пишут это каждый день"),
         ("counsellor", "Спасибо, что рассказал. Ты молодец."),
     ]
+    await vk_app.drain()
     _, doc_row = await evidence(vk_app, summary.id)
     assert doc_row.stored_path is not None and doc_row.stored_path.endswith(".pdf")
     assert read(doc_row.stored_path) == DOCUMENT
