@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(VENV)/bin/hadolint Dockerfile
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy dialogs storage knowledge_base
+	$(VENV)/bin/mypy dialogs storage knowledge_base bot
 
 test: $(STAMP) lint typecheck
 	$(VENV)/bin/pytest

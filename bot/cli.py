@@ -332,8 +332,9 @@ def _kb(settings: Settings, args: argparse.Namespace) -> int:
     elif not rows:
         print("no article fits: the bot would offer a person")
     else:
-        for r in rows:
-            print(f"{r['score']:7.3f}  {r['id']}  [{', '.join(r['topics'])}]  {r['title']}")
+        for h in hits:
+            topics = ", ".join(h.article.topics)
+            print(f"{h.score:7.3f}  {h.article.id}  [{topics}]  {h.article.title}")
     return 0
 
 

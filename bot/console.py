@@ -218,7 +218,7 @@ class ConsoleChat:
         await self.restore()
         await self.poll_outbox()  # what came while the chat was closed, before the first line
         loop = asyncio.get_running_loop()
-        reader: asyncio.Task[str] | None = None
+        reader: asyncio.Future[str] | None = None
         while True:
             if not interactive:
                 line = stream.readline()

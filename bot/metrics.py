@@ -90,4 +90,4 @@ class RetryCounts:
 
 
 RETRIES = RetryCounts()
-REGISTRY.register(RETRIES)  # type: ignore[arg-type]
+REGISTRY.register(RETRIES)

@@ -64,7 +64,10 @@ _RESPONSE_MODELS: list[object] = []
 
 def _keep_response_models() -> None:
     if not _RESPONSE_MODELS:
-        _RESPONSE_MODELS.extend(Response[m.__returning__] for m in _USED_METHODS)
+        _RESPONSE_MODELS.extend(
+            Response[m.__returning__]  # type: ignore[name-defined]
+            for m in _USED_METHODS
+        )
 
 
 @dataclass

@@ -47,8 +47,9 @@ from dialogs.desk import (
 from dialogs.desk.rules import MIN_REASON_LETTERS
 from dialogs.escalation import BLOCK_OUTCOME, DeskError, DeskResult
 from dialogs.messages import Button, Channel
+from dialogs.ports import CounsellorRecord as Counsellor
 from dialogs.taxonomy import Risk, category_label, is_outcome
-from storage.models import Counsellor, utcnow
+from storage.models import utcnow
 from storage.repositories import Repos
 
 if TYPE_CHECKING:
