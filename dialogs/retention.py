@@ -9,6 +9,7 @@ needed; anonymous case rows and the bare audit trail (who, when, what) stay for 
   `days` after they were last seen, once nothing else of theirs is kept;
 * audit events: their free text (notes, reasons) after `days`, or when their case closed
   `days` ago;
+* blocks (a reason, the keyed identity of the account): `days` after they ended;
 * the inbound journal and the sent outbox (bodies hold names, platform ids, texts):
   `journal_days` and `outbox_days`, never longer than `days`; update ids (dedupe, no content)
   after `journal_days`.
@@ -60,7 +61,9 @@ async def _purge_content(repos: Stores, cutoff: datetime) -> dict[str, int]:
     bare = await repos.audit.strip_detail_before(cutoff)
     idle = await repos.conversations.purge_idle_before(cutoff)
     people = await repos.users.purge_idle_before(cutoff)  # last: once nothing else is kept
+    blocks = await repos.blocks.purge_ended_before(cutoff)
     return {
+        "ended blocks": blocks,
         "messages": messages,
         "evidence": evidence,
         "conversations": idle,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 
 from storage.models import (
     Block,
@@ -74,6 +74,16 @@ class BlockRepo(_Repo):
             .values(lifted_at=now, lifted_by=counsellor_id)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def purge_ended_before(self, moment: datetime) -> int:
+        """Blocks that ended (lifted, or run out) before `moment`: their reason and the keyed
+        identity go; the audit trail keeps that a block happened."""
+        result = await self.session.execute(
+            delete(Block).where(
+                or_(Block.lifted_at < moment, Block.until < moment)
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     async def in_force(self, now: datetime) -> Sequence[Block]:
         stmt = select(Block).where(Block.lifted_at.is_(None), Block.until > now)

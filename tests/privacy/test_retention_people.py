@@ -47,3 +47,34 @@ async def test_people_go_only_when_nothing_of_theirs_is_kept(db: Database) -> No
     assert idle not in left and old not in left
     assert case is not None and case.user_id is None, "the closed case stays, anonymous"
     assert (case.category, case.risk, case.outcome) == ("bullying", "medium", "advice-given")
+
+
+async def test_a_block_goes_with_its_reason_once_it_ended_past_retention(db: Database) -> None:
+    from storage.models import Block
+
+    now = utcnow()
+
+    async def block(n: int, *, until_days: int, lifted_days_ago: int | None = None) -> int:
+        async with db.session() as s:
+            row = await Repos(s).blocks.add(
+                channel="telegram", external_id=f"h{n}", user_id=None, case_id=None,
+                counsellor_id=1, reason=f"угрозы консультанту {n}",
+                until=now + timedelta(days=until_days))
+            if lifted_days_ago is not None:
+                row.lifted_at = now - timedelta(days=lifted_days_ago)
+            return row.id
+
+    in_force = await block(1, until_days=10)
+    ran_out_long_ago = await block(2, until_days=-40)
+    ran_out_lately = await block(3, until_days=-5)
+    lifted_long_ago = await block(4, until_days=30, lifted_days_ago=35)
+    counts = await purge(db, days=30)
+    assert counts["ended blocks"] == 2
+    async with db.session() as s:
+        kept = {b.id: b.reason for b in (await s.execute(select(Block))).scalars()}
+    assert set(kept) == {in_force, ran_out_lately}
+    assert ran_out_long_ago not in kept and lifted_long_ago not in kept
+    assert kept[in_force] == "угрозы консультанту 1"
+    # The block in force still blocks.
+    async with db.session() as s:
+        assert await Repos(s).blocks.active_for("telegram", "h1", now) is not None
