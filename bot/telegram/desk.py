@@ -91,10 +91,10 @@ ANSWER_CHARS = 300
 # another may take it over. Longer than a Bot API call takes, short enough for a new case.
 CLAIM_STALE = timedelta(seconds=60)
 ERASED = "child-erased"  # the outcome of a case whose child erased their data (/forget)
-# Does the post in hand skip the staff group's queue? Desk notices of a critical case (a danger
-# line, the alert) do; other notices wait their turn. What follows a counsellor's own action
-# (taken, closed, the outcome picker) answers a person waiting for it: it goes at once too, and
-# the debt it leaves in the group's bucket delays the ordinary posts behind it.
+# Does the post in hand go ahead of the staff group's queue? Desk notices of a critical case (a
+# danger line, the alert) do, and so does what answers a counsellor's own action (the outcome
+# picker, a confirmation); other notices wait their turn. Both stay within the group's budget
+# (`bot.pacing`): an urgent post takes the next free token, before the ordinary ones.
 _URGENT: ContextVar[bool] = ContextVar("telegram_desk_urgent", default=True)
 
 
