@@ -26,8 +26,38 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if state.ready else 503)
 
 
+# The claim that makes a worker the one that exports the shared figures (`metrics_view`).
+SHARED_FIGURES = ("metrics", "shared figures")
+
+
+async def exports_shared(app: App) -> bool:
+    """Is this worker the one that exports the figures read from the database (the queue, the
+    backlog, the journal's and the outbox's age)? The first to claim it, for as long as it
+    lives (a claim on PostgreSQL dies with its process, and another worker takes over)."""
+    claims = app.mailbox.claims
+    if claims.holds(SHARED_FIGURES):
+        return True
+    try:
+        return await claims.try_claim(SHARED_FIGURES)
+    except Exception:  # the database is away: this scrape says nothing shared
+        return False
+
+
 async def metrics_view(request: web.Request) -> web.Response:
+    """Prometheus's scrape. Each worker's own figures always; the shared ones (read from the
+    database) from one worker only, so that summing the workers never counts them twice."""
     app = request.app[APP_KEY]
+    pool = app.db.engine.pool
+    checked_out = getattr(pool, "checkedout", None)
+    metrics.POOL_WAITERS.set(checked_out() if callable(checked_out) else 0)
+    body = generate_latest(metrics.REGISTRY)
+    if await exports_shared(app):
+        await _read_shared(app)
+        body += generate_latest(metrics.SHARED)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _read_shared(app: App) -> None:
     async with app.db.session() as s:
         repos = Repos(s)
         stats = await repos.cases.queue_stats()
@@ -37,18 +67,11 @@ async def metrics_view(request: web.Request) -> web.Response:
     now = utcnow()
     metrics.JOURNAL_LAG.set((now - journal).total_seconds() if journal else 0)
     metrics.OUTBOX_OLDEST.set((now - outbox).total_seconds() if outbox else 0)
-    pool = app.db.engine.pool
-    checked_out = getattr(pool, "checkedout", None)
-    metrics.POOL_WAITERS.set(checked_out() if callable(checked_out) else 0)
     for risk in ("critical", "high", "medium", "low"):
         count, oldest = stats.get(risk, (0, None))
         metrics.QUEUE.labels(risk).set(count)
         metrics.WAITING.labels(risk).set((now - oldest).total_seconds() if oldest else 0)
     metrics.OUTBOX.set(backlog)
-    return web.Response(
-        body=generate_latest(metrics.REGISTRY),
-        headers={"Content-Type": CONTENT_TYPE_LATEST},
-    )
 
 
 def build_web_app(app: App) -> web.Application:

@@ -8,6 +8,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+# Figures read from the database, the same for every worker: exported by one worker only
+# (`bot.http.exports_shared`), so that adding up the workers never counts them twice.
+SHARED = CollectorRegistry(auto_describe=True)
 
 UPDATES = Counter(
     "helpline_updates_total", "Inbound updates handled", ["channel"], registry=REGISTRY
@@ -19,14 +22,14 @@ HANDLING = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
     registry=REGISTRY,
 )
-QUEUE = Gauge("helpline_queue_length", "Waiting cases by risk", ["risk"], registry=REGISTRY)
+QUEUE = Gauge("helpline_queue_length", "Waiting cases by risk", ["risk"], registry=SHARED)
 WAITING = Gauge(
     "helpline_oldest_wait_seconds",
     "Waiting time of the oldest waiting case by risk",
     ["risk"],
-    registry=REGISTRY,
+    registry=SHARED,
 )
-OUTBOX = Gauge("helpline_outbox_backlog", "Outbound messages not yet delivered", registry=REGISTRY)
+OUTBOX = Gauge("helpline_outbox_backlog", "Outbound messages not yet delivered", registry=SHARED)
 SEND_ERRORS = Counter(
     "helpline_send_errors_total",
     "Failed sends by channel and kind",
@@ -38,8 +41,8 @@ DANGER = Counter(
 )
 # What shows trouble (#16): how long a child waits for a reply, end to end; how far behind the
 # journal and the outbox are; waits for a database connection, for the send pacer; deadlocks
-# and retries. The queue and backlog gauges are shared figures read from the database at scrape
-# time: with several workers, scrape one (or take the max), do not sum them.
+# and retries. The queue, backlog and age gauges are shared figures read from the database at
+# scrape time (`SHARED`): one worker exports them.
 REPLY_LATENCY = Histogram(
     "helpline_reply_latency_seconds",
     "From an update's arrival to its first reply handed to the platform",
@@ -50,12 +53,12 @@ REPLY_LATENCY = Histogram(
 JOURNAL_LAG = Gauge(
     "helpline_journal_lag_seconds",
     "Age of the oldest journalled update not yet handled (0 when none)",
-    registry=REGISTRY,
+    registry=SHARED,
 )
 OUTBOX_OLDEST = Gauge(
     "helpline_outbox_oldest_seconds",
     "Age of the oldest outbound message not yet delivered (0 when none)",
-    registry=REGISTRY,
+    registry=SHARED,
 )
 POOL_WAITERS = Gauge(
     "helpline_db_pool_checked_out", "Database connections in use by this worker",

@@ -269,6 +269,23 @@ async def test_every_worker_is_ready_and_guards_its_webhook(cluster: Cluster) ->
     assert len(hooks) == WORKERS and {h["secret_token"] for h in hooks} == {SECRET}
 
 
+async def test_the_shared_figures_come_from_one_worker(cluster: Cluster) -> None:
+    """The queue, backlog and age gauges are read from the one database: one worker exports
+    them (whichever claimed it first, for as long as it lives), so summing never doubles
+    them; every worker exports its own figures."""
+    exporting = []
+    for _ in range(2):  # and the same one again at the next scrape
+        for w in cluster.workers:
+            async with cluster.http.get(f"{w.url}/metrics") as resp:
+                assert resp.status == 200
+                text = await resp.text()
+            assert "helpline_db_pool_checked_out" in text  # its own figures, always
+            if 'helpline_queue_length{risk="critical"}' in text:
+                assert "helpline_outbox_backlog" in text and "helpline_journal_lag" in text
+                exporting.append(w.port)
+    assert len(exporting) == 2 and len(set(exporting)) == 1, exporting
+
+
 async def _child_asks(cluster: Cluster, child: int, questions: list[tuple[str, str]],
                       presses: list[str]) -> None:
     """One child: hello, "I'm a child", "ask a question", then the questions, each sent once
