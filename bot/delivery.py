@@ -110,7 +110,13 @@ class Delivery:
             self._pacers[channel] = pacer
 
     def register_desk(self, desk: Sender) -> None:
-        self._desks.append(desk)
+        """Add a desk (or a desk listener). Those that keep files come first, in the order
+        they registered: a desk that shows a file finds it kept."""
+        if getattr(desk, "keeps_files", False):
+            at = sum(1 for d in self._desks if getattr(d, "keeps_files", False))
+            self._desks.insert(at, desk)
+        else:
+            self._desks.append(desk)
 
     def live(self, channel: str) -> bool:
         """Is `channel` sent from this process (`dialogs.ports.SendsOnCommit`)?"""

@@ -154,6 +154,9 @@ class CaseEvidenceCollector:
     the case opens or a file arrives for it, each file not stored yet is fetched by `_fetch`."""
 
     channel: str
+    # Desk listeners that keep files go before the desks that show them (`Delivery`), so a
+    # desk can show a file from another channel once it is kept.
+    keeps_files = True
 
     def __init__(self, app: App, store: EvidenceStore) -> None:
         self.app = app

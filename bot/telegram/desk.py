@@ -47,6 +47,7 @@ transaction, under the same claim. So:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
@@ -62,9 +63,10 @@ from aiogram.exceptions import (
     TelegramNetworkError,
     TelegramServerError,
 )
-from aiogram.types import InlineKeyboardMarkup, Message
+from aiogram.types import BufferedInputFile, InlineKeyboardMarkup, Message
 
 from bot.delivery import DeliveryError
+from bot.evidence import read_evidence
 from bot.pacing import Pacer
 from bot.telegram.limits import MAX_TEXT, MAX_TOPIC_NAME, keyboard, split_text
 from bot.telegram.locks import KeyedLocks
@@ -90,6 +92,9 @@ ANSWER_CHARS = 300
 # A claim on a case's topic or announcement older than this was left by a worker that died:
 # another may take it over. Longer than a Bot API call takes, short enough for a new case.
 CLAIM_STALE = timedelta(seconds=60)
+# File name endings of kept documents uploaded to a topic (the name a counsellor downloads).
+_ENDINGS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg",
+            "text/plain": ".txt"}
 ERASED = "child-erased"  # the outcome of a case whose child erased their data (/forget)
 # Does the post in hand go ahead of the staff group's queue? Desk notices of a critical case (a
 # danger line, the alert) do, and so does what answers a counsellor's own action (the outcome
@@ -682,7 +687,8 @@ class TelegramDesk:
         elsewhere = 0
         for f in card.files:
             if f.channel != Channel.TELEGRAM:
-                elsewhere += 1
+                if not await self._upload_kept(card, f.file_ref):
+                    elsewhere += 1
                 continue
             over = f.size is not None and f.size > self.evidence_max_bytes
             att = Attachment(ContentKind(f.kind) if f.kind in ContentKind._value2member_map_
@@ -691,6 +697,35 @@ class TelegramDesk:
         if elsewhere:
             await self._post(card, self.t("desk.child.files_elsewhere", count=elsewhere,
                                           channel=card.channel))
+
+    async def _upload_kept(self, card: CaseCard, file_ref: str) -> bool:
+        """Upload the kept (decrypted) copy of a file a child sent on another channel, so the
+        topic shows it as it shows a Telegram child's. False when no copy is kept (over the
+        size limit, or its download failed): the topic then says how many files are elsewhere."""
+        async with self.app.db.session() as session:
+            rows = await Repos(session).attachments.for_case(card.id)
+        kept = next((a for a in rows if a.file_ref == file_ref and a.stored_path), None)
+        if kept is None or kept.stored_path is None:
+            return False
+        try:
+            data = await asyncio.to_thread(read_evidence, kept.stored_path)
+        except (OSError, ValueError) as exc:
+            log.warning("case %s: a kept file could not be read (%s)", card.id,
+                        type(exc).__name__)
+            return False
+        ending = ".jpg" if kept.kind == ContentKind.PHOTO else _ENDINGS.get(kept.mime or "", "")
+        upload = BufferedInputFile(data, filename=f"evidence-{kept.id}{ending}")
+        caption = self._file_caption(False)
+
+        async def call(chat: int, thread: int) -> Message:
+            if kept.kind == ContentKind.PHOTO:
+                return await self.bot.send_photo(chat, upload, caption=caption,
+                                                 message_thread_id=thread)
+            return await self.bot.send_document(chat, upload, caption=caption,
+                                                message_thread_id=thread)
+
+        await self._in_topic(card, call)
+        return True
 
     def _file_caption(self, over_limit: bool) -> str:
         caption = self.t("desk.child.file")
@@ -751,8 +786,12 @@ class TelegramDesk:
         if not message.attachments:
             return
         if card.channel != Channel.TELEGRAM:
-            await self._post(card, self.t("desk.child.files_elsewhere",
-                                          count=len(message.attachments), channel=card.channel))
+            # Another channel's file ids mean nothing to Telegram: the kept copy is uploaded.
+            missing = [a for a in message.attachments
+                       if not await self._upload_kept(card, a.file_ref)]
+            if missing:
+                await self._post(card, self.t("desk.child.files_elsewhere",
+                                              count=len(missing), channel=card.channel))
             return
         for att in message.attachments:
             over = att.size is not None and att.size > self.evidence_max_bytes

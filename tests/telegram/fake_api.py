@@ -110,6 +110,8 @@ class FakeTelegram:
         self.group_topics: dict[int, dict[int, str]] = {STAFF_CHAT: self.topics}
         self._group_threads: dict[int, Iterator[int]] = {STAFF_CHAT: self._thread_ids}
         self.closed_topics: set[int] = set()  # threads, in any group
+        # Files the bot uploaded (not sent by file id): (chat, thread, bytes).
+        self.uploads: list[tuple[int, Any, bytes]] = []
         self.non_forums: set[int] = set()  # staff groups with Topics turned off
         self.pinned: set[int] = set()
         self.files: dict[str, bytes] = {}
@@ -144,6 +146,9 @@ class FakeTelegram:
         form = await request.post()
         params: dict[str, Any] = {}
         for key, value in form.items():
+            if isinstance(value, web.FileField):  # an uploaded file: its bytes
+                params[key] = value.file.read()
+                continue
             if isinstance(value, str) and value[:1] in "[{":
                 try:
                     params[key] = json.loads(value)
@@ -433,8 +438,20 @@ class FakeTelegram:
             raise _BadRequest("message is too long")
         return self._message(params, text=text)
 
+    def _uploaded(self, params: dict[str, Any], field: str) -> str:
+        """A file sent by id, or uploaded (`attach://name`: kept, given a new file id)."""
+        ref = params[field]
+        if isinstance(ref, str) and ref.startswith("attach://"):
+            data = params[ref.removeprefix("attach://")]
+            self.uploads.append((int(params["chat_id"]), params.get("message_thread_id"), data))
+            return self.add_file(data)[0]
+        if isinstance(ref, bytes):
+            self.uploads.append((int(params["chat_id"]), params.get("message_thread_id"), ref))
+            return self.add_file(ref)[0]
+        return str(ref)
+
     def _m_sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
-        file_id = str(params["photo"])
+        file_id = self._uploaded(params, "photo")
         content: dict[str, Any] = {"photo": [{"file_id": file_id, "file_unique_id": "u" + file_id,
                                               "width": 1, "height": 1}]}
         if params.get("caption"):
@@ -442,7 +459,7 @@ class FakeTelegram:
         return self._message(params, **content)
 
     def _m_sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
-        file_id = str(params["document"])
+        file_id = self._uploaded(params, "document")
         content: dict[str, Any] = {"document": {"file_id": file_id,
                                                 "file_unique_id": "u" + file_id}}
         if params.get("caption"):
