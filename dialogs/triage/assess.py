@@ -73,9 +73,12 @@ class Frame:
     then: str
     all: tuple[re.Pattern[str], ...]
     sentence: bool = False  # must frame every sentence where a danger entry fired
+    # Words that undo the frame wherever they stand ("again": a past that came back).
+    none: tuple[re.Pattern[str], ...] = ()
 
     def applies(self, text: str) -> bool:
-        return all(p.search(text) for p in self.all)
+        return all(p.search(text) for p in self.all) and not any(
+            p.search(text) for p in self.none)
 
 
 _NEVER = 2.0  # a threshold no probability reaches
@@ -96,7 +99,8 @@ def _frames(raw: Mapping[str, Any]) -> tuple[Frame, ...]:
             raise LexiconError(f"frame {name}: then must be check_in or model")
         compiled = tuple(re.compile(p) for p in patterns)
         sentence = spec.get("scope", "message") == "sentence"
-        frames.append(Frame(str(name), str(spec["then"]), compiled, sentence))
+        none = tuple(re.compile(p) for p in spec.get("none") or ())
+        frames.append(Frame(str(name), str(spec["then"]), compiled, sentence, none))
     return tuple(frames)
 
 

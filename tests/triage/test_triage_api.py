@@ -172,6 +172,14 @@ def test_any_text_gets_a_valid_verdict(text: str, locale: str) -> None:
         ),
         ("when i was 12 i used to cut myself but i stopped and now im doing fine", "en", None),
         ("what does sextortion mean?", "en", "definition"),
+        # Over, told the ways children tell it: "N years clean", "better now", "I see a
+        # therapist", "уже два года этого нет", "хожу к психологу".
+        ("two years ago i used to cut myself, but i'm okay now and i see a therapist every week",
+         "en", "past-resolved"),
+        ("i used to self harm in year 7, 3 years clean now", "en", "past-resolved"),
+        ("в 8 классе я резала руки, уже два года этого нет, хожу к психологу", "ru",
+         "past-resolved"),
+        ("раньше я себя резала, но я справилась, сейчас всё хорошо", "ru", "past-resolved"),
     ],
 )
 def test_danger_words_told_as_past_or_asked_about_are_not_an_alarm(
@@ -194,6 +202,9 @@ def test_danger_words_told_as_past_or_asked_about_are_not_an_alarm(
         ("в фильме было как я. я правда хочу покончить с собой сегодня", "ru"),
         ("i read a book about it. i want to kill myself tonight", "en"),
         ("что такое буллинг? меня бьют каждый день в школе", "ru"),
+        # A past that is not over: it came back.
+        ("i used to cut myself a year ago and last night i did it again, pretty deep", "en"),
+        ("раньше резалась, думала прошло, а сегодня опять порезала себя", "ru"),
     ],
 )
 def test_a_frame_in_another_sentence_does_not_hide_danger(text: str, locale: str) -> None:
