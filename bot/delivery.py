@@ -215,12 +215,10 @@ class Delivery:
         index = 0
         while index < len(rows):
             row = rows[index]
-            in_hand = known.get(row.id)
-            mine = in_hand is not None and bool(in_hand.meta.get(CLAIMED))
-            if not mine and row.claimed_until is not None and row.claimed_until > now:
-                return "held"
-            if row.next_attempt_at is not None and row.next_attempt_at > now:
-                return "later"
+            waits = self._waits(row, known, now)
+            if waits is not None:
+                return waits
+            mine = self._mine(row, known)
             run = self._mergeable_run(rows[index:], known, now)
             if len(run) > 1:
                 step = await self._send_run(run, known)
@@ -243,6 +241,22 @@ class Delivery:
         return "done"
 
     @staticmethod
+    def _mine(row: OutboxMessage, known: dict[int, Outbound]) -> bool:
+        """Was the row written claimed for this sender (its message in hand says so)?"""
+        in_hand = known.get(row.id)
+        return in_hand is not None and bool(in_hand.meta.get(CLAIMED))
+
+    def _waits(self, row: OutboxMessage, known: dict[int, Outbound], now: datetime) -> str | None:
+        """Why a row cannot go now: "held" (another sender's claim; not one written claimed
+        for us), "later" (waiting for its retry), or None (it can)."""
+        held = row.claimed_until is not None and row.claimed_until > now
+        if held and not self._mine(row, known):
+            return "held"
+        if row.next_attempt_at is not None and row.next_attempt_at > now:
+            return "later"
+        return None
+
+    @staticmethod
     def _from_row(row: OutboxMessage) -> Outbound:
         return replace(outbound_from_dict(dict(row.body)), meta={"outbox_id": str(row.id)})
 
@@ -253,14 +267,9 @@ class Delivery:
         a line the child wrote."""
         run: list[tuple[OutboxMessage, Outbound]] = []
         for row in rows[:DESK_BATCH]:
-            if row.next_attempt_at is not None and row.next_attempt_at > now:
+            if self._waits(row, known, now) is not None:
                 break
-            in_hand = known.get(row.id)
-            if row.claimed_until is not None and row.claimed_until > now and not (
-                in_hand is not None and in_hand.meta.get(CLAIMED)
-            ):
-                break
-            message = in_hand or self._from_row(row)
+            message = known.get(row.id) or self._from_row(row)
             if not mergeable(message):
                 break
             run.append((row, message))
@@ -301,13 +310,9 @@ class Delivery:
             raise  # cut short by shutdown: the claims stay listed for `release`
         except Exception as exc:
             self._claimed.difference_update(ids)
-            failure = exc if isinstance(exc, DeliveryError) else DeliveryError(type(exc).__name__)
-            if not isinstance(exc, DeliveryError):
-                log.exception("desk batch failed (case %s)", messages[0].case_id)
-            metrics.SEND_ERRORS.labels(DESK, failure.kind).inc()
             # Every line of the batch is tried again, in order, by the outbox worker.
             await self._release(ids[1:])
-            await self._failed(messages[0], ids[0], failure)
+            await self._send_failed(messages[0], ids[0], exc)
             return "later"
         self._claimed.difference_update(ids)
         await asyncio.gather(*(self._mark_delivered(i) for i in ids))
@@ -425,14 +430,8 @@ class Delivery:
                 await pacer.wait(message.to.chat_id, urgent=message.critical)
             for target in targets:
                 await target.send(message)
-        except DeliveryError as exc:
-            metrics.SEND_ERRORS.labels(message.to.channel, exc.kind).inc()
-            await self._failed(message, outbox_id, exc)
-            return False
-        except Exception as exc:  # a transport bug must not lose the message: retry it later
-            metrics.SEND_ERRORS.labels(message.to.channel, "unexpected").inc()
-            log.exception("send failed (case %s, outbox %s)", message.case_id, outbox_id)
-            await self._failed(message, outbox_id, DeliveryError(type(exc).__name__))
+        except Exception as exc:  # a refusal, or a transport bug: neither loses the message
+            await self._send_failed(message, outbox_id, exc)
             return False
         if outbox_id is not None and self.db is not None:
             await self._mark_delivered(outbox_id)
@@ -471,6 +470,19 @@ class Delivery:
             else:
                 if not batch.done():
                     batch.set_result(None)
+
+    async def _send_failed(
+        self, message: Outbound, outbox_id: int | None, exc: Exception
+    ) -> None:
+        """A send raised (call from its `except`): counted, and tried again later or given up
+        (`_failed`). Anything but a `DeliveryError` is a transport bug: logged, and retried."""
+        if isinstance(exc, DeliveryError):
+            metrics.SEND_ERRORS.labels(message.to.channel, exc.kind).inc()
+            await self._failed(message, outbox_id, exc)
+            return
+        metrics.SEND_ERRORS.labels(message.to.channel, "unexpected").inc()
+        log.exception("send failed (case %s, outbox %s)", message.case_id, outbox_id)
+        await self._failed(message, outbox_id, DeliveryError(type(exc).__name__))
 
     async def _failed(self, message: Outbound, outbox_id: int | None, exc: DeliveryError) -> None:
         if outbox_id is None or self.db is None:

@@ -103,8 +103,8 @@ class Pacer:
         self.global_rate = global_rate
         self.chat_rate = chat_rate
         self.group_per_minute = group_per_minute
-        # Posts at once before the per-minute rate applies (Telegram's: the whole minute's).
-        self.group_burst = group_burst if group_burst is not None else group_per_minute
+        # Posts at once before the per-minute rate applies (default, Telegram's: the minute's).
+        self.group_burst = group_burst
         self.buckets: Buckets = buckets or LocalBuckets(clock)
         self.scope = scope  # the platform (and bot) whose limits these are
         self._turns: dict[str, _GroupTurns] = {}

@@ -340,31 +340,16 @@ class TelegramDesk:
         """The child erased their data: the case's topic goes with everything copied into it
         (their words, their files, the card), the critical alert is unpinned, and the group
         is told in General at once, with the case number only."""
-        chat = self.home(card) or self.chat_id
+        chat = self._group(card)
         urgent = _URGENT.set(True)  # the holder must hear of it now
         try:
-            await self._drop_alert(card, chat)
+            await self._unannounce(card, self.t("desk.critical.erased", case=card.id))
             if card.thread is not None:
                 await self._delete_topic(card, chat, card.thread)
             await self._pace(chat)
             await self.bot.send_message(chat, self.t("desk.erased", case=card.id))
         finally:
             _URGENT.reset(urgent)
-
-    async def _drop_alert(self, card: CaseCard, chat: int) -> None:
-        async with self.app.db.session() as session:
-            repos = Repos(session)
-            case = await repos.cases.get(card.id)
-            current = case.desk_announcement_message_id if case is not None else None
-            if current is None or not await repos.desk.clear_announcement(card.id, current):
-                return
-        if await self._unpin(chat, card.id, current):
-            try:
-                await self.bot.edit_message_text(self.t("desk.critical.erased", case=card.id),
-                                                 chat_id=chat, message_id=current)
-            except (TelegramBadRequest, TelegramForbiddenError) as exc:
-                log.warning("case %s: the critical announcement was not edited (%s)", card.id,
-                            exc.message)
 
     async def _delete_topic(self, card: CaseCard, chat: int, thread: int) -> None:
         try:
@@ -374,8 +359,7 @@ class TelegramDesk:
                 return  # deleted already (a repeat of this notice)
             log.error("case %s: the erased child's topic was not deleted (%s): give the bot "
                       "the 'Delete messages' administrator right", card.id, exc.message)
-            await self.bot.send_message(chat, self.t("desk.child_forgot"),
-                                        message_thread_id=thread)
+            await self._post(card, self.t("desk.child_forgot"))
         except TelegramForbiddenError as exc:
             log.error("case %s: the erased child's topic was not deleted (%s)", card.id,
                       exc.message)
@@ -387,7 +371,7 @@ class TelegramDesk:
         name = meta.get("by", "?")
         await self._refresh(card)
         await self._post(card, self.t("desk.taken", name=name))
-        await self._unannounce(card, name, None)
+        await self._unannounce(card, self._taken_by(card, name))
 
     async def _released(self, card: CaseCard, meta: dict[str, str]) -> None:
         await self._refresh(card)
@@ -400,7 +384,7 @@ class TelegramDesk:
         await self._refresh(card)
         outcome = outcome_label(meta.get("outcome", ""), self.locale)
         await self._post(card, self.t("desk.closed", name=name, outcome=outcome))
-        await self._unannounce(card, name, None)
+        await self._unannounce(card, self._taken_by(card, name))
         if card.thread is not None:
             try:
                 await self.bot.close_forum_topic(self._group(card), card.thread)
@@ -816,10 +800,9 @@ class TelegramDesk:
         except TelegramBadRequest as exc:  # TOPIC_NOT_MODIFIED after a re-creation
             log.info("case %s: topic not renamed (%s)", card.id, exc.message)
 
-    async def _refresh(self, card: CaseCard, message_id: int | None = None) -> None:
-        """Edit the card to the case's current state; post it again if it cannot be edited.
-        `message_id`: the card whose button was pressed (else the one the case row names)."""
-        target = message_id or card.card_message
+    async def _refresh(self, card: CaseCard) -> None:
+        """Edit the card to the case's current state; post it again if it cannot be edited."""
+        target = card.card_message
         if target is None or card.thread is None:
             await self._thread(card)  # a new topic comes with its card
             await self._ensure_card(card)
@@ -914,24 +897,24 @@ class TelegramDesk:
         if card.announcement != message_id:
             await self._unpin(self._group(card), case_id, message_id)
         elif card.status != "waiting":
-            await self._unannounce(card, card.owner or "?", None)
+            await self._unannounce(card, self._taken_by(card, card.owner or "?"))
 
-    async def _unannounce(self, card: CaseCard, name: str, pressed: int | None) -> None:
-        """Unpin the case's announcement and say who took it: once, by whichever worker takes
-        it off the case row. `pressed`: the announcement whose Take button was pressed (in the
-        case's own group), for one made before the case row kept it."""
+    def _taken_by(self, card: CaseCard, name: str) -> str:
+        return self.t("desk.critical.taken", title=self.topic_name(card), name=name)
+
+    async def _unannounce(self, card: CaseCard, line: str) -> None:
+        """Unpin the case's announcement and replace its words with `line` (who took it, or
+        that the child erased their data): once, by whichever worker takes it off the case
+        row."""
         async with self.app.db.session() as session:
             repos = Repos(session)
             case = await repos.cases.get(card.id)
             current = case.desk_announcement_message_id if case is not None else None
-            if current is not None and not await repos.desk.clear_announcement(card.id, current):
-                return  # another worker is unpinning it
-        message_id = current or pressed
-        if message_id is None:
-            return
+            if current is None or not await repos.desk.clear_announcement(card.id, current):
+                return  # none, or another worker is unpinning it
         chat = self._group(card)
-        if await self._unpin(chat, card.id, message_id):
-            await self._edit_announcement(card, chat, name, message_id)
+        if await self._unpin(chat, card.id, current):
+            await self._edit_announcement(card, chat, line, current)
 
     async def _unpin(self, chat: int, case_id: int, message_id: int) -> bool:
         try:
@@ -942,12 +925,10 @@ class TelegramDesk:
             return False
         return True
 
-    async def _edit_announcement(self, card: CaseCard, chat: int, name: str,
+    async def _edit_announcement(self, card: CaseCard, chat: int, line: str,
                                  message_id: int) -> None:
         try:
-            await self.bot.edit_message_text(
-                self.t("desk.critical.taken", title=self.topic_name(card), name=name),
-                chat_id=chat, message_id=message_id)
+            await self.bot.edit_message_text(line, chat_id=chat, message_id=message_id)
         except (TelegramBadRequest, TelegramForbiddenError) as exc:
             log.warning("case %s: the critical announcement was not edited (%s)", card.id,
                         exc.message)
