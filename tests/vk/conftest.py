@@ -178,6 +178,25 @@ class VkChild:
         return "\n".join(m.text for m in self.replies)
 
 
+async def report_insults_for_a_person(child: VkChild, screenshot: dict[str, Any]) -> None:
+    """A child reports insults on VK step by step, sends `screenshot` before there is any case
+    (kept as a reference for now), and asks for a person: their case is opened."""
+    await child.say("привет")
+    assert "Кто ты?" in child.text
+    await child.press("ребёнок")
+    await child.press("Со мной что-то случилось")
+    await child.press("Оскорбляют")
+    await child.press("ВКонтакте")
+    await child.press("Да")  # it goes on
+    await child.press("Да")  # safe now
+    assert "скриншот" in child.text.lower()
+    await child.say("", attachments=[screenshot])
+    await child.press("Готово")
+    await child.press("Нет")  # no adult knows
+    await child.press("Поговорить с человеком")
+    assert "обращение №" in child.text
+
+
 @pytest.fixture
 def child(fake_vk: FakeVk, vk: VkChannel) -> VkChild:
     return VkChild(fake_vk, vk)

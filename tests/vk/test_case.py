@@ -12,7 +12,7 @@ from bot.evidence import read_evidence
 from dialogs.messages import DeskEvent
 from storage.models import Attachment
 from storage.repositories import Repos
-from tests.vk.conftest import DeskSpy, VkChild
+from tests.vk.conftest import DeskSpy, VkChild, report_insults_for_a_person
 from tests.vk.fake_vk import FakeVk
 
 SCREENSHOT = b"\xff\xd8\xff\xe0 a screenshot of the insults"
@@ -33,21 +33,7 @@ async def test_a_vk_child_is_helped_by_a_counsellor(
     child: VkChild, fake_vk: FakeVk, vk_app: App, desk_spy: DeskSpy
 ) -> None:
     desk = vk_app.desk
-    await child.say("привет")
-    assert "Кто ты?" in child.text
-    await child.press("ребёнок")
-    await child.press("Со мной что-то случилось")
-    await child.press("Оскорбляют")
-    await child.press("ВКонтакте")
-    await child.press("Да")  # it goes on
-    await child.press("Да")  # safe now
-    assert "скриншот" in child.text.lower()
-    # A screenshot before there is any case: kept as a reference for now.
-    await child.say("", attachments=[fake_vk.photo("insults.jpg", SCREENSHOT)])
-    await child.press("Готово")
-    await child.press("Нет")  # no adult knows
-    await child.press("Поговорить с человеком")
-    assert "обращение №" in child.text
+    await report_insults_for_a_person(child, fake_vk.photo("insults.jpg", SCREENSHOT))
 
     # The desk sees the case, from VK, and its evidence was downloaded when it opened (beside
     # the child's chat: the desk's side never holds up the child's next turn).

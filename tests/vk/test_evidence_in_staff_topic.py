@@ -18,7 +18,7 @@ from tests.telegram.conftest import make_settings
 from tests.telegram.conftest import start_channel as start_telegram
 from tests.telegram.conftest import stop_channel as stop_telegram
 from tests.telegram.fake_api import STAFF_CHAT, FakeTelegram
-from tests.vk.conftest import VkChild
+from tests.vk.conftest import VkChild, report_insults_for_a_person
 from tests.vk.conftest import start_channel as start_vk
 from tests.vk.conftest import stop_channel as stop_vk
 from tests.vk.fake_vk import GROUP_ID, FakeVk
@@ -41,18 +41,8 @@ async def test_a_vk_childs_screenshots_are_shown_in_the_staff_topic(
     vk, vk_task = await start_vk(tg.app, vk_fake)
     child = VkChild(vk_fake, vk, peer_id=4242)
     try:
-        await child.say("привет")
-        await child.press("ребёнок")
-        await child.press("Со мной что-то случилось")
-        await child.press("Оскорбляют")
-        await child.press("ВКонтакте")
-        await child.press("Да")
-        await child.press("Да")
-        await child.say("", attachments=[vk_fake.photo("insults.jpg", SCREENSHOT)])
-        await child.press("Готово")
-        await child.press("Нет")
-        replies = await child.press("Поговорить с человеком")
-        assert any("обращение №" in r.text for r in replies)  # the child: queued, with a number
+        # The child: the case opened, with its number.
+        await report_insults_for_a_person(child, vk_fake.photo("insults.jpg", SCREENSHOT))
 
         # The counsellors: the topic shows the screenshot itself, uploaded from the kept copy.
         topic = await tg_fake.next_call("createForumTopic")
