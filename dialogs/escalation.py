@@ -51,9 +51,11 @@ from dialogs.engine import DialogEngine
 from dialogs.messages import DESK, Address, Attachment, Button, ContentKind, DeskEvent, Outbound
 from dialogs.operations import AFTER_HOURS, DeskConfig
 from dialogs.ports import (
+    CaseFacts,
     CaseRecord,
     CaseStatus,
     CounsellorRecord,
+    Staff,
     StoreConflict,
     Stores,
     UserRecord,
@@ -188,13 +190,13 @@ class Desk:
         async with self.db.unit() as repos:
             return [await self._summary(repos, c) for c in await repos.cases.queue(limit)]
 
-    async def held(self, counsellor: CounsellorRecord) -> list[CaseSummary]:
+    async def held(self, counsellor: Staff) -> list[CaseSummary]:
         async with self.db.unit() as repos:
             return [
                 await self._summary(repos, c) for c in await repos.cases.held_by(counsellor.id)
             ]
 
-    async def view(self, counsellor: CounsellorRecord, case_id: int) -> CaseView | DeskError:
+    async def view(self, counsellor: Staff, case_id: int) -> CaseView | DeskError:
         """A case's answers and transcript; audited. A counsellor sees waiting cases and their
         own; a supervisor sees every case."""
         if not _possible_id(case_id):
@@ -235,7 +237,7 @@ class Desk:
                 rating=case.rating,
             )
 
-    def _may_see(self, counsellor: CounsellorRecord, case: CaseRecord) -> bool:
+    def _may_see(self, counsellor: Staff, case: CaseFacts) -> bool:
         """The permission table's "view" row (also used by the web console's live reads)."""
         return verdict("view", counsellor, case) is None
 
@@ -256,7 +258,7 @@ class Desk:
             last_announced_at=case.last_announced_at,
         )
 
-    async def open_cases(self, counsellor: CounsellorRecord) -> list[CaseSummary] | DeskError:
+    async def open_cases(self, counsellor: Staff) -> list[CaseSummary] | DeskError:
         """Every waiting and held case, highest risk first: for supervisors only."""
         if counsellor.role != SUPERVISOR:
             return DeskError.SUPERVISOR_ONLY
@@ -277,7 +279,7 @@ class Desk:
         return self.canned.all()
 
     # ------------------------------------------------------------------ acting
-    async def execute(self, counsellor: CounsellorRecord, command: DeskCommand) -> DeskResult:
+    async def execute(self, counsellor: Staff, command: DeskCommand) -> DeskResult:
         """Do one desk command for a counsellor. Every front-end comes here: the permission
         table (`dialogs.desk.rules`) decides, and the answer is one `DeskResult`."""
         if not counsellor.active:
@@ -304,7 +306,7 @@ class Desk:
         return replace(result, outbound=(*result.outbound, *event))
 
     async def _published(
-        self, counsellor: CounsellorRecord, command: DeskCommand, result: DeskResult
+        self, counsellor: Staff, command: DeskCommand, result: DeskResult
     ) -> tuple[Outbound, ...]:
         """The desk event of a command that went through, for every desk to render (whichever
         desk the counsellor used): one notice in the case's desk stream, in order."""
@@ -322,7 +324,7 @@ class Desk:
                          critical=case.risk == Risk.CRITICAL.value, meta=meta),)
 
     async def _permitted(
-        self, repos: Stores, counsellor: CounsellorRecord, command: DeskCommand
+        self, repos: Stores, counsellor: Staff, command: DeskCommand
     ) -> CaseRecord | DeskResult:
         """The command's case, if the permission table lets this counsellor act on it."""
         case = await repos.cases.get(command.case_id)
@@ -334,12 +336,12 @@ class Desk:
         return case
 
     # The methods each front-end has called so far: thin wrappers over `execute`.
-    async def take(self, counsellor: CounsellorRecord, case_id: int) -> DeskResult:
+    async def take(self, counsellor: Staff, case_id: int) -> DeskResult:
         return await self.execute(counsellor, Take(case_id))
 
     async def reply(
         self,
-        counsellor: CounsellorRecord,
+        counsellor: Staff,
         case_id: int,
         text: str,
         attachments: Sequence[Attachment] = (),
@@ -347,39 +349,39 @@ class Desk:
         return await self.execute(counsellor, Reply(case_id, text, tuple(attachments)))
 
     async def reply_canned(
-        self, counsellor: CounsellorRecord, case_id: int, key: str
+        self, counsellor: Staff, case_id: int, key: str
     ) -> DeskResult:
         return await self.execute(counsellor, ReplyCanned(case_id, key))
 
-    async def note(self, counsellor: CounsellorRecord, case_id: int, text: str) -> DeskResult:
+    async def note(self, counsellor: Staff, case_id: int, text: str) -> DeskResult:
         return await self.execute(counsellor, Note(case_id, text))
 
     async def release(
-        self, counsellor: CounsellorRecord, case_id: int, note: str = ""
+        self, counsellor: Staff, case_id: int, note: str = ""
     ) -> DeskResult:
         return await self.execute(counsellor, Release(case_id, note))
 
     async def transfer(
-        self, counsellor: CounsellorRecord, case_id: int, to_name: str, note: str = ""
+        self, counsellor: Staff, case_id: int, to_name: str, note: str = ""
     ) -> DeskResult:
         return await self.execute(counsellor, Transfer(case_id, to_name, note))
 
-    async def close(self, counsellor: CounsellorRecord, case_id: int, outcome: str) -> DeskResult:
+    async def close(self, counsellor: Staff, case_id: int, outcome: str) -> DeskResult:
         return await self.execute(counsellor, Close(case_id, outcome))
 
     async def set_risk(
-        self, counsellor: CounsellorRecord, case_id: int, risk: str, note: str
+        self, counsellor: Staff, case_id: int, risk: str, note: str
     ) -> DeskResult:
         return await self.execute(counsellor, ChangeRisk(case_id, risk, note))
 
     async def set_category(
-        self, counsellor: CounsellorRecord, case_id: int, category: str
+        self, counsellor: Staff, case_id: int, category: str
     ) -> DeskResult:
         return await self.execute(counsellor, SetCategory(case_id, category))
 
     async def block(
         self,
-        counsellor: CounsellorRecord,
+        counsellor: Staff,
         case_id: int,
         reason: str,
         until: datetime,
@@ -388,12 +390,12 @@ class Desk:
     ) -> DeskResult:
         return await self.execute(counsellor, Block(case_id, reason, until, confirmed))
 
-    async def unblock(self, counsellor: CounsellorRecord, case_id: int) -> DeskResult:
+    async def unblock(self, counsellor: Staff, case_id: int) -> DeskResult:
         return await self.execute(counsellor, Unblock(case_id))
 
     # ------------------------------------------------------------------ taking
     @_retried
-    async def _take(self, counsellor: CounsellorRecord, command: Take) -> DeskResult:
+    async def _take(self, counsellor: Staff, command: Take) -> DeskResult:
         """Atomic: of two counsellors pressing Take at once, exactly one gets the case. Refused
         at capacity, except for a critical case: that take goes through, is counted, and the
         supervisors are told."""
@@ -415,7 +417,7 @@ class Desk:
             )
 
     async def _not_moved(
-        self, repos: Stores, holder: CounsellorRecord, case_id: int, who: str, room: int
+        self, repos: Stores, holder: Staff, case_id: int, who: str, room: int
     ) -> DeskResult:
         """Why a take or a transfer changed nothing: the holder is full (never for a critical
         case: `room` is unlimited), or someone was first."""
@@ -428,7 +430,7 @@ class Desk:
         return _fail(DeskError.TAKEN, case_id)
 
     async def _over_capacity(
-        self, repos: Stores, holder: CounsellorRecord, case: CaseRecord
+        self, repos: Stores, holder: Staff, case: CaseRecord
     ) -> tuple[str, tuple[Outbound, ...]]:
         """After a critical case went to `holder`: if they now hold more than the limit, the
         overload is audited and the supervisors told by a desk notice."""
@@ -446,7 +448,7 @@ class Desk:
 
     # ------------------------------------------------------------------ talking to the child
     @_retried
-    async def _reply_text(self, counsellor: CounsellorRecord, command: Reply) -> DeskResult:
+    async def _reply_text(self, counsellor: Staff, command: Reply) -> DeskResult:
         """Send the counsellor's words to the child, with no name or account attached."""
         text = command.text
         async with self.db.unit() as repos:
@@ -456,7 +458,7 @@ class Desk:
 
     @_retried
     async def _reply_canned(
-        self, counsellor: CounsellorRecord, command: ReplyCanned
+        self, counsellor: Staff, command: ReplyCanned
     ) -> DeskResult:
         """Send a canned reply (`/reply KEY`) in the child's language, taken from the case."""
         canned = self.canned.get(command.key)
@@ -468,7 +470,7 @@ class Desk:
     async def _reply(
         self,
         repos: Stores,
-        counsellor: CounsellorRecord,
+        counsellor: Staff,
         command: Reply | ReplyCanned,
         text_for: _TextFor,
         attachments: Sequence[Attachment] = (),
@@ -503,7 +505,7 @@ class Desk:
         return str(locale or self.engine.config.default_locale)
 
     @_retried
-    async def _add_note(self, counsellor: CounsellorRecord, command: Note) -> DeskResult:
+    async def _add_note(self, counsellor: Staff, command: Note) -> DeskResult:
         """A private note on the case: never sent to the child."""
         async with self.db.unit() as repos:
             case = await self._permitted(repos, counsellor, command)
@@ -516,7 +518,7 @@ class Desk:
             return DeskResult(ok=True, case_id=case.id)
 
     async def _note(
-        self, repos: Stores, counsellor: CounsellorRecord, case: CaseRecord, text: str
+        self, repos: Stores, counsellor: Staff, case: CaseRecord, text: str
     ) -> None:
         if case.user_id is not None and text.strip():
             await repos.messages.add(
@@ -525,7 +527,7 @@ class Desk:
 
     # ------------------------------------------------------------------ handing over
     @_retried
-    async def _release(self, counsellor: CounsellorRecord, command: Release) -> DeskResult:
+    async def _release(self, counsellor: Staff, command: Release) -> DeskResult:
         """Back to the queue, keeping its place; the note (if any) is left on the case for
         whoever takes it next."""
         case_id = command.case_id
@@ -546,7 +548,7 @@ class Desk:
             return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
 
     @_retried
-    async def _transfer(self, counsellor: CounsellorRecord, command: Transfer) -> DeskResult:
+    async def _transfer(self, counsellor: Staff, command: Transfer) -> DeskResult:
         """Hand a case to a named colleague. A counsellor hands over a case they hold; a
         supervisor reassigns any open case (a waiting one goes straight to that colleague).
         The colleague's capacity applies, except to a critical case (counted and told)."""
@@ -575,7 +577,7 @@ class Desk:
                               over_capacity=counted)
 
     async def _transfer_parties(
-        self, repos: Stores, counsellor: CounsellorRecord, command: Transfer
+        self, repos: Stores, counsellor: Staff, command: Transfer
     ) -> tuple[CaseRecord, CounsellorRecord] | DeskResult:
         """The case and the colleague of a transfer, or why it may not happen."""
         target = await repos.counsellors.by_name(command.to.strip())
@@ -591,7 +593,7 @@ class Desk:
     async def _transferred(
         self,
         repos: Stores,
-        counsellor: CounsellorRecord,
+        counsellor: Staff,
         case: CaseRecord,
         source: str,
         target: CounsellorRecord,
@@ -630,7 +632,7 @@ class Desk:
         )
 
     @_retried
-    async def _close(self, counsellor: CounsellorRecord, command: Close) -> DeskResult:
+    async def _close(self, counsellor: Staff, command: Close) -> DeskResult:
         """Close with an outcome. "Abusive contact (blocked)" is not an outcome one picks: it
         is what `Block` does, for supervisors, and it really blocks."""
         if command.outcome == BLOCK_OUTCOME:
@@ -653,7 +655,7 @@ class Desk:
             return DeskResult(ok=True, outbound=tuple(out), case_id=case_id)
 
     @_retried
-    async def _change_risk(self, counsellor: CounsellorRecord, command: ChangeRisk) -> DeskResult:
+    async def _change_risk(self, counsellor: Staff, command: ChangeRisk) -> DeskResult:
         """Raise or lower a case's risk (who may: the permission table). Lowering needs a
         note, lowering from critical a real reason; both audited as old -> new: reason."""
         if command.risk not in Risk._value2member_map_:
@@ -678,7 +680,7 @@ class Desk:
 
     @_retried
     async def _set_category(
-        self, counsellor: CounsellorRecord, command: SetCategory
+        self, counsellor: Staff, command: SetCategory
     ) -> DeskResult:
         """Correct a case's category (the help line's taxonomy, after the CHI framework)."""
         if not is_category(command.category):
@@ -699,7 +701,7 @@ class Desk:
 
     # ------------------------------------------------------------------ blocking
     @_retried
-    async def _block(self, counsellor: CounsellorRecord, command: Block) -> DeskResult:
+    async def _block(self, counsellor: Staff, command: Block) -> DeskResult:
         """Block the user of a case who abuses the line (supervisors), with a reason, until a
         moment. The case closes as an abusive contact; the user then gets one neutral reply
         and nothing else, except that a danger signal still opens a critical case. On a case
@@ -748,7 +750,7 @@ class Desk:
     async def _close_blocked(
         self,
         repos: Stores,
-        counsellor: CounsellorRecord,
+        counsellor: Staff,
         case: CaseRecord,
         now: datetime,
         command: Block,
@@ -770,7 +772,7 @@ class Desk:
         )
 
     async def pending_block(
-        self, counsellor: CounsellorRecord, case_id: int, within: timedelta = CONFIRM_WITHIN
+        self, counsellor: Staff, case_id: int, within: timedelta = CONFIRM_WITHIN
     ) -> Block | None:
         """The block this counsellor asked for on the case and was asked to confirm (within
         `within`), as a confirmed command: what a confirm button executes."""
@@ -789,7 +791,7 @@ class Desk:
         return Block(case_id, reason, until, confirmed=True)
 
     @_retried
-    async def _unblock(self, counsellor: CounsellorRecord, command: Unblock) -> DeskResult:
+    async def _unblock(self, counsellor: Staff, command: Unblock) -> DeskResult:
         """Lift the block on the user of a case (supervisors, who set blocks)."""
         now = self._now()
         async with self.db.unit() as repos:

@@ -5,8 +5,10 @@
   are domain records described here. ``storage/`` implements them with SQLAlchemy; ``dialogs/``
   never imports ``storage`` or SQLAlchemy (``tests/test_boundaries.py`` checks).
 
-Records are Protocols with the fields the dialogs read and change; a change to a record made inside
-a unit is saved when the unit commits (the ORM rows satisfy these Protocols structurally).
+Records are plain dataclasses (detached: no database behind them). A unit hands out one record
+per stored row; what the dialogs change on a record is saved when the unit commits (and is
+seen by the unit's later reads). Front-ends hand the desk who acts as a ``Staff`` and, for the
+permission table, a case as ``CaseFacts``: anything with those fields.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ class CaseStatus(StrEnum):
 OPEN_STATUSES = (CaseStatus.WAITING, CaseStatus.ACTIVE)
 
 
-class UserRecord(Protocol):
+@dataclass(slots=True, eq=False)
+class UserRecord:
     id: int
     channel: str
     external_id: str
@@ -57,7 +60,8 @@ class UserRecord(Protocol):
     last_seen_at: datetime
 
 
-class ConversationRecord(Protocol):
+@dataclass(slots=True, eq=False)
+class ConversationRecord:
     id: int
     user_id: int
     flow: str
@@ -70,7 +74,8 @@ class ConversationRecord(Protocol):
     updated_at: datetime
 
 
-class MessageRecord(Protocol):
+@dataclass(frozen=True, slots=True, eq=False)
+class MessageRecord:
     id: int
     user_id: int
     case_id: int | None
@@ -80,7 +85,8 @@ class MessageRecord(Protocol):
     created_at: datetime
 
 
-class CaseRecord(Protocol):
+@dataclass(slots=True, eq=False)
+class CaseRecord:
     id: int
     user_id: int | None
     channel: str
@@ -103,7 +109,8 @@ class CaseRecord(Protocol):
     child_updated_at: datetime | None
 
 
-class AttachmentRecord(Protocol):
+@dataclass(frozen=True, slots=True, eq=False)
+class AttachmentRecord:
     id: int
     user_id: int | None
     case_id: int | None
@@ -116,7 +123,8 @@ class AttachmentRecord(Protocol):
     created_at: datetime
 
 
-class CounsellorRecord(Protocol):
+@dataclass(frozen=True, slots=True, eq=False)
+class CounsellorRecord:
     id: int
     name: str
     channel: str
@@ -126,7 +134,8 @@ class CounsellorRecord(Protocol):
     created_at: datetime
 
 
-class AuditRecord(Protocol):
+@dataclass(frozen=True, slots=True, eq=False)
+class AuditRecord:
     id: int
     counsellor_id: int | None
     case_id: int | None
@@ -135,7 +144,8 @@ class AuditRecord(Protocol):
     created_at: datetime
 
 
-class BlockRecord(Protocol):
+@dataclass(frozen=True, slots=True, eq=False)
+class BlockRecord:
     id: int
     channel: str
     external_id: str
@@ -148,6 +158,35 @@ class BlockRecord(Protocol):
     lifted_at: datetime | None
     lifted_by: int | None
     notified_at: datetime | None
+
+
+class Staff(Protocol):
+    """Who acts at a desk, as a front-end hands them over: a counsellor's record, or the
+    front-end's own read of them. Read only."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def active(self) -> bool: ...
+
+
+class CaseFacts(Protocol):
+    """What the desk's permission table reads of a case: a record, or a front-end's read of it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def owner_id(self) -> int | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def risk(self) -> str: ...
+    @property
+    def risk_rank(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)

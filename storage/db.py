@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 from dialogs.ports import StoreConflict, StoreUnavailable, UnitOfWork
 from storage.lane import LaneLock
 from storage.models import Base
+from storage.records import RecordStores
 from storage.repositories import Repos
 from storage.sqlite_inline import inline_url
 
@@ -85,12 +86,15 @@ class Database:
                 yield session
 
     @asynccontextmanager
-    async def unit(self) -> AsyncIterator[Repos]:
-        """The dialogs' unit of work (``dialogs.ports.UnitOfWork``): every repository over one
-        transaction; a database failure surfaces as ``StoreUnavailable``."""
+    async def unit(self) -> AsyncIterator[RecordStores]:
+        """The dialogs' unit of work (``dialogs.ports.UnitOfWork``): every store over one
+        transaction, handing out detached records whose changes are saved when it commits
+        (``storage.records``); a database failure surfaces as ``StoreUnavailable``."""
         try:
             async with self.session() as session:
-                yield Repos(session)
+                stores = RecordStores(Repos(session))
+                yield stores
+                stores.finish()
         except DBAPIError as exc:
             if _sqlstate(exc) in _CONFLICTS:
                 raise StoreConflict(f"{type(exc).__name__} (deadlock or conflict)") from exc

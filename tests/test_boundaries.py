@@ -55,7 +55,7 @@ def test_docs_flows_is_current() -> None:
 
 
 def test_dialogs_reach_storage_only_through_ports() -> None:
-    """dialogs/ depends on the Protocols in dialogs/ports.py: it imports neither storage nor
+    """dialogs/ depends on the seams in dialogs/ports.py: it imports neither storage nor
     SQLAlchemy, so the engine can run on any store that keeps the contract."""
     offenders = {
         str(p.relative_to(ROOT)): sorted(_imports(p) & {"storage", "sqlalchemy"})
@@ -86,6 +86,25 @@ def test_the_database_keeps_the_dialogs_store_contract() -> None:
         assert wanted, name
         for method in wanted:
             assert callable(getattr(getattr(repos, name), method, None)), f"{name}.{method}"
+
+
+def test_the_dialogs_records_are_detached_dataclasses() -> None:
+    """What the stores hand the dialogs are plain dataclasses (storage/records.py turns rows
+    into them), and every one of them has a row kind that becomes it."""
+    import dataclasses
+
+    from dialogs import ports
+    from storage.records import RECORD_OF
+
+    records = [
+        value
+        for name, value in vars(ports).items()
+        if name.endswith("Record") and isinstance(value, type)
+    ]
+    assert len(records) == 8
+    for record in records:
+        assert dataclasses.is_dataclass(record), record.__name__
+    assert set(RECORD_OF.values()) == set(records)
 
 
 def test_no_long_functions_in_dialogs() -> None:

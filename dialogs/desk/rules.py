@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from dialogs.desk.commands import ChangeRisk, DeskCommand
 from dialogs.desk.results import DeskError
-from dialogs.ports import CaseRecord, CaseStatus, CounsellorRecord
+from dialogs.ports import CaseFacts, CaseStatus, Staff
 from dialogs.taxonomy import Risk
 
 SUPERVISOR = "supervisor"
@@ -102,7 +102,7 @@ TABLE: tuple[Rule, ...] = (
 )
 
 
-def action_of(command: DeskCommand, case: CaseRecord) -> str:
+def action_of(command: DeskCommand, case: CaseFacts) -> str:
     """The table's action for a command on this case (a risk change raises or lowers)."""
     if isinstance(command, ChangeRisk):
         lowering = command.risk in Risk._value2member_map_ and (
@@ -113,7 +113,7 @@ def action_of(command: DeskCommand, case: CaseRecord) -> str:
 
 
 def verdict(
-    action: str, counsellor: CounsellorRecord, case: CaseRecord, table: Iterable[Rule] = TABLE
+    action: str, counsellor: Staff, case: CaseFacts, table: Iterable[Rule] = TABLE
 ) -> DeskError | None:
     """None when the counsellor may do `action` on the case, else the refusal."""
     role = SUPERVISOR if counsellor.role == SUPERVISOR else COUNSELLOR
@@ -125,9 +125,7 @@ def verdict(
     return DeskError.NOT_YOURS
 
 
-def permit(
-    counsellor: CounsellorRecord, command: DeskCommand, case: CaseRecord
-) -> DeskError | None:
+def permit(counsellor: Staff, command: DeskCommand, case: CaseFacts) -> DeskError | None:
     """The one permission check of every desk command."""
     return verdict(action_of(command, case), counsellor, case)
 
