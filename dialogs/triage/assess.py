@@ -12,7 +12,9 @@ import yaml
 
 from dialogs.taxonomy import Risk, Signal, is_category
 
+from . import layout
 from .features import join_spelled
+from .layout import as_typed
 from .lexicon import DATA_DIR, Entry, LexiconError, compile_lexicons
 from .matcher import Matcher
 from .model import CONTEXT_JOIN, Score, TriageModel, load_model
@@ -157,6 +159,7 @@ class Triage:
         self.matcher = Matcher(compile_lexicons(self.policy.lexicons, self.policy.signals))
         self._signal_rank = {s: i for i, s in enumerate(self.policy.signals)}
         self.model = model if model is not None else load_model()
+        layout.warm()  # the keyboard-layout check's letter-pair tables, built once, now
 
     def _rank(self, entry: Entry) -> tuple[bool, int, int, int]:
         """Sort key: danger first, then risk, signal priority and category priority."""
@@ -203,6 +206,8 @@ class Triage:
 
     def assess(self, text: str, locale: str, context: Sequence[str] = ()) -> Assessment:
         """Assess one message (see :func:`assess`)."""
+        # Russian typed with the English layout is read as the Russian it is.
+        text, context = as_typed(text), [as_typed(earlier) for earlier in context]
         tokens = read(text, locale)
         verdict = replace(self.lexicon(tokens), about=self._about(tokens))
         if self.model is None:

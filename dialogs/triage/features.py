@@ -42,9 +42,21 @@ class Doc:
     stems: str  # stems, space-joined: for word n-grams
 
 
+# "I" and "я" spelt out with the word after them: "i o v e r d o s e d", "я г о л о д а ю".
+_PRONOUNS = frozenset({"i", "я"})
+
+
+def _joined(spelt: str) -> str:
+    word = _GAPS.sub("", spelt)
+    if word[0].casefold() in _PRONOUNS and len(word) >= 6:
+        return f"{word[0]} {word[1:]}"
+    return word
+
+
 def join_spelled(text: str) -> str:
-    """Join words spelt out with spaces or symbols: "у м е р е т ь" -> "умереть"."""
-    text = _SPACED.sub(lambda m: _GAPS.sub("", m.group()), text)
+    """Join words spelt out with spaces or symbols: "у м е р е т ь" -> "умереть" (a leading
+    "i" or "я" stays a word of its own: "я г о л о д а ю" -> "я голодаю")."""
+    text = _SPACED.sub(lambda m: _joined(m.group()), text)
     return _INNER_SYMBOL.sub("", text)
 
 

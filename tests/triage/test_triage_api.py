@@ -180,6 +180,11 @@ def test_any_text_gets_a_valid_verdict(text: str, locale: str) -> None:
         ("в 8 классе я резала руки, уже два года этого нет, хожу к психологу", "ru",
          "past-resolved"),
         ("раньше я себя резала, но я справилась, сейчас всё хорошо", "ru", "past-resolved"),
+        # A joke about something trivial, marked as one; a denial.
+        ("if my mom makes me go to that wedding i'm gonna kms lmao", "en", "joke"),
+        ("ещё одна контрольная по физике и я выпилюсь 🤣", "ru", "joke"),
+        ("i'm not suicidal or anything, just stressed about exams", "en", "denial"),
+        ("у меня нет никаких мыслей о суициде, просто поругалась с мамой", "ru", "denial"),
     ],
 )
 def test_danger_words_told_as_past_or_asked_about_are_not_an_alarm(
@@ -192,7 +197,7 @@ def test_danger_words_told_as_past_or_asked_about_are_not_an_alarm(
     assert "framed" in result.layers
     if frame is not None:
         assert frame in result.layers
-    if "past-resolved" in result.layers:
+    if {"past-resolved", "joke", "denial"} & set(result.layers):
         assert result.check_in
 
 
@@ -205,6 +210,10 @@ def test_danger_words_told_as_past_or_asked_about_are_not_an_alarm(
         # A past that is not over: it came back.
         ("i used to cut myself a year ago and last night i did it again, pretty deep", "en"),
         ("раньше резалась, думала прошло, а сегодня опять порезала себя", "ru"),
+        # A joke undone ("не шучу"), a denial with a "but".
+        ("хочу умереть 😂 не шучу, сегодня всё решу", "ru"),
+        ("меня никто не бьёт, но отчим запирает меня на балконе на всю ночь", "ru"),
+        ("lol i'm not joking, i'm going to kill myself tonight", "en"),
     ],
 )
 def test_a_frame_in_another_sentence_does_not_hide_danger(text: str, locale: str) -> None:

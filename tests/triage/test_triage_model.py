@@ -96,6 +96,9 @@ def test_spelt_out_words_are_joined() -> None:
     assert join_spelled("s.u.i.c.i.d.e") == "suicide"
     assert join_spelled("ре*жу руки") == "режу руки"
     assert join_spelled("я и ты") == "я и ты"
+    # A leading "i" or "я" spelt out with its word stays a word of its own.
+    assert join_spelled("i o v e r d o s e d") == "i overdosed"
+    assert join_spelled("я г о л о д а ю") == "я голодаю"
 
 
 def test_threshold_choice_simulates_the_verdict_assess_gives() -> None:

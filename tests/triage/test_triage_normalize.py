@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dialogs.triage import assess
+from dialogs.triage.layout import as_typed
 from dialogs.triage.normalize import EXACT, Token, tokenize
 
 
@@ -94,3 +96,37 @@ def test_keys_hold_stems() -> None:
     assert "умерет" in token.keys
     (token,) = tokenize("killing", "en")
     assert "kill" in token.keys
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("z ,jkmit yt [jxe ;bnm", "я больше не хочу жить"),
+        ("vyt cnhfiyj blnb ljvjq", "мне страшно идти домой"),
+        ("Ghbdtn! Rfr pf,kjrbhjdfnm xtkjdtrf&", "Привет! Как заблокировать человека?"),
+        ("vyt gkj[j/ z yt pyf. xnj ltkfnm", "мне плохо. я не знаю что делать"),
+    ],
+)
+def test_russian_typed_with_the_english_layout_is_read_as_russian(typed: str, meant: str) -> None:
+    assert as_typed(typed) == meant
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i don't want to live anymore, it's too much",
+        "ya hochu umeret",  # Russian in Latin letters: transliteration reads it
+        "lol that's so funny",
+        "gg wp",
+        "check vk.com/id12345",
+    ],
+)
+def test_english_and_transliteration_keep_their_letters(text: str) -> None:
+    assert as_typed(text) == text
+
+
+def test_a_child_on_the_wrong_layout_gets_the_danger_screen() -> None:
+    # A comma on the Russian layout is the English layout's "?".
+    result = assess("z ,jkmit yt [jxe ;bnm? ghjcnbnt dct", "ru")
+    assert result.danger and result.category == "suicide"
+    assert not assess("Ghbdtn! Rfr pf,kjrbhjdfnm xtkjdtrf&", "ru").danger
