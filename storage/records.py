@@ -128,8 +128,8 @@ class Records:
     def read(self, record: Any = None) -> None:
         """Read a record (or all) again from its row."""
         if record is None:
-            for tracked in self._by_row.values():
-                self._read(tracked)
+            for each in self._by_row.values():
+                self._read(each)
         elif (tracked := self._by_record.get(id(record))) is not None:
             self._read(tracked)
 
