@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     web_lockout_attempts: int = Field(5, gt=0)
     web_lockout_minutes: int = Field(15, gt=0)
     web_require_totp: bool = False
+    # The wallboard's alarm: a critical case should have a counsellor's first answer within this.
+    web_critical_response_minutes: int = Field(5, gt=0)
 
     # Desk operations: opening hours (a YAML file; default dialogs/data/hours.yaml), how many
     # cases a counsellor holds at once, and the minute sweep's intervals.

@@ -348,3 +348,21 @@ class RateBucket(Base):
     key: Mapped[str] = mapped_column(String(96), primary_key=True)
     tokens: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseRead(Base):
+    """How far one counsellor has read one case's transcript: the id of the last line they saw.
+    The web console's unread counts are the child's lines after it. Ids only, no content."""
+
+    __tablename__ = "case_reads"
+
+    counsellor_id: Mapped[int] = mapped_column(
+        ForeignKey("counsellors.id", ondelete="CASCADE"), primary_key=True
+    )
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    last_message_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), default=0
+    )
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

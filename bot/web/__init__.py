@@ -10,14 +10,17 @@ The console always has its own listener at WEB_HOST:WEB_PORT (by default 127.0.0
 TLS proxy in front), never the public one of the Telegram webhook and the health checks.
 
 Modules: `auth` (passwords, sessions, CSRF, middlewares), `views` (pages, actions, streams),
-`live` (the queue feed, server-sent events, the alert sound), `board` (supervisors' figures),
-`state` (what handlers reach through the request), `texts.yaml` (Russian and English).
+`live` (the queue feed, server-sent events, the alert sound), `inbox` (a counsellor's
+conversations with unread counts and previews), `board` (supervisors' figures and the live
+wallboard), `pages` (rendering pages and the fragments live updates patch in), `state` (what
+handlers reach through the request), `texts.yaml` (Russian and English).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -32,19 +35,31 @@ from dialogs.catalogue import Catalogue
 log = logging.getLogger(__name__)
 
 
-def build_console(app: App, *, notify: bool = True, poll_seconds: float = 1.0) -> web.Application:
+def build_console(
+    app: App,
+    *,
+    notify: bool = True,
+    poll_seconds: float = 1.0,
+    critical_target: timedelta | None = None,
+) -> web.Application:
     """The console as an aiohttp application, with /healthz, /readyz and /metrics beside it.
 
     `notify`: register a desk sender that wakes the live queue when a desk notice is delivered
     in this process (where the channels run). `helpline web` alone passes False: it must not
-    take desk notices meant for the desks of the main process."""
+    take desk notices meant for the desks of the main process.
+    `critical_target`: how soon a critical case should be answered, for the wallboard's alarm
+    (default: the setting WEB_CRITICAL_RESPONSE_MINUTES)."""
     feed = QueueFeed(app, interval=poll_seconds)
+    minutes = app.settings.web_critical_response_minutes
     console = Console(
         app=app,
         texts=Catalogue(TEXTS),
         templates=template_env(),
         feed=feed,
         sound=alert_wav(),
+        critical_target=(
+            critical_target if critical_target is not None else timedelta(minutes=float(minutes))
+        ),
     )
     web_app = web.Application(middlewares=console_middlewares(), client_max_size=1024 * 1024)
     web_app[CONSOLE] = console

@@ -28,6 +28,7 @@ from dialogs.escalation import CaseSummary
 from dialogs.messages import Outbound
 from dialogs.taxonomy import category_chi_group
 from storage.models import Case, Counsellor, utcnow
+from storage.repos.reads import ReadRepo
 from storage.repositories import Repos
 
 log = logging.getLogger(__name__)
@@ -37,16 +38,19 @@ HEARTBEAT = 15.0
 
 @dataclass(frozen=True, slots=True)
 class Board:
-    """The desk at one moment: waiting cases (queue order) and the cases being worked on."""
+    """The desk at one moment: waiting cases (queue order), the cases being worked on, and
+    marks that move when any line is written or read (for the inboxes' unread counts)."""
 
     waiting: tuple[CaseSummary, ...]
     active: tuple[CaseSummary, ...]
+    marks: tuple[int, int] = (0, 0)
 
     def for_staff(self, counsellor: Counsellor) -> Board:
         """What this counsellor may see: the queue and their own cases; a supervisor, all."""
         if counsellor.role == "supervisor":
             return self
-        return Board(self.waiting, tuple(c for c in self.active if c.owner == counsellor.name))
+        mine = tuple(c for c in self.active if c.owner == counsellor.name)
+        return Board(self.waiting, mine, self.marks)
 
 
 def summary_of(case: Case, owner: str | None) -> CaseSummary:
@@ -75,7 +79,8 @@ async def read_board(app: App) -> Board:
             summary_of(c, names.get(c.owner_id) if c.owner_id else None)
             for c in await repos.board.active()
         )
-    return Board(waiting, active)
+        marks = await ReadRepo(s).marks()
+    return Board(waiting, active, marks)
 
 
 class QueueFeed:
@@ -85,6 +90,8 @@ class QueueFeed:
         self.app = app
         self.interval = interval
         self._listeners: set[asyncio.Queue[Board]] = set()
+        # Listeners that have had nothing yet: they get the next board read, changed or not.
+        self._fresh: set[asyncio.Queue[Board]] = set()
         self._board: Board | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -97,8 +104,9 @@ class QueueFeed:
     async def listen(self) -> AsyncIterator[asyncio.Queue[Board]]:
         queue: asyncio.Queue[Board] = asyncio.Queue(maxsize=1)
         self._listeners.add(queue)
-        if self._board is not None:
-            queue.put_nowait(self._board)
+        # Not the board read up to a second ago: a page just drawn from the database must not
+        # be patched back to what was true before it (a case taken meanwhile).
+        self._fresh.add(queue)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="web-queue-feed")
         else:
@@ -107,19 +115,25 @@ class QueueFeed:
             yield queue
         finally:
             self._listeners.discard(queue)
+            self._fresh.discard(queue)
 
     async def _run(self) -> None:
         while self._listeners:
             self._wake.clear()
+            # Only listeners already waiting when this read starts may take it as their first.
+            waiting = set(self._fresh)
             try:
                 board = await read_board(self.app)
             except Exception:  # a database hiccup must not end every open queue page
                 log.exception("web console: reading the queue failed")
             else:
-                if board != self._board:
-                    self._board = board
-                    for queue in list(self._listeners):
-                        _put_latest(queue, board)
+                late = self._fresh - waiting  # they will have the next read, at once
+                changed = board != self._board
+                told = (self._listeners - late) if changed else (waiting & self._fresh)
+                self._board = board
+                self._fresh -= told
+                for queue in told:
+                    _put_latest(queue, board)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval)
         self._board = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import jinja2
@@ -59,6 +60,8 @@ class Console:
     templates: jinja2.Environment
     feed: QueueFeed
     sound: bytes
+    # How soon a critical case should have its first answer (the wallboard's alarm).
+    critical_target: timedelta = timedelta(minutes=5)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property

@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,10 @@ from aiohttp import web
 
 from bot.evidence import read_evidence
 from bot.web import auth
-from bot.web.board import today
+from bot.web.board import Wall, today, wallboard
+from bot.web.inbox import Author, Inbox, author_label, authors_of, mark_seen, read_inbox
 from bot.web.live import HEARTBEAT, Board, EventStream, read_board
-from bot.web.pages import render
+from bot.web.pages import code_label, fragment, labelled, render
 from bot.web.state import (
     Console,
     Staff,
@@ -129,6 +130,48 @@ def board_json(board: Board, t: Texts, me: Counsellor) -> dict[str, Any]:
     }
 
 
+def inbox_json(inbox: Inbox, t: Texts) -> dict[str, Any]:
+    return {
+        "held": inbox.held,
+        "capacity": inbox.capacity,
+        "over": inbox.over,
+        "load": t("inbox.load", n=inbox.held, capacity=inbox.capacity),
+        "unread": inbox.unread,
+        "items": [
+            {
+                "id": i.id,
+                "url": f"/cases/{i.id}",
+                "risk": i.risk,
+                "status": i.status,
+                "unread": i.unread,
+                "preview_who": i.preview_who,
+                "preview": i.preview,
+            }
+            for i in inbox.items
+        ],
+    }
+
+
+def live_json(
+    request: web.Request, board: Board, inbox: Inbox, open_case: int | None = None
+) -> dict[str, Any]:
+    """What an open queue or case page gets on every change: the board, the counsellor's
+    inbox, and the same markup the page drew first (so the script only patches it in)."""
+    staff, t = staff_of(request), texts_of(request)
+    me = staff.counsellor
+    others = [c for c in board.active if c.owner != me.name]
+    data = board_json(board, t, me)
+    data["inbox"] = inbox_json(inbox, t)
+    data["html"] = {
+        "waiting": fragment(request, "_rows.html", rows=board.waiting, empty=t("queue.empty"),
+                            full=inbox.full),
+        "others": fragment(request, "_rows.html", rows=others, empty=t("board.nobody"),
+                           full=inbox.full),
+        "inbox": fragment(request, "_inbox.html", inbox=inbox, open_case=open_case),
+    }
+    return data
+
+
 async def my_board(console: Console, staff: Staff) -> Board:
     """The queue page's first render (later updates come from the feed)."""
     waiting = tuple(await console.app.desk.queue())
@@ -222,25 +265,36 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
     console, staff = console_of(request), staff_of(request)
     board = await my_board(console, staff)
     me = staff.counsellor
+    inbox = await read_inbox(console.app, me.id, texts_of(request))
     return render(
         request,
         "queue.html",
         waiting=board.waiting,
-        mine=[c for c in board.active if c.owner == me.name],
+        inbox=inbox,
+        full=inbox.full,
+        open_case=None,
         others=[c for c in board.active if c.owner != me.name],
     )
 
 
 async def queue_api(request: web.Request) -> web.StreamResponse:
     console, staff = console_of(request), staff_of(request)
+    t = texts_of(request)
     board = await my_board(console, staff)
-    return web.json_response(board_json(board, texts_of(request), staff.counsellor))
+    data = board_json(board, t, staff.counsellor)
+    data["inbox"] = inbox_json(await read_inbox(console.app, staff.counsellor.id, t), t)
+    return web.json_response(data)
 
 
 async def queue_events(request: web.Request) -> web.StreamResponse:
-    """The queue, live: a `queue` event with the whole (filtered) board on every change."""
+    """The queue, live: a `queue` event with the whole (filtered) board and the counsellor's
+    inbox on every change (a case page listens too, for its inbox and the alarm)."""
     console, staff = console_of(request), staff_of(request)
     t = texts_of(request)
+    try:
+        open_case: int | None = int(request.query.get("case", ""))
+    except ValueError:
+        open_case = None
     stream = await EventStream(request).open()
     last: dict[str, Any] | None = None
     with contextlib.suppress(ConnectionResetError):
@@ -248,12 +302,11 @@ async def queue_events(request: web.Request) -> web.StreamResponse:
             while not console.stopping.is_set():
                 board = await _next(updates, console.stopping, HEARTBEAT)
                 if board is None:
-                    if not await _still_signed_in(console, staff):
-                        await stream.send("signed_out", {})
+                    if not await _heartbeat(stream, console, staff):
                         break
-                    await stream.ping()
                     continue
-                data = board_json(board.for_staff(staff.counsellor), t, staff.counsellor)
+                inbox = await read_inbox(console.app, staff.counsellor.id, t)
+                data = live_json(request, board.for_staff(staff.counsellor), inbox, open_case)
                 if data != last:
                     await stream.send("queue", data)
                     last = data
@@ -280,6 +333,15 @@ async def _still_signed_in(console: Console, staff: Staff) -> bool:
     async with console.app.db.session() as s:
         row = await Repos(s).web_sessions.get(staff.session_hash)
         return row is not None and row.expires_at > utcnow()
+
+
+async def _heartbeat(stream: EventStream, console: Console, staff: Staff) -> bool:
+    """A quiet live stream's heartbeat: a ping, or "signed_out" (False) when the session ended."""
+    if not await _still_signed_in(console, staff):
+        await stream.send("signed_out", {})
+        return False
+    await stream.ping()
+    return True
 
 
 # ---------------------------------------------------------------------- a case
@@ -324,17 +386,33 @@ def _answers(view: CaseView, t: Texts) -> list[tuple[str, str]]:
     return rows
 
 
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One transcript line as the console shows it (read-only; from the messages store)."""
+
+    id: int
+    sender: str
+    counsellor_id: int | None
+    text: str
+    at: datetime
+
+
 def line_json(
-    n: int, sender: str, text: str, at: Any, t: Texts, hours: OpeningHours | None = None
+    n: int,
+    line: Line,
+    t: Texts,
+    hours: OpeningHours | None = None,
+    authors: dict[int, Author] | None = None,
 ) -> dict[str, Any]:
-    key = f"sender.{sender}"
     return {
         "n": n,
-        "sender": sender,
-        "label": t(key) if t.has(key) else sender,
-        "text": text,
+        "id": line.id,
+        "sender": line.sender,
+        # Who wrote it: the child, the bot, a counsellor by name, a supervisor as such.
+        "label": author_label(t, line.sender, line.counsellor_id, authors or {}),
+        "text": line.text,
         # The help line's wall time, labelled ("14:05 MSK"), like every desk time.
-        "at": desk_time(at, hours) if hours is not None else at.strftime("%H:%M UTC"),
+        "at": desk_time(line.at, hours) if hours is not None else line.at.strftime("%H:%M UTC"),
     }
 
 
@@ -342,6 +420,76 @@ def _can_write(summary: CaseSummary, staff: Staff) -> bool:
     return summary.status == "active" and (
         summary.owner == staff.counsellor.name or staff.is_supervisor
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the live chat compares from one second to the next."""
+
+    status: str
+    owner: str | None
+    risk: str
+    outcome: str | None
+
+
+async def _peek(
+    console: Console, counsellor: Counsellor, case_id: int
+) -> tuple[Snapshot, list[Line]] | None:
+    """The case's state and transcript, if this counsellor may (still) see it. Polling a case
+    the counsellor has open is not a new read of it: `Desk.view` audited the page."""
+    async with console.app.db.session() as s:
+        repos = Repos(s)
+        case = await repos.cases.get(case_id)
+        if case is None or not console.app.desk._may_see(counsellor, case):
+            return None
+        owner = await repos.counsellors.get(case.owner_id) if case.owner_id else None
+        lines = [
+            Line(m.id, m.sender, m.counsellor_id, m.text, m.created_at)
+            for m in await repos.messages.for_case(case_id)
+        ]
+        state = Snapshot(str(case.status), owner.name if owner else None, case.risk, case.outcome)
+        return state, lines
+
+
+ERASED = "child-erased"
+
+
+def _change_message(before: Snapshot, now: Snapshot, t: Texts, me: str) -> str:
+    """What a counsellor is told when the open case changes under them, most important first."""
+    if now.outcome == ERASED and before.outcome != ERASED:
+        return t("case.live.erased")
+    if now.status == "left" and before.status != "left":
+        return t("case.live.left")
+    if now.status == "closed" and before.status != "closed":
+        return t("case.live.closed")
+    if now.owner != before.owner:
+        if now.owner is None:
+            return t("case.live.released")
+        return t("case.live.mine") if now.owner == me else t("case.live.owner", name=now.owner)
+    if now.risk != before.risk:
+        risk = Risk(now.risk).label(t.locale) if now.risk in Risk._value2member_map_ else ""
+        return t("case.live.risk", risk=risk)
+    return t("case.live_changed")
+
+
+def case_state_json(before: Snapshot, now: Snapshot, t: Texts, me: str) -> dict[str, Any]:
+    return {
+        "status": now.status,
+        "status_label": labelled(t, "status", now.status),
+        "owner": now.owner,
+        "owner_label": t("case.held_by", name=now.owner) if now.owner else "",
+        "risk": now.risk,
+        "risk_label": Risk(now.risk).label(t.locale) if now.risk in Risk._value2member_map_
+        else "",
+        "left": now.status == "left",
+        "erased": now.outcome == ERASED,
+        "closed": now.status == "closed",
+        "mine": now.owner == me,
+        # Whether the page's forms still fit the case (else it offers a reload).
+        "reload": now.owner != before.owner or (now.status != before.status
+                                                 and now.status not in ("left", "closed")),
+        "message": _change_message(before, now, t, me),
+    }
 
 
 async def case_page(request: web.Request) -> web.StreamResponse:
@@ -358,6 +506,13 @@ async def case_page(request: web.Request) -> web.StreamResponse:
     trail = await console.app.desk.audit_trail(case_id)
     summary = view.summary
     desk = console.app.desk
+    peeked = await _peek(console, staff.counsellor, case_id)
+    transcript = peeked[1] if peeked else []
+    authors = await authors_of(console.app)
+    if transcript:
+        # What the page shows now counts as read.
+        await mark_seen(console.app, staff.counsellor.id, case_id, transcript[-1].id)
+    inbox = await read_inbox(console.app, staff.counsellor.id, t)
     transfer_to: list[str] = []
     may_transfer = _can_write(summary, staff) or (
         staff.is_supervisor and summary.status == "waiting"
@@ -370,18 +525,20 @@ async def case_page(request: web.Request) -> web.StreamResponse:
                 if c.active and c.name != summary.owner
             ]
     child_locale = str(view.answers.get("locale") or t.locale)
+    lines = [
+        line_json(n, line, t, desk.config.hours, authors) for n, line in enumerate(transcript, 1)
+    ]
     return render(
         request,
         "case.html",
         view=view,
         summary=summary,
         answers=_answers(view, t),
+        signals=[code_label(t, s) for s in view.signals],
         evidence=_evidence(case_id, view),
-        lines=[
-            line_json(n, line.sender, line.text, line.at, t, desk.config.hours)
-            for n, line in enumerate(view.transcript, 1)
-        ],
-        seen=len(view.transcript),
+        lines=lines,
+        seen=len(lines),
+        last_id=transcript[-1].id if transcript else 0,
         trail=trail,
         risk_trail=[row for row in trail if row[2] in RISK_ACTIONS],
         # "Abusive contact (blocked)" is what a supervisor's Block does, not an outcome to pick.
@@ -389,6 +546,7 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         risks=[(r.value, r.label(t.locale)) for r in Risk],
         can_write=_can_write(summary, staff),
         can_take=summary.status == "waiting",
+        take_over=summary.risk == Risk.CRITICAL.value and inbox.full,
         transfer_to=transfer_to,
         canned=_canned(console, t.locale, child_locale),
         # The desk's rule (dialogs.desk.rules): blocking is a supervisor's action; where the
@@ -397,6 +555,10 @@ async def case_page(request: web.Request) -> web.StreamResponse:
         block_confirm=is_victim_category(summary.category),
         can_unblock=staff.is_supervisor and view.outcome == BLOCK_OUTCOME,
         block_days=BLOCK_DAYS,
+        inbox=inbox,
+        full=inbox.full,
+        open_case=case_id,
+        erased=view.outcome == ERASED,
     )
 
 
@@ -409,24 +571,10 @@ def _canned(console: Console, locale: str, child_locale: str) -> list[tuple[str,
     return [(c.key, c.title(locale), c.text(child_locale)) for c in lister()]
 
 
-async def _peek(
-    console: Console, counsellor: Counsellor, case_id: int
-) -> tuple[tuple[str, str | None, str], list[tuple[str, str, Any]]] | None:
-    """The case's status and transcript, if this counsellor may (still) see it. Polling a case
-    the counsellor has open is not a new read of it: `Desk.view` audited the page."""
-    async with console.app.db.session() as s:
-        repos = Repos(s)
-        case = await repos.cases.get(case_id)
-        if case is None or not console.app.desk._may_see(counsellor, case):
-            return None
-        owner = await repos.counsellors.get(case.owner_id) if case.owner_id else None
-        lines = [(m.sender, m.text, m.created_at) for m in await repos.messages.for_case(case_id)]
-        return (case.status, owner.name if owner else None, case.risk), lines
-
-
 async def case_events(request: web.Request) -> web.StreamResponse:
     """A case, live: `line` events for new transcript lines, `case` when its status, owner or
-    risk changes, `gone` when the counsellor may no longer see it."""
+    risk changes (the child left, erased their data, someone took it over), `gone` when the
+    counsellor may no longer see it."""
     console, staff, t = console_of(request), staff_of(request), texts_of(request)
     case_id = int(request.match_info["case_id"])
     first = await _peek(console, staff.counsellor, case_id)
@@ -437,6 +585,9 @@ async def case_events(request: web.Request) -> web.StreamResponse:
     except ValueError:
         seen = 0
     state = first[0]
+    me = staff.counsellor.name
+    hours = console.app.desk.config.hours
+    authors = await authors_of(console.app)
     stream = await EventStream(request).open()
     quiet = 0.0
     with contextlib.suppress(ConnectionResetError):
@@ -445,17 +596,16 @@ async def case_events(request: web.Request) -> web.StreamResponse:
             if snapshot is None:
                 await stream.send("gone", {"message": t("case.gone")})
                 break
-            status, lines = snapshot
-            if status != state:
-                state = status
-                await stream.send(
-                    "case",
-                    {"status": status[0], "owner": status[1], "risk": status[2],
-                     "message": t("case.live_changed")},
-                )
+            now, lines = snapshot
+            if now != state:
+                await stream.send("case", case_state_json(state, now, t, me))
+                state = now
             seen = min(seen, len(lines))
-            for n, (sender, text, at) in enumerate(lines[seen:], seen + 1):
-                row = line_json(n, sender, text, at, t, console.app.desk.config.hours)
+            fresh = lines[seen:]
+            if any(line.counsellor_id not in authors for line in fresh if line.counsellor_id):
+                authors = await authors_of(console.app)
+            for n, line in enumerate(fresh, seen + 1):
+                row = line_json(n, line, t, hours, authors)
                 await stream.send("line", row, event_id=str(n))
             seen = len(lines)
             with contextlib.suppress(TimeoutError):
@@ -463,11 +613,25 @@ async def case_events(request: web.Request) -> web.StreamResponse:
             quiet += 1.0
             if quiet >= HEARTBEAT:
                 quiet = 0.0
-                if not await _still_signed_in(console, staff):
-                    await stream.send("signed_out", {})
+                if not await _heartbeat(stream, console, staff):
                     break
-                await stream.ping()
     return stream.response
+
+
+async def case_seen(request: web.Request) -> web.StreamResponse:
+    """The page's script: the counsellor has seen the case's lines up to message `upto`."""
+    console, staff = console_of(request), staff_of(request)
+    case_id = int(request.match_info["case_id"])
+    form = await request.post()
+    try:
+        upto = int(_field(form, "upto", 20) or "0")
+    except ValueError:
+        upto = 0
+    if await _peek(console, staff.counsellor, case_id) is None:
+        return web.json_response({"ok": False, "error": "not_yours"}, status=403)
+    stored = await mark_seen(console.app, staff.counsellor.id, case_id, upto)
+    console.feed.wake()
+    return web.json_response({"ok": True, "seen": stored})
 
 
 def _read_evidence(root: Path, stored: str) -> tuple[bytes, str] | None:
@@ -598,7 +762,15 @@ def _respond(
     if wants_json(request):
         status = 200 if ok else ERROR_STATUS.get(result.error, 400) if result and result.error \
             else 400
-        body: dict[str, Any] = {"ok": ok, "error": error}
+        t = texts_of(request)
+        key = f"done.{done}" if ok else f"error.{error}"
+        body: dict[str, Any] = {
+            "ok": ok,
+            "error": error,
+            # Said on the page without a reload (the draft being typed stays where it is).
+            "message": t(key) if t.has(key) else t("error.unknown"),
+            "next": f"{target}?done={done}" if ok and target == "/" else None,
+        }
         if result is not None and result.over_capacity:
             body["over_capacity"] = result.over_capacity
         return web.json_response(body, status=status)
@@ -640,13 +812,8 @@ def _chart(
 async def supervisor_page(request: web.Request) -> web.StreamResponse:
     console, staff, t = console_of(request), staff_of(request), texts_of(request)
     desk = console.app.desk
-    cases = await desk.open_cases(staff.counsellor)
-    if isinstance(cases, DeskError):
+    if not staff.is_supervisor:
         return render(request, "error.html", status=403, message=t("error.forbidden"))
-    holds: dict[str, list[CaseSummary]] = {}
-    for c in cases:
-        if c.status == "active":
-            holds.setdefault(c.owner or "?", []).append(c)
     zone = desk.config.hours.zone
     now = utcnow()
     figures = await today(console.app.db, now, zone)
@@ -667,18 +834,85 @@ async def supervisor_page(request: web.Request) -> web.StreamResponse:
     ]
     hours = [(b.label, str(b.value), b.value, "") for b in figures.by_hour]
     charts.insert(1, Chart(t("board.by_hour"), hours, max([b[2] for b in hours] + [1]), ()))
+    wall = await _wall(console)
     return render(
         request,
         "board.html",
-        holds=sorted(holds.items()),
-        # Supervisors see the overload: a critical case is taken beyond the limit.
-        capacity=desk.config.capacity,
-        figures=figures,
+        # Supervisors see the overload (a critical case taken beyond the limit) on the wall.
+        wall=wall,
         charts=charts,
         times=report.times,
         zone=str(zone),
-        fmt_minutes=lambda m: t("board.none") if m is None else t("minutes", n=round(m)),
+        **wall_context(console, t),
     )
+
+
+async def _wall(console: Console) -> Wall:
+    desk = console.app.desk
+    return await wallboard(
+        console.app.db,
+        utcnow(),
+        zone=desk.config.hours.zone,
+        target=console.critical_target,
+        capacity=desk.config.capacity,
+    )
+
+
+def wall_context(console: Console, t: Texts) -> dict[str, Any]:
+    return {
+        "zone_label": str(console.app.desk.config.hours.zone),
+        "fmt_minutes": lambda m: t("board.none") if m is None else t("minutes", n=round(m)),
+    }
+
+
+def wall_json(request: web.Request, wall: Wall) -> dict[str, Any]:
+    t = texts_of(request)
+    return {
+        "alarms": wall.alarms,
+        "alarm_title": t("wall.alarm_title", n=wall.alarms),
+        "alarm_text": t("wall.alarm", n=wall.alarms, target=wall.target_minutes),
+        "waiting": wall.waiting,
+        "oldest_minutes": wall.oldest_minutes,
+        "over_capacity": [h.name for h in wall.holders if h.over],
+        "html": fragment(request, "_wall.html", wall=wall,
+                         **wall_context(console_of(request), t)),
+    }
+
+
+async def wallboard_api(request: web.Request) -> web.StreamResponse:
+    console, staff = console_of(request), staff_of(request)
+    if not staff.is_supervisor:
+        return web.json_response({"error": "supervisor_only"}, status=403)
+    return web.json_response(wall_json(request, await _wall(console)))
+
+
+WALL_TICK = 5.0
+
+
+async def wallboard_events(request: web.Request) -> web.StreamResponse:
+    """The wallboard, live: a `wall` event whenever it changes (on every desk change, and at
+    least every few seconds, since waiting times and response clocks run on their own)."""
+    console, staff = console_of(request), staff_of(request)
+    if not staff.is_supervisor:
+        return web.json_response({"error": "supervisor_only"}, status=403)
+    stream = await EventStream(request).open()
+    last: dict[str, Any] | None = None
+    quiet = 0.0
+    tick = min(WALL_TICK, console.feed.interval * 5)
+    with contextlib.suppress(ConnectionResetError):
+        async with console.feed.listen() as updates:
+            while not console.stopping.is_set():
+                data = wall_json(request, await _wall(console))
+                if data != last:
+                    await stream.send("wall", data)
+                    last = data
+                changed = await _next(updates, console.stopping, tick)
+                quiet = 0.0 if changed is not None else quiet + tick
+                if quiet >= HEARTBEAT:
+                    quiet = 0.0
+                    if not await _heartbeat(stream, console, staff):
+                        break
+    return stream.response
 
 
 async def alert_sound(request: web.Request) -> web.StreamResponse:
@@ -704,5 +938,8 @@ def add_routes(app: web.Application) -> None:
         r"/cases/{case_id:\d+}/{action:take|release|close|reply|note|risk|transfer|block|unblock}",
         case_action,
     )
+    r.add_post(r"/cases/{case_id:\d+}/seen", case_seen)
     r.add_get("/supervisor", supervisor_page)
+    r.add_get("/api/wallboard", wallboard_api)
+    r.add_get("/events/wallboard", wallboard_events)
     r.add_get("/sound/alert.wav", alert_sound)

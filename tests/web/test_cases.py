@@ -12,6 +12,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from bot.app import App
+from dialogs.taxonomy import Risk
 from storage import crypto
 from storage.models import Counsellor
 from storage.repositories import Repos
@@ -73,7 +74,9 @@ async def test_take_reply_note_risk_and_close_through_the_desk(
         data={"text": "Ты можешь рассказать, что случилось?"},
         headers={"Accept": "application/json", "X-CSRF-Token": token},
     )
-    assert scripted.status == 200 and (await scripted.json()) == {"ok": True, "error": None}
+    answer = await scripted.json()
+    assert scripted.status == 200 and (answer["ok"], answer["error"]) == (True, None)
+    assert answer["message"] == "Отправлено.", "the page says it without a reload"
 
     await child.send("Мне пишут гадости в чате класса")
     noted = await _post(client, f"/cases/{case_id}/note", token, text="Травля, 7 класс")
@@ -86,7 +89,9 @@ async def test_take_reply_note_risk_and_close_through_the_desk(
     page = await (await client.get(f"/cases/{case_id}")).text()
     assert "Мне пишут гадости в чате класса" in page
     assert "Травля, 7 класс" in page
-    assert "medium -&gt; high: угрозы" in page  # the risk history
+    # The risk history, in words, never the desk's codes.
+    assert f"{Risk.MEDIUM.label('ru')} → {Risk.HIGH.label('ru')}: угрозы" in page
+    assert "medium -&gt; high" not in page
 
     bad = await _post(client, f"/cases/{case_id}/close", token, outcome="nonsense")
     assert bad.headers["Location"].endswith("?error=bad_outcome")
@@ -147,7 +152,9 @@ async def test_a_counsellor_cannot_open_or_act_on_anothers_case(
             assert "?error=" in answer.headers["Location"], action
         assert (await other.get(f"/events/cases/{case_id}")).status == 403
         board = await (await other.get("/api/queue")).json()
-        assert board == {"waiting": [], "mine": [], "others": []}
+        assert {k: board[k] for k in ("waiting", "mine", "others")} == {
+            "waiting": [], "mine": [], "others": []}
+        assert board["inbox"]["items"] == [], "not in boris's inbox either"
         assert (await other.get("/supervisor")).status == 403
     finally:
         await other.close()
