@@ -13,6 +13,7 @@ in the same transaction as the state change.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -150,6 +151,9 @@ class DialogEngine:
         self.policy = policy or DeskPolicy()
         self.kb = kb
         self.triage: Triage = triage or _default_triage()
+        # `urgent` is asked at intake (the lane), by the flood stage and with no database: the
+        # same text read once (triage without context depends on the text and locale alone).
+        self._reads_as_danger = functools.lru_cache(maxsize=4096)(self._reads_as_danger_now)
         self.catalogue = catalogue or default_catalogue()
         self.config = config or EngineConfig()
         self.clock = clock
@@ -216,6 +220,9 @@ class DialogEngine:
         if not text:
             return False
         locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
+        return self._reads_as_danger(text, locale)
+
+    def _reads_as_danger_now(self, text: str, locale: str) -> bool:
         return bool(self.triage(text, locale).danger)
 
     def contacts_from_memory(self, inbound: Inbound) -> list[Outbound]:
@@ -255,20 +262,19 @@ class DialogEngine:
             await self._transcribe_bot(turn)
         return await write_outbox(repos.outbox, turn.ctx.out + turn.extra, self.sends_on_commit)
 
-    async def _transcribe_bot(self, turn: Turn) -> None:
-        """What the bot told a child whose case is open (the numbers, the waiting notices)
-        goes into the transcript, so the counsellor reads what the child read."""
+    async def _transcribe_bot(self, turn: Turn, case_id: int | None = None) -> None:
+        """What the bot told a child whose case is open (the numbers, the waiting notices,
+        "a counsellor is here") goes into the transcript of that case (`case_id`, else the
+        chat's), so the counsellor reads what the child read."""
         conv = turn.conv
-        if conv.flow != Flow.COUNSELLING or conv.case_id is None:
+        if case_id is None and conv.flow == Flow.COUNSELLING:
+            case_id = conv.case_id
+        if case_id is None:
             return
         for message in turn.ctx.out:
             if message.to == turn.ctx.address and message.text:
                 await turn.repos.messages.add(
-                    turn.user.id,
-                    "bot",
-                    message.text,
-                    case_id=conv.case_id,
-                    created_at=self.clock(),
+                    turn.user.id, "bot", message.text, case_id=case_id, created_at=self.clock()
                 )
 
     def _turn(self, repos: Stores, user: UserRecord, conv: ConversationRecord) -> Turn:
@@ -542,6 +548,7 @@ class DialogEngine:
             turn.ctx.prompted = False
             if trigger in self.moves.machines[Flow.COUNSELLING].get_triggers(conv.state):
                 await self.moves.trigger(turn, trigger)
+        await self._transcribe_bot(turn, case.id)
         self._save(turn)
         return turn.ctx.out
 

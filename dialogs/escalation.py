@@ -617,6 +617,7 @@ class Desk:
         if user is None:
             return []
         text = self.engine.catalogue.t(key, self._locale(case, user))
+        await repos.messages.add(user.id, "bot", text, case_id=case.id, created_at=self._now())
         return [Outbound(to=Address(user.channel, user.address), text=text, case_id=case.id)]
 
     def _notice(self, case: CaseRecord, text: str, **meta: str) -> Outbound:

@@ -47,9 +47,11 @@ class Stage(Protocol):
 
 class Flood:
     """One user's updates beyond the flood limit: one calm word per flood, then quiet. Danger
-    (`urgent`: the words, or a button that means danger) always gets through. Runs before the
-    user's lock and the database, so a flood costs neither. Returns the replies when the update
-    is used up, None when it goes on."""
+    (`urgent`: the words, or a button that means danger) always gets through and is not
+    counted: the danger lane may handle it before the flooder's older messages, and were it
+    the first refused, the flood's one "slow down" would be spent on it and never said. Runs
+    before the user's lock and the database, so a flood costs neither. Returns the replies when
+    the update is used up, None when it goes on."""
 
     def __init__(self, limiter: RateLimiter, urgent: Callable[[Inbound], bool],
                  catalogue: Catalogue, default_locale: str) -> None:
@@ -57,8 +59,10 @@ class Flood:
         self.catalogue, self.default_locale = catalogue, default_locale
 
     def __call__(self, inbound: Inbound) -> list[Outbound] | None:
+        if self.urgent(inbound):
+            return None
         verdict = self.limiter.check(f"{inbound.channel}:{inbound.user_id}")
-        if verdict == "ok" or self.urgent(inbound):
+        if verdict == "ok":
             return None
         if verdict == "drop":
             return []

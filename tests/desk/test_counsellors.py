@@ -58,7 +58,10 @@ async def test_a_counsellor_hands_a_case_to_a_colleague_with_a_note(
     assert await desk.held(counsellor) == []
     view = await desk.view(boris, case_id)
     assert not isinstance(view, DeskError)
-    assert view.transcript[-1].sender == "note" and "мама знает" in view.transcript[-1].text
+    *_, note, told = view.transcript
+    assert note.sender == "note" and "мама знает" in note.text
+    # What the child was told is in the transcript too, as the bot's words.
+    assert told.sender == "bot" and told.text == to_child.text
     assert (await desk.reply(boris, case_id, "Привет, я Борис")).ok
     assert (await desk.reply(counsellor, case_id, "я ещё тут")).error is DeskError.NOT_YOURS
     trail = [(who, action, detail) for _at, who, action, detail in await desk.audit_trail(case_id)]

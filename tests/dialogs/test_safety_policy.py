@@ -13,7 +13,7 @@ import pytest
 from dialogs.engine import DialogEngine
 from dialogs.escalation import Desk
 from dialogs.hours import load_hours
-from dialogs.messages import DeskEvent
+from dialogs.messages import DESK, DeskEvent
 from dialogs.operations import DeskConfig, DeskPolicy
 from storage.models import Counsellor
 from tests.conftest import Chat
@@ -263,3 +263,20 @@ async def test_typing_i_am_not_safe_is_danger_from_any_state(
     _assert_alerted(chat, "typed")
     [case] = await desk.queue()
     assert case.risk == "critical"
+
+
+async def test_what_the_desk_makes_the_bot_tell_the_child_is_in_the_transcript(
+    chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor
+) -> None:
+    """"A counsellor is here" (after a take) is read by the counsellor as the child read it."""
+    chat = chat_factory()
+    await _waiting(chat)
+    [case] = await desk.queue()
+    result = await desk.take(counsellor, case.id)
+    assert result.ok
+    told = [o.text for o in result.outbound if o.to.channel != DESK and o.text]
+    assert told and "консультант" in told[0].lower()
+    view = await desk.view(counsellor, case.id)
+    assert not isinstance(view, str)
+    bot_lines = [line.text for line in view.transcript if line.sender == "bot"]
+    assert all(text in bot_lines for text in told)

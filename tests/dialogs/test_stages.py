@@ -252,6 +252,30 @@ def test_flood_says_slow_down_once_per_flood_and_lets_danger_through() -> None:
     assert flood(_text("я не хочу жить")) is None
 
 
+def test_danger_that_comes_first_when_the_burst_is_spent_leaves_the_slow_down_to_the_flood(
+) -> None:
+    """The danger lane handles a flooder's danger message before their older messages, so it
+    can be the first refused by the bucket. It gets through, and the flood that follows still
+    hears "slow down" once (`make bench ARGS="--flood"` saw the flooder never told)."""
+    from dialogs.ratelimit import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(burst=2, per_second=0.1, clock=lambda: now[0])
+
+    def urgent(inbound: Inbound) -> bool:
+        return "жить" in (inbound.text or "")
+
+    flood = stages.Flood(limiter, urgent, default_catalogue(), "ru")
+    assert [flood(_text(w)) for w in ("раз", "два")] == [None, None]  # the burst
+    assert flood(_text("я не хочу жить")) is None  # danger, handled first: through
+    warned = flood(_text("три"))
+    assert warned is not None and [o.text for o in warned] == [
+        default_catalogue().t("flood.wait", "ru")]
+    assert flood(_text("четыре")) == []
+    assert flood(_text("мне больше не хочется жить")) is None  # danger mid-flood: through
+    assert flood(_text("пять")) == []  # and no second "slow down" after it
+
+
 async def test_repeat_uses_up_an_update_taken_before_and_passes_a_new_one() -> None:
     taken: set[tuple[str, str]] = set()
 
