@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-pg lint typecheck venv bench bench-kb clean
+.PHONY: run test test-pg lint typecheck venv bench bench-flood bench-kb clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test-pg: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/load.py $(ARGS)
+
+# One child flooding the bot (500 messages, danger in the middle) beside 100 thinking users:
+# the others' latency, quiet against flooding, and the flooder's danger and "slow down".
+bench-flood: $(STAMP)
+	$(PY) bench/load.py --flood --users 100 $(ARGS)
 
 # Knowledge-base search on a synthetic corpus.
 bench-kb: $(STAMP)

@@ -12,11 +12,19 @@ Tests read like conversations:
 
     await tg.child_says(CHILD, "привет")
     reply = await tg.next_call("sendMessage", chat_id=CHILD)
+
+The load benchmark (`bench/loadtest`) runs the same fake for minutes with a thousand simulated
+people: `FakeTelegram(record=False)` keeps no record of calls, forgets updates once the bot has
+confirmed them and messages in private chats (the bot edits only the staff groups' messages),
+and `listeners` see every successful call as it is answered (the benchmark routes the bot's
+messages to the people that way). `offer(update)` makes an update available at once, from
+synchronous code, and returns that moment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import json
@@ -92,11 +100,28 @@ class Failure:
 
 
 class FakeTelegram:
-    """The Bot API, the people, and a record of everything the bot did."""
+    """The Bot API, the people, and a record of everything the bot did.
 
-    def __init__(self) -> None:
+    `record=False` (a long load run): no record of calls, confirmed updates and private chats'
+    messages forgotten. `long_poll` caps how long a `getUpdates` waits for an update (seconds).
+    """
+
+    def __init__(self, token: str = TOKEN, *, record: bool = True,
+                 long_poll: float = 0.1) -> None:
+        self.token = token
+        self.record = record
+        self.long_poll = long_poll
         self.calls: list[Call] = []
+        # Updates in update-id order: every one pushed, or (record=False) the unconfirmed ones.
         self.updates: list[dict[str, Any]] = []
+        # Called with each successful call (not getUpdates), before the bot gets the answer.
+        self.listeners: list[Callable[[Call], None]] = []
+        self.requests = 0  # every Bot API request, getUpdates included
+        self.pushed = 0  # updates made available
+        self.confirmed = 0  # updates the bot confirmed (a getUpdates offset above their id)
+        self._offset = 0
+        self.handed: dict[int, float] = {}  # update id -> when getUpdates first handed it out
+        self._waiters: list[asyncio.Future[None]] = []
         self._consumed: set[int] = set()
         self._changed = asyncio.Condition()
         self._update_ids = itertools.count(1000)
@@ -127,9 +152,9 @@ class FakeTelegram:
     # ------------------------------------------------------------------ server
     async def start(self) -> str:
         app = web.Application()
-        app.router.add_post(f"/bot{TOKEN}/{{method}}", self._api)
-        app.router.add_get(f"/file/bot{TOKEN}/{{path:.+}}", self._file)
-        self._runner = web.AppRunner(app)
+        app.router.add_post(f"/bot{self.token}/{{method}}", self._api)
+        app.router.add_get(f"/file/bot{self.token}/{{path:.+}}", self._file)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -138,6 +163,7 @@ class FakeTelegram:
         return self.url
 
     async def stop(self) -> None:
+        self._wake()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -156,6 +182,7 @@ class FakeTelegram:
                 except ValueError:
                     pass
             params[key] = value
+        self.requests += 1
         if method == "getUpdates":  # counted, not recorded: polling would flood the record
             self.polls += 1
             return await self._get_updates(params)
@@ -185,6 +212,8 @@ class FakeTelegram:
                                       "description": f"Bad Request: {exc}"}, status=400)
         call.result = result
         await self._record(call)
+        for listener in self.listeners:
+            listener(call)
         return web.json_response({"ok": True, "result": result})
 
     async def _file(self, request: web.Request) -> web.Response:
@@ -195,24 +224,44 @@ class FakeTelegram:
         return web.Response(status=404)
 
     async def _record(self, call: Call) -> None:
+        if not self.record:
+            return
         async with self._changed:
             self.calls.append(call)
             self._changed.notify_all()
 
+    def _first_from(self, update_id: int) -> int:
+        """The index in `updates` of the first update whose id is `update_id` or more."""
+        return bisect.bisect_left(self.updates, update_id, key=lambda u: u["update_id"])
+
     async def _get_updates(self, params: dict[str, Any]) -> web.Response:
         offset = int(params.get("offset") or 0)
-        timeout = min(float(params.get("timeout") or 0), 0.1)
-
-        def pending() -> list[dict[str, Any]]:
-            return [u for u in self.updates if u["update_id"] >= offset]
-
-        async with self._changed:
-            if not pending() and timeout:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait_for(lambda: bool(pending())),
-                                           timeout)
-            result = pending()
+        if offset > self._offset:  # the updates below `offset` are confirmed
+            first = self._first_from(offset)
+            self.confirmed += first - self._first_from(self._offset)
+            self._offset = offset
+            if not self.record:
+                del self.updates[:first]
+        timeout = min(float(params.get("timeout") or 0), self.long_poll)
+        if self._first_from(offset) == len(self.updates) and timeout > 0:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, timeout)
+        first = self._first_from(offset)
+        limit = int(params.get("limit") or 100)
+        result = self.updates[first:first + limit]
+        now = time.perf_counter()
+        for update in result:
+            self.handed.setdefault(update["update_id"], now)
         return web.json_response({"ok": True, "result": result})
+
+    def _wake(self) -> None:
+        """Answer every `getUpdates` waiting for an update."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
     # ------------------------------------------------------------------ faults
     def fail(self, method: str, status: int, description: str, *, times: int = 1,
@@ -298,14 +347,22 @@ class FakeTelegram:
     def _push(self, update: dict[str, Any]) -> dict[str, Any]:
         update["update_id"] = next(self._update_ids)
         self.updates.append(update)
+        self.pushed += 1
         return update
 
     async def push(self, *updates: dict[str, Any]) -> None:
         """Queue updates for getUpdates, all in one batch."""
-        async with self._changed:
-            for update in updates:
-                self._push(update)
-            self._changed.notify_all()
+        for update in updates:
+            self._push(update)
+        self._wake()
+
+    def offer(self, update: dict[str, Any]) -> float:
+        """Make one update available to getUpdates now (from synchronous code); returns that
+        moment (`time.perf_counter`). Its id is in `update["update_id"]`."""
+        self._push(update)
+        at = time.perf_counter()
+        self._wake()
+        return at
 
     def user(self, user_id: int, lang: str = "ru", name: str = "Маша") -> dict[str, Any]:
         return {"id": user_id, "is_bot": False, "first_name": name,
@@ -317,6 +374,15 @@ class FakeTelegram:
                    "chat": {"id": user_id, "type": "private", "first_name": "Маша"},
                    "from": self.user(user_id, lang), **content}
         return {"message": message}
+
+    @staticmethod
+    def _command_entity(message: dict[str, Any]) -> None:
+        """A text starting with a bot command carries its entity, as Telegram sends it."""
+        text = message.get("text")
+        if isinstance(text, str) and text.startswith("/") and "entities" not in message:
+            command = text.split()[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0,
+                                    "length": len(command)}]
 
     def staff_message(self, user_id: int, thread: int | None = None, *, edited: bool = False,
                       message_id: int | None = None, chat: int = STAFF_CHAT,
@@ -330,6 +396,7 @@ class FakeTelegram:
             message["is_topic_message"] = True
         if edited:
             message["edit_date"] = int(time.time())
+        self._command_entity(message)
         return {"edited_message" if edited else "message": message}
 
     def press(self, user_id: int, data: str, *, chat_id: int | None = None,
@@ -425,7 +492,8 @@ class FakeTelegram:
             message["is_topic_message"] = True
         if "reply_markup" in params:
             message["reply_markup"] = params["reply_markup"]
-        self.messages[(chat_id, message["message_id"])] = message
+        if self.record or staff:
+            self.messages[(chat_id, message["message_id"])] = message
         return message
 
     def _m_getMe(self, params: dict[str, Any]) -> dict[str, Any]:

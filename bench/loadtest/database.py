@@ -1,0 +1,101 @@
+"""The bot's database for one run: a fresh SQLite file or PostgreSQL database, its size and
+row counts afterwards, and dropping it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def pg_base_url() -> str | None:
+    for name in ("DATABASE_URL", "HELPLINE_TEST_DATABASE_URL"):
+        value = os.environ.get(name, "")
+        if value.startswith("postgresql"):
+            if "+asyncpg" not in value:
+                value = value.replace("postgresql://", "postgresql+asyncpg://", 1)
+            return value
+    return None
+
+
+@dataclass
+class Database:
+    url: str
+    label: str
+    sqlite_path: Path | None = None
+    admin_url: str | None = None  # PostgreSQL: where to drop the database afterwards
+    name: str | None = None
+
+
+async def make_database(kind: str, workdir: Path) -> Database:
+    if kind == "sqlite":
+        path = workdir / "helpline.db"
+        return Database(f"sqlite+aiosqlite:///{path}", "SQLite", sqlite_path=path)
+    import asyncpg
+
+    base = pg_base_url()
+    assert base is not None
+    name = f"helpline_bench_{os.getpid()}"
+    plain = base.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(plain)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        version = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    url = base.rsplit("/", 1)[0] + "/" + name
+    return Database(url, f"PostgreSQL {version.split()[0]}", admin_url=plain, name=name)
+
+
+async def database_figures(db: Database) -> tuple[float, int, int, int, str]:
+    """(size in MB, conversations, messages, journalled updates, the biggest tables)."""
+    if db.sqlite_path is not None:
+        with contextlib.closing(sqlite3.connect(db.sqlite_path)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conversations = conn.execute("SELECT count(*) FROM conversations").fetchone()[0]
+            messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
+            updates = conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
+            try:
+                owner = {name: table for table, name in conn.execute(
+                    "SELECT tbl_name, name FROM sqlite_schema").fetchall()}
+                sizes: dict[str, int] = {}
+                for name, pages in conn.execute(
+                        "SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
+                    table = owner.get(name, name)
+                    sizes[table] = sizes.get(table, 0) + int(pages)
+                top = sorted(sizes.items(), key=lambda kv: -kv[1])[:6]
+                breakdown = ", ".join(f"{name} {size / 1e6:.1f}" for name, size in top)
+            except sqlite3.Error:
+                breakdown = ""
+        size = db.sqlite_path.stat().st_size
+        return size / 1e6, int(conversations), int(messages), int(updates), breakdown
+    import asyncpg
+
+    conn = await asyncpg.connect(db.url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        size = await conn.fetchval("SELECT pg_database_size(current_database())")
+        conversations = await conn.fetchval("SELECT count(*) FROM conversations")
+        messages = await conn.fetchval("SELECT count(*) FROM messages")
+        updates = await conn.fetchval("SELECT count(*) FROM inbox")
+        top = await conn.fetch(
+            "SELECT relname, pg_total_relation_size(relid) AS size FROM pg_statio_user_tables "
+            "ORDER BY size DESC LIMIT 6")
+    finally:
+        await conn.close()
+    breakdown = ", ".join(f"{r['relname']} {r['size'] / 1e6:.1f}" for r in top)
+    return size / 1e6, int(conversations), int(messages), int(updates), breakdown
+
+
+async def drop_database(db: Database) -> None:
+    if db.admin_url is None:
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(db.admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')
+    finally:
+        await conn.close()
