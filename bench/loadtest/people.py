@@ -282,6 +282,6 @@ class Child:
             raise Stuck
         await self.pause()
         await self.turn(t.rate_why, payload=f"cs|rating|{random.choice('345')}")
-        await self.pause(0.5)
+        await self.sim.clock.pause(0.5)
         await self.turn(t.rate_thanks, payload="cs|comment|skip")
         self.case_id = None
