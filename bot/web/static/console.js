@@ -108,11 +108,19 @@
 
   // ------------------------------------------------------------------ announcements
   const announcer = document.getElementById("announcer");
+  let toAnnounce = [];
   function announce(text) {
     if (!announcer || !text) return;
-    announcer.textContent = "";
-    // A fresh text node after a tick is announced even when the words repeat.
-    setTimeout(function () { announcer.textContent = text; }, 50);
+    // Said together: what one refresh announces (a new case and its alarm), none lost.
+    if (!toAnnounce.length) {
+      announcer.textContent = "";
+      // A fresh text node after a tick is announced even when the words repeat.
+      setTimeout(function () {
+        announcer.textContent = toAnnounce.join(" ");
+        toAnnounce = [];
+      }, 50);
+    }
+    toAnnounce.push(text);
   }
 
   // ------------------------------------------------------------------ the alarm
