@@ -26,7 +26,7 @@ from typing import Any
 from .measure import Clock, Phase, Window, pct, peak_rss_mb
 from .people import Sim
 from .report import dump, ms
-from .runs import DatabaseFigures, arrive, start_helpline
+from .runs import DatabaseFigures, arrive, start_helpline, stop_run
 from .texts import Texts
 
 FLOODER = 9_000_000
@@ -170,12 +170,7 @@ async def run_flood(args: argparse.Namespace, kind: str, workdir: Path) -> Flood
             clock.current = None
         rss = peak_rss_mb(proc.pid)
     finally:
-        clock.stopping = True
-        bot.stop()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await bot.fake.stop()
+        await stop_run(clock, bot, tasks)
     result = flooder.result(bot.db.label, quiet, flood, args.flood_messages)
     result.rss, result.startup = rss, bot.startup
     result.database = await bot.finish()

@@ -186,6 +186,16 @@ async def arrive(args: argparse.Namespace, sim: Sim, tasks: list[asyncio.Task[No
             await asyncio.sleep(args.ramp * 50 / args.users)
 
 
+async def stop_run(clock: Clock, bot: HelplineBot, tasks: list[asyncio.Task[None]]) -> None:
+    """The end of a measured run: the users stop, the bot is stopped, then the fake API."""
+    clock.stopping = True
+    bot.stop()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await bot.fake.stop()
+
+
 async def run_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> HelplineResult:
     texts = Texts()
     bot = await start_helpline(args, kind, workdir)
@@ -216,12 +226,7 @@ async def run_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> He
         finish_profiler(profiler)
         rss = peak_rss_mb(proc.pid)
     finally:
-        clock.stopping = True
-        bot.stop()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await bot.fake.stop()
+        await stop_run(clock, bot, tasks)
     figures = await bot.finish()
     return HelplineResult(figures.label, paced, saturated, rss, figures.db_mb,
                           figures.conversations, figures.messages, figures.updates,
