@@ -162,6 +162,10 @@ class App:
         journalled as soon as it can be."""
         if inbound.update_id is None:
             return await self.process(inbound, None)
+        admitted = self._admit(inbound)
+        if admitted is None:
+            return []
+        inbound = admitted
         urgent = self.engine.urgent(inbound)
         if not urgent:  # danger never waits for room
             await self.mailbox.room()
@@ -189,6 +193,10 @@ class App:
             self._loose.add(task)
             task.add_done_callback(self._loose.discard)
             return
+        admitted = self._admit(inbound)
+        if admitted is None:
+            return
+        inbound = admitted
         urgent = self.engine.urgent(inbound)
         batch = _BATCH.get()
         if batch is not None and batch.app is self:
@@ -199,6 +207,15 @@ class App:
             stored, first = await self._journal(inbound, urgent=urgent)
             if stored is not None:
                 self.mailbox.kick(chat_of(inbound), stored, urgent=urgent, first=first)
+
+    def _admit(self, inbound: Inbound) -> Inbound | None:
+        """The flood limit, before the journal (`DialogEngine.admit`): None for an update
+        refused beyond the flood's one "slow down", which is neither journalled nor handled,
+        so one child's flood costs the others no database work."""
+        admitted = self.engine.admit(inbound)
+        if admitted is None:
+            metrics.FLOOD_REFUSED.labels(str(inbound.channel)).inc()
+        return admitted
 
     @contextmanager
     def batching(self) -> Iterator[JournalBatch]:

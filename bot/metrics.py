@@ -36,6 +36,12 @@ SEND_ERRORS = Counter(
     ["channel", "kind"],
     registry=REGISTRY,
 )
+FLOOD_REFUSED = Counter(
+    "helpline_flood_refused_total",
+    "Updates refused at intake beyond a flood's one 'slow down' (neither journalled nor handled)",
+    ["channel"],
+    registry=REGISTRY,
+)
 DANGER = Counter(
     "helpline_danger_signals_total", "Inbound texts triage flagged as danger", registry=REGISTRY
 )

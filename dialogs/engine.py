@@ -160,7 +160,10 @@ class DialogEngine:
         self.moves = FlowMoves(kb, self.config.article_chars)
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._waiting: dict[tuple[str, str], int] = {}
-        self.limiter = RateLimiter(self.config.flood_burst, self.config.flood_per_second)
+        self.flood = stages.Flood(
+            RateLimiter(self.config.flood_burst, self.config.flood_per_second),
+            self.urgent, self.catalogue, self.config.default_locale,
+        )
         # Work tried again, by kind ("database": an update; "deadlock": a desk action).
         self.retries: Counter[str] = Counter()
         self.safety = SafetyPolicy(
@@ -172,8 +175,7 @@ class DialogEngine:
     # ------------------------------------------------------------------ entry point
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Handle one update. Never raises for bad input; a database outage gets a kind reply."""
-        flood = stages.Flood(self.limiter, self.urgent, self.catalogue,
-                             self.config.default_locale)(inbound)
+        flood = self.flood(inbound)
         if flood is not None:
             return flood
         key = (str(inbound.channel), inbound.user_id)
@@ -209,6 +211,21 @@ class DialogEngine:
         replies = [Outbound(to=address, text=self.catalogue.t("error.retry", locale))]
         said = [*self.contacts_from_memory(inbound), *replies]
         return [replace(o, meta={**o.meta, RETRY: "1"}) for o in said]
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The per-user token bucket of the flood limit."""
+        return self.flood.limiter
+
+    @limiter.setter
+    def limiter(self, limiter: RateLimiter) -> None:
+        self.flood.limiter = limiter
+
+    def admit(self, inbound: Inbound) -> Inbound | None:
+        """The flood limit at intake, before the journal: the update carrying its verdict, or
+        None when it is refused beyond the flood's one "slow down" (the caller does not journal
+        it; it would only be dropped when handled). Danger always gets through."""
+        return self.flood.admit(inbound)
 
     def urgent(self, inbound: Inbound) -> bool:
         """Does this update go in the danger lane, ahead of ordinary work? Text that reads as

@@ -57,6 +57,9 @@ class Inbound:
     update_id: str | None = None
     kind: ContentKind = ContentKind.TEXT
     edited: bool = False  # the child edited an earlier message: the new text is triaged too
+    # The flood limit's verdict taken at intake, before the journal ("ok", or "warn": the first
+    # refused of a flood, answered with one "slow down"); None: not taken yet (`stages.Flood`).
+    flood: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,7 @@ def inbound_to_dict(message: Inbound) -> dict[str, object]:
         "update_id": message.update_id,
         "kind": str(message.kind),
         "edited": message.edited,
+        "flood": message.flood,
     }
 
 
@@ -191,4 +195,5 @@ def inbound_from_dict(data: dict[str, object]) -> Inbound:
         update_id=str(update) if update is not None else None,
         kind=ContentKind(str(data.get("kind") or "text")),
         edited=bool(data.get("edited", False)),
+        flood=str(data["flood"]) if data.get("flood") else None,
     )

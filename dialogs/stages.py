@@ -2,8 +2,8 @@
 so each can be tried alone; the first stage that uses the update up ends it.
 
 Before the turn (`DialogEngine.handle`): the flood limit (`Flood`: no lock, no database; danger
-always gets through), then, in the turn's transaction, the journal claim (`Repeat`: a repeated
-update is used up silently).
+always gets through; with a journal it is taken at intake, `DialogEngine.admit`), then, in the
+turn's transaction, the journal claim (`Repeat`: a repeated update is used up silently).
 
 The turn: block → unsupported content → triage (read) → danger (to the safety policy) → first
 contact → check-in → commands → buttons → attachments → long silence → the flow's machine.
@@ -12,7 +12,9 @@ contact → check-in → commands → buttons → attachments → long silence �
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -49,19 +51,52 @@ class Flood:
     """One user's updates beyond the flood limit: one calm word per flood, then quiet. Danger
     (`urgent`: the words, or a button that means danger) always gets through and is not
     counted: the danger lane may handle it before the flooder's older messages, and were it
-    the first refused, the flood's one "slow down" would be spent on it and never said. Runs
-    before the user's lock and the database, so a flood costs neither. Returns the replies when
-    the update is used up, None when it goes on."""
+    the first refused, the flood's one "slow down" would be spent on it and never said.
+
+    The limit is taken once per update, at intake when there is a journal (`admit`: what is
+    refused beyond the one "slow down" is never journalled, so a flood costs no database work
+    at all, and the others' turns do not queue behind it), else when the update is handled
+    (`__call__`, which keeps a verdict taken at intake instead of counting the update twice).
+    An update the platform offers again (the journal write failed, it comes back) gets the
+    verdict it had: a child's message is not refused for the platform's retries."""
+
+    REMEMBERED = 10_000  # recent updates' verdicts, by platform id
 
     def __init__(self, limiter: RateLimiter, urgent: Callable[[Inbound], bool],
                  catalogue: Catalogue, default_locale: str) -> None:
         self.limiter, self.urgent = limiter, urgent
         self.catalogue, self.default_locale = catalogue, default_locale
+        self._verdicts: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def verdict(self, inbound: Inbound) -> str:
+        """"ok", "warn" (the first refused of a flood) or "drop"."""
+        if inbound.flood in ("ok", "warn"):
+            return inbound.flood  # taken at intake
+        if self.urgent(inbound):
+            return "ok"
+        if inbound.update_id is None:
+            return self.limiter.check(f"{inbound.channel}:{inbound.user_id}")
+        key = (str(inbound.channel), inbound.update_id)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            verdict = self.limiter.check(f"{inbound.channel}:{inbound.user_id}")
+            self._verdicts[key] = verdict
+            while len(self._verdicts) > self.REMEMBERED:
+                self._verdicts.popitem(last=False)
+        return verdict
+
+    def admit(self, inbound: Inbound) -> Inbound | None:
+        """At intake: the update carrying its verdict, or None when it is refused beyond the
+        flood's one "slow down" (not journalled, never handled)."""
+        verdict = self.verdict(inbound)
+        if verdict == "drop":
+            return None
+        return inbound if inbound.flood == verdict else replace(inbound, flood=verdict)
 
     def __call__(self, inbound: Inbound) -> list[Outbound] | None:
-        if self.urgent(inbound):
-            return None
-        verdict = self.limiter.check(f"{inbound.channel}:{inbound.user_id}")
+        """Before the user's lock and the database: the replies when the update is used up,
+        None when it goes on."""
+        verdict = self.verdict(inbound)
         if verdict == "ok":
             return None
         if verdict == "drop":

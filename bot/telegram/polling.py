@@ -240,6 +240,10 @@ class Poller:
                                       exc_info=log.isEnabledFor(logging.DEBUG))
                     offset = update_id + 1
                 end += 1
+                # Taking an update in is CPU alone (parsing, triage): let the turns under way
+                # go on between updates, so that a hundred of one child's flood in one answer
+                # do not hold everybody else's replies up for their whole length.
+                await asyncio.sleep(0)
             attempt = 0
             while True:
                 try:

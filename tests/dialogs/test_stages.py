@@ -276,6 +276,37 @@ def test_danger_that_comes_first_when_the_burst_is_spent_leaves_the_slow_down_to
     assert flood(_text("пять")) == []  # and no second "slow down" after it
 
 
+def test_the_flood_limit_taken_at_intake_is_kept_when_handled_and_not_spent_on_retries(
+) -> None:
+    """`admit` (intake, before the journal) refuses what is beyond the flood's one word,
+    stamps the rest with their verdict, and the handling keeps that verdict instead of counting
+    the update a second time. The platform offering an update again (the journal write
+    failed) gets it the verdict it had: retries do not use up a child's tokens."""
+    from dialogs.ratelimit import RateLimiter
+
+    limiter = RateLimiter(burst=2, per_second=0.0, clock=lambda: 0.0)
+    flood = stages.Flood(limiter, lambda i: "жить" in (i.text or ""), default_catalogue(), "ru")
+    first = flood.admit(_text("раз", "1"))
+    assert first is not None and first.flood == "ok"
+    for _ in range(5):  # offered again and again: the same verdict, no token spent
+        again = flood.admit(_text("раз", "1"))
+        assert again is not None and again.flood == "ok"
+    second = flood.admit(_text("два", "2"))
+    assert second is not None and second.flood == "ok", "the burst's second token was kept"
+    warned = flood.admit(_text("три", "3"))
+    assert warned is not None and warned.flood == "warn"
+    assert flood.admit(_text("четыре", "4")) is None, "refused: not journalled"
+    assert flood.admit(_text("четыре", "4")) is None, "and again when offered again"
+    danger = flood.admit(_text("я не хочу жить", "5"))
+    assert danger is not None and danger.flood == "ok", "danger always gets through"
+    # Handled later: the stamped verdict stands (the bucket is empty, yet "ok" goes on).
+    assert flood(first) is None and flood(second) is None
+    said = flood(warned)
+    assert said is not None and [o.text for o in said] == [
+        default_catalogue().t("flood.wait", "ru")]
+    assert flood(danger) is None
+
+
 async def test_repeat_uses_up_an_update_taken_before_and_passes_a_new_one() -> None:
     taken: set[tuple[str, str]] = set()
 

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import select
 
 from bot import mailbox
 from bot.app import App
@@ -21,11 +22,12 @@ from bot.settings import Settings
 from dialogs.engine import DialogEngine
 from dialogs.escalation import Desk
 from dialogs.messages import Address, DeskEvent, Inbound, Outbound, outbound_to_dict
+from dialogs.ratelimit import RateLimiter
 from dialogs.taxonomy import Risk
 from knowledge_base import KnowledgeBase
 from storage.db import Database
 from storage.lane import LaneLock, danger_lane, in_danger_lane, intake_lane
-from storage.models import utcnow
+from storage.models import InboxUpdate, utcnow
 from storage.repositories import Repos
 from tests.reliability.test_mailbox import DANGER, Phone, says
 
@@ -67,6 +69,9 @@ def make_app(db: Database, kb: KnowledgeBase, engine: DialogEngine,
 def slow_engine(db: Database, kb: KnowledgeBase) -> SlowEngine:
     engine = SlowEngine(db, kb=kb)
     engine.gate, engine.lanes = asyncio.Event(), {}
+    # The order of a chat's messages is what is tried here, not the flood limit (taken at
+    # intake): thirty messages in a row are all let in.
+    engine.limiter = RateLimiter(burst=10_000, per_second=10_000.0)
     return engine
 
 
@@ -173,6 +178,53 @@ async def test_a_real_flooding_child_sees_the_emergency_contacts_first_and_a_cou
     assert len(relayed) >= 10 and all("ну привет" in a.text for a in relayed)
     async with db.session() as s:
         assert list(await Repos(s).inbox.unprocessed(utcnow())) == [], "every message handled"
+    await app.close()
+
+
+async def test_a_flood_is_refused_at_intake_and_its_danger_still_reaches_a_counsellor(
+    db: Database, kb: KnowledgeBase
+) -> None:
+    """One child sends 60 messages at once, danger among them. What is beyond the flood
+    limit's burst and its one "slow down" is refused before the journal (no database work for
+    the others to queue behind); the danger message is let in, the child sees the emergency
+    numbers and "slow down" once, a counsellor is alerted with the child's words, and the
+    journal holds only what was let in, all of it handled."""
+    from bot import metrics
+
+    engine = DialogEngine(db, kb=kb)
+    engine.limiter = RateLimiter(burst=5, per_second=0.0, clock=lambda: 0.0)
+    app, phone = make_app(db, kb, engine)
+    alerts: list[Outbound] = []
+
+    class DeskScreen:
+        async def send(self, message: Outbound) -> None:
+            alerts.append(message)
+
+    app.delivery.register_desk(DeskScreen())
+    refused = metrics.FLOOD_REFUSED.labels("telegram")
+    before = refused._value.get()
+    for n in range(1, 61):
+        text = DANGER if n == 40 else f"ну привет {n}"
+        await app.accept(says(text, n, chat="600"))
+    await app.accept(says("ну привет 50", 50, chat="600"))  # the platform offers one again
+    await app.drain()
+    async with db.session() as s:
+        journal = (await s.execute(select(InboxUpdate.update_id))).scalars().all()
+    assert sorted(journal, key=int) == ["1", "2", "3", "4", "5", "6", "40"], (
+        "the burst, the one refused with a word, and danger")
+    assert refused._value.get() - before == 54, "the rest refused (the repeat too), counted"
+    slow_down = engine.catalogue.t("flood.wait", "ru")
+    assert phone.seen.count(slow_down) == 1, "told to slow down once"
+    contacts = [t for t in phone.seen if HOTLINE in t]
+    assert contacts and "124" in contacts[0] and "112" in contacts[0]
+    opened = [a for a in alerts if a.desk_event is DeskEvent.CASE_OPENED]
+    assert len(opened) == 1 and opened[0].critical and DANGER in opened[0].text
+    async with db.session() as s:
+        assert list(await Repos(s).inbox.unprocessed(utcnow())) == [], "every one handled"
+        user = await Repos(s).users.find("telegram", "600")
+        assert user is not None
+        case = await Repos(s).cases.open_for_user(user.id)
+        assert case is not None and case.risk == Risk.CRITICAL
     await app.close()
 
 
