@@ -12,7 +12,7 @@ import yaml
 
 from dialogs.taxonomy import Risk, Signal, is_category
 
-from . import layout
+from . import layout, segment
 from .features import join_spelled
 from .layout import as_typed
 from .lexicon import DATA_DIR, Entry, LexiconError, compile_lexicons
@@ -160,6 +160,7 @@ class Triage:
         self._signal_rank = {s: i for i, s in enumerate(self.policy.signals)}
         self.model = model if model is not None else load_model()
         layout.warm()  # the keyboard-layout check's letter-pair tables, built once, now
+        segment.warm()  # the corpus's words, for words spelt out in a row
 
     def _rank(self, entry: Entry) -> tuple[bool, int, int, int]:
         """Sort key: danger first, then risk, signal priority and category priority."""

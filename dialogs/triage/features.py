@@ -5,7 +5,8 @@ digits as letters, repeats squeezed, slang expanded) plus three things that make
 n-gram model survive how children type:
 
 - letters spaced out or split by symbols are joined first ("у м е р е т ь", "s.u.i.c.i.d.e",
-  "ре*жу"), so they read as the word they spell;
+  "ре*жу"), so they read as the word they spell, and several words spelt out in a row as the
+  words they are ("i w a n t t o d i e");
 - every all-Latin word also gets its Cyrillic reading, whatever the interface language, so
   Russian typed in Latin letters ("ya ne hochu zhit") meets the Cyrillic training lines;
 - long messages are also read in overlapping windows, so one clause in the middle of a long
@@ -22,10 +23,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .normalize import _translit, stem, tokenize
+from .segment import split_run
 
 # Four or more single letters separated by spaces or symbols, the same separator throughout:
 # a word spelt out ("у м е р е т ь"; in "т и х и й  д о м" the double space ends a word).
 _SPACED = re.compile(r"(?<!\w)[^\W\d_]([\s.\-_*·•,/|]{1,3})(?:[^\W\d_]\1){2,}[^\W\d_](?!\w)")
+# Two or three single letters split by dots, dashes or other symbols (not spaces: "и в", "а я
+# в" are ordinary words): "о.н", "m-e", "т*ы".
+_SPELT_SHORT = re.compile(r"(?<![\w.\-])[^\W\d_]([.\-_*·•/|])(?:[^\W\d_]\1)?[^\W\d_](?![\w\-])")
 # A symbol standing for (or between) letters inside a word: "ре*жу", "с_у_и_ц_и_д".
 _INNER_SYMBOL = re.compile(r"(?<=[^\W\d_])[*_·•#~^]+(?=[^\W\d_])")
 _GAPS = re.compile(r"[\s.\-_*·•,/|]")
@@ -48,15 +53,21 @@ _PRONOUNS = frozenset({"i", "я"})
 
 def _joined(spelt: str) -> str:
     word = _GAPS.sub("", spelt)
+    split = split_run(word)  # several words spelt out in a row: "я у ш л а и з д о м а"
+    if split != word:
+        return split
     if word[0].casefold() in _PRONOUNS and len(word) >= 6:
         return f"{word[0]} {word[1:]}"
     return word
 
 
 def join_spelled(text: str) -> str:
-    """Join words spelt out with spaces or symbols: "у м е р е т ь" -> "умереть" (a leading
-    "i" or "я" stays a word of its own: "я г о л о д а ю" -> "я голодаю")."""
+    """Join words spelt out with spaces or symbols: "у м е р е т ь" -> "умереть"; several
+    words spelt out in a row are split again into the words they are ("я у ш л а и з д о м а"
+    -> "я ушла из дома", `segment`); else a leading "i" or "я" stays a word of its own
+    ("я г о л о д а ю" -> "я голодаю")."""
     text = _SPACED.sub(lambda m: _joined(m.group()), text)
+    text = _SPELT_SHORT.sub(lambda m: _GAPS.sub("", m.group()), text)
     return _INNER_SYMBOL.sub("", text)
 
 

@@ -63,7 +63,6 @@ def test_matched_names_lexicon_entries_only() -> None:
     [
         ("меня обзывают в чате класса", "ru", "cyberbullying", Risk.MEDIUM),
         ("взломали аккаунт", "ru", "account-security", Risk.LOW),
-        ("угрожают побить", "ru", "threats", Risk.HIGH),
         ("my account got hacked", "en", "account-security", Risk.LOW),
         ("they make fun of me at school", "en", "cyberbullying", Risk.MEDIUM),
     ],
@@ -74,6 +73,14 @@ def test_non_danger_texts_still_get_a_category_and_risk(
     result = assess(text, locale)
     assert not result.danger
     assert (result.category, result.risk) == (category, risk)
+
+
+def test_a_threat_to_beat_the_child_is_never_left_alone() -> None:
+    """A threat of violence is one of the issue's danger signals: at least a direct question,
+    filed as a threat, never a low-risk report."""
+    result = assess("угрожают побить", "ru")
+    assert result.danger or result.check_in
+    assert (result.category, result.risk) in (("threats", Risk.HIGH), ("threats", Risk.CRITICAL))
 
 
 def test_being_told_to_kill_oneself_is_never_left_alone() -> None:

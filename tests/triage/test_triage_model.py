@@ -101,6 +101,19 @@ def test_spelt_out_words_are_joined() -> None:
     assert join_spelled("я г о л о д а ю") == "я голодаю"
 
 
+def test_several_words_spelt_out_in_a_row_read_as_those_words() -> None:
+    """A child who spaces out a whole sentence is read as the sentence, split by the words the
+    corpus knows; a rare word spelt out stays whole rather than cut into scraps."""
+    assert join_spelled("я у ш л а и з д о м а") == "я ушла из дома"
+    assert join_spelled("i w a n t t o d i e") == "i want to die"
+    assert join_spelled("п о м о г и т е о н б ь е т м е н я") == "помогите он бьет меня"
+    assert join_spelled("с у и ц и д н у т ь с я") == "суициднуться"
+    # Two or three letters split by dots or dashes are joined too; by spaces they are words.
+    assert join_spelled("h-e-l-p m-e") == "help me"
+    assert join_spelled("о.н б.ь.ё.т м.е.н.я") == "он бьёт меня"
+    assert join_spelled("и в школе кто-то") == "и в школе кто-то"
+
+
 def test_threshold_choice_simulates_the_verdict_assess_gives() -> None:
     """The thresholds are chosen on a simulation of the layers (train.verdicts): it must decide
     every line as Triage.assess does, or the rates it promises mean nothing."""

@@ -1,0 +1,77 @@
+"""Words spelt out and run together: "я у ш л а и з д о м а" is joined to "яушлаиздома" by
+`features.join_spelled`, and read here as "я ушла из дома".
+
+A joined run that is not itself a known word is split into known words, the split that the
+corpus makes likeliest (unigram word frequencies of the shipped corpus, both languages). A run
+with no such split stays as it is, so a rare word spelt out ("с у и ц и д н у т ь с я") is not
+cut into pieces that happen to be words. Known words are those seen at least twice; a word of
+one or two letters only when it is common ("я", "в", "из", "i", "to"), so that a rare scrap
+("ть") never makes a split.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from functools import cache, lru_cache
+from pathlib import Path
+
+CORPUS_DIR = Path(__file__).parent / "data" / "corpus"
+
+MIN_COUNT = 2
+MIN_SHORT_COUNT = 20  # a word of one or two letters must be a common one ("из", "to", "я")
+MIN_RUN = 5  # shorter joined runs are left as they are
+LONGEST = 20  # the longest word tried
+ONE_LETTER = frozenset("явскуоаиi")
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+@cache
+def _vocabulary() -> tuple[dict[str, float], float]:
+    """Known words with their negative log-probabilities, and the cost of a split point."""
+    counts: Counter[str] = Counter()
+    for path in sorted(CORPUS_DIR.glob("*.tsv")):
+        for raw in path.read_text(encoding="utf-8").splitlines():
+            if raw.startswith("#") or raw.count("\t") != 2:
+                continue
+            counts.update(_WORD.findall(raw.split("\t")[2].casefold().replace("ё", "е")))
+    known = {
+        w: n for w, n in counts.items()
+        if len(w) <= LONGEST
+        and (n >= MIN_COUNT if len(w) > 2 else n >= MIN_SHORT_COUNT)
+        and (len(w) > 1 or w in ONE_LETTER)
+    }
+    total = sum(known.values()) or 1
+    return {w: -math.log(n / total) for w, n in known.items()}, math.log(total)
+
+
+def warm() -> None:
+    """Read the corpus's words now (once per process), not on the first message."""
+    _vocabulary()
+
+
+@lru_cache(maxsize=4096)
+def split_run(run: str) -> str:
+    """`run` (letters only, spelt out and joined) as the known words it is made of, space-joined;
+    `run` itself when it is a known word, too short, or has no split into known words."""
+    word = run.casefold().replace("ё", "е")
+    costs, _ = _vocabulary()
+    if len(word) < MIN_RUN or word in costs or not word.isalpha():
+        return run
+    # best[i]: the cheapest split of word[:i] (total cost, start of its last word).
+    best: list[tuple[float, int]] = [(0.0, 0)] + [(math.inf, 0)] * len(word)
+    for end in range(1, len(word) + 1):
+        for start in range(max(0, end - LONGEST), end):
+            cost = costs.get(word[start:end])
+            if cost is not None and best[start][0] + cost < best[end][0]:
+                best[end] = (best[start][0] + cost, start)
+    if math.isinf(best[-1][0]):
+        return run
+    pieces: list[str] = []
+    end = len(word)
+    while end > 0:
+        start = best[end][1]
+        pieces.append(run[start:end])
+        end = start
+    return " ".join(reversed(pieces))
