@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from dialogs.ports import StoreConflict, StoreUnavailable, UnitOfWork
-from storage.lane import LaneLock
+from storage.lane import LaneGate, LaneLock
 from storage.models import Base
 from storage.records import RecordStores
 from storage.repositories import Repos
@@ -49,6 +49,13 @@ def _private_file(path: Path) -> None:
             file.chmod(0o600)
 
 
+# PostgreSQL: the pool, and how many transactions run at once (the rest of the pool is for the
+# chat claims' connection, `storage.advisory`, and health checks).
+POOL_SIZE = 10
+POOL_OVERFLOW = 10
+TRANSACTIONS = 16
+
+
 class Database:
     """One per process. `unit()` is a transaction; on SQLite only one writes at a time."""
 
@@ -63,7 +70,7 @@ class Database:
             if database and database != ":memory:":
                 _private_file(Path(database))
         else:
-            kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True)
         # SQLite runs on the loop's thread (storage.sqlite_inline): a thread hop per driver
         # call cost more than the SQLite work itself.
         self.engine: AsyncEngine = create_async_engine(inline_url(parsed), **kwargs)
@@ -73,17 +80,19 @@ class Database:
         # SQLite allows one writer; serialising our own transactions avoids "database is locked"
         # (an upgrade from a read to a write lock fails at once instead of waiting).
         # Work in the danger lane (storage.lane) takes the writer's turn before ordinary work.
-        self._writer = LaneLock() if self.is_sqlite else None
+        # On PostgreSQL the pool's connections are what transactions wait for: the same lanes
+        # hand them out (`TRANSACTIONS` at once, the rest of the pool left to the chat claims'
+        # connection and health checks), so a danger turn, an update's journal write and a
+        # counsellor's action do not queue behind thirty ordinary turns for a connection.
+        self._writer: LaneGate = (
+            LaneLock() if self.is_sqlite else LaneGate(TRANSACTIONS, reentrant=True)
+        )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A transaction that commits on success and rolls back on error."""
-        if self._writer is not None:
-            async with self._writer.hold(), self._sessions() as session, session.begin():
-                yield session
-        else:
-            async with self._sessions() as session, session.begin():
-                yield session
+        async with self._writer.hold(), self._sessions() as session, session.begin():
+            yield session
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[RecordStores]:

@@ -56,26 +56,36 @@ def intake_lane() -> AbstractContextManager[None]:
     return lane(Lane.INTAKE)
 
 
-class LaneLock:
-    """A lock whose waiters go by lane (danger, then intake, then ordinary; each lane first
-    come, first served). A holder is never interrupted: danger waits at most for the one
-    transaction in hand, never for the queue behind it."""
+class LaneGate:
+    """At most `capacity` holders at once; waiters go by lane (danger, then intake, then
+    ordinary; each lane first come, first served). A holder is never interrupted: danger waits
+    at most for the first transaction in hand to end, never for the queue behind it.
 
-    def __init__(self) -> None:
-        self._held = False
+    `reentrant`: a task already holding a place passes through again (a session opened inside
+    another of the same task must not wait for a place it holds itself)."""
+
+    def __init__(self, capacity: int = 1, *, reentrant: bool = False) -> None:
+        if capacity < 1:
+            raise ValueError("a gate needs room for one holder at least")
+        self.capacity = capacity
+        self._free = capacity
         self._queues: tuple[deque[asyncio.Future[None]], ...] = tuple(deque() for _ in Lane)
+        self._holder: ContextVar[asyncio.Task[object] | None] | None = (
+            ContextVar(f"gate_holder_{id(self)}", default=None) if reentrant else None
+        )
 
     @property
     def locked(self) -> bool:
-        return self._held
+        """No place free: the next to come waits."""
+        return self._free == 0
 
     def waiting(self) -> tuple[int, ...]:
         """Waiters per lane: (danger, intake, ordinary)."""
         return tuple(len(q) for q in self._queues)
 
     async def acquire(self, which: Lane = Lane.ORDINARY) -> None:
-        if not self._held and not any(self._queues[: which + 1]):
-            self._held = True
+        if self._free > 0 and not any(self._queues[: which + 1]):
+            self._free -= 1
             return
         queue = self._queues[which]
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -84,30 +94,44 @@ class LaneLock:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
-                self.release()  # handed the lock as it was cancelled: pass it on
+                self.release()  # handed a place as it was cancelled: pass it on
             elif future in queue:
                 queue.remove(future)
             raise
 
     def release(self) -> None:
-        """Hand the lock to the first waiter of the soonest lane."""
+        """Hand the place to the first waiter of the soonest lane, else free it."""
         for queue in self._queues:
             while queue:
                 future = queue.popleft()
                 if not future.done():
-                    future.set_result(None)  # handed over: stays held
+                    future.set_result(None)  # handed over: stays taken
                     return
-        self._held = False
+        self._free += 1
 
     @asynccontextmanager
     async def hold(self, which: Lane | None = None) -> AsyncIterator[None]:
-        """Hold the lock; `which` lane defaults to this task's."""
+        """Hold a place; `which` lane defaults to this task's."""
+        task = asyncio.current_task()
+        if self._holder is not None and task is not None and self._holder.get() is task:
+            yield  # this task holds a place already
+            return
         await self.acquire(current_lane() if which is None else which)
+        token = self._holder.set(task) if self._holder is not None else None
         try:
             yield
         finally:
+            if self._holder is not None and token is not None:
+                self._holder.reset(token)
             self.release()
 
 
-__all__ = ["Lane", "LaneLock", "current_lane", "danger_lane", "in_danger_lane",
+class LaneLock(LaneGate):
+    """A lock whose waiters go by lane: a `LaneGate` with room for one (the SQLite writer)."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+
+
+__all__ = ["Lane", "LaneGate", "LaneLock", "current_lane", "danger_lane", "in_danger_lane",
            "intake_lane", "lane"]

@@ -40,6 +40,7 @@ from pydantic import ValidationError
 
 from bot.app import JournalUnavailable
 from bot.mailbox import Busy, danger_only
+from storage.lane import Lane, lane
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,10 @@ class Poller:
                 return
             update_id, update = item
             try:
-                await self.dispatcher.feed_update(self.bot, update)
+                # A counsellor's action goes ahead of ordinary turns where they wait (the
+                # database's turn, `storage.lane`): a child in danger may be waiting on it.
+                with lane(Lane.INTAKE):
+                    await self.dispatcher.feed_update(self.bot, update)
             except Exception as exc:  # a handler's bug must not stall the desk
                 log.error("update %s failed (%s)", update_id, type(exc).__name__,
                           exc_info=log.isEnabledFor(logging.DEBUG))
@@ -228,7 +232,7 @@ class Poller:
                     update_id, update = screened
                     if update is None:
                         pass  # passed over
-                    elif not _from_a_private_chat(raw):
+                    elif not from_a_private_chat(raw):
                         self._to_staff_lane(update_id, update)
                     else:
                         try:
@@ -277,7 +281,7 @@ class Poller:
         if update is None:
             self.offset = update_id + 1  # passed over
             return True
-        if self.journal is not None and not _from_a_private_chat(raw):
+        if self.journal is not None and not from_a_private_chat(raw):
             self._to_staff_lane(update_id, update)
             self.offset = update_id + 1
             return True
@@ -320,7 +324,7 @@ class Poller:
         for raw in rest:
             update_id = raw.get("update_id")
             if (not isinstance(update_id, int) or update_id in self._ahead
-                    or update_id in self._not_danger or not _from_a_private_chat(raw)):
+                    or update_id in self._not_danger or not from_a_private_chat(raw)):
                 continue
             try:
                 update = Update.model_validate(raw, context={"bot": self.bot})
@@ -368,7 +372,7 @@ class Poller:
         return fetch.result()
 
 
-def _from_a_private_chat(raw: dict[str, Any]) -> bool:
+def from_a_private_chat(raw: dict[str, Any]) -> bool:
     """A child's message, edit or button press (a private chat), read from the raw update."""
     for kind in ("message", "edited_message"):
         if isinstance(raw.get(kind), dict):
@@ -379,5 +383,5 @@ def _from_a_private_chat(raw: dict[str, Any]) -> bool:
     return False
 
 
-__all__ = ["GetRawUpdates", "Poller"]
+__all__ = ["GetRawUpdates", "Poller", "from_a_private_chat"]
 

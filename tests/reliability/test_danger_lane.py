@@ -26,7 +26,15 @@ from dialogs.ratelimit import RateLimiter
 from dialogs.taxonomy import Risk
 from knowledge_base import KnowledgeBase
 from storage.db import Database
-from storage.lane import LaneLock, danger_lane, in_danger_lane, intake_lane
+from storage.lane import (
+    Lane,
+    LaneGate,
+    LaneLock,
+    danger_lane,
+    in_danger_lane,
+    intake_lane,
+    lane,
+)
 from storage.models import InboxUpdate, utcnow
 from storage.repositories import Repos
 from tests.reliability.test_mailbox import DANGER, Phone, says
@@ -333,3 +341,89 @@ async def test_slots_let_a_promoted_chat_in_and_keep_count() -> None:
     slots.release()
     await asyncio.wait_for(queued, 1)
     assert slots.busy == 1
+
+
+async def test_a_gate_of_several_places_lets_danger_then_intake_take_the_next_free_one() -> None:
+    """PostgreSQL's transactions wait at a gate of several places (the pool's connections):
+    with every place taken, the next one freed goes to danger, then to journalling, and only
+    then to the ordinary turns that queued first."""
+    gate, order = LaneGate(2), []
+
+    async def work(name: str, which: Lane) -> None:
+        with lane(which):
+            async with gate.hold():
+                order.append(name)
+                await asyncio.sleep(0)
+
+    await gate.acquire()
+    await gate.acquire()  # two ordinary transactions hold both places
+    assert gate.locked
+    tasks = [asyncio.create_task(work(f"ordinary {n}", Lane.ORDINARY)) for n in range(3)]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.create_task(work("journal", Lane.INTAKE)))
+    tasks.append(asyncio.create_task(work("danger", Lane.DANGER)))
+    await asyncio.sleep(0)
+    assert gate.waiting() == (1, 1, 3)
+    gate.release()
+    await asyncio.sleep(0)
+    assert order == ["danger"], "one place freed: danger has it"
+    gate.release()
+    await asyncio.gather(*tasks)
+    assert order == ["danger", "journal", "ordinary 0", "ordinary 1", "ordinary 2"]
+    assert not gate.locked
+
+
+async def test_a_reentrant_gate_lets_its_holder_through_but_not_the_tasks_it_starts() -> None:
+    gate = LaneGate(1, reentrant=True)
+    inner: list[str] = []
+    async with gate.hold():
+        async with gate.hold():  # the same task again: through, no wait for itself
+            inner.append("nested")
+        started = asyncio.create_task(_hold_once(gate, inner))
+        await asyncio.sleep(0.01)
+        assert inner == ["nested"], "a task started inside waits for a place like any other"
+    await asyncio.wait_for(started, 1)
+    assert inner == ["nested", "started"] and not gate.locked
+
+
+async def _hold_once(gate: LaneGate, seen: list[str]) -> None:
+    async with gate.hold():
+        seen.append("started")
+
+
+async def test_on_postgresql_a_danger_transaction_gets_a_connection_before_queued_turns(
+    db: Database,
+) -> None:
+    """Every transaction place taken by slow ordinary turns, more of them queued: when one
+    place frees, the danger turn's transaction has it, not the queue that came first."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's connection gate (SQLite's writer lock is tried above)")
+    from storage import db as storage_db
+
+    full, started = asyncio.Event(), []
+    releases = [asyncio.Event() for _ in range(storage_db.TRANSACTIONS)]
+
+    async def turn(name: str, urgent: bool, release: asyncio.Event | None) -> None:
+        with danger_lane(urgent):
+            async with db.session() as s:
+                await s.execute(select(1))
+                started.append(name)
+                if len(started) == storage_db.TRANSACTIONS:
+                    full.set()
+                if release is not None:
+                    await release.wait()
+
+    holders = [asyncio.create_task(turn(f"slow {n}", False, r)) for n, r in enumerate(releases)]
+    await asyncio.wait_for(full.wait(), 10)
+    queued = [asyncio.create_task(turn(f"queued {n}", False, None)) for n in range(5)]
+    await asyncio.sleep(0.05)
+    danger = asyncio.create_task(turn("danger", True, None))
+    await asyncio.sleep(0.05)
+    assert len(started) == storage_db.TRANSACTIONS, "nobody gets past a full gate"
+    releases[0].set()  # one place frees
+    await asyncio.wait_for(danger, 5)
+    assert [n for n in started if not n.startswith("slow")] == ["danger"]
+    for release in releases:
+        release.set()
+    await asyncio.gather(*holders, *queued)
+    assert len(started) == storage_db.TRANSACTIONS + 6
