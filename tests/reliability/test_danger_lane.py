@@ -74,6 +74,16 @@ def make_app(db: Database, kb: KnowledgeBase, engine: DialogEngine,
     return app, phone
 
 
+class DeskScreen:
+    """The staff desk: every notice the bot sent it."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Outbound] = []
+
+    async def send(self, message: Outbound) -> None:
+        self.alerts.append(message)
+
+
 def slow_engine(db: Database, kb: KnowledgeBase) -> SlowEngine:
     engine = SlowEngine(db, kb=kb)
     engine.gate, engine.lanes = asyncio.Event(), {}
@@ -155,13 +165,9 @@ async def test_a_real_flooding_child_sees_the_emergency_contacts_first_and_a_cou
     before the flood's replies, a critical case is opened, and the desk hears of it."""
     engine = DialogEngine(db, kb=kb)
     app, phone = make_app(db, kb, engine)
-    alerts: list[Outbound] = []
-
-    class DeskScreen:
-        async def send(self, message: Outbound) -> None:
-            alerts.append(message)
-
-    app.delivery.register_desk(DeskScreen())
+    desk = DeskScreen()
+    app.delivery.register_desk(desk)
+    alerts = desk.alerts
     for n in range(1, 26):
         await app.accept(says(f"ну привет {n}", n, chat="500"))
     await app.accept(says(DANGER, 26, chat="500"))
@@ -202,13 +208,9 @@ async def test_a_flood_is_refused_at_intake_and_its_danger_still_reaches_a_couns
     engine = DialogEngine(db, kb=kb)
     engine.limiter = RateLimiter(burst=5, per_second=0.0, clock=lambda: 0.0)
     app, phone = make_app(db, kb, engine)
-    alerts: list[Outbound] = []
-
-    class DeskScreen:
-        async def send(self, message: Outbound) -> None:
-            alerts.append(message)
-
-    app.delivery.register_desk(DeskScreen())
+    desk = DeskScreen()
+    app.delivery.register_desk(desk)
+    alerts = desk.alerts
     refused = metrics.FLOOD_REFUSED.labels("telegram")
     before = refused._value.get()
     for n in range(1, 61):
