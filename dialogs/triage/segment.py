@@ -28,8 +28,8 @@ _WORD = re.compile(r"[^\W\d_]+")
 
 
 @cache
-def _vocabulary() -> tuple[dict[str, float], float]:
-    """Known words with their negative log-probabilities, and the cost of a split point."""
+def _vocabulary() -> dict[str, float]:
+    """Known words with their negative log-probabilities."""
     counts: Counter[str] = Counter()
     for path in sorted(CORPUS_DIR.glob("*.tsv")):
         for raw in path.read_text(encoding="utf-8").splitlines():
@@ -43,7 +43,7 @@ def _vocabulary() -> tuple[dict[str, float], float]:
         and (len(w) > 1 or w in ONE_LETTER)
     }
     total = sum(known.values()) or 1
-    return {w: -math.log(n / total) for w, n in known.items()}, math.log(total)
+    return {w: -math.log(n / total) for w, n in known.items()}
 
 
 def warm() -> None:
@@ -56,7 +56,7 @@ def split_run(run: str) -> str:
     """`run` (letters only, spelt out and joined) as the known words it is made of, space-joined;
     `run` itself when it is a known word, too short, or has no split into known words."""
     word = run.casefold().replace("ё", "е")
-    costs, _ = _vocabulary()
+    costs = _vocabulary()
     if len(word) < MIN_RUN or word in costs or not word.isalpha():
         return run
     # best[i]: the cheapest split of word[:i] (total cost, start of its last word).
