@@ -244,6 +244,22 @@ class InboxUpdate(Base):
     processed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class DeskUpdate(Base):
+    """A staff-group update (a counsellor's button press, message or command) kept until it
+    is handled, so that polling can confirm it to Telegram at once instead of holding every
+    later update back behind it (`bot/telegram/polling.py`). Deleted once handled; rows left
+    by a crash are handled at the next start."""
+
+    __tablename__ = "desk_updates"
+    __table_args__ = (UniqueConstraint("channel", "update_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[str] = mapped_column(String(64))
+    body: Mapped[dict[str, Any]] = mapped_column(EncryptedJSON)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ProcessedUpdate(Base):
     """Platform update ids already taken in, so a repeated update is ignored."""
 

@@ -12,7 +12,7 @@ from storage.repos.blocks import BlockRepo
 from storage.repos.cases import CaseRepo
 from storage.repos.conversations import ConversationRepo
 from storage.repos.desk import BoardRepo, DeskRepo
-from storage.repos.journal import InboxRepo, UpdateRepo
+from storage.repos.journal import DeskJournalRepo, InboxRepo, UpdateRepo
 from storage.repos.messages import MessageRepo
 from storage.repos.outbox import OutboxRepo
 from storage.repos.staff import CounsellorRepo, CredentialRepo, WebSessionRepo
@@ -36,6 +36,7 @@ class Repos:
         self.updates = UpdateRepo(session)
         self.outbox = OutboxRepo(session)
         self.inbox = InboxRepo(session)
+        self.desk_updates = DeskJournalRepo(session)
         self.credentials = CredentialRepo(session)
         self.web_sessions = WebSessionRepo(session)
         self.board = BoardRepo(session)

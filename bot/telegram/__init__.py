@@ -32,6 +32,7 @@ from bot.evidence import EvidenceStore
 from bot.pacing import Pacer, telegram_pacer
 from bot.telegram.child import child_router, fallback_router
 from bot.telegram.desk import TelegramDesk
+from bot.telegram.deskjournal import StaffKeeper
 from bot.telegram.files import EvidenceCollector
 from bot.telegram.limits import RetryAfterMiddleware
 from bot.telegram.polling import GetRawUpdates, Poller
@@ -181,7 +182,8 @@ async def serve_telegram(
                           lambda: bot.delete_webhook(drop_pending_updates=False))
         if not stop.is_set():
             await Poller(bot, dispatcher, room=app.mailbox.room,
-                         full=lambda: app.mailbox.full, journal=app.batching).run(stop)
+                         full=lambda: app.mailbox.full, journal=app.batching,
+                         staff_journal=StaffKeeper(app.db)).run(stop)
 
     return _polling()
 
@@ -232,7 +234,8 @@ async def run_telegram(app: App, stop: asyncio.Event | None = None) -> None:
         # transaction: an update is confirmed to Telegram (the next getUpdates' offset) only
         # once it is stored.
         await Poller(bot, dispatcher, room=app.mailbox.room, full=lambda: app.mailbox.full,
-                     journal=app.batching).run(stop or asyncio.Event())
+                     journal=app.batching,
+                     staff_journal=StaffKeeper(app.db)).run(stop or asyncio.Event())
     finally:
         await bot.session.close()
 

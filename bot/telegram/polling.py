@@ -11,8 +11,13 @@ instead:
   together, in one transaction, before any of them is confirmed; staff-group updates (a
   counsellor's action, which acts at once and is not journalled) go to the staff lane, a task
   of their own that handles them one by one in order, so that a slow desk action never holds
-  up a child's message behind it. A staff update not yet handled holds the confirmed offset
-  back, and what Telegram then sends again is passed over;
+  up a child's message behind it. With a `staff_journal` (`bot.telegram.deskjournal`) a staff
+  update is kept in the database first and confirmed with the rest: handled in order, deleted
+  once handled, and handled at the next start after a crash. Without one, or while the
+  database refuses, a staff update not yet handled holds the confirmed offset back (and what
+  Telegram then sends again is passed over): at most 100 updates from the offset come back,
+  so under load every child's update more than 100 behind a slow counsellor's action, danger
+  too, would wait for it;
 - keeps the offset before an update whose journal write failed (`JournalUnavailable`) and feeds
   it again until it is journalled: it is never confirmed, so a crash meanwhile loses nothing;
 - reads each update of a batch on its own and skips one it cannot read (its id is logged, never
@@ -59,6 +64,16 @@ class Together(Protocol):
     async def commit(self) -> None: ...
 
 
+class StaffJournal(Protocol):
+    """Where staff-group updates are kept until handled (`bot.telegram.deskjournal`)."""
+
+    async def keep(self, update_id: int, raw: dict[str, Any]) -> bool: ...
+
+    async def done(self, update_id: int) -> None: ...
+
+    async def waiting(self) -> list[tuple[int, dict[str, Any]]]: ...
+
+
 class GetRawUpdates(TelegramMethod[list[dict[str, Any]]]):
     """`getUpdates` whose answer is left as JSON objects, so that each update is read on its own
     and one that cannot be read is skipped instead of failing the whole batch."""
@@ -79,9 +94,12 @@ class Poller:
                  backoff: tuple[float, ...] = BACKOFF,
                  room: Callable[[], Awaitable[None]] | None = None,
                  full: Callable[[], bool] | None = None,
-                 journal: Callable[[], AbstractContextManager[Together]] | None = None
-                 ) -> None:
+                 journal: Callable[[], AbstractContextManager[Together]] | None = None,
+                 staff_journal: StaffJournal | None = None) -> None:
         self.bot = bot
+        # Keeps staff-group updates until handled, so that they are confirmed at once.
+        self.staff_journal = staff_journal
+        self._kept: set[int] = set()  # kept staff updates fed to the lane, not yet handled
         # Journals a run of children's updates in one transaction (`App.batching`).
         self.journal = journal
         self.room = room
@@ -112,6 +130,8 @@ class Poller:
         return self.offset
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.journal is not None:
+            await self._kept_before(stop)
         staff = asyncio.create_task(self._staff_lane(stop)) if self.journal else None
         try:
             await self._poll(stop)
@@ -198,6 +218,54 @@ class Poller:
         self._staff_open.append(update_id)  # not confirmed before it is handled, in order
         self._staff.put_nowait((update_id, update))
 
+    async def _to_staff(self, update_id: int, raw: dict[str, Any], update: Update) -> None:
+        """Hand a staff-group update to the staff lane: kept first, so that it can be
+        confirmed at once; held back (not confirmed before it is handled) when it cannot be."""
+        if self.staff_journal is not None:
+            try:
+                fresh = await self.staff_journal.keep(update_id, raw)
+            except Exception as exc:  # the database is away: hold the offset back instead
+                log.warning("could not keep staff update %s (%s); holding it back",
+                            update_id, type(exc).__name__)
+            else:
+                if fresh:
+                    self._kept.add(update_id)
+                    self._staff.put_nowait((update_id, update))
+                # else: kept already, by a run that stopped before handling it: this run
+                # took it from the database at start (`_kept_before`).
+                return
+        self._to_staff_lane(update_id, update)
+
+    async def _kept_before(self, stop: asyncio.Event) -> None:
+        """Queue, first, the staff updates an earlier run kept but did not handle."""
+        if self.staff_journal is None:
+            return
+        attempt = 0
+        while not stop.is_set():
+            try:
+                waiting = await self.staff_journal.waiting()
+                break
+            except Exception as exc:
+                log.warning("could not read the kept staff updates (%s); trying again",
+                            type(exc).__name__)
+                await self._sleep(stop, attempt)
+                attempt += 1
+        else:
+            return
+        for update_id, raw in waiting:
+            try:
+                update = Update.model_validate(raw, context={"bot": self.bot})
+            except ValidationError:
+                log.warning("skipped kept staff update %s: it does not read as an update",
+                            update_id)
+                with contextlib.suppress(Exception):
+                    await self.staff_journal.done(update_id)
+                continue
+            self._kept.add(update_id)
+            self._staff.put_nowait((update_id, update))
+        if waiting:
+            log.warning("handling %d staff updates kept by an earlier run", len(waiting))
+
     async def _staff_lane(self, stop: asyncio.Event) -> None:
         """Handle staff-group updates in the order they came, beside the children's intake.
         Ends at the marker `run` sends (None) once polling stopped: what is queued after the
@@ -215,7 +283,16 @@ class Poller:
             except Exception as exc:  # a handler's bug must not stall the desk
                 log.error("update %s failed (%s)", update_id, type(exc).__name__,
                           exc_info=log.isEnabledFor(logging.DEBUG))
-            self._staff_open.remove(update_id)
+            if update_id in self._kept:
+                self._kept.discard(update_id)
+                assert self.staff_journal is not None
+                try:
+                    await self.staff_journal.done(update_id)
+                except Exception as exc:  # left kept: handled again at the next start
+                    log.warning("could not mark staff update %s handled (%s)", update_id,
+                                type(exc).__name__)
+            else:
+                self._staff_open.remove(update_id)
             self._staff_moved.set()
 
     async def _feed_together(self, batch: list[dict[str, Any]], start: int,
@@ -237,7 +314,7 @@ class Poller:
                     if update is None:
                         pass  # passed over
                     elif not from_a_private_chat(raw):
-                        self._to_staff_lane(update_id, update)
+                        await self._to_staff(update_id, raw, update)
                     else:
                         try:
                             await self.dispatcher.feed_update(self.bot, update)
@@ -290,7 +367,7 @@ class Poller:
             self.offset = update_id + 1  # passed over
             return True
         if self.journal is not None and not from_a_private_chat(raw):
-            self._to_staff_lane(update_id, update)
+            await self._to_staff(update_id, raw, update)
             self.offset = update_id + 1
             return True
         attempt = 0
@@ -391,5 +468,5 @@ def from_a_private_chat(raw: dict[str, Any]) -> bool:
     return False
 
 
-__all__ = ["GetRawUpdates", "Poller", "from_a_private_chat"]
+__all__ = ["GetRawUpdates", "Poller", "StaffJournal", "from_a_private_chat"]
 

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.models import (
+    DeskUpdate,
     InboxUpdate,
     ProcessedUpdate,
     utcnow,
@@ -229,3 +230,30 @@ class InboxRepo(_Repo):
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+
+class DeskJournalRepo(_Repo):
+    """Staff-group updates kept until handled (`DeskUpdate`)."""
+
+    async def keep(self, channel: str, update_id: str, body: dict[str, Any]) -> bool:
+        """Keep one; False when it is kept already (Telegram sent it again)."""
+        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        stmt = insert(DeskUpdate).values(
+            channel=channel, update_id=update_id, body=body, received_at=utcnow()
+        ).on_conflict_do_nothing()
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0) == 1)
+
+    async def done(self, channel: str, update_id: str) -> None:
+        await self.session.execute(
+            delete(DeskUpdate).where(
+                DeskUpdate.channel == channel, DeskUpdate.update_id == update_id
+            )
+        )
+
+    async def waiting(self, channel: str) -> list[tuple[str, dict[str, Any]]]:
+        """Those left unhandled (by a crash), in the order they came."""
+        stmt = select(DeskUpdate.update_id, DeskUpdate.body).where(
+            DeskUpdate.channel == channel
+        ).order_by(DeskUpdate.id)
+        return [(str(u), dict(b)) for u, b in (await self.session.execute(stmt)).all()]

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from bot.app import build_app
 from bot.telegram import run_telegram
+from bot.telegram.deskjournal import StaffKeeper
 from dialogs.ratelimit import RateLimiter
 from knowledge_base import KnowledgeBase
 from storage.db import Database
@@ -194,13 +195,19 @@ class SlowAnswers(OffsetRecorder):
         return await super()._api(request)
 
 
-async def test_a_slow_staff_action_holds_up_no_child_and_is_confirmed_once_done(
+async def kept_staff_updates(db: Database) -> list[str]:
+    async with db.session() as session:
+        rows = await session.execute(text("SELECT update_id FROM desk_updates ORDER BY id"))
+        return [str(r[0]) for r in rows]
+
+
+async def test_a_slow_staff_action_holds_up_no_child_and_is_kept_until_handled(
     tmp_path: Path, db: Database, kb: KnowledgeBase,
 ) -> None:
     """A button pressed in the staff group whose handling takes three seconds (Telegram is
     slow to take the answer) runs in the staff lane: a child's danger message behind it gets
-    the contacts and reaches the counsellors at once, while the press stays unconfirmed until
-    it is handled."""
+    the contacts and reaches the counsellors at once. The press is kept in the database and
+    confirmed to Telegram at once; it is deleted once handled."""
     api = SlowAnswers()
     await api.start()
     app = build_app(make_settings(api, tmp_path), db=db, kb=kb)
@@ -219,19 +226,101 @@ async def test_a_slow_staff_action_holds_up_no_child_and_is_confirmed_once_done(
                                     where=lambda c: "Критическое обращение" in c.text)
         assert DANGER in alert.text or "#" in alert.text
         assert asyncio.get_running_loop().time() - started < 2.5, "not behind the staff action"
-        assert all(o <= press["update_id"] for o in api.offsets), "the press is not confirmed"
+        assert max(api.offsets) > press["update_id"], "the press is confirmed at once"
+        assert await kept_staff_updates(db) == [str(press["update_id"])], "kept while in hand"
         await api.next_call("answerCallbackQuery", wait=5.0,
                             where=lambda c: c.get("callback_query_id") == press[
                                 "callback_query"]["id"])
         for _ in range(100):
-            if api.offsets and max(api.offsets) > press["update_id"]:
+            if not await kept_staff_updates(db):
                 break
             await asyncio.sleep(0.05)
-        assert max(api.offsets) > press["update_id"], "confirmed once handled"
+        assert await kept_staff_updates(db) == [], "deleted once handled"
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        await api.stop()
+
+
+async def test_danger_more_than_a_batch_behind_a_slow_staff_action_is_answered_at_once(
+    tmp_path: Path, db: Database, kb: KnowledgeBase,
+) -> None:
+    """Telegram answers getUpdates with at most 100 updates from the offset. A counsellor's
+    press that takes three seconds, then 150 children's messages, then a child in danger: the
+    danger message is taken in, answered with the contacts and alerted to the counsellors
+    without waiting for the press (which held the offset back before it was kept)."""
+    api = SlowAnswers()
+    await api.start()
+    app = build_app(make_settings(api, tmp_path), db=db, kb=kb)
+    task = asyncio.create_task(run_telegram(app))
+    try:
+        await api.next_call("deleteWebhook")
+        press = api.press(999, "take:1", chat_id=STAFF_CHAT, thread=7)
+        api.slow.add(str(press["callback_query"]["id"]))
+        await api.push(press)
+        await asyncio.sleep(0.3)  # the press is in hand
+        others = [api.private_message(50_000 + n, text="привет") for n in range(150)]
+        await api.push(*others)
+        started = asyncio.get_running_loop().time()
+        await api.child_says(CHILD, DANGER)
+        told = await api.text_to(CHILD, CONTACTS, wait=2.5)
+        assert "112" in told.text and "8-800-2000-122" in told.text
+        alert = await api.next_call("sendMessage", chat_id=STAFF_CHAT, wait=2.5,
+                                    where=lambda c: "Критическое обращение" in c.text)
+        assert DANGER in alert.text or "#" in alert.text
+        assert asyncio.get_running_loop().time() - started < 2.5, "not behind the press"
+        assert not api.calls_of("answerCallbackQuery",
+                                callback_query_id=press["callback_query"]["id"]), (
+            "the press was still in hand: the danger did not wait for it")
+        async with db.session() as session:
+            [case] = await Repos(session).cases.queue()
+        assert case.risk == "critical"
+        await api.next_call("answerCallbackQuery", wait=5.0,
+                            where=lambda c: c.get("callback_query_id") == press[
+                                "callback_query"]["id"])
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await api.stop()
+
+
+async def test_a_staff_action_a_crash_cut_off_is_handled_at_the_next_start(
+    tmp_path: Path, db: Database, kb: KnowledgeBase,
+) -> None:
+    """A process died with a counsellor's press kept but not handled: it was confirmed to
+    Telegram, which will not send it again. The next start handles it from the database,
+    once, before anything newer from the staff group, and deletes it."""
+    api = OffsetRecorder()
+    await api.start()
+    settings = make_settings(api, tmp_path)
+    try:
+        cut_off = api.press(999, "take:1", chat_id=STAFF_CHAT, thread=7)
+        cut_off["update_id"] = 900  # long confirmed: Telegram holds nothing for the bot
+        assert await StaffKeeper(db).keep(900, cut_off)  # what the dead process left
+        later = api.press(999, "take:2", chat_id=STAFF_CHAT, thread=8)
+        task = asyncio.create_task(run_telegram(build_app(settings, db=db, kb=kb)))
+        try:
+            await api.next_call("answerCallbackQuery", wait=10.0,
+                                where=lambda c: c.get("callback_query_id") == cut_off[
+                                    "callback_query"]["id"])
+            await api.push(later)
+            await api.next_call("answerCallbackQuery", wait=10.0,
+                                where=lambda c: c.get("callback_query_id") == later[
+                                    "callback_query"]["id"])
+            for _ in range(100):
+                if not await kept_staff_updates(db):
+                    break
+                await asyncio.sleep(0.05)
+            assert await kept_staff_updates(db) == [], "deleted once handled"
+            answers = [c.get("callback_query_id") for c in api.calls_of("answerCallbackQuery")]
+            assert answers == [cut_off["callback_query"]["id"], later["callback_query"]["id"]]
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    finally:
         await api.stop()
 
 
