@@ -99,9 +99,11 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.runner import (
         background_tasks,
         cancelled_on,
+        freeze_startup_heap,
         shut_down,
         start_http,
         stop_on_signals,
+        thaw_startup_heap,
     )
 
     if not (settings.telegram_bot_token or settings.vk_token):
@@ -142,6 +144,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             # ...then what a crash or a stop left is handled and delivered (desk notices reach
             # the staff group), and only then do the channels take new updates.
             await app.recover(older_than=0)
+            freeze_startup_heap()
             jobs = background_tasks(app, stop)
             channels = [asyncio.create_task(start) for start in starts]
             starts.clear()
@@ -159,11 +162,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             if runner is not None:
                 await runner.cleanup()  # no more webhook requests; in-flight ones finish
             await shut_down(app, channels, jobs)
+            thaw_startup_heap()
 
 
 async def _run_console(app: App, chat: ConsoleChat) -> int:
     """`helpline run` with no platform token: the console chat (which registers itself)."""
-    from bot.runner import background_tasks
+    from bot.runner import background_tasks, freeze_startup_heap, thaw_startup_heap
 
     settings = app.settings
     stop = asyncio.Event()
@@ -175,6 +179,7 @@ async def _run_console(app: App, chat: ConsoleChat) -> int:
 
             console_runner = await start_console(app)
         await app.recover(older_than=0)
+        freeze_startup_heap()
         jobs = background_tasks(app, stop)
         await chat.run()
         return 0
@@ -184,6 +189,7 @@ async def _run_console(app: App, chat: ConsoleChat) -> int:
         if console_runner is not None:
             await console_runner.cleanup()
         await app.close()
+        thaw_startup_heap()
 
 
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
