@@ -69,7 +69,9 @@ class Assessment:
 class Frame:
     """How a message tells of danger (past and over, fiction, a question about a word): a
     lexicon entry in such a message is not trusted alone. ``then`` is "check_in" (ask when
-    the model does not say danger) or "model" (the model's own bands)."""
+    the model does not say danger) or "model" (the model's own bands); a "model" frame still
+    asks when a lexicon entry of a signal in ``ask_for`` fired (a suicide attempt told as over:
+    earlier suicidal thoughts are the strongest warning sign there is)."""
 
     id: str
     then: str
@@ -77,6 +79,11 @@ class Frame:
     sentence: bool = False  # must frame every sentence where a danger entry fired
     # Words that undo the frame wherever they stand ("again": a past that came back).
     none: tuple[re.Pattern[str], ...] = ()
+    ask_for: frozenset[Signal] = frozenset()
+
+    def asks(self, signals: Sequence[Signal]) -> bool:
+        """Whether the bot asks directly when the model does not read danger."""
+        return self.then == "check_in" or bool(self.ask_for.intersection(signals))
 
     def applies(self, text: str) -> bool:
         return all(p.search(text) for p in self.all) and not any(
@@ -102,7 +109,11 @@ def _frames(raw: Mapping[str, Any]) -> tuple[Frame, ...]:
         compiled = tuple(re.compile(p) for p in patterns)
         sentence = spec.get("scope", "message") == "sentence"
         none = tuple(re.compile(p) for p in spec.get("none") or ())
-        frames.append(Frame(str(name), str(spec["then"]), compiled, sentence, none))
+        try:
+            ask_for = frozenset(Signal(s) for s in spec.get("ask_for") or ())
+        except ValueError as exc:
+            raise LexiconError(f"frame {name}: {exc}") from exc
+        frames.append(Frame(str(name), str(spec["then"]), compiled, sentence, none, ask_for))
     return tuple(frames)
 
 
@@ -265,7 +276,7 @@ class Triage:
         layers = ("framed", frame.id)
         if score.danger >= thresholds["danger"]:
             return self._danger(verdict, score, ("model", *layers))
-        ask = frame.then == "check_in" or score.reach >= thresholds["check_in"]
+        ask = frame.asks(verdict.signals) or score.reach >= thresholds["check_in"]
         return self._unsure(verdict, score, check_in=ask, layers=layers)
 
     def _danger(self, verdict: Assessment, score: Score, layers: tuple[str, ...]) -> Assessment:

@@ -248,6 +248,9 @@ def keys_of(forms: Iterable[str]) -> frozenset[str]:
     return frozenset(keys)
 
 
+_Y_AFTER_VOWEL = re.compile(r"(?<=[аеиоуыэюя])ы")
+
+
 @lru_cache(maxsize=65536)
 def _translit(form: str) -> str:
     out: list[str] = []
@@ -265,10 +268,17 @@ def _translit(form: str) -> str:
     return "".join(out)
 
 
+def _as_russian(form: str) -> str:
+    """The lexicons' reading of an all-Latin word: the transliteration, with "y" after a vowel
+    read as "й" ("moy" -> "мой", "seychas" -> "сейчас"). The model keeps `_translit` alone
+    (its features were trained so)."""
+    return _Y_AFTER_VOWEL.sub("й", _translit(form))
+
+
 @lru_cache(maxsize=65536)
 def _token(main: str, forms: frozenset[str], ru: bool) -> Token:
     if ru and main.isascii() and main.isalpha() and len(main) > 1:
-        read = {_translit(f) for f in forms}
+        read = {_as_russian(f) for f in forms}
         # Transliteration drops the soft sign: "zhit" is "жить" as often as "жит".
         forms = forms | read | {r + "ь" for r in read if r.endswith(("т", "л", "н"))}
     return Token(text=main, forms=forms, keys=keys_of(forms))

@@ -388,7 +388,7 @@ def lexicon_facts(lines: list[Line]) -> LexiconFacts:
         hit.append(verdict.danger)
         cancelled.append("cancelled" in verdict.layers)
         framed.append(frame is not None)
-        asks.append(frame is not None and frame.then == "check_in")
+        asks.append(frame is not None and frame.asks(verdict.signals))
     return LexiconFacts(*(np.array(a, dtype=bool) for a in (hit, cancelled, framed, asks)))
 
 

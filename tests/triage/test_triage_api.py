@@ -228,6 +228,73 @@ def test_a_frame_in_another_sentence_does_not_hide_danger(text: str, locale: str
     assert result.danger and "framed" not in result.layers
 
 
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        # Told short, typed fast, misspelt or in Latin letters: the child is not safe now.
+        ("nt safe rn, cant talk", "en"),
+        ("i really don't feel safe right now", "en"),
+        ("i can't talk right now, he's listening", "en"),
+        ("mne seychas ne bezopasno pomogi", "ru"),  # "y" after a vowel read as "й"
+        ("мне здесь ни безапасно", "ru"),
+        ("не могу говорить, он рядом", "ru"),
+    ],
+)
+def test_not_safe_now_told_any_way_is_danger(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert result.danger
+    assert any(m.endswith("threat.not-safe-now") for m in result.matched)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("is this app not safe right now?", "en"),
+        ("is it not safe to post my school on tiktok?", "en"),
+    ],
+)
+def test_a_question_about_whether_something_is_safe_is_not_danger(
+    text: str, locale: str
+) -> None:
+    assert not any(m.endswith("threat.not-safe-now") for m in assess(text, locale).matched)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "frame"),
+    [
+        # Over, and not about suicide or self-harm: the model decides, no check-in of its own.
+        ("прошлой зимой меня шантажировали фотками, мы сходили в полицию, сейчас всё хорошо",
+         "ru", "past-resolved"),
+        ("i ran away from home ages ago, it was long ago and we're all good now", "en",
+         "past-resolved"),
+        # Safe from what the child says is not happening.
+        ("nobody is blackmailing me and i never sent anyone nudes, how do i make my account "
+         "private?", "en", "not-happening"),
+        ("меня никто не шантажирует, просто скажите как закрыть профиль", "ru", "not-happening"),
+        # A question about a word, behind a filler or about the word itself.
+        ("ну типа что значит шантаж фотками?", "ru", "definition"),
+        ("so like what does sextortion mean?", "en", "definition"),
+        ("why do people write 'unalive' instead of dead?", "en", "definition"),
+    ],
+)
+def test_frames_that_leave_the_decision_to_the_model(text: str, locale: str, frame: str) -> None:
+    result = assess(text, locale)
+    assert not result.danger
+    assert frame in result.layers
+
+
+def test_a_suicide_attempt_told_as_over_still_gets_the_direct_question() -> None:
+    """Earlier suicidal thoughts are the strongest warning sign: a past-and-over story of them
+    is asked about ("are you safe now?") whatever the model reads."""
+    for text, locale in (
+        ("два года назад я наглоталась таблеток, сейчас всё хорошо, хожу к психологу", "ru"),
+        ("a few years ago i wanted to die, i had therapy and i'm okay now", "en"),
+    ):
+        result = assess(text, locale)
+        assert not result.danger and result.check_in, text
+        assert "past-resolved" in result.layers
+
+
 def test_context_does_not_count_an_earlier_framed_message_twice() -> None:
     """A past story fired no alarm alone; an everyday message after it stays everyday."""
     past = "три года назад меня травили в классе и я хотела умереть, сейчас всё хорошо"
