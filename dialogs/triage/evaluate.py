@@ -2,8 +2,9 @@
 
 A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` entries. Figures
 per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
-flagged as danger) and check-ins on safe texts. The held-out set (``tests/triage/heldout_v7/``)
-is for reporting only: never tune the lexicons, the corpus or the thresholds on them.
+flagged as danger) and check-ins on safe texts. The newest held-out set
+(``tests/triage/heldout_v8/``, reported once) was for reporting only; the next tuning round needs
+a new one written first, and never tunes the lexicons, the corpus or the thresholds on it.
 """
 
 from __future__ import annotations
@@ -80,11 +81,12 @@ def evaluate(
 
 
 def default_sets(root: Path) -> list[tuple[Path, str]]:
-    """The sets shipped with the tests: the held-out set first (v7: never tuned on), then the
-    earlier held-out sets (v6, v5, v4, v3, v2 and the first: looked at, development sets now)
-    and the older ones."""
+    """The sets shipped with the tests: the newest held-out set first (v8: never tuned on,
+    reported once), then the earlier held-out sets (v7 to v2 and the first: looked at,
+    development sets now) and the older ones."""
     base = root / "tests" / "triage"
-    sets = [(base / "heldout_v7" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets = [(base / "heldout_v8" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets += [(base / "heldout_v7" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v6" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v5" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v4" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
