@@ -134,6 +134,11 @@ class Slots:
                 self.release()  # let in as it was cancelled: pass the slot on
             raise
 
+    @property
+    def contended(self) -> bool:
+        """Whether chats wait for a slot."""
+        return bool(self._waiting)
+
     def promote(self, key: ChatKey) -> None:
         future = self._waiting.pop(key, None)
         if future is not None and not future.done():
@@ -271,11 +276,14 @@ class Mailbox:
     # ------------------------------------------------------------------ one chat
     async def _drain(self, key: ChatKey) -> None:
         try:
-            await self._slots.acquire(key, urgent=bool(self._urgent.get(key)))
-            try:
-                await self._passes(key)
-            finally:
-                self._slots.release()
+            while True:
+                await self._slots.acquire(key, urgent=bool(self._urgent.get(key)))
+                try:
+                    again = await self._passes(key)
+                finally:
+                    self._slots.release()
+                if not again:
+                    break
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database went away: `App.recover` comes back to it
@@ -284,17 +292,21 @@ class Mailbox:
         finally:
             self._finished(key)
 
-    async def _passes(self, key: ChatKey) -> None:
+    async def _passes(self, key: ChatKey) -> bool:
+        """Work through the chat's entries, pass after pass while new ones come. True when
+        it stops to let chats waiting for a slot go first (it queues for a slot again, behind
+        them): a child who answers at once would otherwise keep the slot while a thousand
+        others wait, and at saturation their replies took 10 s and more."""
         while True:
             self._dirty.discard(key)
             if not await self.claims.try_claim(key):
-                return  # the holder looks again after it releases
+                return False  # the holder looks again after it releases
             try:
                 stalled = await self._work_through(key)
             finally:
                 await self.claims.release(key)
             if stalled:
-                return
+                return False
             waiting = key in self._dirty
             if not waiting and self.claims.shared:
                 # Another process may have journalled one while we held the claim (its kick
@@ -304,7 +316,9 @@ class Mailbox:
             # No await between this check and `_finished`: a kick from now on starts a new
             # drainer, and one from before set `_dirty`.
             if not waiting and key not in self._dirty:
-                return
+                return False
+            if self._slots.contended and not self._urgent.get(key):
+                return True
 
     async def _work_through(self, key: ChatKey) -> bool:
         """Handle the chat's open entries, danger first, then in order; True when stopped

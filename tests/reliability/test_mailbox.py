@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -50,6 +51,8 @@ class FlakyEngine(DialogEngine):
 
     away: set[str]
     gate: asyncio.Event | None = None
+    # Called with each text once it is handled (a child who answers at once).
+    then: Callable[[Inbound], Awaitable[None]] | None = None
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         if self.gate is not None:
@@ -65,6 +68,8 @@ class FlakyEngine(DialogEngine):
                 return []
             await repos.inbox.mark_handled(str(inbound.channel), inbound.update_id)
             row = await repos.outbox.add(to.channel, to.chat_id, outbound_to_dict(reply))
+        if self.then is not None:
+            await self.then(inbound)
         return [replace(reply, meta={"outbox_id": str(row.id)})]
 
 
@@ -126,6 +131,31 @@ async def test_a_full_process_refuses_updates_before_journalling_but_never_dange
     await asyncio.wait_for(room, 5)
     await app.drain()
     assert sorted(phone.seen) == sorted(["эхо раз", "эхо два", f"эхо {DANGER}"])
+    await app.close()
+
+
+async def test_a_child_who_answers_at_once_does_not_keep_the_others_waiting(
+    db: Database, kb: KnowledgeBase
+) -> None:
+    """One chat worked on at a time, and a child whose every message brings the next before
+    the reply is out: another child who wrote meanwhile is answered after the first child's
+    next message, not after all ten of them."""
+    app, engine, phone = make_app(db, kb, MailboxLimits(chats=1))
+    sent = iter(range(2, 11))
+
+    async def answers_at_once(inbound: Inbound) -> None:
+        if inbound.chat_id == "1":
+            n = next(sent, None)
+            if n is not None:
+                await app.accept(says(f"a{n}", 100 + n, chat="1"))
+
+    engine.then = answers_at_once
+    await app.accept(says("a1", 101, chat="1"))
+    await app.accept(says("b1", 201, chat="2"))
+    await app.drain()
+    assert sorted(phone.seen) == sorted([f"эхо a{n}" for n in range(1, 11)] + ["эхо b1"])
+    assert phone.seen.index("эхо b1") <= 2, phone.seen
+    assert [t for t in phone.seen if t != "эхо b1"] == [f"эхо a{n}" for n in range(1, 11)]
     await app.close()
 
 
