@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import text
 
-from bot.app import build_app
+from bot.app import App, build_app
 from bot.telegram import run_telegram
 from bot.telegram.deskjournal import StaffKeeper
 from dialogs.ratelimit import RateLimiter
@@ -88,8 +90,7 @@ async def test_an_update_whose_journal_write_fails_is_not_confirmed_and_danger_i
     outage = JournalOutage(sqlite_path(db))
     app = build_app(make_settings(recorder, tmp_path), db=db, kb=kb)
     app.engine.limiter = RateLimiter(burst=10_000, per_second=10_000)
-    task = asyncio.create_task(run_telegram(app))
-    try:
+    async with polling(app):
         await recorder.next_call("deleteWebhook")
         await recorder.child_says(CHILD, "привет")
         await recorder.text_to(CHILD, "Кто ты")
@@ -122,10 +123,6 @@ async def test_an_update_whose_journal_write_fails_is_not_confirmed_and_danger_i
         from_memory = [c for c in recorder.sent_to(CHILD) if CONTACTS in c.text]
         assert len(from_memory) == 2  # once from memory (not per retry), then the engine
         assert DANGER not in caplog.text
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 async def test_a_batch_is_confirmed_only_once_journalled_together(
@@ -138,9 +135,8 @@ async def test_a_batch_is_confirmed_only_once_journalled_together(
     outage = JournalOutage(sqlite_path(db))
     app = build_app(make_settings(recorder, tmp_path), db=db, kb=kb)
     app.engine.limiter = RateLimiter(burst=10_000, per_second=10_000)
-    task = asyncio.create_task(run_telegram(app))
     others = (CHILD + 1, CHILD + 2)
-    try:
+    async with polling(app):
         await recorder.next_call("deleteWebhook")
         outage.begin()
         updates = [recorder.private_message(others[0], text="привет"),
@@ -174,10 +170,6 @@ async def test_a_batch_is_confirmed_only_once_journalled_together(
         assert case.risk == "critical"
         from_memory = [c for c in recorder.sent_to(CHILD) if CONTACTS in c.text]
         assert len(from_memory) == 2  # once from memory (not per retry), then the engine
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 class SlowAnswers(OffsetRecorder):
@@ -196,6 +188,51 @@ class SlowAnswers(OffsetRecorder):
         return await super()._api(request)
 
 
+@pytest.fixture
+async def slow() -> Any:
+    api = SlowAnswers()
+    await api.start()
+    yield api
+    await api.stop()
+
+
+@asynccontextmanager
+async def polling(app: App) -> AsyncIterator[None]:
+    """The Telegram channel (`run_telegram`) running for the block, cancelled at its end."""
+    task = asyncio.create_task(run_telegram(app))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def press_in_hand(api: SlowAnswers) -> dict[str, Any]:
+    """A counsellor's Take in the staff group, slow to be answered, taken in and in hand."""
+    press = api.press(999, "take:1", chat_id=STAFF_CHAT, thread=7)
+    api.slow.add(str(press["callback_query"]["id"]))
+    await api.push(press)
+    await asyncio.sleep(0.3)
+    return press
+
+
+async def answered(api: FakeTelegram, press: dict[str, Any], wait: float) -> None:
+    """Wait until the press's spinner is stopped: its handling is done."""
+    await api.next_call("answerCallbackQuery", wait=wait,
+                        where=lambda c: c.get("callback_query_id") == press[
+                            "callback_query"]["id"])
+
+
+async def none_kept_soon(db: Database) -> list[str]:
+    """The kept staff updates once none are left, or after 5 s."""
+    for _ in range(100):
+        if not await kept_staff_updates(db):
+            break
+        await asyncio.sleep(0.05)
+    return await kept_staff_updates(db)
+
+
 async def kept_staff_updates(db: Database) -> list[str]:
     async with db.session() as session:
         rows = await session.execute(text("SELECT update_id FROM desk_updates ORDER BY id"))
@@ -203,22 +240,16 @@ async def kept_staff_updates(db: Database) -> list[str]:
 
 
 async def test_a_slow_staff_action_holds_up_no_child_and_is_kept_until_handled(
-    tmp_path: Path, db: Database, kb: KnowledgeBase,
+    slow: SlowAnswers, tmp_path: Path, db: Database, kb: KnowledgeBase,
 ) -> None:
     """A button pressed in the staff group whose handling takes three seconds (Telegram is
     slow to take the answer) runs in the staff lane: a child's danger message behind it gets
     the contacts and reaches the counsellors at once. The press is kept in the database and
     confirmed to Telegram at once; it is deleted once handled."""
-    api = SlowAnswers()
-    await api.start()
-    app = build_app(make_settings(api, tmp_path), db=db, kb=kb)
-    task = asyncio.create_task(run_telegram(app))
-    try:
+    api = slow
+    async with polling(build_app(make_settings(api, tmp_path), db=db, kb=kb)):
         await api.next_call("deleteWebhook")
-        press = api.press(999, "take:1", chat_id=STAFF_CHAT, thread=7)
-        api.slow.add(str(press["callback_query"]["id"]))
-        await api.push(press)
-        await asyncio.sleep(0.3)  # the press is in hand
+        press = await press_in_hand(api)
         started = asyncio.get_running_loop().time()
         await api.child_says(CHILD, DANGER)
         told = await api.text_to(CHILD, CONTACTS, wait=2.0)
@@ -229,39 +260,22 @@ async def test_a_slow_staff_action_holds_up_no_child_and_is_kept_until_handled(
         assert asyncio.get_running_loop().time() - started < 2.5, "not behind the staff action"
         assert max(api.offsets) > press["update_id"], "the press is confirmed at once"
         assert await kept_staff_updates(db) == [str(press["update_id"])], "kept while in hand"
-        await api.next_call("answerCallbackQuery", wait=5.0,
-                            where=lambda c: c.get("callback_query_id") == press[
-                                "callback_query"]["id"])
-        for _ in range(100):
-            if not await kept_staff_updates(db):
-                break
-            await asyncio.sleep(0.05)
-        assert await kept_staff_updates(db) == [], "deleted once handled"
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await api.stop()
+        await answered(api, press, wait=5.0)
+        assert await none_kept_soon(db) == [], "deleted once handled"
 
 
 async def test_danger_more_than_a_batch_behind_a_slow_staff_action_is_answered_at_once(
-    tmp_path: Path, db: Database, kb: KnowledgeBase,
+    slow: SlowAnswers, tmp_path: Path, db: Database, kb: KnowledgeBase,
 ) -> None:
     """Telegram answers getUpdates with at most 100 updates from the offset. A counsellor's
     press that takes eight seconds, then 150 children's messages, then a child in danger: the
     danger message is taken in, answered with the contacts and alerted to the counsellors
     while the press is still in hand (it held the offset back before it was kept)."""
-    api = SlowAnswers()
+    api = slow
     api.delay = 8.0
-    await api.start()
-    app = build_app(make_settings(api, tmp_path), db=db, kb=kb)
-    task = asyncio.create_task(run_telegram(app))
-    try:
+    async with polling(build_app(make_settings(api, tmp_path), db=db, kb=kb)):
         await api.next_call("deleteWebhook")
-        press = api.press(999, "take:1", chat_id=STAFF_CHAT, thread=7)
-        api.slow.add(str(press["callback_query"]["id"]))
-        await api.push(press)
-        await asyncio.sleep(0.3)  # the press is in hand
+        press = await press_in_hand(api)
         others = [api.private_message(50_000 + n, text="привет") for n in range(150)]
         await api.push(*others)
         started = asyncio.get_running_loop().time()
@@ -279,52 +293,27 @@ async def test_danger_more_than_a_batch_behind_a_slow_staff_action_is_answered_a
         async with db.session() as session:
             [case] = await Repos(session).cases.queue()
         assert case.risk == "critical"
-        await api.next_call("answerCallbackQuery", wait=10.0,
-                            where=lambda c: c.get("callback_query_id") == press[
-                                "callback_query"]["id"])
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await api.stop()
+        await answered(api, press, wait=10.0)
 
 
 async def test_a_staff_action_a_crash_cut_off_is_handled_at_the_next_start(
-    tmp_path: Path, db: Database, kb: KnowledgeBase,
+    recorder: OffsetRecorder, tmp_path: Path, db: Database, kb: KnowledgeBase,
 ) -> None:
     """A process died with a counsellor's press kept but not handled: it was confirmed to
     Telegram, which will not send it again. The next start handles it from the database,
     once, before anything newer from the staff group, and deletes it."""
-    api = OffsetRecorder()
-    await api.start()
-    settings = make_settings(api, tmp_path)
-    try:
-        cut_off = api.press(999, "take:1", chat_id=STAFF_CHAT, thread=7)
-        cut_off["update_id"] = 900  # long confirmed: Telegram holds nothing for the bot
-        assert await StaffKeeper(db).keep(900, cut_off)  # what the dead process left
-        later = api.press(999, "take:2", chat_id=STAFF_CHAT, thread=8)
-        task = asyncio.create_task(run_telegram(build_app(settings, db=db, kb=kb)))
-        try:
-            await api.next_call("answerCallbackQuery", wait=10.0,
-                                where=lambda c: c.get("callback_query_id") == cut_off[
-                                    "callback_query"]["id"])
-            await api.push(later)
-            await api.next_call("answerCallbackQuery", wait=10.0,
-                                where=lambda c: c.get("callback_query_id") == later[
-                                    "callback_query"]["id"])
-            for _ in range(100):
-                if not await kept_staff_updates(db):
-                    break
-                await asyncio.sleep(0.05)
-            assert await kept_staff_updates(db) == [], "deleted once handled"
-            answers = [c.get("callback_query_id") for c in api.calls_of("answerCallbackQuery")]
-            assert answers == [cut_off["callback_query"]["id"], later["callback_query"]["id"]]
-        finally:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-    finally:
-        await api.stop()
+    api = recorder
+    cut_off = api.press(999, "take:1", chat_id=STAFF_CHAT, thread=7)
+    cut_off["update_id"] = 900  # long confirmed: Telegram holds nothing for the bot
+    assert await StaffKeeper(db).keep(900, cut_off)  # what the dead process left
+    later = api.press(999, "take:2", chat_id=STAFF_CHAT, thread=8)
+    async with polling(build_app(make_settings(api, tmp_path), db=db, kb=kb)):
+        await answered(api, cut_off, wait=10.0)
+        await api.push(later)
+        await answered(api, later, wait=10.0)
+        assert await none_kept_soon(db) == [], "deleted once handled"
+        answers = [c.get("callback_query_id") for c in api.calls_of("answerCallbackQuery")]
+        assert answers == [cut_off["callback_query"]["id"], later["callback_query"]["id"]]
 
 
 async def test_a_malformed_update_is_skipped_by_id_and_polling_goes_on(
@@ -332,8 +321,7 @@ async def test_a_malformed_update_is_skipped_by_id_and_polling_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = build_app(make_settings(recorder, tmp_path), db=db, kb=kb)
-    task = asyncio.create_task(run_telegram(app))
-    try:
+    async with polling(app):
         await recorder.next_call("deleteWebhook")
         # A message with no chat and a date that is not a date: aiogram cannot read it.
         await recorder.push({"message": {"message_id": 1, "date": "secret words",
@@ -343,10 +331,6 @@ async def test_a_malformed_update_is_skipped_by_id_and_polling_goes_on(
         await recorder.text_to(CHILD, "Кто ты", wait=10.0)
         assert str(bad_id) in caplog.text
         assert "secret words" not in caplog.text
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 def free_port() -> int:
@@ -367,12 +351,11 @@ async def test_the_webhook_answers_5xx_until_journalled_and_400_to_garbage(
         fake, tmp_path, telegram_webhook_url="https://bot.example.org/telegram/hook",
         telegram_webhook_secret=SECRET, webhook_host="127.0.0.1", webhook_port=port)
     app = build_app(settings, db=db, kb=kb)
-    task = asyncio.create_task(run_telegram(app))
     url = f"http://127.0.0.1:{port}/telegram/hook"
     headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
     update = fake.private_message(CHILD, text=DANGER)
     update["update_id"] = 4242
-    try:
+    async with polling(app):
         await fake.next_call("setWebhook")
         async with aiohttp.ClientSession() as http:
             caplog.clear()
@@ -398,7 +381,3 @@ async def test_the_webhook_answers_5xx_until_journalled_and_400_to_garbage(
         await app.drain()
         from_memory = [c for c in fake.sent_to(CHILD) if CONTACTS in c.text]
         assert len(from_memory) == 2  # once from memory (not per retry), then the engine
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
