@@ -230,6 +230,9 @@ class InboxUpdate(Base):
         UniqueConstraint("channel", "update_id"),
         Index("ix_inbox_pending", "processed_at", "id"),
         Index("ix_inbox_chat", "channel", "chat_key", "processed_at", "id"),
+        # A handled entry is deleted: an id is never given again (ids are held in memory by
+        # the mailbox and the danger lane), as on PostgreSQL's sequences.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -278,6 +281,9 @@ class OutboxMessage(Base):
         Index("ix_outbox_pending", "channel", "delivered_at", "id"),
         # A chat's undelivered messages in order: every send checks that none older waits.
         Index("ix_outbox_chat", "channel", "chat_id", "delivered_at", "id"),
+        # A delivered message is deleted: an id is never given again (senders hold ids in
+        # memory), as on PostgreSQL's sequences.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -57,7 +57,10 @@ async def database_figures(db: Database) -> tuple[float, int, int, int, str]:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conversations = conn.execute("SELECT count(*) FROM conversations").fetchone()[0]
             messages = conn.execute("SELECT count(*) FROM messages").fetchone()[0]
-            updates = conn.execute("SELECT count(*) FROM inbox").fetchone()[0]
+            # A handled journal entry is deleted and its id kept in processed_updates.
+            updates = conn.execute(
+                "SELECT (SELECT count(*) FROM inbox) + (SELECT count(*) FROM processed_updates)"
+            ).fetchone()[0]
             try:
                 owner = {name: table for table, name in conn.execute(
                     "SELECT tbl_name, name FROM sqlite_schema").fetchall()}
@@ -79,7 +82,8 @@ async def database_figures(db: Database) -> tuple[float, int, int, int, str]:
         size = await conn.fetchval("SELECT pg_database_size(current_database())")
         conversations = await conn.fetchval("SELECT count(*) FROM conversations")
         messages = await conn.fetchval("SELECT count(*) FROM messages")
-        updates = await conn.fetchval("SELECT count(*) FROM inbox")
+        updates = await conn.fetchval(
+            "SELECT (SELECT count(*) FROM inbox) + (SELECT count(*) FROM processed_updates)")
         top = await conn.fetch(
             "SELECT relname, pg_total_relation_size(relid) AS size FROM pg_statio_user_tables "
             "ORDER BY size DESC LIMIT 6")

@@ -35,10 +35,24 @@ def _claim(insert: Any) -> Any:
 
 
 def _add(insert: Any) -> Any:
-    return insert(InboxUpdate).values(
-        channel=bindparam("b_channel"), update_id=bindparam("b_update_id"),
-        received_at=bindparam("b_received_at"), body=bindparam("b_body"),
-        chat_key=bindparam("b_chat_key"),
+    """Journal an update unless it is open already (the unique key) or was handled already
+    (its id is in `processed_updates`: a handled entry is deleted, see `InboxRepo.take`)."""
+    table = InboxUpdate.__table__
+    handled = (
+        select(ProcessedUpdate.update_id)
+        .where(ProcessedUpdate.channel == bindparam("b_channel"),
+               ProcessedUpdate.update_id == bindparam("b_update_id"))
+        .exists()
+    )
+    row = select(
+        bindparam("b_channel", type_=table.c.channel.type),
+        bindparam("b_update_id", type_=table.c.update_id.type),
+        bindparam("b_received_at", type_=table.c.received_at.type),
+        bindparam("b_body", type_=table.c.body.type),
+        bindparam("b_chat_key", type_=table.c.chat_key.type),
+    ).where(~handled)
+    return insert(InboxUpdate).from_select(
+        ["channel", "update_id", "received_at", "body", "chat_key"], row
     ).on_conflict_do_nothing().returning(InboxUpdate.id)
 
 
@@ -72,11 +86,15 @@ _OLDER_OPEN = select(InboxUpdate.id).where(
     InboxUpdate.processed_at.is_(None),
     InboxUpdate.id < bindparam("b_id"),
 ).limit(1)
-_MARK_HANDLED = update(InboxUpdate).where(
+# A handled entry is deleted and its id recorded in `processed_updates` (the dedupe, see
+# `_add`): the update's body goes at once, and its space is reused (an entry kept with its
+# body until the retention purge held about 6 MB per 1,000 conversations on SQLite).
+_CLOSE = delete(InboxUpdate).where(
     InboxUpdate.channel == bindparam("b_channel"),
     InboxUpdate.update_id == bindparam("b_update_id"),
     InboxUpdate.processed_at.is_(None),
-).values(processed_at=bindparam("b_now"))
+)
+_RECORD_PG, _RECORD_SQLITE = _claim(pg_insert), _claim(sqlite_insert)
 
 
 class UpdateRepo(_Repo):
@@ -188,19 +206,39 @@ class InboxRepo(_Repo):
         )
 
     async def mark_processed(self, inbox_id: int) -> None:
-        await self.session.execute(
-            update(InboxUpdate).where(InboxUpdate.id == inbox_id).values(processed_at=utcnow())
+        """Close entry `inbox_id` (see `_close`)."""
+        row = (
+            await self.session.execute(
+                delete(InboxUpdate)
+                .where(InboxUpdate.id == inbox_id, InboxUpdate.processed_at.is_(None))
+                .returning(InboxUpdate.channel, InboxUpdate.update_id)
+            )
+        ).first()
+        if row is not None:
+            await self._record(str(row[0]), str(row[1]), utcnow())
+
+    async def _record(self, channel: str, update_id: str, now: datetime) -> None:
+        stmt = _RECORD_PG if self.dialect == "postgresql" else _RECORD_SQLITE
+        await self._core(
+            stmt, {"b_channel": channel, "b_update_id": update_id, "b_created_at": now}
         )
+
+    async def _close(self, channel: str, update_id: str, now: datetime) -> bool:
+        """Close an open entry: delete it and record its id as handled. False if none was
+        open."""
+        params = {"b_channel": channel, "b_update_id": update_id}
+        if getattr(await self._core(_CLOSE, params), "rowcount", 0) != 1:
+            return False
+        await self._record(channel, update_id, now)
+        return True
 
     async def take(self, channel: str, update_id: str) -> bool:
         """Claim an update for the turn that handles it, in the turn's transaction: True when
         this turn may handle it, False for a repeat. A journalled update is claimed by closing
-        its open entry (one statement); one the journal does not hold, by recording its id in
-        `processed_updates` (as `UpdateRepo.claim`)."""
+        its open entry (deleted, its id recorded in `processed_updates`); one the journal does
+        not hold, by recording its id there (as `UpdateRepo.claim`)."""
         now = utcnow()
-        params = {"b_channel": channel, "b_update_id": update_id, "b_now": now}
-        result = await self._core(_MARK_HANDLED, params)
-        if getattr(result, "rowcount", 0) == 1:
+        if await self._close(channel, update_id, now):
             return True
         stmt = _CLAIM_OTHER_PG if self.dialect == "postgresql" else _CLAIM_OTHER_SQLITE
         result = await self._core(
@@ -211,8 +249,7 @@ class InboxRepo(_Repo):
     async def mark_handled(self, channel: str, update_id: str) -> None:
         """Mark a journalled update processed inside the transaction that handled it (saves the
         handler a transaction of its own; nothing happens if it was not journalled)."""
-        params = {"b_channel": channel, "b_update_id": update_id, "b_now": utcnow()}
-        await self._core(_MARK_HANDLED, params)
+        await self._close(channel, update_id, utcnow())
 
     async def unprocessed(self, before: datetime, limit: int = 500) -> Sequence[InboxUpdate]:
         stmt = (

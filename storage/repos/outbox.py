@@ -211,9 +211,9 @@ class OutboxRepo(_Repo):
     async def mark_delivered_many(self, message_ids: Sequence[int]) -> None:
         """`mark_delivered` for many messages in one statement (a batch of senders)."""
         await self.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(message_ids), OutboxMessage.delivered_at.is_(None))
-            .values(delivered_at=utcnow(), claimed_until=None, body={})
+            delete(OutboxMessage).where(
+                OutboxMessage.id.in_(message_ids), OutboxMessage.delivered_at.is_(None)
+            )
         )
 
     async def extend_claims(self, message_ids: Sequence[int], until: datetime) -> None:
@@ -239,13 +239,15 @@ class OutboxRepo(_Repo):
         )
 
     async def mark_delivered(self, message_id: int) -> None:
-        """Idempotent: a second mark changes nothing (the first delivery time stays).
-
-        The body (the words, the recipient's platform address) goes at once: nothing reads a
-        delivered message again, and a copy kept until the outbox's retention would outlive a
-        child's /forget (the reply confirming the erasure is written after it)."""
+        """A delivered message is deleted: nothing reads it again (a send waits only for its
+        chat's undelivered messages), its words and the recipient's address go at once (a copy
+        kept until the outbox's retention would outlive a child's /forget, whose confirming
+        reply is written after it), and its space is reused at once (a row kept with its body
+        emptied still holds its pages: about 11 MB per 1,000 conversations on SQLite).
+        Idempotent: a second mark finds nothing. What failed for good stays for the operators
+        until the retention purge."""
         await self.session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message_id, OutboxMessage.delivered_at.is_(None))
-            .values(delivered_at=utcnow(), claimed_until=None, body={})
+            delete(OutboxMessage).where(
+                OutboxMessage.id == message_id, OutboxMessage.delivered_at.is_(None)
+            )
         )

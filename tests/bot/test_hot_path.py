@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from bot.app import App, build_app
@@ -27,7 +27,7 @@ from bot.settings import Settings
 from dialogs.messages import Address, Channel, Inbound, Outbound
 from knowledge_base import KnowledgeBase
 from storage.db import Database
-from storage.models import utcnow
+from storage.models import InboxUpdate, ProcessedUpdate, utcnow
 from storage.repositories import Repos
 from storage.sqlite_inline import DRIVER
 
@@ -137,7 +137,7 @@ async def test_concurrent_deliveries_are_all_marked_in_fewer_statements(db: Data
                 for chat in range(30)]
     await asyncio.gather(*(delivery.deliver([m]) for m in messages))
     assert sorted(phone.texts) == sorted(m.text for m in messages)
-    marks = [s for s in statements if s.startswith("UPDATE outbox SET body=")]
+    marks = [s for s in statements if s.startswith("DELETE FROM outbox")]
     assert 1 <= len(marks) < len(messages), f"{len(marks)} mark statements for 30 sends"
     async with db.session() as s:
         assert await Repos(s).outbox.backlog() == 0
@@ -209,15 +209,21 @@ async def test_a_batch_of_updates_is_journalled_in_one_transaction_danger_first(
 async def test_the_turns_claim_is_closing_its_journal_entry_and_a_repeat_is_ignored(
     tmp_path: Path, kb: KnowledgeBase
 ) -> None:
-    """A journalled update is claimed by closing its entry (no `processed_updates` row); the
-    same update handed to the engine again is a repeat and says nothing. An update the journal
-    does not hold (the engine called directly) is claimed once through `processed_updates`."""
+    """A journalled update is claimed by closing its entry: the entry (the update's body) is
+    deleted and only its id kept in `processed_updates`. The same update handed to the engine
+    again, or journalled again (a webhook's retry), is a repeat and says nothing. An update
+    the journal does not hold (the engine called directly) is claimed once through
+    `processed_updates`."""
     app, phone, statements = await _app(tmp_path, kb)
     start = Inbound(Channel.TELEGRAM, "31", "31", text="/start", locale_hint="ru",
                     update_id="501")
     replies = await app.handle(start)
     assert replies and phone.texts[0].startswith("Привет!")
-    assert not [s for s in statements if s.startswith("INSERT INTO processed_updates")]
+    assert [s for s in statements if s.startswith("DELETE FROM inbox")]
+    async with app.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(InboxUpdate)) == 0
+        assert await s.scalar(select(func.count()).select_from(ProcessedUpdate)) == 1
+    assert await app.handle(start) == [], "journalled again after it was handled: a repeat"
     assert await app.engine.handle(start) == [], "handled already: a repeat"
     assert len(phone.texts) == len(replies), "nothing said twice"
     loose = Inbound(Channel.TELEGRAM, "32", "32", text="/start", locale_hint="ru",

@@ -35,7 +35,7 @@ from storage.lane import (
     intake_lane,
     lane,
 )
-from storage.models import InboxUpdate, utcnow
+from storage.models import InboxUpdate, ProcessedUpdate, utcnow
 from storage.repositories import Repos
 from tests.reliability.test_mailbox import DANGER, Phone, says
 
@@ -220,8 +220,10 @@ async def test_a_flood_is_refused_at_intake_and_its_danger_still_reaches_a_couns
     await app.drain()
     async with db.session() as s:
         journal = (await s.execute(select(InboxUpdate.update_id))).scalars().all()
-    assert sorted(journal, key=int) == ["1", "2", "3", "4", "5", "6", "40"], (
-        "the burst, the one refused with a word, and danger")
+        handled = (await s.execute(select(ProcessedUpdate.update_id))).scalars().all()
+    assert journal == [], "every entry handled (and deleted)"
+    assert sorted(handled, key=int) == ["1", "2", "3", "4", "5", "6", "40"], (
+        "the burst, the one refused with a word, and danger: let in and handled")
     assert refused._value.get() - before == 54, "the rest refused (the repeat too), counted"
     slow_down = engine.catalogue.t("flood.wait", "ru")
     assert phone.seen.count(slow_down) == 1, "told to slow down once"

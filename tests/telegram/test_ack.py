@@ -162,9 +162,12 @@ async def test_a_batch_is_confirmed_only_once_journalled_together(
         assert max(recorder.offsets) > last, "confirmed once journalled"
         await app.drain()
         async with db.session() as session:
-            rows = await session.execute(text("SELECT update_id FROM inbox ORDER BY id"))
-            assert [r[0] for r in rows] == [str(u["update_id"]) for u in updates], (
-                "each journalled once, in the order they came"
+            left = await session.execute(text("SELECT update_id FROM inbox"))
+            assert left.all() == [], "every entry handled (a handled entry is deleted)"
+            rows = await session.execute(
+                text("SELECT update_id FROM processed_updates ORDER BY update_id"))
+            assert [r[0] for r in rows] == sorted(str(u["update_id"]) for u in updates), (
+                "each journalled and handled once"
             )
             [case] = await Repos(session).cases.queue()
         assert case.risk == "critical"
