@@ -277,7 +277,13 @@ class DialogEngine:
         if user.id is not None and await repos.users.get(user.id) is not None:
             self._save(turn)
             await self._transcribe_bot(turn)
-        return await write_outbox(repos.outbox, turn.ctx.out + turn.extra, self.sends_on_commit)
+        out = turn.ctx.out
+        if turn.danger:
+            # Danger replies go ahead of every ordinary send (the pacer's urgent lane): all of
+            # the turn's replies to the child (a first contact's privacy notice before the
+            # contacts too), as a chat's replies go out in order.
+            out = [replace(o, critical=True) if o.to == turn.ctx.address else o for o in out]
+        return await write_outbox(repos.outbox, out + turn.extra, self.sends_on_commit)
 
     async def _transcribe_bot(self, turn: Turn, case_id: int | None = None) -> None:
         """What the bot told a child whose case is open (the numbers, the waiting notices,
@@ -388,6 +394,7 @@ class DialogEngine:
 
     async def _danger(self, turn: Turn, danger: Danger) -> None:
         """Every danger, from every source, goes to the one safety policy."""
+        turn.danger = True
         await turn.acted_on()
         await self.safety.act(turn.ctx, _SafetyActions(self, turn), danger, self.clock())
 

@@ -35,6 +35,7 @@ class Turn:
     case_for_chat: CaseRecord | None = None  # the case the safety policy opened or raised
     message: MessageRecord | None = None  # the transcript line of this update's text
     extra: list[Outbound] = field(default_factory=list)  # desk notices
+    danger: bool = False  # the safety policy acted on danger in this turn
 
     async def acted_on(self) -> None:
         """Mark the texts so far as acted on: triage's context starts after them."""
