@@ -36,6 +36,7 @@ from dialogs.messages import (
     outbound_from_dict,
 )
 from storage.db import Database
+from storage.lane import in_danger_lane
 from storage.models import OutboxMessage, utcnow
 from storage.repositories import Repos
 
@@ -440,7 +441,14 @@ class Delivery:
     async def _mark_delivered(self, outbox_id: int) -> None:
         """Mark a sent message delivered, in one statement with every other sender's marks
         of the moment (a group commit): returns once the batch it joined is written, so the
-        chat's next message is never written while this one still looks undelivered."""
+        chat's next message is never written while this one still looks undelivered.
+        In the danger lane it is marked on its own, in that lane: the batch's writer may be
+        an ordinary sender's task, queued for the database behind every ordinary turn."""
+        if in_danger_lane():
+            assert self.db is not None
+            async with self.db.session() as s:
+                await Repos(s).outbox.mark_delivered_many([outbox_id])
+            return
         self._to_mark.append(outbox_id)
         if self._marked is None:
             self._marked = asyncio.get_running_loop().create_future()
