@@ -3,8 +3,16 @@
 
 A message with no Cyrillic letter is read back through the ЙЦУКЕН layout and kept so only when
 the Russian reading is far likelier than the English one, by letter-pair frequencies learnt from
-the shipped corpus (its Russian lines for Russian, its English lines for English): English,
-Russian in Latin letters ("ya hochu umeret") and short words stay as they are.
+the shipped corpus (its Russian lines for Russian, its English lines for English), and its words
+agree: they read as words the corpus knows in Russian ("z jgznm ct,z ht;e": "я опять себя режу")
+and are none it knows in Latin letters. With several known Russian words and no known English
+one, a small margin is enough, so short messages are read back too. English, Russian in Latin
+letters ("ya hochu umeret"), names, addresses, code and words of three letters or fewer ("ok",
+"ytn") stay as they are.
+
+In a message with Cyrillic words ("я опять ct,z ht;e"), each run of Latin words is read back on
+its own when its words read as known Russian words and none is a known English word or an
+acronym ("скинь в tg", "я в шоке lol" stay).
 """
 
 from __future__ import annotations
@@ -14,6 +22,10 @@ import re
 from collections import Counter
 from functools import cache
 from pathlib import Path
+
+from . import segment
+from .normalize import stem
+from .segment import known
 
 CORPUS_DIR = Path(__file__).parent / "data" / "corpus"
 
@@ -28,12 +40,35 @@ _TO_RU = str.maketrans(_EN + _EN_SHIFT + "/?&", _RU + _RU.upper() + ".,?")
 # pair): wrong-layout Russian scores 2.7-4.7 better, English and transliteration 2-5 worse.
 MARGIN = 2.0
 MIN_LETTERS = 6
+# Known words vote too (the corpus's words, `segment`): wrong-layout Russian reads as known
+# Russian words and its Latin letters as none; English and transliteration the other way round.
+# A message whose words vote Russian (more than WORD_RATIO to one, and a majority of its words)
+# needs a margin of WORD_MARGIN only; Latin words among Cyrillic ones, MIXED_MARGIN.
+MIN_WORD_LETTERS = 4
+WORD_RATIO = 3
+WORD_MARGIN = 0.5
+MIXED_MARGIN = -1.0
+MIN_MIXED_LETTERS = 3
+SHORT_MIXED_MARGIN = 1.5  # a run of three letters ("exe" reads "учу")
+STRONG_MARGIN = 3.0
+MIN_STRONG_LETTERS = 5
+STEM_FROM = 5  # words this long count as known when their stem is a known word's
 SAMPLE_CHARS = 400_000  # per language: letter-pair frequencies settle long before this
 
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 _LATIN = re.compile(r"[a-z]", re.IGNORECASE)
 _NOT_RU = re.compile(r"[^а-яё ]+")
 _NOT_EN = re.compile(r"[^a-z' ]+")
+_RU_WORD = re.compile(r"[а-я]+")  # in folded text
+_LAT_WORD = re.compile(r"[a-z]+")
+_RU_WHOLE = re.compile(r"[а-я]+(?:-[а-я]+)*")  # one word, in folded text
+_CODE = re.compile(r"[\d\\_=<>{}@#$%^*+|]")  # digits and symbols of code, not of words
+_ACRONYM = re.compile(r"\W*[A-Z]{2,4}\W*")
+_EDGES = re.compile(r"^[^\w-]+|[^\w-]+$")
+_CHUNK = re.compile(r"\S+")
+# Keys that are letters on the Russian layout and punctuation on the English one, between two
+# letters ("ct,z", "ht;e"): the English reading drops them rather than cut a word in two.
+_INNER_KEYS = re.compile(r"(?<=[a-z])[\[\];,.`]+(?=[a-z])")
 
 
 class _Pairs:
@@ -74,19 +109,129 @@ def _models() -> tuple[_Pairs, _Pairs]:
 def warm() -> None:
     """Build the letter-pair tables now (once per process), not on the first message."""
     _models()
+    _russian_stems()
+
+
+def _fold(text: str) -> str:
+    return text.casefold().replace("ё", "е")
+
+
+def _margin(latin: str) -> float:
+    """How much likelier `latin` reads as the Russian it spells on the ЙЦУКЕН layout than as
+    English (mean log-probability per letter pair; minus infinity when either has no letter)."""
+    ru_read = _NOT_RU.sub(" ", latin.translate(_TO_RU).casefold()).strip()
+    en_read = _NOT_EN.sub(" ", _INNER_KEYS.sub("", latin.casefold())).strip()
+    if not ru_read or not en_read:
+        return -math.inf
+    ru, en = _models()
+    return ru.score(ru_read) - en.score(en_read)
+
+
+@cache
+def _russian_stems() -> frozenset[str]:
+    """Stems of the corpus's Russian words, so that "школ" and "режет" count as known."""
+    return frozenset(stem(w) for w in segment.vocabulary() if len(w) >= STEM_FROM and w[0] >= "а")
+
+
+def _known_russian(word: str) -> bool:
+    return known(word) or (len(word) >= STEM_FROM and stem(word) in _russian_stems())
+
+
+def _word_votes(chunks: list[str], among_russian: bool) -> tuple[int, int, int]:
+    """Of these words (text between spaces): those that read on the ЙЦУКЕН layout as a known
+    Russian word of three letters or more and are no known Latin word; those that are a known
+    Latin word (English, or Russian in Latin letters) and read as no known Russian word; and
+    all words with two letters in a row. A word known both ways ("her", "tv"), short words
+    ("yt", "vs": "не", "мы"; English has too many two-letter words) and words with digits or
+    symbols inside ("n00ds") vote for neither."""
+    russian = english = words = 0
+    for chunk in chunks:
+        reading = _fold(chunk.translate(_TO_RU))
+        lat = [w for w in _LAT_WORD.findall(chunk.casefold()) if len(w) > 1]
+        if not lat and not any(len(w) > 1 for w in _RU_WORD.findall(reading)):
+            continue
+        words += 1
+        word = _EDGES.sub("", reading)
+        ru_known = (
+            len(word) >= 3
+            and _RU_WHOLE.fullmatch(word) is not None
+            and all(_known_russian(part) for part in word.split("-"))
+        )
+        # Among Cyrillic words, an acronym ("TLS", "USB") is English, whatever it spells.
+        lat_known = any(known(w) for w in lat) or (
+            among_russian and _ACRONYM.fullmatch(chunk) is not None
+        )
+        russian += ru_known and not lat_known
+        english += lat_known and not ru_known
+    return russian, english, words
+
+
+def _reads_russian(chunks: list[str], among_russian: bool) -> bool:
+    """Whether these words, typed in Latin letters, were meant as Russian on the ЙЦУКЕН layout.
+    `among_russian`: they stand in a message with Cyrillic words."""
+    span = " ".join(chunks)
+    letters = len(_CYRILLIC.findall(span.translate(_TO_RU)))
+    if letters < (MIN_MIXED_LETTERS if among_russian else MIN_WORD_LETTERS):
+        return False
+    russian, english, words = _word_votes(chunks, among_russian)
+    margin = _margin(span)
+    if among_russian:
+        if english:
+            return False
+        if russian:
+            floor = MIXED_MARGIN if letters >= MIN_WORD_LETTERS else SHORT_MIXED_MARGIN
+            return (2 * russian >= words and margin >= floor) or margin >= MARGIN
+        # No known word (misspelt, "cdjdj" for "свово"): the letter pairs alone, far apart.
+        return (
+            margin >= STRONG_MARGIN
+            and len(_LATIN.findall(span)) >= MIN_STRONG_LETTERS
+            and not _CODE.search(span)
+        )
+    latin = len(_LATIN.findall(span))
+    if margin >= MARGIN and latin >= MIN_LETTERS and russian >= max(english, 1):
+        return True
+    return (
+        russian >= 1
+        and russian >= WORD_RATIO * english
+        and 2 * (russian - english) >= words
+        and margin >= WORD_MARGIN
+    )
+
+
+def _latin_runs(text: str) -> list[tuple[int, int, list[str]]]:
+    """Start, end and words of each run of words in a row with Latin letters and no Cyrillic."""
+    runs: list[tuple[int, int, list[str]]] = []
+    words: list[str] = []
+    start = end = 0
+    for match in _CHUNK.finditer(text):
+        word = match.group()
+        if _LATIN.search(word) and not _CYRILLIC.search(word):
+            if not words:
+                start = match.start()
+            words.append(word)
+            end = match.end()
+        elif words:
+            runs.append((start, end, words))
+            words = []
+    if words:
+        runs.append((start, end, words))
+    return runs
 
 
 def as_typed(text: str) -> str:
-    """`text`, or the Russian it spells when it was typed with the English layout."""
-    if _CYRILLIC.search(text) or len(_LATIN.findall(text)) < MIN_LETTERS:
+    """`text`, or the Russian it spells when it was typed with the English layout: the whole
+    message, or, in a message with Cyrillic words, each run of Latin words that reads so."""
+    if not _LATIN.search(text):
         return text
-    russian = text.translate(_TO_RU)
-    ru_read = _NOT_RU.sub(" ", russian.casefold()).strip()
-    en_read = _NOT_EN.sub(" ", text.casefold()).strip()
-    if not ru_read or not en_read:
-        return text
-    ru, en = _models()
-    return russian if ru.score(ru_read) - en.score(en_read) >= MARGIN else text
+    if not _CYRILLIC.search(text):
+        return text.translate(_TO_RU) if _reads_russian(text.split(), False) else text
+    out: list[str] = []
+    last = 0
+    for start, end, words in _latin_runs(text):
+        if _reads_russian(words, among_russian=True):
+            out += [text[last:start], text[start:end].translate(_TO_RU)]
+            last = end
+    return "".join(out) + text[last:] if out else text
 
 
 __all__ = ["as_typed", "warm"]

@@ -51,6 +51,16 @@ def warm() -> None:
     _vocabulary()
 
 
+def vocabulary() -> frozenset[str]:
+    """The corpus's known words."""
+    return frozenset(_vocabulary())
+
+
+def known(word: str) -> bool:
+    """Whether `word` (lower case, "ё" read as "е") is one of the corpus's known words."""
+    return word in _vocabulary()
+
+
 @lru_cache(maxsize=4096)
 def split_run(run: str) -> str:
     """`run` (letters only, spelt out and joined) as the known words it is made of, space-joined;

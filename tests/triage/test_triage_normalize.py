@@ -130,3 +130,180 @@ def test_a_child_on_the_wrong_layout_gets_the_danger_screen() -> None:
     result = assess("z ,jkmit yt [jxe ;bnm? ghjcnbnt dct", "ru")
     assert result.danger and result.category == "suicide"
     assert not assess("Ghbdtn! Rfr pf,kjrbhjdfnm xtkjdtrf&", "ru").danger
+
+
+# --- the keyboard layout: short and mixed messages ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("z jgznm ct,z ht;e", "я опять себя режу"),
+        ("jy vtyz ,m`n", "он меня бьёт"),
+        ("gjvjubnt", "помогите"),
+        ("ghbdtn", "привет"),
+        ("vyt cnhfiyj", "мне страшно"),
+        ("[jxe evthtnm", "хочу умереть"),
+        ("z e,t;fkf bp ljvf", "я убежала из дома"),
+        ("ytn", "ytn"),  # three letters: too short to tell
+    ],
+)
+def test_short_messages_on_the_wrong_layout_are_read_back(typed: str, meant: str) -> None:
+    assert as_typed(typed) == meant
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("я опять ct,z ht;e", "я опять себя режу"),
+        ("мне jxtym cnhfiyj", "мне очень страшно"),
+        ("привет vyt gkj[j", "привет мне плохо"),
+        ("помогите jy vtyz ,m`n", "помогите он меня бьёт"),
+        ("z yt [jxe ;bnm правда", "я не хочу жить правда"),
+        ("он сказал что e,m`n vtyz", "он сказал что убьёт меня"),
+        ("блин раскладка vtyz ,m.n ljvf", "блин раскладка меня бьют дома"),
+        ("vyt cnhfiyj (сорри раскладка) стучат", "мне страшно (сорри раскладка) стучат"),
+    ],
+)
+def test_wrong_layout_runs_among_cyrillic_words_are_read_back(typed: str, meant: str) -> None:
+    assert as_typed(typed) == meant
+
+
+SHORT_REPLIES = (
+    *("ok", "lol", "idk", "no", "yes", "k", "kk", "brb", "gtg", "omg", "wtf", "ty", "thx"),
+    *("np", "hi", "hey", "yo", "sup", "bye", "xD", "hz", "kek", "ikr", "ngl", "gn", "tysm"),
+    *("wdym", "idc", "nvm", "xoxo", "zzz", "hmm", "ugh", "meh", "wow", "ez", "rip", "lmao"),
+    *("ffs", "smh", "fyi", "asap"),
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # short English replies and chat
+        *SHORT_REPLIES,
+        "yes pls",
+        "gg wp",
+        "fr fr",
+        "tbh idk",
+        "ok thx",
+        "lol same",
+        "no way",
+        "u ok?",
+        "r u there",
+        "pls help",
+        "help me",
+        "im scared",
+        "brb dinner",
+        "dm me",
+        "c u",
+        "l8r",
+        "i'm fine",
+        "what's up",
+        "how are you",
+        "can you help me",
+        "leave me alone",
+        "nobody cares",
+        "see you tomorrow",
+        "school was ok today",
+        "I don't know what to do",
+        "he said he'd post my pics",
+        "The quick brown fox jumps over the lazy dog.",
+        # names, games, apps
+        "John",
+        "Max Smith",
+        "Anna Petrova",
+        "Nastya",
+        "Dima",
+        "Kirill",
+        "Vlad",
+        "Sasha",
+        "cs go",
+        "dota 2",
+        "fortnite",
+        "minecraft",
+        "roblox",
+        "among us",
+        "tiktok",
+        "genshin",
+        # addresses and code
+        "https://vk.com/id123",
+        "vk.com/durov",
+        "t.me/helpline",
+        "www.google.com",
+        "my email is test@mail.ru",
+        "discord: dark_wolf#1234",
+        "ig @katya_2010",
+        "print('hello')",
+        "x = [1, 2, 3]",
+        "if (a > b) { return; }",
+        "git push origin main",
+        "ls -la",
+        "SELECT * FROM users;",
+        "def f(x): return x*2",
+        "a[i] = b[j];",
+        # keyboard mashing
+        "qwerty",
+        "asdf",
+        "zxcvbn",
+        "jkl;",
+        "ghjk",
+        "vbnm",
+        "uiop",
+        # Russian in Latin letters
+        "mne ploho",
+        "pomogite",
+        "ne hochu zhit",
+        "kajdyj den",
+        "menya bjut",
+        "privet kak dela",
+    ],
+)
+def test_english_names_addresses_and_code_keep_their_letters(text: str) -> None:
+    assert as_typed(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "я в шоке lol",
+        "мне нужна help",
+        "скинь в tg",
+        "у меня iphone",
+        "ok спасибо",
+        "играю в minecraft",
+        "мой ник dark_wolf",
+        "го в cs",
+        "это был fake",
+        "смотрю netflix",
+        "pls помогите",
+        "мне пишет какой-то Max",
+        "он сказал bye и ушёл",
+        "ну ok",
+        "зайди на vk.com/id123",
+        "сорри за мой english",
+        "у меня PS5",
+        "купил xbox",
+        "tbh мне всё равно",
+        "кринж lol",
+        "я на TikTok видела",
+        "скачала exe файл",
+        "смотри youtube.com/watch?v=abc",
+        "мы играли в among us",
+        "у нас wifi не работает",
+        "мама ничего не даёт, idk что делать",
+        "omg он опять",
+        "мне ochen ploho",
+        "ya хочу домой",
+        "настрой TLS и USB",
+        "скачай с github",
+        "мой пароль qwerty123",
+    ],
+)
+def test_latin_words_among_cyrillic_ones_keep_their_letters(text: str) -> None:
+    assert as_typed(text) == text
+
+
+def test_a_mixed_message_on_the_wrong_layout_gets_the_danger_screen() -> None:
+    result = assess("я опять ct,z ht;e", "ru")
+    assert result.danger and result.category == "self-harm"
