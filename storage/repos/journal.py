@@ -34,46 +34,32 @@ def _claim(insert: Any) -> Any:
     ).on_conflict_do_nothing()
 
 
+def _unless_in(insert: Any, model: Any, columns: tuple[str, ...], other: Any) -> Any:
+    """Insert a row of `model` from the bound `columns` (parameters ``b_<column>``) unless
+    `other` holds the same (channel, update_id) or `model` does (its unique key)."""
+    table = model.__table__
+    held = (
+        select(other.channel)
+        .where(other.channel == bindparam("b_channel"),
+               other.update_id == bindparam("b_update_id"))
+        .exists()
+    )
+    row = select(*(bindparam(f"b_{c}", type_=table.c[c].type) for c in columns)).where(~held)
+    return insert(model).from_select(list(columns), row).on_conflict_do_nothing()
+
+
 def _add(insert: Any) -> Any:
     """Journal an update unless it is open already (the unique key) or was handled already
     (its id is in `processed_updates`: a handled entry is deleted, see `InboxRepo.take`)."""
-    table = InboxUpdate.__table__
-    handled = (
-        select(ProcessedUpdate.update_id)
-        .where(ProcessedUpdate.channel == bindparam("b_channel"),
-               ProcessedUpdate.update_id == bindparam("b_update_id"))
-        .exists()
-    )
-    row = select(
-        bindparam("b_channel", type_=table.c.channel.type),
-        bindparam("b_update_id", type_=table.c.update_id.type),
-        bindparam("b_received_at", type_=table.c.received_at.type),
-        bindparam("b_body", type_=table.c.body.type),
-        bindparam("b_chat_key", type_=table.c.chat_key.type),
-    ).where(~handled)
-    return insert(InboxUpdate).from_select(
-        ["channel", "update_id", "received_at", "body", "chat_key"], row
-    ).on_conflict_do_nothing().returning(InboxUpdate.id)
+    columns = ("channel", "update_id", "received_at", "body", "chat_key")
+    return _unless_in(insert, InboxUpdate, columns, ProcessedUpdate).returning(InboxUpdate.id)
 
 
 def _claim_unjournalled(insert: Any) -> Any:
     """`_claim`, only for an update the journal does not hold (one it holds is claimed by
     closing its entry: `InboxRepo.take`)."""
-    table = ProcessedUpdate.__table__
-    journalled = (
-        select(InboxUpdate.id)
-        .where(InboxUpdate.channel == bindparam("b_channel"),
-               InboxUpdate.update_id == bindparam("b_update_id"))
-        .exists()
-    )
-    row = select(
-        bindparam("b_channel", type_=table.c.channel.type),
-        bindparam("b_update_id", type_=table.c.update_id.type),
-        bindparam("b_created_at", type_=table.c.created_at.type),
-    ).where(~journalled)
-    return insert(ProcessedUpdate).from_select(
-        ["channel", "update_id", "created_at"], row
-    ).on_conflict_do_nothing()
+    columns = ("channel", "update_id", "created_at")
+    return _unless_in(insert, ProcessedUpdate, columns, InboxUpdate)
 
 
 _CLAIM_PG, _CLAIM_SQLITE = _claim(pg_insert), _claim(sqlite_insert)
