@@ -447,7 +447,7 @@ class Delivery:
         if in_danger_lane():
             assert self.db is not None
             async with self.db.session() as s:
-                await Repos(s).outbox.mark_delivered_many([outbox_id])
+                await Repos(s).outbox.mark_delivered(outbox_id)
             return
         self._to_mark.append(outbox_id)
         if self._marked is None:

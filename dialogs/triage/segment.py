@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import KeysView
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -51,9 +52,9 @@ def warm() -> None:
     _vocabulary()
 
 
-def vocabulary() -> frozenset[str]:
-    """The corpus's known words."""
-    return frozenset(_vocabulary())
+def vocabulary() -> KeysView[str]:
+    """The corpus's known words (a view, not a copy)."""
+    return _vocabulary().keys()
 
 
 def known(word: str) -> bool:

@@ -72,15 +72,14 @@ _OLDER_OPEN = select(InboxUpdate.id).where(
     InboxUpdate.processed_at.is_(None),
     InboxUpdate.id < bindparam("b_id"),
 ).limit(1)
-# A handled entry is deleted and its id recorded in `processed_updates` (the dedupe, see
-# `_add`): the update's body goes at once, and its space is reused (an entry kept with its
+# A handled entry is deleted and its id recorded in `processed_updates` (`_claim`; the dedupe,
+# see `_add`): the update's body goes at once, and its space is reused (an entry kept with its
 # body until the retention purge held about 6 MB per 1,000 conversations on SQLite).
 _CLOSE = delete(InboxUpdate).where(
     InboxUpdate.channel == bindparam("b_channel"),
     InboxUpdate.update_id == bindparam("b_update_id"),
     InboxUpdate.processed_at.is_(None),
 )
-_RECORD_PG, _RECORD_SQLITE = _claim(pg_insert), _claim(sqlite_insert)
 
 
 class UpdateRepo(_Repo):
@@ -204,7 +203,7 @@ class InboxRepo(_Repo):
             await self._record(str(row[0]), str(row[1]), utcnow())
 
     async def _record(self, channel: str, update_id: str, now: datetime) -> None:
-        stmt = _RECORD_PG if self.dialect == "postgresql" else _RECORD_SQLITE
+        stmt = _CLAIM_PG if self.dialect == "postgresql" else _CLAIM_SQLITE
         await self._core(
             stmt, {"b_channel": channel, "b_update_id": update_id, "b_created_at": now}
         )

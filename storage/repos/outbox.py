@@ -246,8 +246,4 @@ class OutboxRepo(_Repo):
         emptied still holds its pages: about 11 MB per 1,000 conversations on SQLite).
         Idempotent: a second mark finds nothing. What failed for good stays for the operators
         until the retention purge."""
-        await self.session.execute(
-            delete(OutboxMessage).where(
-                OutboxMessage.id == message_id, OutboxMessage.delivered_at.is_(None)
-            )
-        )
+        await self.mark_delivered_many([message_id])
