@@ -64,19 +64,36 @@ class SlowTelegram(FakeTelegram):
         super().__init__()
         self.delays: dict[str, float] = {}
         self.general_delay = 0.0  # for messages to the staff group's General topic
+        # The next request of a kind ("general" or a method) waits until its event is set: a
+        # Telegram that holds one worker's call for as long as a test needs, not a guessed time.
+        self.holds: dict[str, asyncio.Event] = {}
         self.announcing = 0  # General messages Telegram is slow to answer right now
         self.creating = 0  # topics Telegram is slow to make right now
+
+    def hold_next(self, kind: str) -> asyncio.Event:
+        self.holds[kind] = gate = asyncio.Event()
+        return gate
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         delay = self.delays.get(method, 0.0)
-        if method == "sendMessage" and self.general_delay:
+        general = False
+        if method == "sendMessage" and (self.general_delay or "general" in self.holds):
             form = await request.post()  # aiohttp keeps it: the fake reads it again
-            if form.get("chat_id") == str(STAFF_CHAT) and "message_thread_id" not in form:
-                self.announcing += 1
-                await asyncio.sleep(self.general_delay)
-                self.announcing -= 1
-        if delay:
+            general = form.get("chat_id") == str(STAFF_CHAT) and "message_thread_id" not in form
+        gate = self.holds.pop("general" if general else method, None)
+        if gate is not None:
+            held = int(general), int(method == "createForumTopic")
+            self.announcing += held[0]
+            self.creating += held[1]
+            await gate.wait()
+            self.announcing -= held[0]
+            self.creating -= held[1]
+        elif general and self.general_delay:
+            self.announcing += 1
+            await asyncio.sleep(self.general_delay)
+            self.announcing -= 1
+        if delay and gate is None:
             topic = int(method == "createForumTopic")
             self.creating += topic
             await asyncio.sleep(delay)
@@ -335,13 +352,14 @@ async def test_a_slow_worker_whose_claim_was_taken_over_deletes_its_topic(
 ) -> None:
     one, two = workers
     case_id = await open_case(one.app, Risk.HIGH)
-    slow.delays["createForumTopic"] = 0.3
+    held = slow.hold_next("createForumTopic")  # the first worker's topic, until released
     opened = notice(case_id, DeskEvent.CASE_OPENED)
     first = asyncio.create_task(until_delivered(lambda: one.desk.send(opened)))
     await eventually(lambda: slow.creating > 0)
     # The second worker's clock says the first one's claim is stale: it makes the topic.
     two.desk.clock = lambda: utcnow() + CLAIM_STALE + timedelta(seconds=1)
     await until_delivered(lambda: two.desk.send(opened))
+    held.set()
     await first
     case = await row(one.app, case_id)
     made = topics_of(slow, case_id)
@@ -382,11 +400,12 @@ async def test_a_slow_worker_whose_announcement_claim_was_taken_over_deletes_its
 ) -> None:
     one, two = workers
     case_id = await open_case(one.app)
-    slow.general_delay = 0.3
+    held = slow.hold_next("general")  # the first worker's announcement, until released
     first = asyncio.create_task(one.desk.send(notice(case_id, DeskEvent.CASE_OPENED)))
     await eventually(lambda: slow.announcing > 0)
     two.desk.clock = lambda: utcnow() + CLAIM_STALE + timedelta(seconds=1)
     await two.desk.send(notice(case_id, DeskEvent.CHILD_MESSAGE, DANGER))
+    held.set()
     await first
     sent = announcements(slow)
     assert len(sent) == 2, "both asked Telegram"
