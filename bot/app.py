@@ -287,9 +287,9 @@ class App:
                         assert inbound.update_id is not None
                         channel, chat = chat_of(inbound)
                         body = inbound_to_dict(inbound)
-                        inbox_id = await repos.inbox.add(channel, inbound.update_id, body, chat)
-                        first = (inbox_id is not None and (channel, chat) not in journalled
-                                 and await repos.inbox.first_open(channel, chat, inbox_id))
+                        inbox_id, first = await repos.inbox.add_first(
+                            channel, inbound.update_id, body, chat)
+                        first = first and (channel, chat) not in journalled
                         if inbox_id is not None:
                             journalled.add((channel, chat))
                         stored.append((inbox_id, body if first else None))

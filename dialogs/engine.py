@@ -92,19 +92,19 @@ async def write_outbox(
     idle: dict[tuple[str, str], bool] = {}
     kept = []
     for message in messages:
-        claimed = None
-        if sender is not None and sender.live(message.to.channel):
-            chat = (message.to.channel, message.to.chat_id)
-            if chat not in idle:
-                idle[chat] = await outbox.chat_idle(*chat)
+        body = outbound_to_dict(message)
+        chat = (message.to.channel, message.to.chat_id)
+        live = until is not None and sender is not None and sender.live(chat[0])
+        if live and until is not None and chat not in idle:
+            # The chat's first reply of the turn learns whether the chat is idle as it is
+            # written (one statement); the turn's later replies to it follow that answer.
+            row_id, idle[chat] = await outbox.write_if_idle(
+                *chat, body, message.case_id, claimed_until=until
+            )
             claimed = until if idle[chat] else None
-        row_id = await outbox.write(
-            message.to.channel,
-            message.to.chat_id,
-            outbound_to_dict(message),
-            message.case_id,
-            claimed_until=claimed,
-        )
+        else:
+            claimed = until if live and idle[chat] else None
+            row_id = await outbox.write(*chat, body, message.case_id, claimed_until=claimed)
         meta = {**message.meta, "outbox_id": str(row_id)}
         if claimed is not None:
             meta[CLAIMED] = "1"

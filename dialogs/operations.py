@@ -86,7 +86,7 @@ class DeskPolicy:
         """True when this update is used up: the user is blocked. They get one neutral reply
         per block and nothing else happens; a danger signal, or a critical case already open,
         lets the turn through so that a supervisor is still reached."""
-        block = await repos.blocks.active_for(user.channel, user.external_id, now)
+        block = await repos.blocks.blocking(user.channel, user.external_id, now)
         if block is None:
             return False
         if is_danger(inbound):
@@ -94,7 +94,7 @@ class DeskPolicy:
         case = await repos.cases.open_for_user(user.id)
         if case is not None and case.risk == Risk.CRITICAL.value:
             return False
-        if await repos.blocks.mark_notified(block.id, now):
+        if await repos.blocks.mark_notified(block, now):
             contacts = render_contacts(self.config.region, ctx.locale)
             ctx.say(ctx.t("blocked.notice") + "\n" + contacts)
         return True

@@ -103,7 +103,7 @@ class Database:
             async with self.session() as session:
                 stores = RecordStores(Repos(session))
                 yield stores
-                stores.finish()
+                await stores.save()
         except DBAPIError as exc:
             if _sqlstate(exc) in _CONFLICTS:
                 raise StoreConflict(f"{type(exc).__name__} (deadlock or conflict)") from exc

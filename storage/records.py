@@ -22,6 +22,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import InstanceState
+from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.base import NO_VALUE
+from sqlalchemy.orm.exc import StaleDataError
+
 from dialogs.ports import (
     AttachmentRecord,
     AttachmentStore,
@@ -45,6 +52,7 @@ from dialogs.ports import (
     UserStore,
 )
 from storage import models
+from storage.repos.base import connection
 
 if TYPE_CHECKING:
     from storage.repositories import Repos
@@ -133,6 +141,10 @@ class Records:
         elif (tracked := self._by_record.get(id(record))) is not None:
             self._read(tracked)
 
+    def changed_rows(self) -> list[models.Base]:
+        """The rows of records the dialogs may change, those the ORM holds as modified."""
+        return [t.row for t in self._changeable if instance_state(t.row).modified]
+
     def row_of(self, record: Any) -> models.Base | None:
         tracked = self._by_record.get(id(record))
         return tracked.row if tracked else None
@@ -161,6 +173,70 @@ class Records:
             else:
                 snapshot[i] = value
             object.__setattr__(record, name, value)  # frozen records too: storage fills them
+
+
+class _Plan:
+    """How `RecordStores.save` writes a kind of row: its single-column attributes and one
+    UPDATE by primary key per set of changed columns (built once each)."""
+
+    def __init__(self, model: type[models.Base]) -> None:
+        mapper = sa_inspect(model)
+        self.table: Table = cast(Table, mapper.local_table)
+        [self.pk] = mapper.primary_key
+        self.columns: dict[str, Any] = {
+            prop.key: prop.columns[0]
+            for prop in mapper.column_attrs
+            if len(prop.columns) == 1 and prop.columns[0].table is self.table
+            and not prop.columns[0].primary_key
+        }
+        self.impl = {key: mapper.class_manager[key].impl for key in self.columns}
+        self._updates: dict[frozenset[str], Any] = {}
+        # What only the ORM's flush does for a row (a version counter, update events): such
+        # a kind of row is left to it.
+        dispatch = mapper.dispatch
+        self.covered = mapper.version_id_col is None and not (
+            dispatch.before_update or dispatch.after_update
+        )
+
+    def changes(self, state: InstanceState[Any]) -> dict[str, Any] | None:
+        """The changed columns of a modified row and their values (as the ORM's flush would
+        find them), or None when the flush must write it (a change this plan does not
+        cover)."""
+        if not self.covered:
+            return None
+        values: dict[str, Any] = {}
+        for key, before in state.committed_state.items():
+            impl = self.impl.get(key)
+            now = state.dict.get(key, NO_VALUE)
+            if impl is None or now is NO_VALUE:
+                return None
+            if before is NO_VALUE or not impl.is_equal(now, before):
+                values[key] = now
+        return values
+
+    def update(self, keys: frozenset[str]) -> Any:
+        stmt = self._updates.get(keys)
+        if stmt is None:
+            stmt = (
+                update(self.table)
+                .where(self.pk == bindparam("k_id"))
+                .values({
+                    self.columns[key]: bindparam(f"v_{key}", type_=self.columns[key].type)
+                    for key in sorted(keys)
+                })
+            )
+            self._updates[keys] = stmt
+        return stmt
+
+
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(model: type[models.Base]) -> _Plan:
+    plan = _PLANS.get(model)
+    if plan is None:
+        plan = _PLANS[model] = _Plan(model)
+    return plan
 
 
 class _RecordsRepo:
@@ -236,9 +312,37 @@ class RecordStores:
         await self.repos.session.refresh(row)
         self.records.read(record)
 
-    def finish(self) -> None:
-        """Before the unit commits: the records' last changes go to their rows."""
+    async def save(self) -> None:
+        """Before the unit commits: the records' last changes go to their rows, and each row
+        the dialogs changed (a turn's conversation, mostly) is written by one Core UPDATE of
+        its changed columns instead of by the ORM's flush at commit, whose unit of work cost
+        more than the rest of the turn's statements. The row is then clean, as after that
+        flush. Left to the flush: new rows, deleted or expired ones, and a change to anything
+        but a plain column."""
         self.records.write()
+        session = self.repos.session
+        for row in self.records.changed_rows():
+            state = instance_state(row)
+            if not state.persistent or state.expired:
+                continue
+            plan = _plan(type(row))
+            values = plan.changes(state)
+            if values is None:
+                continue
+            if values:
+                params = {f"v_{key}": value for key, value in values.items()}
+                assert state.identity is not None  # persistent
+                params["k_id"] = state.identity[0]
+                conn = await connection(session)
+                result = await conn.execute(plan.update(frozenset(values)), params)
+                if result.rowcount != 1:  # as the ORM's flush would say
+                    raise StaleDataError(
+                        f"UPDATE statement on table '{plan.table.name}' expected to update "
+                        f"1 row(s); {result.rowcount} were matched."
+                    )
+            # The ORM's own step after it writes a row (no public equivalent): committed
+            # values are these, the row is no longer modified, the flush passes it by.
+            state._commit_all(state.dict, session.sync_session.identity_map)
 
 
 __all__ = ["RECORD_OF", "RecordStores", "Records", "record_of"]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, Executable
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from dialogs.ports import OPEN_STATUSES, CaseStatus
 from storage import crypto
@@ -26,6 +26,25 @@ def _aware(value: object) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# `session.info` key of the session's connection for its current transaction (`connection`).
+_CONNECTION = "helpline.connection"
+
+
+async def connection(session: AsyncSession) -> AsyncConnection:
+    """The session's connection for its current transaction, looked up once per transaction
+    (kept in `session.info` beside the transaction it belongs to): `AsyncSession.connection()`
+    crosses into a greenlet on every call, and the hot path's Core statements asked it each
+    time. A session that ended its transaction and began another looks it up again (the pool
+    may hand it another connection)."""
+    transaction = session.sync_session.get_transaction()
+    cached = session.info.get(_CONNECTION)
+    if cached is not None and transaction is not None and cached[0] is transaction:
+        return cached[1]  # type: ignore[no-any-return]
+    conn = await session.connection()
+    session.info[_CONNECTION] = (session.sync_session.get_transaction(), conn)
+    return conn
+
+
 class _Repo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -39,8 +58,7 @@ class _Repo:
         connection: no ORM bulk-insert reading of `params`, no autoflush, no statement built
         or cache key computed again. For the hot path's inserts, updates and plain reads of
         tables the turn does not also change through the ORM."""
-        connection = await self.session.connection()
-        return await connection.execute(stmt, params)
+        return await (await connection(self.session)).execute(stmt, params)
 
 
 LEFT = CaseStatus.LEFT

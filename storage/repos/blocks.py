@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, update
 
@@ -12,18 +13,25 @@ from storage.models import (
 )
 from storage.repos.base import _Repo
 
-# Built once: every turn asks whether its user is blocked.
-_ACTIVE = (
-    select(Block)
-    .where(
-        Block.channel == bindparam("b_channel"),
-        Block.external_id == bindparam("b_external_id"),
-        Block.lifted_at.is_(None),
-        Block.until > bindparam("b_now"),
+
+def _active(*what: Any) -> Any:
+    return (
+        select(*what)
+        .where(
+            Block.channel == bindparam("b_channel"),
+            Block.external_id == bindparam("b_external_id"),
+            Block.lifted_at.is_(None),
+            Block.until > bindparam("b_now"),
+        )
+        .order_by(Block.until.desc())
+        .limit(1)
     )
-    .order_by(Block.until.desc())
-    .limit(1)
-)
+
+
+# Built once: every turn asks whether its user is blocked (`blocking`, the id alone: no row
+# loaded into the session for the common answer, none).
+_ACTIVE = _active(Block)
+_ACTIVE_ID = _active(Block.id)
 
 
 class BlockRepo(_Repo):
@@ -57,6 +65,13 @@ class BlockRepo(_Repo):
         """The block in force for this user (the longest-lasting if several), or None."""
         params = {"b_channel": channel, "b_external_id": external_id, "b_now": now}
         return (await self.session.execute(_ACTIVE, params)).scalar_one_or_none()
+
+    async def blocking(self, channel: str, external_id: str, now: datetime) -> int | None:
+        """The id of `active_for`'s block, read as a plain row (a Core select, no ORM object):
+        the question every turn asks."""
+        params = {"b_channel": channel, "b_external_id": external_id, "b_now": now}
+        row = (await self._core(_ACTIVE_ID, params)).first()
+        return None if row is None else int(row[0])
 
     async def mark_notified(self, block_id: int, now: datetime) -> bool:
         """True once per block: the first caller sends the neutral reply."""

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 
 from storage.models import (
     DeskUpdate,
@@ -50,9 +51,26 @@ def _unless_in(insert: Any, model: Any, columns: tuple[str, ...], other: Any) ->
 
 def _add(insert: Any) -> Any:
     """Journal an update unless it is open already (the unique key) or was handled already
-    (its id is in `processed_updates`: a handled entry is deleted, see `InboxRepo.take`)."""
+    (its id is in `processed_updates`: a handled entry is deleted, see `InboxRepo.take`).
+    Returns the new entry's id, and whether it is its chat's first open entry (nothing older
+    open in the chat), in the same statement."""
     columns = ("channel", "update_id", "received_at", "body", "chat_key")
-    return _unless_in(insert, InboxUpdate, columns, ProcessedUpdate).returning(InboxUpdate.id)
+    older = aliased(InboxUpdate, name="older")
+    # Every other open entry of the chat is older: on SQLite one writer at a time takes ids
+    # in order; on PostgreSQL the subquery sees what committed before this statement began,
+    # whose ids were taken before this one's.
+    other_open = (
+        select(older.id)
+        .where(
+            older.channel == bindparam("b_channel"),
+            older.chat_key == bindparam("b_chat_key"),
+            older.processed_at.is_(None),
+            older.update_id != bindparam("b_update_id"),
+        )
+        .exists()
+    )
+    inbox = _unless_in(insert, InboxUpdate, columns, ProcessedUpdate)
+    return inbox.returning(InboxUpdate.id, ~other_open)
 
 
 def _claim_unjournalled(insert: Any) -> Any:
@@ -66,12 +84,6 @@ _CLAIM_PG, _CLAIM_SQLITE = _claim(pg_insert), _claim(sqlite_insert)
 _CLAIM_OTHER_PG = _claim_unjournalled(pg_insert)
 _CLAIM_OTHER_SQLITE = _claim_unjournalled(sqlite_insert)
 _ADD_PG, _ADD_SQLITE = _add(pg_insert), _add(sqlite_insert)
-_OLDER_OPEN = select(InboxUpdate.id).where(
-    InboxUpdate.channel == bindparam("b_channel"),
-    InboxUpdate.chat_key == bindparam("b_chat"),
-    InboxUpdate.processed_at.is_(None),
-    InboxUpdate.id < bindparam("b_id"),
-).limit(1)
 # A handled entry is deleted and its id recorded in `processed_updates` (`_claim`; the dedupe,
 # see `_add`): the update's body goes at once, and its space is reused (an entry kept with its
 # body until the retention purge held about 6 MB per 1,000 conversations on SQLite).
@@ -80,6 +92,27 @@ _CLOSE = delete(InboxUpdate).where(
     InboxUpdate.update_id == bindparam("b_update_id"),
     InboxUpdate.processed_at.is_(None),
 )
+
+
+def _close_and_record() -> Any:
+    """PostgreSQL: `_CLOSE` and `_claim` in one statement (a data-modifying CTE): the entry is
+    deleted and its id recorded as handled, and the statement answers how many entries it
+    closed (0 or 1). SQLite has no data-modifying CTE: two statements there."""
+    closed = _CLOSE.returning(InboxUpdate.channel, InboxUpdate.update_id).cte("closed")
+    created = bindparam("b_created_at", type_=ProcessedUpdate.__table__.c.created_at.type)
+    recorded = (
+        pg_insert(ProcessedUpdate)
+        .from_select(
+            ["channel", "update_id", "created_at"],
+            select(closed.c.channel, closed.c.update_id, created),
+        )
+        .on_conflict_do_nothing()
+        .cte("recorded")
+    )
+    return select(func.count()).select_from(closed).add_cte(recorded)
+
+
+_CLOSE_AND_RECORD_PG = _close_and_record()
 
 
 class UpdateRepo(_Repo):
@@ -108,6 +141,15 @@ class InboxRepo(_Repo):
     ) -> int | None:
         """Store an inbound update for the chat keyed `chat` (see `chat_key`); None if it was
         stored before (a repeat)."""
+        return (await self.add_first(channel, update_id, body, chat))[0]
+
+    async def add_first(
+        self, channel: str, update_id: str, body: dict[str, Any], chat: str | None = None
+    ) -> tuple[int | None, bool]:
+        """`add`, and whether the new entry is its chat's first open one (nothing older in the
+        chat waits), in one statement: (None, False) for a repeat. On PostgreSQL "older"
+        means committed before this statement began (another transaction's entry not yet
+        committed is not seen, as it was not by a read after the insert either)."""
         values = {
             "b_channel": channel,
             "b_update_id": update_id,
@@ -116,13 +158,9 @@ class InboxRepo(_Repo):
             "b_chat_key": chat,
         }
         stmt = _ADD_PG if self.dialect == "postgresql" else _ADD_SQLITE
-        row = (await self._core(stmt, values)).first()
-        return int(row[0]) if row else None
+        row: Any = (await self._core(stmt, values)).first()
+        return (int(row[0]), bool(row[1])) if row is not None else (None, False)
 
-    async def first_open(self, channel: str, chat: str, inbox_id: int) -> bool:
-        """Is entry `inbox_id` the chat's oldest unprocessed one (nothing older waits)?"""
-        params = {"b_channel": channel, "b_chat": chat, "b_id": inbox_id}
-        return (await self._core(_OLDER_OPEN, params)).first() is None
 
     async def for_chat(self, channel: str, chat: str, limit: int = 20) -> Sequence[InboxUpdate]:
         """A chat's unprocessed updates, in journal order (the order they arrived in)."""
@@ -211,6 +249,9 @@ class InboxRepo(_Repo):
     async def _close(self, channel: str, update_id: str, now: datetime) -> bool:
         """Close an open entry: delete it and record its id as handled. False if none was
         open."""
+        if self.dialect == "postgresql":
+            params = {"b_channel": channel, "b_update_id": update_id, "b_created_at": now}
+            return int((await self._core(_CLOSE_AND_RECORD_PG, params)).scalar_one()) == 1
         params = {"b_channel": channel, "b_update_id": update_id}
         if getattr(await self._core(_CLOSE, params), "rowcount", 0) != 1:
             return False

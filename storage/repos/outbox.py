@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, null, select, update
 from sqlalchemy.orm import aliased
 
 from storage.models import (
@@ -40,6 +40,41 @@ _WRITE = (
     )
     .returning(OutboxMessage.id)
 )
+
+
+def _write_if_idle() -> Any:
+    """`_WRITE` of a message that is claimed (`b_claimed`, one attempt counted) only if
+    nothing undelivered (nor given up on) waits for its chat, as `_CHAT_BUSY` asks: the
+    question and the insert in one statement. Returns the id and the attempts (1: claimed)."""
+    waiting = aliased(OutboxMessage, name="waiting")
+    busy = (
+        select(waiting.id)
+        .where(
+            waiting.channel == bindparam("b_channel"),
+            waiting.chat_id == bindparam("b_chat"),
+            waiting.delivered_at.is_(None),
+            waiting.failed_at.is_(None),
+        )
+        .exists()
+    )
+    idle = select((~busy).label("idle")).subquery("chat")
+    table = OutboxMessage.__table__
+    columns = ("channel", "chat_id", "body", "case_id", "created_at")
+    names = ("b_channel", "b_chat", "b_body", "b_case", "b_created")
+    row = select(
+        *(bindparam(n, type_=table.c[c].type) for c, n in zip(columns, names, strict=True)),
+        case((idle.c.idle, bindparam("b_claimed", type_=table.c.claimed_until.type)),
+             else_=null()),
+        case((idle.c.idle, 1), else_=0),
+    ).select_from(idle)
+    return (
+        insert(OutboxMessage)
+        .from_select([*columns, "claimed_until", "attempts"], row)
+        .returning(OutboxMessage.id, OutboxMessage.attempts)
+    )
+
+
+_WRITE_IF_IDLE = _write_if_idle()
 
 
 class OutboxRepo(_Repo):
@@ -81,6 +116,30 @@ class OutboxRepo(_Repo):
             "b_created": utcnow(),
         }
         return int((await self._core(_WRITE, params)).scalar_one())
+
+    async def write_if_idle(
+        self,
+        channel: str,
+        chat_id: str,
+        body: dict[str, Any],
+        case_id: int | None = None,
+        *,
+        claimed_until: datetime,
+    ) -> tuple[int, bool]:
+        """`write`, claimed until `claimed_until` only when the chat is idle (`chat_idle`), in
+        one statement: the message's id, and whether the chat was idle (it was written
+        claimed). On PostgreSQL "idle" is as of the statement's start, as a read just before
+        the insert saw it."""
+        params = {
+            "b_channel": channel,
+            "b_chat": _address_hash(channel, chat_id),
+            "b_body": body,
+            "b_case": case_id,
+            "b_claimed": claimed_until,
+            "b_created": utcnow(),
+        }
+        row: Any = (await self._core(_WRITE_IF_IDLE, params)).one()
+        return int(row[0]), row[1] == 1
 
     async def pending(
         self, channel: str, chat_id: str | None = None, limit: int = 100
