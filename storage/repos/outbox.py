@@ -15,18 +15,21 @@ from storage.models import (
 )
 from storage.repos.base import _address_hash, _aware, _Repo
 
+
+def _waiting(message: Any) -> Any:
+    """A select of the messages (of `message`, the table or an alias of it) that wait for the
+    chat `b_channel`/`b_chat`: not delivered, nor given up on."""
+    return select(message.id).where(
+        message.channel == bindparam("b_channel"),
+        message.chat_id == bindparam("b_chat"),
+        message.delivered_at.is_(None),
+        message.failed_at.is_(None),
+    )
+
+
 # The statements of every reply, built once (their construction and cache key are not paid
 # again).
-_CHAT_BUSY = (
-    select(OutboxMessage.id)
-    .where(
-        OutboxMessage.channel == bindparam("b_channel"),
-        OutboxMessage.chat_id == bindparam("b_chat"),
-        OutboxMessage.delivered_at.is_(None),
-        OutboxMessage.failed_at.is_(None),
-    )
-    .limit(1)
-)
+_CHAT_BUSY = _waiting(OutboxMessage).limit(1)
 _WRITE = (
     insert(OutboxMessage)
     .values(
@@ -46,17 +49,7 @@ def _write_if_idle() -> Any:
     """`_WRITE` of a message that is claimed (`b_claimed`, one attempt counted) only if
     nothing undelivered (nor given up on) waits for its chat, as `_CHAT_BUSY` asks: the
     question and the insert in one statement. Returns the id and the attempts (1: claimed)."""
-    waiting = aliased(OutboxMessage, name="waiting")
-    busy = (
-        select(waiting.id)
-        .where(
-            waiting.channel == bindparam("b_channel"),
-            waiting.chat_id == bindparam("b_chat"),
-            waiting.delivered_at.is_(None),
-            waiting.failed_at.is_(None),
-        )
-        .exists()
-    )
+    busy = _waiting(aliased(OutboxMessage, name="waiting")).exists()
     idle = select((~busy).label("idle")).subquery("chat")
     table = OutboxMessage.__table__
     columns = ("channel", "chat_id", "body", "case_id", "created_at")
