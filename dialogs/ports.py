@@ -409,7 +409,6 @@ class MessageStore(Protocol):
 
 
 class OutboxStore(Protocol):
-    async def chat_idle(self, channel: str, chat_id: str) -> bool: ...
     async def write(
         self,
         channel: str,

@@ -15,21 +15,8 @@ from storage.models import (
 )
 from storage.repos.base import _address_hash, _aware, _Repo
 
-
-def _waiting(message: Any) -> Any:
-    """A select of the messages (of `message`, the table or an alias of it) that wait for the
-    chat `b_channel`/`b_chat`: not delivered, nor given up on."""
-    return select(message.id).where(
-        message.channel == bindparam("b_channel"),
-        message.chat_id == bindparam("b_chat"),
-        message.delivered_at.is_(None),
-        message.failed_at.is_(None),
-    )
-
-
 # The statements of every reply, built once (their construction and cache key are not paid
 # again).
-_CHAT_BUSY = _waiting(OutboxMessage).limit(1)
 _WRITE = (
     insert(OutboxMessage)
     .values(
@@ -47,9 +34,19 @@ _WRITE = (
 
 def _write_if_idle() -> Any:
     """`_WRITE` of a message that is claimed (`b_claimed`, one attempt counted) only if
-    nothing undelivered (nor given up on) waits for its chat, as `_CHAT_BUSY` asks: the
-    question and the insert in one statement. Returns the id and the attempts (1: claimed)."""
-    busy = _waiting(aliased(OutboxMessage, name="waiting")).exists()
+    nothing undelivered (nor given up on) waits for its chat: the question and the insert in
+    one statement. Returns the id and the attempts (1: claimed)."""
+    waiting = aliased(OutboxMessage, name="waiting")
+    busy = (
+        select(waiting.id)
+        .where(
+            waiting.channel == bindparam("b_channel"),
+            waiting.chat_id == bindparam("b_chat"),
+            waiting.delivered_at.is_(None),
+            waiting.failed_at.is_(None),
+        )
+        .exists()
+    )
     idle = select((~busy).label("idle")).subquery("chat")
     table = OutboxMessage.__table__
     columns = ("channel", "chat_id", "body", "case_id", "created_at")
@@ -70,6 +67,24 @@ def _write_if_idle() -> Any:
 _WRITE_IF_IDLE = _write_if_idle()
 
 
+def _message(
+    channel: str,
+    chat_id: str,
+    body: dict[str, Any],
+    case_id: int | None,
+    claimed_until: datetime | None,
+) -> dict[str, Any]:
+    """The parameters `_WRITE` and `_WRITE_IF_IDLE` share."""
+    return {
+        "b_channel": channel,
+        "b_chat": _address_hash(channel, chat_id),
+        "b_body": body,
+        "b_case": case_id,
+        "b_claimed": claimed_until,
+        "b_created": utcnow(),
+    }
+
+
 class OutboxRepo(_Repo):
     async def add(
         self, channel: str, chat_id: str, body: dict[str, Any], case_id: int | None = None
@@ -79,12 +94,6 @@ class OutboxRepo(_Repo):
                                                                       case_id))
         assert row is not None
         return row
-
-    async def chat_idle(self, channel: str, chat_id: str) -> bool:
-        """Nothing undelivered (nor given up on) waits for this chat: a new message's turn
-        has come at once."""
-        params = {"b_channel": channel, "b_chat": _address_hash(channel, chat_id)}
-        return (await self._core(_CHAT_BUSY, params)).first() is None
 
     async def write(
         self,
@@ -99,15 +108,8 @@ class OutboxRepo(_Repo):
         `claimed_until`, written already taken by the sender that will send it at commit (one
         attempt counted, as `claim` counts it). The address itself travels only inside the
         encrypted body; the column holds its hash, enough to keep a chat's messages in order."""
-        params = {
-            "b_channel": channel,
-            "b_chat": _address_hash(channel, chat_id),
-            "b_body": body,
-            "b_case": case_id,
-            "b_claimed": claimed_until,
-            "b_attempts": 0 if claimed_until is None else 1,
-            "b_created": utcnow(),
-        }
+        params = _message(channel, chat_id, body, case_id, claimed_until)
+        params["b_attempts"] = 0 if claimed_until is None else 1
         return int((await self._core(_WRITE, params)).scalar_one())
 
     async def write_if_idle(
@@ -119,18 +121,11 @@ class OutboxRepo(_Repo):
         *,
         claimed_until: datetime,
     ) -> tuple[int, bool]:
-        """`write`, claimed until `claimed_until` only when the chat is idle (`chat_idle`), in
-        one statement: the message's id, and whether the chat was idle (it was written
-        claimed). On PostgreSQL "idle" is as of the statement's start, as a read just before
-        the insert saw it."""
-        params = {
-            "b_channel": channel,
-            "b_chat": _address_hash(channel, chat_id),
-            "b_body": body,
-            "b_case": case_id,
-            "b_claimed": claimed_until,
-            "b_created": utcnow(),
-        }
+        """`write`, claimed until `claimed_until` only when the chat is idle (nothing
+        undelivered, nor given up on, waits for it), in one statement: the message's id, and
+        whether the chat was idle (it was written claimed). On PostgreSQL "idle" is as of the
+        statement's start, as a read just before the insert saw it."""
+        params = _message(channel, chat_id, body, case_id, claimed_until)
         row: Any = (await self._core(_WRITE_IF_IDLE, params)).one()
         return int(row[0]), row[1] == 1
 

@@ -68,13 +68,18 @@ async def _app(tmp_path: Path, kb: KnowledgeBase) -> tuple[App, Phone, list[str]
     await app.db.create_all()
     phone = Phone()
     app.delivery.register(str(Channel.TELEGRAM), phone)
+    return app, phone, _recorded(app.db)
+
+
+def _recorded(db: Database) -> list[str]:
+    """Every statement the database runs from now on, as one line each."""
     seen: list[str] = []
 
     def on_statement(_c: Any, _cur: Any, statement: str, *_: Any) -> None:
         seen.append(" ".join(statement.split()))
 
-    event.listen(app.db.engine.sync_engine, "before_cursor_execute", on_statement)
-    return app, phone, seen
+    event.listen(db.engine.sync_engine, "before_cursor_execute", on_statement)
+    return seen
 
 
 def _press(chat: str, payload: str, update_id: int) -> Inbound:
@@ -215,9 +220,7 @@ async def test_a_units_record_changes_are_saved_and_the_rows_left_clean(db: Data
     async with db.unit() as stores:
         user, _conv = await stores.users.with_conversation("telegram", "5", "5", "ru")
         conv = await stores.conversations.create(user.id, "start", "role")
-    statements: list[str] = []
-    event.listen(db.engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cur, statement, *_: statements.append(statement))
+    statements = _recorded(db)
     async with db.unit() as stores:
         user, conv = await stores.users.with_conversation("telegram", "5", "5", "ru")
         assert conv is not None
@@ -243,9 +246,7 @@ async def test_a_record_set_back_to_its_value_writes_nothing(
     async with db.unit() as stores:
         user, _ = await stores.users.with_conversation("telegram", "6", "6", "ru")
         await stores.conversations.create(user.id, "start", "role")
-    statements: list[str] = []
-    event.listen(db.engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cur, statement, *_: statements.append(statement))
+    statements = _recorded(db)
     async with db.unit() as stores:
         _user, conv = await stores.users.with_conversation("telegram", "6", "6", "ru")
         assert conv is not None
