@@ -69,7 +69,8 @@ class Assessment:
 class Frame:
     """How a message tells of danger (past and over, fiction, a question about a word): a
     lexicon entry in such a message is not trusted alone. ``then`` is "check_in" (ask when
-    the model does not say danger) or "model" (the model's own bands); a "model" frame still
+    the model does not say danger), "model" (the model's own bands) or "answer" (danger when
+    the model says so, else the question is answered: no check-in of the model's); a frame still
     asks when a lexicon entry of a signal in ``ask_for`` fired (a suicide attempt told as over:
     earlier suicidal thoughts are the strongest warning sign there is)."""
 
@@ -85,12 +86,19 @@ class Frame:
         """Whether the bot asks directly when the model does not read danger."""
         return self.then == "check_in" or bool(self.ask_for.intersection(signals))
 
+    @property
+    def uses_band(self) -> bool:
+        """Whether the model's own check-in band asks in this frame ("answer" frames: a
+        question asked ahead is answered, not met with "are you safe?")."""
+        return self.then != "answer"
+
     def applies(self, text: str) -> bool:
         return all(p.search(text) for p in self.all) and not any(
             p.search(text) for p in self.none)
 
 
 _NEVER = 2.0  # a threshold no probability reaches
+FRAME_THEN = ("check_in", "model", "answer")
 _SENTENCES = re.compile(r"(?<=[.!?…\n])\s*")
 
 
@@ -104,8 +112,8 @@ def _frames(raw: Mapping[str, Any]) -> tuple[Frame, ...]:
     frames = []
     for name, spec in raw.items():
         patterns = spec.get("all") or ["|".join(f"(?:{p})" for p in spec["any"])]
-        if spec.get("then") not in ("check_in", "model"):
-            raise LexiconError(f"frame {name}: then must be check_in or model")
+        if spec.get("then") not in FRAME_THEN:
+            raise LexiconError(f"frame {name}: then must be one of {', '.join(FRAME_THEN)}")
         compiled = tuple(re.compile(p) for p in patterns)
         sentence = spec.get("scope", "message") == "sentence"
         none = tuple(re.compile(p) for p in spec.get("none") or ())
@@ -269,14 +277,16 @@ class Triage:
         return None
 
     def _framed(self, verdict: Assessment, score: Score, frame: Frame) -> Assessment:
-        """Danger words told as past and over, as fiction or as a question: the model decides;
-        when it does not say danger, a "check_in" frame still asks."""
+        """Danger words told as past and over, as fiction, the news or as a question: the model
+        decides; when it does not say danger, a "check_in" frame still asks, an "answer" frame
+        asks only for its ``ask_for`` signals."""
         assert self.model is not None
         thresholds = self.model.thresholds
         layers = ("framed", frame.id)
         if score.danger >= thresholds["danger"]:
             return self._danger(verdict, score, ("model", *layers))
-        ask = frame.asks(verdict.signals) or score.reach >= thresholds["check_in"]
+        ask = frame.asks(verdict.signals) or (
+            frame.uses_band and score.reach >= thresholds["check_in"])
         return self._unsure(verdict, score, check_in=ask, layers=layers)
 
     def _danger(self, verdict: Assessment, score: Score, layers: tuple[str, ...]) -> Assessment:

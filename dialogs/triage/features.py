@@ -19,21 +19,38 @@ Both training (``dialogs.triage.train``) and run time (``dialogs.triage.model``)
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
 from .normalize import _translit, stem, tokenize
-from .segment import split_run
+from .segment import known, split_run
 
+# Two letters each followed by a dot: an abbreviation ("u.s.", "e.g.", "т.е.", "т.к."), not a
+# word spelt out, unless more letters split by dots follow ("о.н. б.ь.ё.т").
+_ABBREVIATION = r"[^\W\d_]\.[^\W\d_]\.(?!\w)(?!\s*[^\W\d_][.\-][^\W\d_])"
+# Where a run of single letters may start: not inside a word, nor right after a word and an
+# apostrophe ("i'm n o t s a f e": "m" belongs to "i'm"), nor on an abbreviation or the second
+# letter of one.
+_START = rf"(?<!\w)(?<!\w['’ʼ`´])(?<!\w\.)(?!{_ABBREVIATION})"
+_LETTER = r"[^\W\d_]"
+_GAP = r"[\s.\-_*·•,/|]"
 # Four or more single letters separated by spaces or symbols, the same separator throughout:
 # a word spelt out ("у м е р е т ь"; in "т и х и й  д о м" the double space ends a word).
-_SPACED = re.compile(r"(?<!\w)[^\W\d_]([\s.\-_*·•,/|]{1,3})(?:[^\W\d_]\1){2,}[^\W\d_](?!\w)")
+_SPACED = re.compile(rf"{_START}{_LETTER}({_GAP}{{1,3}})(?:{_LETTER}\1){{2,}}{_LETTER}(?!\w)")
 # Two or three single letters split by dots, dashes or other symbols (not spaces: "и в", "а я
-# в" are ordinary words): "о.н", "m-e", "т*ы".
-_SPELT_SHORT = re.compile(r"(?<![\w.\-])[^\W\d_]([.\-_*·•/|])(?:[^\W\d_]\1)?[^\W\d_](?![\w\-])")
+# в" are ordinary words): "о.н", "m-e", "т*ы"; not an abbreviation ("u.s.", "т.е." stay).
+_SPELT_SHORT = re.compile(
+    rf"(?<![\w.\-])(?<!\w['’ʼ`´])(?!{_ABBREVIATION})[^\W\d_]([.\-_*·•/|])(?:[^\W\d_]\1)?[^\W\d_](?![\w\-])"
+)
+# Single letters with separators between them, of one kind or two: letters split by one
+# separator and words by a wider one ("о н  с т о и т", "i  w a n t  t o  d i e",
+# "i w a n t / t o / d i e", "о.н с.т.о.и.т", "i-w-a-n-t--t-o").
+_LETTERS = re.compile(rf"{_START}{_LETTER}(?:{_GAP}{{1,6}}{_LETTER})+(?!\w)")
 # A symbol standing for (or between) letters inside a word: "ре*жу", "с_у_и_ц_и_д".
 _INNER_SYMBOL = re.compile(r"(?<=[^\W\d_])[*_·•#~^]+(?=[^\W\d_])")
 _GAPS = re.compile(r"[\s.\-_*·•,/|]")
+_SEPARATORS = re.compile(r"[\s.\-_*·•,/|]+")
 
 WINDOW = 24  # words per window for long messages
 STRIDE = 12
@@ -51,22 +68,73 @@ class Doc:
 _PRONOUNS = frozenset({"i", "я"})
 
 
-def _joined(spelt: str) -> str:
-    word = _GAPS.sub("", spelt)
-    split = split_run(word)  # several words spelt out in a row: "я у ш л а и з д о м а"
+def _word(word: str) -> str:
+    """Letters spelt out and joined (`word`), as the word or words they spell: a known word as
+    it is ("inside", "яблоко"); else several words spelt out in a row, split again into the
+    words they are ("я у ш л а и з д о м а" -> "я ушла из дома", `segment`); else a leading "i"
+    or "я" as a word of its own ("я г о л о д а ю" -> "я голодаю"); else two or three letters
+    that are no word but each a one-letter word as those words ("ая" in "а я  в ш о к е")."""
+    folded = word.casefold().replace("ё", "е")
+    if known(folded):
+        return word
+    split = split_run(word)
     if split != word:
         return split
-    if word[0].casefold() in _PRONOUNS and len(word) >= 6:
+    if folded[0] in _PRONOUNS and len(word) >= 6:
         return f"{word[0]} {word[1:]}"
+    if 1 < len(word) <= 3 and all(known(ch) for ch in folded):
+        return " ".join(word)
     return word
+
+
+def _joined(spelt: str) -> str:
+    return _word(_GAPS.sub("", spelt))
+
+
+def _wider(gap: str, narrow: str) -> bool:
+    """Whether `gap` ends a word where `narrow` splits letters: it is longer ("  " after " "), or
+    holds a separator `narrow` does not ("/" or " " where letters are split by " " or ".")."""
+    return gap != narrow and (len(gap) > len(narrow) or not set(gap) <= set(narrow))
+
+
+def _spelt_words(spelt: str) -> str | None:
+    """Letters split by one separator and words by wider ones, as the words they spell
+    ("о н  с т о и т" -> "он стоит", "i w a n t / t o / d i e" -> "i want to die"); None when
+    the gaps are not of two such kinds (then the rules for one kind of gap read it). The
+    narrow separator is the commonest one, and splits letters at least twice and at least as
+    often as words are split."""
+    gaps = _SEPARATORS.findall(spelt)
+    counts = Counter(gaps)
+    narrow = min(counts, key=lambda g: (-counts[g], len(g), g))
+    wide = len(gaps) - counts[narrow]
+    if not wide or counts[narrow] < max(2, wide):
+        return None
+    if not all(g == narrow or _wider(g, narrow) for g in gaps):
+        return None
+    letters = _SEPARATORS.split(spelt)
+    spelt_words = [letters[0]]
+    for gap, letter in zip(gaps, letters[1:], strict=True):
+        if gap == narrow:
+            spelt_words[-1] += letter
+        else:
+            spelt_words.append(letter)
+    return " ".join(_word(w) for w in spelt_words)
+
+
+def _letters(run: str) -> str:
+    """A run of single letters: words spelt out with wider gaps between words, or else the
+    words spelt out with one separator throughout that it holds."""
+    spelt = _spelt_words(run)
+    return spelt if spelt is not None else _SPACED.sub(lambda m: _joined(m.group()), run)
 
 
 def join_spelled(text: str) -> str:
     """Join words spelt out with spaces or symbols: "у м е р е т ь" -> "умереть"; several
     words spelt out in a row are split again into the words they are ("я у ш л а и з д о м а"
-    -> "я ушла из дома", `segment`); else a leading "i" or "я" stays a word of its own
-    ("я г о л о д а ю" -> "я голодаю")."""
-    text = _SPACED.sub(lambda m: _joined(m.group()), text)
+    -> "я ушла из дома", `segment`), and so are words spelt out with wider gaps between them
+    ("i  w a n t  t o  d i e"); else a leading "i" or "я" stays a word of its own ("я г о л о
+    д а ю" -> "я голодаю") unless the whole is a known word ("i n s i d e")."""
+    text = _LETTERS.sub(lambda m: _letters(m.group()), text)
     text = _SPELT_SHORT.sub(lambda m: _GAPS.sub("", m.group()), text)
     return _INNER_SYMBOL.sub("", text)
 

@@ -13,6 +13,14 @@ letters ("ya hochu umeret"), names, addresses, code and words of three letters o
 In a message with Cyrillic words ("я опять ct,z ht;e"), each run of Latin words is read back on
 its own when its words read as known Russian words and none is a known English word or an
 acronym ("скинь в tg", "я в шоке lol" stay).
+
+The mirror: English typed with the Russian layout ("ш вщте цфте ещ дшму" is "i dont want to
+live"; a bilingual child in Russia whose keyboard was left on Russian). A message with no Latin
+letter is read as the English it spells on the QWERTY layout when its words read as known English
+words and none of them is a known Russian word, and the letter pairs agree by the same margins;
+in a message with Latin words ("i cant ащкпуе ершы"), a run of Cyrillic words only when every one
+of its words reads as English and none is Russian. Russian (known words, slang, names, typos)
+stays as it is.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ _EN_SHIFT = 'QWERTYUIOP{}ASDFGHJKL:"ZXCVBNM<>~'
 # On the Russian layout "," and "." are letters (б, ю): its full stop and comma sit where the
 # English layout has "/" and "?", its question mark on "&".
 _TO_RU = str.maketrans(_EN + _EN_SHIFT + "/?&", _RU + _RU.upper() + ".,?")
+# And back: the English a key on the Russian layout stands for ("ю" is ".", "э" is "'").
+_TO_EN = str.maketrans(_RU + _RU.upper(), _EN + _EN_SHIFT)
 
 # The Russian reading must beat the English one by this much (mean log-probability per letter
 # pair): wrong-layout Russian scores 2.7-4.7 better, English and transliteration 2-5 worse.
@@ -125,6 +135,55 @@ def _margin(latin: str) -> float:
         return -math.inf
     ru, en = _models()
     return ru.score(ru_read) - en.score(en_read)
+
+
+def _margin_en(cyrillic: str) -> float:
+    """How much likelier `cyrillic` reads as the English it spells on the QWERTY layout than as
+    the Russian it is (the mirror of :func:`_margin`)."""
+    en_read = _NOT_EN.sub(" ", cyrillic.translate(_TO_EN).casefold()).strip()
+    ru_read = _NOT_RU.sub(" ", _fold(cyrillic)).strip()
+    if not ru_read or not en_read:
+        return -math.inf
+    ru, en = _models()
+    return en.score(en_read) - ru.score(ru_read)
+
+
+def _english_votes(chunks: list[str]) -> tuple[int, int, int]:
+    """Of these Cyrillic words: those that read on the QWERTY layout as a known Latin word of
+    three letters or more and are no known Russian word; those that are a known Russian word
+    (or a stem of one) and read as no known Latin word; and all words with two letters in a
+    row. Short words ("ещ" for "to", "ш" for "i") vote for neither."""
+    english = russian = words = 0
+    for chunk in chunks:
+        folded = _EDGES.sub("", _fold(chunk))
+        cyr = [w for w in _RU_WORD.findall(folded) if len(w) > 1]
+        if not cyr:
+            continue
+        words += 1
+        reading = [w for w in _LAT_WORD.findall(chunk.translate(_TO_EN).casefold()) if len(w) > 1]
+        en_known = any(len(w) >= 3 and known(w) for w in reading)
+        ru_known = any(_known_russian(w) for w in cyr)
+        english += en_known and not ru_known
+        russian += ru_known and not en_known
+    return english, russian, words
+
+
+def _reads_english(chunks: list[str], among_latin: bool) -> bool:
+    """Whether these Cyrillic words were meant as English on the QWERTY layout. `among_latin`:
+    they stand in a message with Latin words."""
+    span = " ".join(chunks)
+    letters = len(_CYRILLIC.findall(span))
+    if letters < MIN_WORD_LETTERS:
+        return False
+    english, russian, words = _english_votes(chunks)
+    if russian or not english:
+        return False
+    margin = _margin_en(span)
+    if among_latin:
+        return 2 * english >= words and margin >= MARGIN
+    if margin >= MARGIN and letters >= MIN_LETTERS:
+        return True
+    return 2 * english >= words and margin >= WORD_MARGIN
 
 
 @cache
@@ -218,9 +277,50 @@ def _latin_runs(text: str) -> list[tuple[int, int, list[str]]]:
     return runs
 
 
+def _cyrillic_runs(text: str) -> list[tuple[int, int, list[str]]]:
+    """Start, end and words of each run of words in a row with Cyrillic letters and no Latin."""
+    runs: list[tuple[int, int, list[str]]] = []
+    words: list[str] = []
+    start = end = 0
+    for match in _CHUNK.finditer(text):
+        word = match.group()
+        if _CYRILLIC.search(word) and not _LATIN.search(word):
+            if not words:
+                start = match.start()
+            words.append(word)
+            end = match.end()
+        elif words:
+            runs.append((start, end, words))
+            words = []
+    if words:
+        runs.append((start, end, words))
+    return runs
+
+
+def _as_english(text: str) -> str:
+    """`text` (with Cyrillic letters), or the English it spells when it was typed with the
+    Russian layout: the whole message, or, among Latin words, each run of Cyrillic words that
+    reads so."""
+    if not _LATIN.search(text):
+        return text.translate(_TO_EN) if _reads_english(text.split(), False) else text
+    out: list[str] = []
+    last = 0
+    for start, end, words in _cyrillic_runs(text):
+        if _reads_english(words, among_latin=True):
+            out += [text[last:start], text[start:end].translate(_TO_EN)]
+            last = end
+    return "".join(out) + text[last:] if out else text
+
+
 def as_typed(text: str) -> str:
-    """`text`, or the Russian it spells when it was typed with the English layout: the whole
-    message, or, in a message with Cyrillic words, each run of Latin words that reads so."""
+    """`text`, or what it spells when it was typed with the other layout: Russian typed with the
+    English layout read as Russian (the whole message, or, in a message with Cyrillic words,
+    each run of Latin words that reads so), and English typed with the Russian layout read as
+    English (likewise)."""
+    if _CYRILLIC.search(text):
+        english = _as_english(text)
+        if english != text:
+            return english
     if not _LATIN.search(text):
         return text
     if not _CYRILLIC.search(text):

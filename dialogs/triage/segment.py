@@ -5,8 +5,11 @@ A joined run that is not itself a known word is split into known words, the spli
 corpus makes likeliest (unigram word frequencies of the shipped corpus, both languages). A run
 with no such split stays as it is, so a rare word spelt out ("с у и ц и д н у т ь с я") is not
 cut into pieces that happen to be words. Known words are those seen at least twice; a word of
-one or two letters only when it is common ("я", "в", "из", "i", "to"), so that a rare scrap
-("ть") never makes a split.
+one or two letters only when it is common ("я", "в", "из", "i", "to", "a"), so that a rare scrap
+("ть") never makes a split. A piece that reads as the ending of the word before it (the two
+joined are a known word with that word's stem: "так и" for "таки", "проиграл и" for
+"проиграли") costs extra, so the split prefers the whole word; not after a word of one or two
+letters ("он и" is as likely as "они").
 """
 
 from __future__ import annotations
@@ -18,13 +21,18 @@ from collections.abc import KeysView
 from functools import cache, lru_cache
 from pathlib import Path
 
+from .normalize import stem
+
 CORPUS_DIR = Path(__file__).parent / "data" / "corpus"
 
 MIN_COUNT = 2
 MIN_SHORT_COUNT = 20  # a word of one or two letters must be a common one ("из", "to", "я")
 MIN_RUN = 5  # shorter joined runs are left as they are
 LONGEST = 20  # the longest word tried
-ONE_LETTER = frozenset("явскуоаиi")
+ONE_LETTER = frozenset("явскуоаиia")  # Cyrillic "я в с к у о а и", Latin "i" and "a"
+ENDING_COST = 4.0  # a piece that is the ending of the word before it (nats, as word costs)
+SHORT_EXEMPT = 2  # ... unless that word has at most this many letters
+LEADING_ONLY = frozenset({"a"})  # an article never ends a run: "isabella" is no "is a bell a"
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -62,6 +70,13 @@ def known(word: str) -> bool:
     return word in _vocabulary()
 
 
+@lru_cache(maxsize=65536)
+def _ending(before: str, piece: str) -> bool:
+    """Whether `piece` reads as an ending of `before`: the two joined have `before`'s stem."""
+    joined = before + piece
+    return len(before) > SHORT_EXEMPT and joined in _vocabulary() and stem(joined) == stem(before)
+
+
 @lru_cache(maxsize=4096)
 def split_run(run: str) -> str:
     """`run` (letters only, spelt out and joined) as the known words it is made of, space-joined;
@@ -70,19 +85,24 @@ def split_run(run: str) -> str:
     costs = _vocabulary()
     if len(word) < MIN_RUN or word in costs or not word.isalpha():
         return run
-    # best[i]: the cheapest split of word[:i] (total cost, start of its last word).
-    best: list[tuple[float, int]] = [(0.0, 0)] + [(math.inf, 0)] * len(word)
+    # best[end][start]: the cheapest split of word[:end] whose last word is word[start:end], as
+    # (total cost, start of the word before it): a word's cost depends on the word before it.
+    best: list[dict[int, tuple[float, int]]] = [{0: (0.0, 0)}] + [{} for _ in word]
     for end in range(1, len(word) + 1):
         for start in range(max(0, end - LONGEST), end):
-            cost = costs.get(word[start:end])
-            if cost is not None and best[start][0] + cost < best[end][0]:
-                best[end] = (best[start][0] + cost, start)
-    if math.isinf(best[-1][0]):
+            piece = word[start:end]
+            cost = costs.get(piece)
+            if cost is None or not best[start] or (piece in LEADING_ONLY and end == len(word)):
+                continue
+            best[end][start] = min(
+                (total + cost + ENDING_COST * _ending(word[before:start], piece), before)
+                for before, (total, _) in best[start].items()
+            )
+    if not best[-1]:
         return run
     pieces: list[str] = []
-    end = len(word)
+    end, start = len(word), min(best[-1], key=lambda s: best[-1][s][0])
     while end > 0:
-        start = best[end][1]
         pieces.append(run[start:end])
-        end = start
+        end, start = start, best[end][start][1]
     return " ".join(reversed(pieces))

@@ -375,13 +375,14 @@ class LexiconFacts:
     cancelled: npt.NDArray[np.bool_]  # every danger match was negated or an idiom
     framed: npt.NDArray[np.bool_]  # a hit told as past, fiction or a question
     frame_asks: npt.NDArray[np.bool_]  # ... by a frame that asks whatever the model says
+    frame_answers: npt.NDArray[np.bool_]  # ... by a frame without the model's check-in band
 
 
 def lexicon_facts(lines: list[Line]) -> LexiconFacts:
     from .assess import Triage, read
 
     lexicon = Triage(model=None)
-    hit, cancelled, framed, asks = [], [], [], []
+    hit, cancelled, framed, asks, answers = [], [], [], [], []
     for ln in lines:
         verdict = lexicon.lexicon(read(ln.text, ln.locale))
         frame = lexicon._frame(ln.text, ln.locale) if verdict.danger else None
@@ -389,7 +390,9 @@ def lexicon_facts(lines: list[Line]) -> LexiconFacts:
         cancelled.append("cancelled" in verdict.layers)
         framed.append(frame is not None)
         asks.append(frame is not None and frame.asks(verdict.signals))
-    return LexiconFacts(*(np.array(a, dtype=bool) for a in (hit, cancelled, framed, asks)))
+        answers.append(frame is not None and not frame.uses_band)
+    return LexiconFacts(
+        *(np.array(a, dtype=bool) for a in (hit, cancelled, framed, asks, answers)))
 
 
 def verdicts(
@@ -405,7 +408,8 @@ def verdicts(
     by_model = ~alone & ~lex.cancelled & (danger >= t["danger"])
     is_danger = decided | by_model
     plain = ~lex.cancelled | (danger >= t["danger"])  # a cancelled line asks on danger only
-    asks = (lex.framed & lex.frame_asks) | (plain & (reach >= t["check_in"]))
+    band = plain & ~lex.frame_answers & (reach >= t["check_in"])
+    asks = (lex.framed & lex.frame_asks) | band
     return is_danger, asks & ~is_danger
 
 

@@ -104,6 +104,21 @@ async def test_english_speaking_child_in_the_ru_region_sees_the_russian_numbers(
     assert (await desk.queue())[0].risk == "critical"
 
 
+
+async def test_english_typed_with_the_russian_layout_reaches_a_counsellor(
+    chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor
+) -> None:
+    # A bilingual child whose keyboard was left on Russian: "my stepdad hits me, i am scared".
+    chat = chat_factory(locale="en")
+    await chat.say("hi")
+    await chat.say("ьн ыеузвфв ршеы ьуб ш фь ысфкув")
+    assert "8-800-2000-122" in chat.text and "124" in chat.text and "112" in chat.text
+    assert "Thank you for telling me" in chat.text
+    [case] = await desk.queue()
+    assert case.risk == "critical"
+    view = await desk.view(counsellor, case.id)
+    assert not isinstance(view, str) and "abuse" in view.signals
+
 async def test_after_the_case_is_closed_the_child_gets_the_menu_not_the_old_form(
     chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor
 ) -> None:

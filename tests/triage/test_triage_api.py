@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dialogs.taxonomy import Risk, Signal, is_category
 from dialogs.triage import assess
-from dialogs.triage.assess import _TRIAGE
+from dialogs.triage.assess import _TRIAGE, read
 
 HERE = Path(__file__).parent
 
@@ -300,3 +300,86 @@ def test_context_does_not_count_an_earlier_framed_message_twice() -> None:
     past = "три года назад меня травили в классе и я хотела умереть, сейчас всё хорошо"
     assert not assess(past, "ru").danger
     assert not assess("а что задали по алгебре?", "ru", [past]).danger
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        # Asked ahead, for safety's sake or for school: answered, not met with an alarm.
+        ("как оказать первую помощь если человек выпил много таблеток? у нас обж", "ru"),
+        ("what should i do if someone ever asks me for nudes? just in case", "en"),
+        ("for health class: what do you do if a friend says they want to kill themselves?", "en"),
+        ("hypothetically, what if a stranger online threatened to leak my photos?", "en"),
+    ],
+)
+def test_a_question_asked_ahead_is_answered_not_alarmed(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert _TRIAGE.lexicon(read(text, locale)).danger  # the lexicon alone would alarm
+    assert not result.danger
+    assert not result.check_in  # a question asked ahead is answered, not "are you safe?"
+    assert result.layers == ("framed", "asked-ahead")
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        # Asked "ahead" of what is already happening: "again", "now", "already", a "but".
+        ("what do i do if he asks for nudes again?", "en"),
+        ("на всякий случай: что делать, если он опять требует интимные фото?", "ru"),
+        ("just in case, what do i do if someone threatens to kill me? but he already did", "en"),
+        ("на всякий случай, что делать если меня сейчас шантажируют фото?", "ru"),
+    ],
+)
+def test_a_question_about_what_is_happening_now_is_still_danger(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert result.danger
+    assert "framed" not in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("по новостям сказали что в соседнем городе школьник напал с ножом на учителей", "ru"),
+        ("в новостях писали, что девочку шантажировали интимными фото", "ru"),
+        ("on the news they said a kid in another state was sextorted", "en"),
+    ],
+)
+def test_the_news_about_someone_far_away_leaves_the_decision_to_the_model(
+    text: str, locale: str
+) -> None:
+    result = assess(text, locale)
+    assert _TRIAGE.lexicon(read(text, locale)).danger
+    assert not result.danger
+    assert "news" in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        # The news and then me, us, now: not the news any more.
+        ("по новостям показывали такое, а меня тоже шантажируют интимными фото", "ru"),
+        ("i saw that on the news and now someone is blackmailing me with nudes", "en"),
+        ("в новостях было про суицид, и я сегодня тоже хочу покончить с собой", "ru"),
+    ],
+)
+def test_the_news_and_then_the_child_is_danger(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert result.danger
+    assert "framed" not in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        # Over in the words children use: he was caught, we left him, they divorced; the year
+        # before last.
+        ("позапрошлым летом отчим меня бил, мы ушли от него, сейчас всё хорошо", "ru"),
+        ("the year before last my dad beat me, we left him and now we are fine", "en"),
+        ("два года назад меня шантажировали фотками, его поймали", "ru"),
+        ("a few years ago a man online blackmailed me with nudes, the police caught him", "en"),
+    ],
+)
+def test_a_danger_that_ended_is_told_as_past(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert not result.danger
+    assert "past-resolved" in result.layers

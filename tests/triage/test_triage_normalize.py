@@ -169,6 +169,69 @@ def test_wrong_layout_runs_among_cyrillic_words_are_read_back(typed: str, meant:
     assert as_typed(typed) == meant
 
 
+
+# --- the keyboard layout the other way: English typed with the Russian layout ---------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("ру ыфны ру цшдд ргке ьу", "he says he will hurt me"),
+        ("здуфыу рудз ш фь ысфкув", "please help i am scared"),
+        ("ьн ыеузвфв ршеы ьн ьгь", "my stepdad hits my mum"),
+        ("ш ещщл фдд ьн зшдды", "i took all my pills"),
+        ("Ш цфте ещ вшу", "I want to die"),  # the shift key too
+        ("шэь тще щлфн", "i'm not okay"),  # the apostrophe is "э" on the Russian layout
+        ("рудз ьу", "help me"),
+        ("ыщккн цкщтп лунищфкв", "sorry wrong keyboard"),
+        ("щл", "щл"),  # two letters: too short to tell
+    ],
+)
+def test_english_typed_with_the_russian_layout_is_read_as_english(typed: str, meant: str) -> None:
+    assert as_typed(typed) == meant
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("i cant ыефн рукуб he is coming", "i cant stay here, he is coming"),
+        ("he sent me ыщьу зшсы wtf", "he sent me some pics wtf"),
+    ],
+)
+def test_wrong_layout_runs_among_latin_words_are_read_back(typed: str, meant: str) -> None:
+    assert as_typed(typed) == meant
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        *("ну ок", "кек", "жиза", "рофл", "МЧС", "ОБЖ", "ЕГЭ", "вк", "тг", "спс", "пж", "хз"),
+        *("ппц", "блин", "нормас", "Саша", "физра", "вписка", "закладки", "кс го", "дота"),
+        "привет как дела",
+        "мне плохо",
+        "я в шоке",
+        "внучка пазвонила плачит",  # Russian typos stay Russian
+        "дякую",
+        # Cyrillic among Latin words: Russian words, slang and names stay
+        "my brother написал в чат",
+        "i feel кринж",
+        "my friend Саша is sad",
+        "omg он опять",
+        "lol ну ок",
+    ],
+)
+def test_russian_keeps_its_letters(text: str) -> None:
+    assert as_typed(text) == text
+
+
+@pytest.mark.parametrize("locale", ["en", "ru"])
+def test_english_on_the_russian_layout_gets_the_danger_screen(locale: str) -> None:
+    result = assess("ш ещщл фдд ьн зшдды", locale)  # "i took all my pills"
+    assert result.danger and "overdose" in result.signals
+    result = assess("ьн ыеузвфв ршеы ьу", locale)  # "my stepdad hits me"
+    assert result.danger and result.category == "abuse"
+    assert not assess("црфе ьщмшу ырщгдв цу цфеср ещтшпре", locale).danger  # a film question
+
 SHORT_REPLIES = (
     *("ok", "lol", "idk", "no", "yes", "k", "kk", "brb", "gtg", "omg", "wtf", "ty", "thx"),
     *("np", "hi", "hey", "yo", "sup", "bye", "xD", "hz", "kek", "ikr", "ngl", "gn", "tysm"),
