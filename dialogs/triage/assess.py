@@ -81,6 +81,9 @@ class Frame:
     # Words that undo the frame wherever they stand ("again": a past that came back).
     none: tuple[re.Pattern[str], ...] = ()
     ask_for: frozenset[Signal] = frozenset()
+    # The frame holds only when every danger signal that fired is one of these (empty: any):
+    # a grooming request blocked and reported is handled, a wish to die told to mum is not.
+    only_for: frozenset[Signal] = frozenset()
 
     def asks(self, signals: Sequence[Signal]) -> bool:
         """Whether the bot asks directly when the model does not read danger."""
@@ -91,6 +94,10 @@ class Frame:
         """Whether the model's own check-in band asks in this frame ("answer" frames: a
         question asked ahead is answered, not met with "are you safe?")."""
         return self.then != "answer"
+
+    def covers(self, signals: Sequence[Signal]) -> bool:
+        """Whether the frame may hold for a message where these danger signals fired."""
+        return not self.only_for or self.only_for.issuperset(signals)
 
     def applies(self, text: str) -> bool:
         return all(p.search(text) for p in self.all) and not any(
@@ -119,9 +126,11 @@ def _frames(raw: Mapping[str, Any]) -> tuple[Frame, ...]:
         none = tuple(re.compile(p) for p in spec.get("none") or ())
         try:
             ask_for = frozenset(Signal(s) for s in spec.get("ask_for") or ())
+            only_for = frozenset(Signal(s) for s in spec.get("only_for") or ())
         except ValueError as exc:
             raise LexiconError(f"frame {name}: {exc}") from exc
-        frames.append(Frame(str(name), str(spec["then"]), compiled, sentence, none, ask_for))
+        frames.append(
+            Frame(str(name), str(spec["then"]), compiled, sentence, none, ask_for, only_for))
     return tuple(frames)
 
 
@@ -248,7 +257,7 @@ class Triage:
                 check_in=score.danger >= thresholds["danger"],
                 layers=("cancelled",),
             )
-        frame = self._frame(text, locale) if layers else None
+        frame = self._frame(text, locale, verdict.signals) if layers else None
         if frame is not None:
             return self._framed(verdict, score, frame)
         # A lexicon hit is danger whatever the model says: the model can be confidently wrong
@@ -263,17 +272,28 @@ class Triage:
             return self._unsure(verdict, score, check_in=score.reach >= thresholds["check_in"])
         return self._danger(verdict, score, tuple(layers))
 
-    def _frame(self, text: str, locale: str) -> Frame | None:
-        lowered = text.casefold().replace("ё", "е")
+    def _frame(self, text: str, locale: str, signals: Sequence[Signal]) -> Frame | None:
+        """The first frame that holds for the text as typed or as the lexicons read it, with
+        words spelt out joined ("р а н ь ш е  х о т е л а  у м е р е т ь, с е й ч а с  в с ё
+        х о р о ш о" is told as past, as its letters together are)."""
+        typed = text.casefold().replace("ё", "е")
+        joined = join_spelled(text).casefold().replace("ё", "е")
+        readings = tuple(dict.fromkeys((typed, joined)))
         for frame in self.policy.frames:
-            if not frame.applies(lowered):
+            if not frame.covers(signals):
                 continue
-            if not frame.sentence or all(
-                frame.applies(sentence)
-                for sentence in _SENTENCES.split(lowered)
-                if self.lexicon(read(sentence, locale)).danger
-            ):
-                return frame
+            # An undoing word in either reading undoes the frame ("r e l a p s e d").
+            if any(p.search(r) for r in readings for p in frame.none):
+                continue
+            for lowered in readings:
+                if not frame.applies(lowered):
+                    continue
+                if not frame.sentence or all(
+                    frame.applies(sentence)
+                    for sentence in _SENTENCES.split(lowered)
+                    if self.lexicon(read(sentence, locale)).danger
+                ):
+                    return frame
         return None
 
     def _framed(self, verdict: Assessment, score: Score, frame: Frame) -> Assessment:

@@ -385,7 +385,7 @@ def lexicon_facts(lines: list[Line]) -> LexiconFacts:
     hit, cancelled, framed, asks, answers = [], [], [], [], []
     for ln in lines:
         verdict = lexicon.lexicon(read(ln.text, ln.locale))
-        frame = lexicon._frame(ln.text, ln.locale) if verdict.danger else None
+        frame = lexicon._frame(ln.text, ln.locale, verdict.signals) if verdict.danger else None
         hit.append(verdict.danger)
         cancelled.append("cancelled" in verdict.layers)
         framed.append(frame is not None)

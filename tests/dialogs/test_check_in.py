@@ -160,3 +160,21 @@ async def test_the_half_hour_holds_across_a_change_of_flow(
     clock.now += timedelta(minutes=31)
     await chat.say(UNSURE)
     assert ASK in chat.text
+
+
+
+async def test_a_handled_request_raises_no_alarm_and_what_goes_on_does(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    # Told as handled (blocked, told mum): no alarm and no case; the same request going on
+    # after the block is danger at once.
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.say("какой-то взрослый просил у меня фотки, я его заблокировала и рассказала маме")
+    assert "Чем я могу помочь?" in chat.text, "answered as any message is"
+    assert "8-800-2000-122" not in chat.text
+    assert chat.desk == [] and await desk.queue() == []
+    await chat.say("но он опять пишет с другого акка и просит фото")
+    assert "8-800-2000-122" in chat.text and "112" in chat.text
+    assert chat.desk and chat.desk[0].critical
+    assert (await desk.queue())[0].risk == "critical"

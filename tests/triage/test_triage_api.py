@@ -383,3 +383,60 @@ def test_a_danger_that_ended_is_told_as_past(text: str, locale: str) -> None:
     result = assess(text, locale)
     assert not result.danger
     assert "past-resolved" in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        # Spelt out, the past and over reads as the lexicons read it: letters joined.
+        (
+            "д в а  г о д а  н а з а д  х о т е л а  у м е р е т ь ,"
+            "  с е й ч а с  в с ё  х о р о ш о",
+            "ru",
+        ),
+        ("a  f e w  y e a r s  a g o  i  w a n t e d  t o  d i e ,  i ' m  o k a y  n o w", "en"),
+    ],
+)
+def test_a_past_told_in_spelt_out_letters_is_past(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert not result.danger and result.check_in, "suicide told as past: still asked about"
+    assert "past-resolved" in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        (
+            "a guy on insta asked me for pics, i blocked him and reported the account and told"
+            " my dad",
+            "en",
+        ),
+        ("какой-то взрослый просил у меня фотки, я его заблокировала и рассказала маме", "ru"),
+    ],
+)
+def test_a_request_blocked_and_told_to_a_parent_leaves_the_decision_to_the_model(
+    text: str, locale: str
+) -> None:
+    result = assess(text, locale)
+    assert not result.danger, "handled: no alarm to the counsellors"
+    assert result.layers == ("framed", "handled")
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        # It goes on: a new account, a threat of what comes next, a demand, "but".
+        ("a guy asked me for pics, i blocked him but he made a new account and messages me", "en"),
+        ("someone has my nudes and wants $100, i blocked him and told my mum", "en"),
+        ("i blocked him and reported it, he says he'll send my photos to my school", "en"),
+        ("мне написал взрослый, просил фото, я заблокировала, но он пишет с другого акка", "ru"),
+        ("он требует деньги за мои фотки, я заблокировала и рассказала маме", "ru"),
+        # Handled is for an online request; a danger told to a parent is still danger.
+        ("i want to die, i told my mum", "en"),
+        ("отчим меня бьёт, я рассказала учительнице", "ru"),
+    ],
+)
+def test_what_goes_on_after_blocking_is_danger(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert result.danger, text
+    assert "handled" not in result.layers
