@@ -257,34 +257,18 @@ def _reads_russian(chunks: list[str], among_russian: bool) -> bool:
     )
 
 
-def _latin_runs(text: str) -> list[tuple[int, int, list[str]]]:
-    """Start, end and words of each run of words in a row with Latin letters and no Cyrillic."""
-    runs: list[tuple[int, int, list[str]]] = []
+_Run = tuple[int, int, list[str]]
+
+
+def _runs(text: str, script: re.Pattern[str], other: re.Pattern[str]) -> list[_Run]:
+    """Start, end and words of each run of words in a row with letters of `script` and none of
+    `other` (Latin words among Cyrillic ones, or Cyrillic among Latin)."""
+    runs: list[_Run] = []
     words: list[str] = []
     start = end = 0
     for match in _CHUNK.finditer(text):
         word = match.group()
-        if _LATIN.search(word) and not _CYRILLIC.search(word):
-            if not words:
-                start = match.start()
-            words.append(word)
-            end = match.end()
-        elif words:
-            runs.append((start, end, words))
-            words = []
-    if words:
-        runs.append((start, end, words))
-    return runs
-
-
-def _cyrillic_runs(text: str) -> list[tuple[int, int, list[str]]]:
-    """Start, end and words of each run of words in a row with Cyrillic letters and no Latin."""
-    runs: list[tuple[int, int, list[str]]] = []
-    words: list[str] = []
-    start = end = 0
-    for match in _CHUNK.finditer(text):
-        word = match.group()
-        if _CYRILLIC.search(word) and not _LATIN.search(word):
+        if script.search(word) and not other.search(word):
             if not words:
                 start = match.start()
             words.append(word)
@@ -305,7 +289,7 @@ def _as_english(text: str) -> str:
         return text.translate(_TO_EN) if _reads_english(text.split(), False) else text
     out: list[str] = []
     last = 0
-    for start, end, words in _cyrillic_runs(text):
+    for start, end, words in _runs(text, _CYRILLIC, _LATIN):
         if _reads_english(words, among_latin=True):
             out += [text[last:start], text[start:end].translate(_TO_EN)]
             last = end
@@ -327,7 +311,7 @@ def as_typed(text: str) -> str:
         return text.translate(_TO_RU) if _reads_russian(text.split(), False) else text
     out: list[str] = []
     last = 0
-    for start, end, words in _latin_runs(text):
+    for start, end, words in _runs(text, _LATIN, _CYRILLIC):
         if _reads_russian(words, among_russian=True):
             out += [text[last:start], text[start:end].translate(_TO_RU)]
             last = end
