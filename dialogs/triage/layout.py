@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -281,41 +282,38 @@ def _runs(text: str, script: re.Pattern[str], other: re.Pattern[str]) -> list[_R
     return runs
 
 
-def _as_english(text: str) -> str:
-    """`text` (with Cyrillic letters), or the English it spells when it was typed with the
-    Russian layout: the whole message, or, among Latin words, each run of Cyrillic words that
-    reads so."""
-    if not _LATIN.search(text):
-        return text.translate(_TO_EN) if _reads_english(text.split(), False) else text
+def _read_back(
+    text: str,
+    script: re.Pattern[str],
+    other: re.Pattern[str],
+    reads: Callable[[list[str], bool], bool],
+    table: dict[int, int],
+) -> str:
+    """`text` read back through `table` where it was typed with the other layout: the whole
+    message when it has no letter of `other`, or, among `other`'s words, each run of `script`
+    words that `reads` so."""
+    if not other.search(text):
+        return text.translate(table) if reads(text.split(), False) else text
     out: list[str] = []
     last = 0
-    for start, end, words in _runs(text, _CYRILLIC, _LATIN):
-        if _reads_english(words, among_latin=True):
-            out += [text[last:start], text[start:end].translate(_TO_EN)]
+    for start, end, words in _runs(text, script, other):
+        if reads(words, True):
+            out += [text[last:start], text[start:end].translate(table)]
             last = end
     return "".join(out) + text[last:] if out else text
 
 
 def as_typed(text: str) -> str:
-    """`text`, or what it spells when it was typed with the other layout: Russian typed with the
-    English layout read as Russian (the whole message, or, in a message with Cyrillic words,
-    each run of Latin words that reads so), and English typed with the Russian layout read as
-    English (likewise)."""
+    """`text`, or what it spells when it was typed with the other layout: English typed with
+    the Russian layout read as English, and Russian typed with the English layout read as
+    Russian; the whole message, or, among words of the other script, each run that reads so."""
     if _CYRILLIC.search(text):
-        english = _as_english(text)
+        english = _read_back(text, _CYRILLIC, _LATIN, _reads_english, _TO_EN)
         if english != text:
             return english
     if not _LATIN.search(text):
         return text
-    if not _CYRILLIC.search(text):
-        return text.translate(_TO_RU) if _reads_russian(text.split(), False) else text
-    out: list[str] = []
-    last = 0
-    for start, end, words in _runs(text, _LATIN, _CYRILLIC):
-        if _reads_russian(words, among_russian=True):
-            out += [text[last:start], text[start:end].translate(_TO_RU)]
-            last = end
-    return "".join(out) + text[last:] if out else text
+    return _read_back(text, _LATIN, _CYRILLIC, _reads_russian, _TO_RU)
 
 
 __all__ = ["as_typed", "warm"]
