@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from bot import metrics
 from bot.pacing import Pacer
@@ -47,6 +47,12 @@ CLAIM = timedelta(seconds=20)
 MAX_BACKOFF = 300.0
 # How often `deliver` looks again at an older message another process holds.
 HOLD_POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
+# At shutdown, how long sends already under way may take to finish (and be marked) before
+# their claims are given back: a request the platform has taken is acted on even when we hang
+# up, so giving its claim back at once would send it twice.
+IN_FLIGHT_GRACE = 1.5
+
+T = TypeVar("T")
 
 
 class DeliveryError(Exception):
@@ -104,6 +110,8 @@ class Delivery:
         # Renews the leases of the claims in hand while their sends wait (for a send token:
         # the staff group's turn can take minutes), so no other worker takes them over.
         self._keeper: asyncio.Task[None] | None = None
+        # Sends under way with their delivered marks: shutdown lets them end (`release`).
+        self._in_flight: set[asyncio.Task[object]] = set()
 
     def register(self, channel: str, sender: Sender, pacer: Pacer | None = None) -> None:
         self._senders[channel] = sender
@@ -193,6 +201,11 @@ class Delivery:
         claimed only if its turn has come. True when the chat is done (all sent, or one failed
         and the worker retries it in order); False when the outbox must be read."""
         assert self.db is not None
+        if not known:
+            # Nothing in hand: the messages this call was made for were taken by the chat's
+            # previous sender as it let go (and their claims given back): they are in the
+            # outbox, which must be read, or they would wait for the outbox worker.
+            return False
         if sum(mergeable(m) for m in known.values()) > 1:
             return False  # a busy topic: its lines go together from the outbox
         for outbox_id in sorted(known):
@@ -299,25 +312,41 @@ class Delivery:
         messages = [message for _, message in claimed]
         self._claimed.update(ids)
         self._keep_leases()
-        try:
-            for target in self._targets(messages[0]):
-                batch = getattr(target, "send_batch", None)
-                if batch is not None:
-                    await batch(messages)
-                else:
-                    for message in messages:
-                        await target.send(message)
-        except asyncio.CancelledError:
-            raise  # cut short by shutdown: the claims stay listed for `release`
-        except Exception as exc:
+
+        async def send_then_mark() -> Exception | None:
+            try:
+                for target in self._targets(messages[0]):
+                    batch = getattr(target, "send_batch", None)
+                    if batch is not None:
+                        await batch(messages)
+                    else:
+                        for message in messages:
+                            await target.send(message)
+            except Exception as exc:
+                return exc
+            await asyncio.gather(*(self._mark_delivered(i) for i in ids))
+            self._claimed.difference_update(ids)
+            return None
+
+        # Cut short by shutdown, the send in hand still ends (`release` waits for it); the
+        # claims of what it did not send stay listed for `release`.
+        failure = await self._to_the_end(send_then_mark())
+        if failure is not None:
             self._claimed.difference_update(ids)
             # Every line of the batch is tried again, in order, by the outbox worker.
             await self._release(ids[1:])
-            await self._send_failed(messages[0], ids[0], exc)
+            await self._send_failed(messages[0], ids[0], failure)
             return "later"
-        self._claimed.difference_update(ids)
-        await asyncio.gather(*(self._mark_delivered(i) for i in ids))
         return "done" if len(claimed) == len(run) else "held"
+
+    async def _to_the_end(self, work: Awaitable[T]) -> T:
+        """Await a send that is starting, and its delivered mark, so that cancelling the
+        caller (shutdown) does not cut it short: the request may already be with the
+        platform. `release` gives such sends a moment to end before it gives claims back."""
+        task: asyncio.Task[T] = asyncio.ensure_future(work)
+        self._in_flight.add(task)
+        task.add_done_callback(_settled_in_flight(self._in_flight))
+        return await asyncio.shield(task)
 
     def _keep_leases(self) -> None:
         if self._keeper is None or self._keeper.done():
@@ -425,17 +454,30 @@ class Delivery:
         self, message: Outbound, targets: list[Sender], outbox_id: int | None
     ) -> bool:
         pacer = self._pacers.get(message.to.channel)
+
+        async def send_then_mark() -> Exception | None:
+            try:
+                for target in targets:
+                    await target.send(message)
+            except Exception as exc:  # a refusal, or a transport bug: neither loses it
+                return exc
+            if outbox_id is not None and self.db is not None:
+                await self._mark_delivered(outbox_id)
+                self._claimed.discard(outbox_id)
+            return None
+
+        failure: Exception | None = None
         try:
             if pacer is not None:
                 # Danger replies and critical alerts go ahead of everything.
                 await pacer.wait(message.to.chat_id, urgent=message.critical)
-            for target in targets:
-                await target.send(message)
-        except Exception as exc:  # a refusal, or a transport bug: neither loses the message
-            await self._send_failed(message, outbox_id, exc)
+        except Exception as exc:
+            failure = exc
+        else:
+            failure = await self._to_the_end(send_then_mark())  # a failed mark raises
+        if failure is not None:
+            await self._send_failed(message, outbox_id, failure)
             return False
-        if outbox_id is not None and self.db is not None:
-            await self._mark_delivered(outbox_id)
         return True
 
     async def _mark_delivered(self, outbox_id: int) -> None:
@@ -489,7 +531,7 @@ class Delivery:
             await self._failed(message, outbox_id, exc)
             return
         metrics.SEND_ERRORS.labels(message.to.channel, "unexpected").inc()
-        log.exception("send failed (case %s, outbox %s)", message.case_id, outbox_id)
+        log.error("send failed (case %s, outbox %s)", message.case_id, outbox_id, exc_info=exc)
         await self._failed(message, outbox_id, DeliveryError(type(exc).__name__))
 
     async def _failed(self, message: Outbound, outbox_id: int | None, exc: DeliveryError) -> None:
@@ -566,7 +608,12 @@ class Delivery:
 
     async def release(self) -> int:
         """Give back the claims of sends that were cut short (shutdown after the grace period):
-        the rows are due again at once for another worker or the next start. Returns how many."""
+        the rows are due again at once for another worker or the next start. Returns how many.
+        Sends already under way get `IN_FLIGHT_GRACE` to end first (and are marked)."""
+        if self._in_flight:
+            _, late = await asyncio.wait(set(self._in_flight), timeout=IN_FLIGHT_GRACE)
+            for task in late:
+                task.cancel()  # their claims are given back: a platform may see them twice
         if self._marker is not None and not self._marker.done():
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._marker)  # sends already made are marked first
@@ -591,3 +638,18 @@ class Delivery:
                 log.exception("outbox worker pass failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+def _settled_in_flight(
+    in_flight: set[asyncio.Task[object]],
+) -> Callable[[asyncio.Task[T]], None]:
+    """A done callback: drop the task from `in_flight`, and take its exception (its caller may
+    be gone, cancelled by shutdown) so that none goes unretrieved."""
+
+    def settled(task: asyncio.Task[T]) -> None:
+        in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a send ended with %s after its caller left",
+                      type(task.exception()).__name__)
+
+    return settled

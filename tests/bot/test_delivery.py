@@ -3,13 +3,14 @@ blocked bot is reported, and sends are paced to the platform's limits."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 
 from bot.delivery import Delivery, DeliveryError
 from bot.pacing import Pacer
 from dialogs.escalation import Desk
-from dialogs.messages import Address, DeskEvent, Outbound
+from dialogs.messages import DESK, Address, DeskEvent, Outbound
 from storage.db import Database
 from storage.models import Counsellor, utcnow
 from storage.repositories import Repos
@@ -167,3 +168,47 @@ async def test_a_send_waiting_longer_than_its_lease_is_not_taken_over(db: Databa
         assert list(await Repos(s).outbox.pending("desk", "42")) == []
     await worker_a.release()
     await worker_b.release()
+
+
+class GatedChannel:
+    """A channel edge whose sends wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.sent: list[str] = []
+
+    async def send(self, message: Outbound) -> None:
+        await self.gate.wait()
+        self.sent.append(message.text)
+
+
+async def test_a_desk_notice_taken_over_by_the_chats_last_sender_is_still_sent(
+    db: Database,
+) -> None:
+    """Two turns deliver to one case's desk at once. The first is sending its notice when
+    the second writes its own (after a reply to the child). The first sender lets go of the
+    desk chat before the second gets to it and gives back the second's claim: the second must
+    still send its notice at once, from the outbox, not leave it to the outbox worker."""
+    delivery = Delivery(db)
+    child, desk = GatedChannel(), GatedChannel()
+    delivery.register("telegram", child)
+    delivery.register_desk(desk)
+    to_desk = Address(DESK, "5")
+    raised = Outbound(to=to_desk, text="🆘 case raised", case_id=5,
+                      desk_event=DeskEvent.CASE_RAISED)
+    first = asyncio.create_task(delivery.deliver([raised]))
+    await asyncio.sleep(0.05)  # the first notice is being sent
+    second = asyncio.create_task(delivery.deliver([
+        Outbound(to=Address("telegram", "42"), text="the numbers to call", case_id=5),
+        Outbound(to=to_desk, text="🧒 please answer", case_id=5,
+                 desk_event=DeskEvent.CHILD_MESSAGE),
+    ]))
+    await asyncio.sleep(0.05)  # the second is sending to the child, its notice written
+    desk.gate.set()  # the first notice goes; its sender lets go of the desk chat
+    await first
+    child.gate.set()
+    await second
+    assert child.sent == ["the numbers to call"]
+    assert desk.sent == ["🆘 case raised", "🧒 please answer"], "sent at once, in order"
+    async with db.session() as s:
+        assert await Repos(s).outbox.backlog() == 0

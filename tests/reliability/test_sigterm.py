@@ -61,12 +61,16 @@ async def _stop(worker: subprocess.Popen[bytes]) -> tuple[int, float]:
     return code, time.monotonic() - started
 
 
-async def _fake_and_schema(tmp_path: Path) -> tuple[SlowTelegram, dict[str, str]]:
-    """The slow fake Bot API, running, and the environment of a worker whose database has
-    its schema."""
+async def _fake_and_schema(
+    tmp_path: Path, database: str | None = None
+) -> tuple[SlowTelegram, dict[str, str]]:
+    """The slow fake Bot API, running, and the environment of a worker whose database (its
+    own SQLite file, or `database`) has its schema."""
     fake = SlowTelegram()
     await fake.start()
     env = _env(tmp_path, fake.url)
+    if database is not None:
+        env["DATABASE_URL"] = database
     env["LOG_LEVEL"] = "INFO"
     upgrade = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=env,
