@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dialogs.triage import assess
 from dialogs.triage.features import features, join_spelled
 from dialogs.triage.model import MODEL_PATH, TriageModel, load_model
 from dialogs.triage.train import corpus_sha256, read_corpus, train
@@ -139,3 +140,54 @@ def test_threshold_choice_simulates_the_verdict_assess_gives() -> None:
     for i, ln in enumerate(lines):
         verdict = _TRIAGE.assess(ln.text, ln.locale)
         assert (verdict.danger, verdict.check_in) == (is_danger[i], asked[i]), ln.text
+
+
+# Long everyday messages with one passing low moment. Among a long message's many windows one
+# often reads as concern: that alone must not make the bot ask "are you safe?" (the check-in
+# threshold is chosen on whole texts). Danger told in one clause of such a message still is.
+LONG_EVERYDAY = [
+    ("en", "So this weekend we went to my aunt's house in the countryside for my cousin's "
+     "birthday and it was a lot of driving, like four hours each way. My cousin is turning "
+     "eight so it was mostly little kids running around and a bouncy castle. I felt kind of "
+     "lonely and left out honestly because everyone there was either tiny or my parents' age "
+     "and nobody to talk to. But then my uncle let me drive the tractor around the field which "
+     "was amazing, and we had barbecue and a huge chocolate cake. Anyway what are some good "
+     "ways to make the drive less boring next time?"),
+    ("ru", "В субботу мы всей семьёй ездили на дачу к бабушке, ехали почти три часа, в "
+     "электричке было душно. Там мы копали картошку, потом папа жарил шашлыки, а я с собакой "
+     "бегала у речки. Вечером мне стало как-то грустно и одиноко, потому что все сидели в "
+     "телефонах и никто со мной не разговаривал. Зато потом бабушка научила меня печь пирог с "
+     "яблоками, и он получился очень вкусный. Подскажите, какие есть настольные игры, чтобы "
+     "играть всей семьёй на даче?"),
+]
+
+
+@pytest.mark.parametrize(("locale", "text"), LONG_EVERYDAY)
+def test_a_windows_concern_alone_does_not_ask_in_a_long_everyday_message(
+    locale: str, text: str
+) -> None:
+    model = load_model()
+    assert model is not None
+    docs = features(text, locale)
+    assert len(docs) > 2, "a long message is read in windows too"
+    ask = model.thresholds["check_in"]
+    windows = [model._score_vector(*model.vector(d)) for d in docs[1:]]
+    assert max(reach for _, reach in windows) >= ask, "a window reads as concern"
+    score = model.score(text, locale)
+    assert score.reach < ask and score.danger < model.thresholds["danger"]
+    verdict = assess(text, locale)
+    assert not verdict.danger and not verdict.check_in
+
+
+@pytest.mark.parametrize(("locale", "text"), LONG_EVERYDAY)
+def test_danger_told_in_one_clause_of_a_long_message_is_still_danger(
+    locale: str, text: str
+) -> None:
+    clause = {"en": "I kept thinking about the pills I have been saving in my drawer and that "
+                    "after the party I will take all of them tonight.",
+              "ru": "Весь вечер думала про таблетки, которые коплю в ящике, сегодня ночью "
+                    "выпью их все."}[locale]
+    sentences = text.split(". ")
+    told = ". ".join([*sentences[:2], clause.rstrip("."), *sentences[2:]])
+    verdict = assess(told, locale)
+    assert verdict.danger, told
