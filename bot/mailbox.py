@@ -180,6 +180,7 @@ class Mailbox:
         self._calm = asyncio.Event()
         self._calm.set()
         self._paused: dict[ChatKey, asyncio.Event] = {}  # chats waiting in `_danger_first`
+        self._stopped = False  # past shutdown's grace period (`cancel`): nothing new starts
 
     # ------------------------------------------------------------------ admission
     @property
@@ -229,7 +230,10 @@ class Mailbox:
         """The chat has new work (`inbox_id`, journalled and committed): make sure someone
         takes it (`urgent`: in the danger lane). `first`: the entry's body, when its journal
         transaction saw nothing older open in the chat (it is then handled from memory).
-        Never waits."""
+        Never waits. After `cancel` (shutdown) nothing starts: the entry stays open in the
+        journal, for the next start."""
+        if self._stopped:
+            return
         if inbox_id is not None:
             self._backlog[inbox_id] = key
             if first is not None:
@@ -253,6 +257,8 @@ class Mailbox:
                      first: dict[str, Any] | None = None) -> list[Outbound]:
         """Kick the chat and wait for entry `inbox_id`: its replies, or [] if another worker
         took it (or it stays open for later)."""
+        if self._stopped:
+            return []
         future = self._results.setdefault(inbox_id, asyncio.get_running_loop().create_future())
         self.kick(key, inbox_id, urgent=urgent, first=first)
         return await future
@@ -268,7 +274,10 @@ class Mailbox:
 
     def cancel(self) -> int:
         """Stop working (shutdown past its grace period); open entries wait for the next
-        start. Returns how many chats were cut short."""
+        start, and no chat starts again: a recovery pass still running would otherwise kick
+        the whole backlog's chats, and the close after it wait for all of them. Returns how
+        many chats were cut short."""
+        self._stopped = True
         for task in self._drainers.values():
             task.cancel()
         return len(self._drainers)
