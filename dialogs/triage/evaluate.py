@@ -3,8 +3,8 @@
 A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` entries. Figures
 per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
 flagged as danger) and check-ins on safe texts. The newest held-out set
-(``tests/triage/heldout_v12/``, written blind before round 18, reported once, for the model
-shipped by round 19) is for reporting only; the next tuning round needs a new one written
+(``tests/triage/heldout_v13/``, written blind before round 21, reported once, for the model
+shipped by round 21) is for reporting only; the next tuning round needs a new one written
 first, and never tunes the lexicons, the corpus or the thresholds on it.
 """
 
@@ -82,11 +82,12 @@ def evaluate(
 
 
 def default_sets(root: Path) -> list[tuple[Path, str]]:
-    """The sets shipped with the tests: the newest held-out set first (v12: never tuned on,
-    reported once), then the earlier held-out sets (v11 to v2 and the first: looked at,
+    """The sets shipped with the tests: the newest held-out set first (v13: never tuned on,
+    reported once), then the earlier held-out sets (v12 to v2 and the first: looked at,
     development sets now) and the older ones."""
     base = root / "tests" / "triage"
-    sets = [(base / "heldout_v12" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets = [(base / "heldout_v13" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets += [(base / "heldout_v12" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v11" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v10" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v9" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
