@@ -99,6 +99,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.runner import (
         background_tasks,
         cancelled_on,
+        exit_if_left_behind,
         freeze_startup_heap,
         shut_down,
         start_http,
@@ -121,6 +122,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     channels: list[asyncio.Task[None]] = []
     jobs: list[asyncio.Task[None]] = []
     runner = None
+    code = 1  # unless the channels end or stop as they should
     with stop_on_signals(stop):
         try:
             # First every channel and desk registers with app.delivery (nothing runs yet)...
@@ -154,7 +156,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             for task in channels:
                 if task.done() and not task.cancelled() and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]  # a channel could not run
-            return 0
+            code = 0
+            return code
         finally:
             for start in starts:
                 start.close()  # built but never started (start-up failed)
@@ -163,6 +166,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 await runner.cleanup()  # no more webhook requests; in-flight ones finish
             await shut_down(app, channels, jobs)
             thaw_startup_heap()
+            exit_if_left_behind(code)
 
 
 async def _run_console(app: App, chat: ConsoleChat) -> int:

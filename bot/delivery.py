@@ -606,12 +606,12 @@ class Delivery:
         """Shutting down: the worker's pass ends after the message in hand."""
         self._stopping = True
 
-    async def release(self) -> int:
+    async def release(self, in_flight: float = IN_FLIGHT_GRACE) -> int:
         """Give back the claims of sends that were cut short (shutdown after the grace period):
         the rows are due again at once for another worker or the next start. Returns how many.
-        Sends already under way get `IN_FLIGHT_GRACE` to end first (and are marked)."""
+        Sends already under way get up to `in_flight` seconds to end first (and are marked)."""
         if self._in_flight:
-            _, late = await asyncio.wait(set(self._in_flight), timeout=IN_FLIGHT_GRACE)
+            _, late = await asyncio.wait(set(self._in_flight), timeout=in_flight)
             for task in late:
                 task.cancel()  # their claims are given back: a platform may see them twice
         if self._marker is not None and not self._marker.done():

@@ -6,9 +6,7 @@ and marked, not cut short and sent again. On SQLite, and on PostgreSQL when one 
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,8 +14,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.production.conftest import create_database, drop_database
-from tests.reliability.test_kill import _start
-from tests.reliability.test_sigterm import REPLIES, _fake_and_schema, _stop, _wait
+from tests.reliability.test_sigterm import stop_mid_work_and_restart
 from tests.telegram.test_order_burst import LOCAL_PG, _reachable
 
 CHILDREN = list(range(7001, 7301))
@@ -39,43 +36,8 @@ async def empty_pg() -> AsyncIterator[str]:
 
 
 async def test_sigterm_with_a_backlog_on_sqlite(tmp_path: Path) -> None:
-    await _backlog_stop(tmp_path, None)
+    await stop_mid_work_and_restart(tmp_path, CHILDREN, backlog=True)
 
 
 async def test_sigterm_with_a_backlog_on_postgresql(tmp_path: Path, empty_pg: str) -> None:
-    await _backlog_stop(tmp_path, empty_pg)
-
-
-async def _backlog_stop(tmp_path: Path, database: str | None) -> None:
-    fake, env = await _fake_and_schema(tmp_path, database)
-    log_path = tmp_path / "worker.log"
-    log = log_path.open("ab")
-    worker = _start(env, log)
-    try:
-        await _wait(lambda: fake.polls > 0, 60, "the worker to poll")
-        for child in CHILDREN:
-            await fake.child_says(child, "привет")
-        last = fake.updates[-1]["update_id"]
-        await _wait(lambda: fake.served >= last, 20, "the worker to fetch the messages")
-        await asyncio.sleep(0.5)  # a backlog builds behind the slow API
-        answered = sum(bool(fake.texts_to(c)) for c in CHILDREN)
-        assert answered < len(CHILDREN) // 2, "no backlog left to test the stop with"
-        code, took = await _stop(worker)
-        assert code == 0, log_path.read_text()[-3000:]
-        assert took < 10, f"took {took:.1f}s to stop"
-        worker = _start(env, log)
-        started = time.monotonic()
-        await _wait(lambda: all(len(fake.texts_to(c)) >= len(REPLIES) for c in CHILDREN), 120,
-                    "every child to be answered")
-        await asyncio.sleep(1.5)  # a repeat would come now
-        code, took = await _stop(worker)
-        assert code == 0 and took < 10, (code, took, time.monotonic() - started)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-        await fake.stop()
-        log.close()
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()[-3000:]
-    wrong = {c: [t[:30] for t in fake.texts_to(c)] for c in CHILDREN
-             if len(fake.texts_to(c)) != len(REPLIES)}
-    assert not wrong, (len(wrong), list(wrong.items())[:5])
+    await stop_mid_work_and_restart(tmp_path, CHILDREN, database=empty_pg, backlog=True)
