@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from bot import metrics
 from bot.pacing import Pacer
@@ -51,8 +51,6 @@ HOLD_POLL = (0.02, 0.05, 0.1, 0.2, 0.5)
 # their claims are given back: a request the platform has taken is acted on even when we hang
 # up, so giving its claim back at once would send it twice.
 IN_FLIGHT_GRACE = 1.5
-
-T = TypeVar("T")
 
 
 class DeliveryError(Exception):
@@ -111,7 +109,7 @@ class Delivery:
         # the staff group's turn can take minutes), so no other worker takes them over.
         self._keeper: asyncio.Task[None] | None = None
         # Sends under way with their delivered marks: shutdown lets them end (`release`).
-        self._in_flight: set[asyncio.Task[object]] = set()
+        self._in_flight: set[asyncio.Task[Exception | None]] = set()
 
     def register(self, channel: str, sender: Sender, pacer: Pacer | None = None) -> None:
         self._senders[channel] = sender
@@ -313,24 +311,16 @@ class Delivery:
         self._claimed.update(ids)
         self._keep_leases()
 
-        async def send_then_mark() -> Exception | None:
-            try:
-                for target in self._targets(messages[0]):
-                    batch = getattr(target, "send_batch", None)
-                    if batch is not None:
-                        await batch(messages)
-                    else:
-                        for message in messages:
-                            await target.send(message)
-            except Exception as exc:
-                return exc
-            await asyncio.gather(*(self._mark_delivered(i) for i in ids))
-            self._claimed.difference_update(ids)
-            return None
+        async def send() -> None:
+            for target in self._targets(messages[0]):
+                batch = getattr(target, "send_batch", None)
+                if batch is not None:
+                    await batch(messages)
+                else:
+                    for message in messages:
+                        await target.send(message)
 
-        # Cut short by shutdown, the send in hand still ends (`release` waits for it); the
-        # claims of what it did not send stay listed for `release`.
-        failure = await self._to_the_end(send_then_mark())
+        failure = await self._send_then_mark(send, ids)
         if failure is not None:
             self._claimed.difference_update(ids)
             # Every line of the batch is tried again, in order, by the outbox worker.
@@ -339,14 +329,36 @@ class Delivery:
             return "later"
         return "done" if len(claimed) == len(run) else "held"
 
-    async def _to_the_end(self, work: Awaitable[T]) -> T:
-        """Await a send that is starting, and its delivered mark, so that cancelling the
-        caller (shutdown) does not cut it short: the request may already be with the
-        platform. `release` gives such sends a moment to end before it gives claims back."""
-        task: asyncio.Task[T] = asyncio.ensure_future(work)
+    async def _send_then_mark(
+        self, send: Callable[[], Awaitable[None]], ids: list[int]
+    ) -> Exception | None:
+        """`send`, then the outbox rows `ids` marked delivered and their claims settled: the
+        send's failure, or None (a failed mark raises). Cancelling the caller (shutdown) does
+        not cut it short, as the request may already be with the platform: `release` gives it
+        a moment to end before it gives the claims still listed back."""
+        task = asyncio.ensure_future(self._sent_and_marked(send, ids))
         self._in_flight.add(task)
-        task.add_done_callback(_settled_in_flight(self._in_flight))
+        task.add_done_callback(self._settled)
         return await asyncio.shield(task)
+
+    async def _sent_and_marked(
+        self, send: Callable[[], Awaitable[None]], ids: list[int]
+    ) -> Exception | None:
+        try:
+            await send()
+        except Exception as exc:  # a refusal, or a transport bug: neither loses the message
+            return exc
+        await asyncio.gather(*(self._mark_delivered(i) for i in ids))
+        self._claimed.difference_update(ids)
+        return None
+
+    def _settled(self, task: asyncio.Task[Exception | None]) -> None:
+        """A send in flight ended: unlisted, and its exception taken (its caller may be gone,
+        cancelled by shutdown) so that none goes unretrieved."""
+        self._in_flight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a send ended with %s after its caller left",
+                      type(task.exception()).__name__)
 
     def _keep_leases(self) -> None:
         if self._keeper is None or self._keeper.done():
@@ -455,17 +467,11 @@ class Delivery:
     ) -> bool:
         pacer = self._pacers.get(message.to.channel)
 
-        async def send_then_mark() -> Exception | None:
-            try:
-                for target in targets:
-                    await target.send(message)
-            except Exception as exc:  # a refusal, or a transport bug: neither loses it
-                return exc
-            if outbox_id is not None and self.db is not None:
-                await self._mark_delivered(outbox_id)
-                self._claimed.discard(outbox_id)
-            return None
+        async def send() -> None:
+            for target in targets:
+                await target.send(message)
 
+        marked = [outbox_id] if outbox_id is not None and self.db is not None else []
         failure: Exception | None = None
         try:
             if pacer is not None:
@@ -474,7 +480,7 @@ class Delivery:
         except Exception as exc:
             failure = exc
         else:
-            failure = await self._to_the_end(send_then_mark())  # a failed mark raises
+            failure = await self._send_then_mark(send, marked)
         if failure is not None:
             await self._send_failed(message, outbox_id, failure)
             return False
@@ -639,17 +645,3 @@ class Delivery:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval)
 
-
-def _settled_in_flight(
-    in_flight: set[asyncio.Task[object]],
-) -> Callable[[asyncio.Task[T]], None]:
-    """A done callback: drop the task from `in_flight`, and take its exception (its caller may
-    be gone, cancelled by shutdown) so that none goes unretrieved."""
-
-    def settled(task: asyncio.Task[T]) -> None:
-        in_flight.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("a send ended with %s after its caller left",
-                      type(task.exception()).__name__)
-
-    return settled
