@@ -164,9 +164,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             stop.set()
             if runner is not None:
                 await runner.cleanup()  # no more webhook requests; in-flight ones finish
-            await shut_down(app, channels, jobs)
+            left = await shut_down(app, channels, jobs)
             thaw_startup_heap()
-            exit_if_left_behind(code)
+            exit_if_left_behind(left, code)
 
 
 async def _run_console(app: App, chat: ConsoleChat) -> int:

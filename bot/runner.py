@@ -143,37 +143,34 @@ async def cancelled_on(stop: asyncio.Event, work: Awaitable[None]) -> None:
 _AFTER_HANDLING = IN_FLIGHT_GRACE + 1.5
 
 
-async def _settle(tasks: Sequence[asyncio.Task[None]], seconds: float, what: str) -> None:
+async def _settle(tasks: Sequence[asyncio.Task[None]], seconds: float,
+                  what: str) -> set[asyncio.Task[None]]:
     """Wait up to `seconds` for `tasks` to end on their own, then cancel what is left and wait
     as long again. A task still running then (it swallowed the cancel, or waits in a cleanup
-    for something that will not come) is left behind, its stack logged: shutdown must end
-    within its grace, and what the task held is in the journal or still at the platform."""
+    for something that will not come) is left behind, its stack logged, and returned: shutdown
+    must end within its grace, and what the task held is in the journal or at the platform."""
     if not tasks:
-        return
+        return set()
     _, pending = await asyncio.wait(tasks, timeout=seconds)
     if not pending:
-        return
+        return set()
     log.warning("%d %s still running after %.1fs: cancelled", len(pending), what, seconds)
     for task in pending:
         task.cancel()
     _, stuck = await asyncio.wait(pending, timeout=seconds)
     for task in stuck:
-        LEFT_BEHIND.add(task)
         trace = io.StringIO()
         task.print_stack(file=trace)
         log.error("%s: %s did not end after it was cancelled: left behind\n%s",
                   what, task.get_name(), trace.getvalue())
+    return stuck
 
 
-# Tasks a shutdown left behind (`_settle`): the process must then exit without waiting for them.
-LEFT_BEHIND: set[asyncio.Task[None]] = set()
-
-
-def exit_if_left_behind(code: int) -> None:
-    """After `shut_down`: if it left a task behind, exit now with `code` (the event loop's own
-    teardown would wait for that task, past Docker's SIGKILL). Logs are flushed first."""
-    if LEFT_BEHIND:
-        log.error("exiting with %d task(s) left behind", len(LEFT_BEHIND))
+def exit_if_left_behind(left: set[asyncio.Task[None]], code: int) -> None:
+    """After `shut_down`: if it `left` a task behind, exit now with `code` (the event loop's
+    own teardown would wait for that task, past Docker's SIGKILL). Logs are flushed first."""
+    if left:
+        log.error("exiting with %d task(s) left behind", len(left))
         logging.shutdown()
         os._exit(code)
 
@@ -184,19 +181,20 @@ async def shut_down(
     jobs: Sequence[asyncio.Task[None]],
     *,
     grace: float = 8.0,
-) -> None:
+) -> set[asyncio.Task[None]]:
     """Stop in order, within about `grace` seconds (Docker waits 10 before SIGKILL): channels
     stop taking updates (the update in hand is journalled first); updates already journalled
     finish handling; the background jobs end their pass; sends already with the platform end
     and are marked, and outbox claims cut short are released for the next worker; the database
     is closed. The handling gets what the later stages do not need (`_AFTER_HANDLING`), so that
-    a backlog cannot push them past the grace. Set the jobs' stop event before calling."""
+    a backlog cannot push them past the grace. Set the jobs' stop event before calling.
+    Returns the tasks left behind (`_settle`): the process must exit without waiting for them."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + grace
     handling_until = deadline - min(_AFTER_HANDLING, 0.5 * grace)
     app.delivery.stop()
-    await _settle(channels, max(0.5, 0.25 * grace), "channels")
+    left = await _settle(channels, max(0.5, 0.25 * grace), "channels")
     drain = asyncio.ensure_future(app.drain())
     try:
         await asyncio.wait_for(asyncio.shield(drain),
@@ -207,8 +205,8 @@ async def shut_down(
         app.cancel_pending()
         drain.cancel()
     await asyncio.gather(drain, return_exceptions=True)
-    await _settle(jobs, max(0.5, min(1.0, deadline - loop.time() - IN_FLIGHT_GRACE)),
-                  "background jobs")
+    left |= await _settle(jobs, max(0.5, min(1.0, deadline - loop.time() - IN_FLIGHT_GRACE)),
+                          "background jobs")
     try:
         await app.delivery.release(
             in_flight=max(0.2, min(IN_FLIGHT_GRACE, deadline - loop.time())))
@@ -216,3 +214,4 @@ async def shut_down(
         log.warning("could not release outbox claims (%s)", type(exc).__name__)
     await app.close()
     log.info("stopped in %.1fs", loop.time() - started)
+    return left
