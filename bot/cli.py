@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from bot.settings import Settings, load_settings
+from storage.lane import run as lane_run
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -607,7 +608,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": _report,
         "web": _web,
     }
-    return asyncio.run(_with_schema(handlers[args.verb], settings, args))
+    return lane_run(_with_schema(handlers[args.verb], settings, args))
 
 
 async def _with_schema(

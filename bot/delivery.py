@@ -138,7 +138,9 @@ class Delivery:
         chat, everything undelivered up to and including these, oldest first. A chat another
         task of this process is sending to is left to it (it sends these too, in order). With
         `wait`, an older message another process holds is waited for (up to its lease);
-        without, what it holds up is left to the outbox worker, which keeps the order."""
+        without, what it holds up is left to the outbox worker, which keeps the order.
+        When one of them is critical (danger), the chats are sent to side by side: the
+        counsellors' alert does not wait for the child's contacts to be sent and marked."""
         batch = list(messages)
         if self.db is None:  # no outbox (tests, tools): straight to the channels live here
             for message in batch:
@@ -150,7 +152,16 @@ class Delivery:
                 # The messages in hand keep their `meta` (desk flags), which the row has not.
                 key = (m.to.channel, m.to.chat_id)
                 self._known.setdefault(key, {})[int(m.meta["outbox_id"])] = m
-        for key in dict.fromkeys((m.to.channel, m.to.chat_id) for m in batch if self._targets(m)):
+        keys = list(dict.fromkeys((m.to.channel, m.to.chat_id)
+                                  for m in batch if self._targets(m)))
+        if len(keys) > 1 and any(m.critical for m in batch):
+            results = await asyncio.gather(*(self._sender_of(key, wait=wait) for key in keys),
+                                           return_exceptions=True)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            return
+        for key in keys:
             await self._sender_of(key, wait=wait)
 
     async def _sender_of(self, key: tuple[str, str], *, wait: bool) -> None:

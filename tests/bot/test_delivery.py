@@ -212,3 +212,31 @@ async def test_a_desk_notice_taken_over_by_the_chats_last_sender_is_still_sent(
     assert desk.sent == ["🆘 case raised", "🧒 please answer"], "sent at once, in order"
     async with db.session() as s:
         assert await Repos(s).outbox.backlog() == 0
+
+
+async def test_a_danger_alert_goes_to_the_desk_while_the_childs_contacts_are_being_sent(
+    db: Database,
+) -> None:
+    """A danger turn's replies: the emergency contacts to the child and the alert to the
+    counsellors. The alert does not wait for the child's send (a slow or throttled chat) and
+    its delivered mark; both arrive, and both are marked delivered."""
+    delivery = Delivery(db)
+    child, desk = GatedChannel(), DeskInbox()
+    delivery.register("telegram", child)
+    delivery.register_desk(desk)
+    contacts = Outbound(to=Address("telegram", "42"), text="Позвони 8-800-2000-122",
+                        case_id=7, critical=True)
+    alert = Outbound(to=Address(DESK, "7"), text="🆘 не хочу жить", case_id=7,
+                     desk_event=DeskEvent.CASE_OPENED, critical=True)
+    turn = asyncio.create_task(delivery.deliver([contacts, alert], wait=True))
+    for _ in range(100):
+        if desk.notices:
+            break
+        await asyncio.sleep(0.01)
+    assert [n.text for n in desk.notices] == ["🆘 не хочу жить"], "the alert is out"
+    assert child.sent == [] and not turn.done(), "while the child's send is still under way"
+    child.gate.set()
+    await asyncio.wait_for(turn, 5)
+    assert child.sent == ["Позвони 8-800-2000-122"]
+    async with db.session() as s:
+        assert await Repos(s).outbox.backlog() == 0

@@ -9,6 +9,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
+from contextvars import copy_context
 from dataclasses import replace
 
 import pytest
@@ -30,10 +33,13 @@ from storage.lane import (
     Lane,
     LaneGate,
     LaneLock,
+    LaneLoop,
     danger_lane,
     in_danger_lane,
     intake_lane,
     lane,
+    new_loop,
+    run,
 )
 from storage.models import InboxUpdate, ProcessedUpdate, utcnow
 from storage.repositories import Repos
@@ -435,3 +441,55 @@ async def test_on_postgresql_a_danger_transaction_gets_a_connection_before_queue
         release.set()
     await asyncio.gather(*holders, *queued)
     assert len(started) == storage_db.TRANSACTIONS + 6
+
+
+def _race(loop_factory: Callable[[], asyncio.AbstractEventLoop]) -> list[str]:
+    """A hundred ordinary tasks and, started last, one in the danger lane, each taking the same
+    ten turns of the loop (every `sleep(0)` stands for a database or HTTP round trip): the
+    order in which they finish."""
+    finished: list[str] = []
+
+    async def work(name: str, urgent: bool) -> None:
+        with danger_lane(urgent):
+            for _ in range(10):
+                await asyncio.sleep(0)
+        finished.append(name)
+
+    async def main() -> None:
+        ordinary = [asyncio.create_task(work(f"child {n}", False)) for n in range(100)]
+        danger = [asyncio.create_task(work(f"danger {n}", True)) for n in range(2)]
+        await asyncio.gather(*ordinary, *danger)
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(main())
+    return finished
+
+
+def test_the_bots_loop_runs_the_danger_lane_ahead_of_ordinary_work() -> None:
+    # asyncio's own loop: each turn of the danger work waits behind a hundred ordinary ones.
+    assert _race(asyncio.new_event_loop)[-2:] == ["danger 0", "danger 1"]
+    # The bot's: the danger work is done while the ordinary tasks are on their first turns,
+    # and two danger tasks keep the order they came in.
+    assert _race(new_loop)[:2] == ["danger 0", "danger 1"]
+    assert isinstance(new_loop(), LaneLoop)
+
+
+def test_the_bots_loop_keeps_the_place_of_a_callback_handed_in_from_another_thread() -> None:
+    """Only the loop's own thread reorders its queue: another thread's call goes to the end,
+    as on asyncio's loop, even in the danger lane's context."""
+    order: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with danger_lane():
+            urgent = copy_context()
+        loop.call_soon(order.append, "ordinary")
+        other = threading.Thread(target=lambda: loop.call_soon_threadsafe(
+            order.append, "from a thread", context=urgent))
+        other.start()
+        other.join()  # the loop waits here: both calls are still queued
+        loop.call_soon(order.append, "danger", context=urgent)
+        await asyncio.sleep(0.01)
+
+    run(main())
+    assert order == ["danger", "ordinary", "from a thread"]
