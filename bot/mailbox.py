@@ -308,7 +308,9 @@ class Mailbox:
         others wait, and at saturation their replies took 10 s and more."""
         while True:
             self._dirty.discard(key)
-            if not await self.claims.try_claim(key):
+            with danger_lane(bool(self._urgent.get(key))):  # asks before ordinary claims
+                claimed = await self.claims.try_claim(key)
+            if not claimed:
                 return False  # the holder looks again after it releases
             try:
                 stalled = await self._work_through(key)

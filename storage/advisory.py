@@ -4,7 +4,6 @@ SIGKILL, loses its connection and with it every claim at once."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 from contextlib import suppress
@@ -12,6 +11,8 @@ from contextlib import suppress
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from storage.lane import LaneLock
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class AdvisoryClaims:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._conn: AsyncConnection | None = None
-        self._lock = asyncio.Lock()
+        # One query at a time on the connection; a drainer with danger waiting asks first.
+        self._lock = LaneLock()
         self._held: set[ChatKey] = set()
 
     async def _connection(self) -> AsyncConnection:
@@ -50,7 +52,7 @@ class AdvisoryClaims:
         return self._conn
 
     async def _ask(self, sql: str, key: ChatKey) -> bool:
-        async with self._lock:
+        async with self._lock.hold():
             try:
                 conn = await self._connection()
                 result = await conn.execute(
@@ -100,7 +102,7 @@ class AdvisoryClaims:
 
     async def _idle(self) -> None:
         """With no claim held, the connection goes back to the pool (it holds no lock)."""
-        async with self._lock:
+        async with self._lock.hold():
             if self._held or self._conn is None:
                 return
             conn, self._conn = self._conn, None
@@ -111,7 +113,7 @@ class AdvisoryClaims:
         return key in self._held
 
     async def close(self) -> None:
-        async with self._lock:
+        async with self._lock.hold():
             conn, self._conn = self._conn, None
             self._held.clear()
             if conn is not None:

@@ -119,6 +119,13 @@ def topic_pending() -> DeliveryError:
     return DeliveryError("topic_pending")
 
 
+async def _child_wrote(repos: Repos, case_id: int) -> tuple[str, ...]:
+    """The child's last lines in the case, for its card."""
+    wrote = [m.text for m in await repos.messages.for_case(case_id)
+             if m.sender == "child" and m.text]
+    return tuple(wrote[-TRANSCRIPT_LINES:])
+
+
 def risk_up(risk: str) -> Risk | None:
     """The next higher risk level, or None at the top."""
     level = Risk(risk) if risk in Risk._value2member_map_ else Risk.MEDIUM
@@ -466,9 +473,7 @@ class TelegramDesk:
     async def _with_transcript(self, card: CaseCard) -> CaseCard:
         if card.child_wrote is None:
             async with self.app.db.session() as session:
-                wrote = [m.text for m in await Repos(session).messages.for_case(card.id)
-                         if m.sender == "child" and m.text]
-            card.child_wrote = tuple(wrote[-TRANSCRIPT_LINES:])
+                card.child_wrote = await _child_wrote(Repos(session), card.id)
         return card
 
     async def _audit(self, case_id: int, detail: str) -> None:
@@ -589,7 +594,10 @@ class TelegramDesk:
             raise
         thread = topic.message_thread_id
         async with self.app.db.session() as session:
-            saved = await Repos(session).desk.save_topic(card.id, claim, thread)
+            repos = Repos(session)
+            saved = await repos.desk.save_topic(card.id, claim, thread)
+            if saved and card.child_wrote is None:  # the card's, read in the same transaction
+                card.child_wrote = await _child_wrote(repos, card.id)
         if not saved:
             await self._drop_topic(chat, card.id, thread)
             return await self._topic_made_elsewhere(card, gone)

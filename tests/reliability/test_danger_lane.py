@@ -20,7 +20,8 @@ from sqlalchemy import select
 from bot import mailbox
 from bot.app import App
 from bot.delivery import Delivery
-from bot.mailbox import MailboxLimits, Slots
+from bot.locks import ChatKey, LocalClaims
+from bot.mailbox import Handled, Mailbox, MailboxLimits, Slots
 from bot.settings import Settings
 from dialogs.engine import DialogEngine
 from dialogs.escalation import Desk
@@ -493,3 +494,56 @@ def test_the_bots_loop_keeps_the_place_of_a_callback_handed_in_from_another_thre
 
     run(main())
     assert order == ["danger", "ordinary", "from a thread"]
+
+
+async def test_on_postgresql_a_chat_with_danger_claims_before_the_queued_ordinary_chats(
+    db: Database,
+) -> None:
+    """The chat claims of one process go over one connection, one query at a time: with
+    ordinary chats queued for it, the claim of a chat with danger waiting is asked first."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's advisory claims (SQLite's are in memory)")
+    from storage.advisory import AdvisoryClaims
+
+    claims = AdvisoryClaims(db.engine)
+    order: list[str] = []
+
+    async def claim(chat: str, urgent: bool) -> None:
+        with danger_lane(urgent):
+            assert await claims.try_claim(("telegram", chat))
+        order.append(chat)
+
+    try:
+        async with claims._lock.hold():  # the connection busy with another query
+            queued = [asyncio.create_task(claim(f"child {n}", False)) for n in range(5)]
+            await asyncio.sleep(0.05)
+            danger = asyncio.create_task(claim("danger", True))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*queued, danger)
+        assert order[0] == "danger"
+        assert sorted(order[1:]) == [f"child {n}" for n in range(5)]
+    finally:
+        await claims.close()
+
+
+class LaneRecordingClaims(LocalClaims):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lanes: dict[str, bool] = {}
+
+    async def try_claim(self, key: ChatKey) -> bool:
+        self.lanes[key[1]] = in_danger_lane()
+        return await super().try_claim(key)
+
+
+async def test_a_chat_with_danger_asks_for_its_claim_in_the_danger_lane(db: Database) -> None:
+    claims = LaneRecordingClaims()
+
+    async def step(inbox_id: int, body: dict[str, object]) -> Handled:
+        return Handled([])
+
+    box = Mailbox(db, claims, step)
+    box.kick(("telegram", "danger"), 1, urgent=True, first={})
+    box.kick(("telegram", "ordinary"), 2, first={})
+    await box.settle()
+    assert claims.lanes == {"danger": True, "ordinary": False}
