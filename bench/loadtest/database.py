@@ -50,6 +50,37 @@ async def make_database(kind: str, workdir: Path) -> Database:
     return Database(url, f"PostgreSQL {version.split()[0]}", admin_url=plain, name=name)
 
 
+async def database_size(db: Database) -> float:
+    """The database's size in MB, as it stands (taken after the schema is made, before the
+    load: what an empty help line's database takes)."""
+    if db.sqlite_path is not None:
+        with contextlib.closing(sqlite3.connect(db.sqlite_path)) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return db.sqlite_path.stat().st_size / 1e6
+    import asyncpg
+
+    conn = await asyncpg.connect(db.url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return float(await conn.fetchval("SELECT pg_database_size(current_database())")) / 1e6
+    finally:
+        await conn.close()
+
+
+async def settled_size(db: Database) -> float:
+    """The size in MB once the rows deleted during the run are reclaimed, as autovacuum does
+    on a running line: PostgreSQL after a plain VACUUM (which gives back the empty pages at a
+    table's end, not FULL); SQLite as it stands (it keeps its free pages for reuse)."""
+    if db.sqlite_path is None:
+        import asyncpg
+
+        conn = await asyncpg.connect(db.url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute("VACUUM")
+        finally:
+            await conn.close()
+    return await database_size(db)
+
+
 async def database_figures(db: Database) -> tuple[float, int, int, int, str]:
     """(size in MB, conversations, messages, journalled updates, the biggest tables)."""
     if db.sqlite_path is not None:

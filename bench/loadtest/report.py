@@ -81,6 +81,9 @@ def table(echo: Phase, echo_rss: float | None, results: list[HelplineResult]) ->
     row("database size per 1,000 conversations, MB",
         ["n/a"] + [f"{r.db_mb / r.conversations * 1000:.2f}" if r and r.conversations else "—"
                    for _, _, r in columns[1:]])
+    row("database growth per 1,000 conversations, MB (over the empty schema, after VACUUM)",
+        ["n/a"] + [f"{r.grown_mb / r.conversations * 1000:.2f}" if r and r.conversations
+                   else "—" for _, _, r in columns[1:]])
     row("database size per 1,000 updates handled, MB",
         ["n/a"] + [f"{r.db_mb / r.updates * 1000:.2f}" if r and r.updates else "—"
                    for _, _, r in columns[1:]])
@@ -129,6 +132,7 @@ def results_json(echo: Phase, echo_rss: float | None,
     return {"echo": dump(echo), "echo_rss_mb": echo_rss,
             "helpline": [{"db": r.label, "paced": dump(r.paced),
                           "saturated": dump(r.saturated), "rss_mb": r.rss,
-                          "db_mb": r.db_mb, "conversations": r.conversations,
+                          "db_mb": r.db_mb, "grown_mb": r.grown_mb,
+                          "conversations": r.conversations,
                           "messages": r.messages, "updates": r.updates,
                           "tables": r.tables} for r in results]}

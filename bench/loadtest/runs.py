@@ -17,7 +17,14 @@ from pathlib import Path
 from tests.telegram.fake_api import STAFF_CHAT, FakeTelegram
 
 from . import ROOT
-from .database import Database, database_figures, drop_database, make_database
+from .database import (
+    Database,
+    database_figures,
+    database_size,
+    drop_database,
+    make_database,
+    settled_size,
+)
 from .fake import TOKEN, Switchboard, start_fake
 from .measure import Clock, Phase, Window, peak_rss_mb
 from .people import FIRST_CHILD, Child, EchoUser, Sim
@@ -87,6 +94,7 @@ class HelplineResult:
     updates: int
     startup: float
     tables: str
+    grown_mb: float  # settled size minus the empty schema's
 
 
 @dataclass
@@ -97,6 +105,7 @@ class DatabaseFigures:
     messages: int
     updates: int
     tables: str
+    grown_mb: float  # after VACUUM, minus the empty schema's size
 
 
 @dataclass
@@ -112,6 +121,7 @@ class HelplineBot:
     port: int  # /metrics
     counsellors: list[int]
     startup: float = 0.0
+    empty_mb: float = 0.0  # the database with its schema and counsellors, before the load
 
     def stop(self) -> None:
         stop_process(self.proc)
@@ -130,8 +140,10 @@ class HelplineBot:
             print(f"(the bot logged {len(errors)} errors, e.g. {errors[0][:200]}; log: {log})",
                   file=sys.stderr)
         size, conversations, messages, updates, tables = await database_figures(self.db)
+        grown = await settled_size(self.db) - self.empty_mb
         await drop_database(self.db)
-        return DatabaseFigures(self.db.label, size, conversations, messages, updates, tables)
+        return DatabaseFigures(self.db.label, size, conversations, messages, updates, tables,
+                               grown)
 
 
 async def start_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> HelplineBot:
@@ -163,9 +175,10 @@ async def start_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> 
         await asyncio.gather(*(run_cli(env, "counsellor", "add", f"c{uid}", "--channel",
                                        "telegram", "--id", str(uid))
                                for uid in ids[start:start + step]))
+    empty = await database_size(db)
     log = workdir / f"helpline-{kind}.log"
     proc = spawn([python(), "-m", "bot", "run"], log, env)  # as shipped
-    bot = HelplineBot(kind, db, fake, board, proc, log, port, ids)
+    bot = HelplineBot(kind, db, fake, board, proc, log, port, ids, empty_mb=empty)
     try:
         await wait_for_polling(fake, proc, log)
     except BaseException:
@@ -230,4 +243,4 @@ async def run_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> He
     figures = await bot.finish()
     return HelplineResult(figures.label, paced, saturated, rss, figures.db_mb,
                           figures.conversations, figures.messages, figures.updates,
-                          bot.startup, figures.tables)
+                          bot.startup, figures.tables, figures.grown_mb)
