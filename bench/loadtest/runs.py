@@ -64,7 +64,9 @@ async def run_echo(args: argparse.Namespace, workdir: Path) -> tuple[Phase, floa
         rss = peak_rss_mb(proc.pid)
     finally:
         clock.stopping = True
-        stop_process(proc)
+        # Off the loop: the fake must go on answering while the bot shuts down, as Telegram
+        # would (blocking here left the bot's last calls hanging, and its stop looked stuck).
+        await asyncio.to_thread(stop_process, proc)
         for task in users:
             task.cancel()
         await asyncio.gather(*users, return_exceptions=True)
@@ -123,8 +125,9 @@ class HelplineBot:
     startup: float = 0.0
     empty_mb: float = 0.0  # the database with its schema and counsellors, before the load
 
-    def stop(self) -> None:
-        stop_process(self.proc)
+    async def stop(self) -> None:
+        """SIGTERM, waited for off the loop: the fake goes on answering meanwhile."""
+        await asyncio.to_thread(stop_process, self.proc)
 
     async def finish(self) -> DatabaseFigures:
         """After `stop()` and the fake's: what the log says, the database's figures, and the
@@ -182,7 +185,7 @@ async def start_helpline(args: argparse.Namespace, kind: str, workdir: Path) -> 
     try:
         await wait_for_polling(fake, proc, log)
     except BaseException:
-        bot.stop()
+        await bot.stop()
         await fake.stop()
         raise
     bot.startup = perf() - began
@@ -202,7 +205,7 @@ async def arrive(args: argparse.Namespace, sim: Sim, tasks: list[asyncio.Task[No
 async def stop_run(clock: Clock, bot: HelplineBot, tasks: list[asyncio.Task[None]]) -> None:
     """The end of a measured run: the users stop, the bot is stopped, then the fake API."""
     clock.stopping = True
-    bot.stop()
+    await bot.stop()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

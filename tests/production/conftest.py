@@ -7,6 +7,7 @@ server (CREATE DATABASE) and drops it afterwards, so the shared test database is
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import socket
@@ -63,6 +64,46 @@ async def drop_database(url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+
+
+def pg_server() -> str:
+    """The PostgreSQL server for a test that makes its own database: this run's (`make
+    test-pg`), else the local one, which `make test` may find running."""
+    url = os.environ.get("HELPLINE_TEST_DATABASE_URL", "")
+    return url if url.startswith("postgresql") else LOCAL_PG
+
+
+async def pg_reachable(url: str) -> bool:
+    parsed = make_url(url)
+    try:
+        conn = await asyncio.wait_for(asyncpg.connect(
+            host=parsed.host, port=parsed.port or 5432, user=parsed.username,
+            password=parsed.password, database=parsed.database or "postgres"), 3)
+    except (OSError, TimeoutError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+@asynccontextmanager
+async def own_pg_database(prefix: str, *, schema: bool) -> AsyncIterator[str]:
+    """A PostgreSQL database of this test's own on `pg_server()` (with the schema, or empty for
+    a worker's `db upgrade` to make), dropped afterwards; skips when no server is reachable."""
+    server = pg_server()
+    if not await pg_reachable(server):
+        pytest.skip(f"no PostgreSQL at {make_url(server).host}:{make_url(server).port}")
+    url = await create_database(make_url(server), prefix)
+    try:
+        if schema:
+            from tests.conftest import fresh_database
+
+            await (await fresh_database(url)).dispose()
+        yield url
+    finally:
+        await drop_database(url)
 
 
 def free_port() -> int:

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from bot.app import App
 from bot.delivery import Delivery
@@ -29,8 +28,7 @@ from knowledge_base import KnowledgeBase
 from storage.db import Database
 from storage.models import utcnow
 from storage.repositories import Repos
-from tests.production.conftest import create_database, drop_database
-from tests.telegram.test_order_burst import LOCAL_PG, _reachable
+from tests.production.conftest import own_pg_database
 
 DANGER = "я хочу умереть"
 
@@ -162,23 +160,20 @@ async def test_a_child_who_answers_at_once_does_not_keep_the_others_waiting(
 async def test_a_chat_claim_on_postgresql_is_one_workers_and_dies_with_its_process() -> None:
     """Two workers' claims on one PostgreSQL database: a chat is one worker's at a time; a
     worker whose connection dies (kill -9) loses its claims at once, with no lease to wait."""
-    if not await _reachable(LOCAL_PG):
-        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
-    url = await create_database(make_url(LOCAL_PG), "claims")
-    one, two = Database(url), Database(url)
-    try:
-        a, b = AdvisoryClaims(one.engine), AdvisoryClaims(two.engine)
-        chat = ("telegram", "a-chat-key")
-        assert await a.try_claim(chat)
-        assert not await b.try_claim(chat), "one worker at a time"
-        assert await b.try_claim(("telegram", "another-chat"))
-        await a.release(chat)
-        assert await b.try_claim(chat), "released: the other worker takes it"
-        await b.close()  # the process dies: its connection, and every claim on it, go
-        assert await a.try_claim(chat)
-        assert a.holds(chat) and not b.holds(chat)
-        await a.close()
-    finally:
-        await one.dispose()
-        await two.dispose()
-        await drop_database(url)
+    async with own_pg_database("claims", schema=False) as url:
+        one, two = Database(url), Database(url)
+        try:
+            a, b = AdvisoryClaims(one.engine), AdvisoryClaims(two.engine)
+            chat = ("telegram", "a-chat-key")
+            assert await a.try_claim(chat)
+            assert not await b.try_claim(chat), "one worker at a time"
+            assert await b.try_claim(("telegram", "another-chat"))
+            await a.release(chat)
+            assert await b.try_claim(chat), "released: the other worker takes it"
+            await b.close()  # the process dies: its connection, and every claim on it, go
+            assert await a.try_claim(chat)
+            assert a.holds(chat) and not b.holds(chat)
+            await a.close()
+        finally:
+            await one.dispose()
+            await two.dispose()

@@ -6,16 +6,13 @@ and marked, not cut short and sent again. On SQLite, and on PostgreSQL when one 
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
-from tests.production.conftest import create_database, drop_database
+from tests.production.conftest import own_pg_database
 from tests.reliability.test_sigterm import stop_mid_work_and_restart
-from tests.telegram.test_order_burst import LOCAL_PG, _reachable
 
 CHILDREN = list(range(7001, 7301))
 
@@ -24,15 +21,8 @@ CHILDREN = list(range(7001, 7301))
 async def empty_pg() -> AsyncIterator[str]:
     """An empty PostgreSQL database of this test's own (the worker's `db upgrade` makes the
     schema); skipped when no server is reachable."""
-    server = os.environ.get("HELPLINE_TEST_DATABASE_URL", "")
-    server = server if server.startswith("postgresql") else LOCAL_PG
-    if not await _reachable(server):
-        pytest.skip(f"no PostgreSQL at {make_url(server).host}:{make_url(server).port}")
-    url = await create_database(make_url(server), "sigterm")
-    try:
+    async with own_pg_database("sigterm", schema=False) as url:
         yield url
-    finally:
-        await drop_database(url)
 
 
 async def test_sigterm_with_a_backlog_on_sqlite(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ What the staff group sees is read from the fake's record of calls.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -17,12 +16,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 from aiogram import Bot
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import web
-from sqlalchemy.engine import make_url
 
 from bot.app import App, build_app
 from bot.delivery import DeliveryError
@@ -37,7 +34,7 @@ from storage.db import Database
 from storage.models import utcnow
 from storage.repositories import Repos
 from tests.conftest import fresh_database
-from tests.production.conftest import create_database, drop_database
+from tests.production.conftest import own_pg_database
 
 from .conftest import (
     ANNA,
@@ -53,7 +50,6 @@ from .fake_api import STAFF_CHAT, FakeTelegram, _BadRequest
 
 DANGER = "я хочу умереть"
 ANNOUNCEMENT = "Критическое обращение"
-LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 
 
 class SlowTelegram(FakeTelegram):
@@ -125,41 +121,17 @@ class Worker:
 
 
 # ---------------------------------------------------------------------- the shared database
-async def _reachable(url: str) -> bool:
-    parsed = make_url(url)
-    try:
-        conn = await asyncio.wait_for(asyncpg.connect(
-            host=parsed.host, port=parsed.port or 5432, user=parsed.username,
-            password=parsed.password, database=parsed.database or "postgres"), 3)
-    except (OSError, TimeoutError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
-
-
-def _pg_server() -> str:
-    url = os.environ.get("HELPLINE_TEST_DATABASE_URL", "")
-    return url if url.startswith("postgresql") else LOCAL_PG
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A database of this test's own, with the schema: a SQLite file, or a PostgreSQL database
     made for it on the test server (skipped when none is reachable)."""
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-    else:
-        server = _pg_server()
-        if not await _reachable(server):
-            pytest.skip(f"no PostgreSQL at {make_url(server).host}:{make_url(server).port}")
-        url = await create_database(make_url(server), "desk_state")
-    schema = await fresh_database(url)
-    await schema.dispose()
-    try:
-        yield url
-    finally:
-        if request.param == "postgresql":
-            await drop_database(url)
+    if request.param == "postgresql":
+        async with own_pg_database("desk_state", schema=True) as url:
+            yield url
+        return
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+    await (await fresh_database(url)).dispose()
+    yield url
 
 
 @pytest.fixture

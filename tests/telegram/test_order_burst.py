@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import random
 import socket
 import time
@@ -25,11 +24,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import web
-from sqlalchemy.engine import make_url
 
 from bot.app import App, build_app
 from bot.mailbox import MailboxLimits
@@ -41,14 +38,13 @@ from dialogs.messages import Address, Inbound, Outbound, outbound_to_dict
 from knowledge_base import KnowledgeBase
 from storage.db import Database
 from tests.conftest import fresh_database
-from tests.production.conftest import create_database, drop_database
+from tests.production.conftest import own_pg_database
 
 from .conftest import PlainHttpSession, make_settings
 from .fake_api import FakeTelegram
 
 SECRET = "order-secret_token"
 HOOK = "https://bot.example.org/telegram/hook"
-LOCAL_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 CHILDREN = list(range(8001, 8009))
 MESSAGES = 10
 
@@ -236,32 +232,12 @@ async def test_a_full_worker_answers_429_and_telegrams_resends_keep_the_order(
     assert (figures.reordered, figures.duplicated, figures.missing) == (0, 0, 0), str(figures)
 
 
-async def _reachable(url: str) -> bool:
-    parsed = make_url(url)
-    try:
-        conn = await asyncio.wait_for(asyncpg.connect(
-            host=parsed.host, port=parsed.port or 5432, user=parsed.username,
-            password=parsed.password, database=parsed.database or "postgres"), 3)
-    except (OSError, TimeoutError, asyncpg.PostgresError):
-        return False
-    await conn.close()
-    return True
-
-
 @pytest.fixture
 async def pg_url() -> AsyncIterator[str]:
-    """A PostgreSQL database of this test's own (skipped when no server is reachable)."""
-    server = os.environ.get("HELPLINE_TEST_DATABASE_URL", "")
-    server = server if server.startswith("postgresql") else LOCAL_PG
-    if not await _reachable(server):
-        pytest.skip(f"no PostgreSQL at {make_url(server).host}:{make_url(server).port}")
-    url = await create_database(make_url(server), "order")
-    schema = await fresh_database(url)
-    await schema.dispose()
-    try:
+    """A PostgreSQL database of this test's own, with the schema (skipped when no server is
+    reachable)."""
+    async with own_pg_database("order", schema=True) as url:
         yield url
-    finally:
-        await drop_database(url)
 
 
 @pytest.mark.parametrize("workers", [1, 3])
