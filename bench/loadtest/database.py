@@ -8,6 +8,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def pg_base_url() -> str | None:
@@ -50,6 +51,13 @@ async def make_database(kind: str, workdir: Path) -> Database:
     return Database(url, f"PostgreSQL {version.split()[0]}", admin_url=plain, name=name)
 
 
+async def _connect(db: Database) -> Any:
+    """A plain asyncpg connection to the bot's PostgreSQL database."""
+    import asyncpg
+
+    return await asyncpg.connect(db.url.replace("postgresql+asyncpg://", "postgresql://"))
+
+
 async def database_size(db: Database) -> float:
     """The database's size in MB, as it stands (taken after the schema is made, before the
     load: what an empty help line's database takes)."""
@@ -57,9 +65,7 @@ async def database_size(db: Database) -> float:
         with contextlib.closing(sqlite3.connect(db.sqlite_path)) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return db.sqlite_path.stat().st_size / 1e6
-    import asyncpg
-
-    conn = await asyncpg.connect(db.url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await _connect(db)
     try:
         return float(await conn.fetchval("SELECT pg_database_size(current_database())")) / 1e6
     finally:
@@ -71,9 +77,7 @@ async def settled_size(db: Database) -> float:
     on a running line: PostgreSQL after a plain VACUUM (which gives back the empty pages at a
     table's end, not FULL); SQLite as it stands (it keeps its free pages for reuse)."""
     if db.sqlite_path is None:
-        import asyncpg
-
-        conn = await asyncpg.connect(db.url.replace("postgresql+asyncpg://", "postgresql://"))
+        conn = await _connect(db)
         try:
             await conn.execute("VACUUM")
         finally:
@@ -106,9 +110,7 @@ async def database_figures(db: Database) -> tuple[float, int, int, int, str]:
                 breakdown = ""
         size = db.sqlite_path.stat().st_size
         return size / 1e6, int(conversations), int(messages), int(updates), breakdown
-    import asyncpg
-
-    conn = await asyncpg.connect(db.url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await _connect(db)
     try:
         size = await conn.fetchval("SELECT pg_database_size(current_database())")
         conversations = await conn.fetchval("SELECT count(*) FROM conversations")

@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy.engine import URL, make_url
 
 from storage.db import Database
+from tests.conftest import fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,8 +99,6 @@ async def own_pg_database(prefix: str, *, schema: bool) -> AsyncIterator[str]:
     url = await create_database(make_url(server), prefix)
     try:
         if schema:
-            from tests.conftest import fresh_database
-
             await (await fresh_database(url)).dispose()
         yield url
     finally:
