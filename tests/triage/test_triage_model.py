@@ -92,7 +92,7 @@ def test_run_time_scoring_matches_scikit_learn() -> None:
     from dialogs.triage.model import _Vocab, char_ngrams, word_ngrams
 
     cv = _Vocab(list(chars.get_feature_names_out()), chars.idf_, 0)
-    wv = _Vocab(list(words.get_feature_names_out()), words.idf_, len(cv.index))
+    wv = _Vocab(list(words.get_feature_names_out()), words.idf_, len(cv))
     for row, doc in zip(x[:50], docs[:50], strict=True):
         ours = np.zeros_like(row)
         merged = cv.vector(char_ngrams(doc.chars)) | wv.vector(word_ngrams(doc.stems))
