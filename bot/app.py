@@ -280,7 +280,9 @@ class App:
         stored: list[tuple[int | None, dict[str, Any] | None]] = []
         try:
             with lane(Lane.DANGER if any(u for _, u in entries) else Lane.INTAKE):
-                async with self.db.session() as s:
+                # One entry is one statement: no transaction around it (`Database.single`).
+                opened = self.db.single() if len(entries) == 1 else self.db.session()
+                async with opened as s:
                     repos = Repos(s)
                     journalled: set[ChatKey] = set()
                     for inbound, _urgent in entries:

@@ -505,7 +505,7 @@ class Delivery:
         an ordinary sender's task, queued for the database behind every ordinary turn."""
         if in_danger_lane():
             assert self.db is not None
-            async with self.db.session() as s:
+            async with self.db.single() as s:
                 await Repos(s).outbox.mark_delivered(outbox_id)
             return
         self._to_mark.append(outbox_id)
@@ -523,7 +523,7 @@ class Delivery:
             self._to_mark, self._marked = [], None
             assert batch is not None
             try:
-                async with self.db.session() as s:
+                async with self.db.single() as s:
                     await Repos(s).outbox.mark_delivered_many(ids)
             except BaseException as exc:
                 # Unmarked rows are sent again once their claim runs out (as after a crash

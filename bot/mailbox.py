@@ -322,7 +322,7 @@ class Mailbox:
             if not waiting and self.claims.shared:
                 # Another process may have journalled one while we held the claim (its kick
                 # failed to take it): look after releasing.
-                async with self.db.session() as s:
+                async with self.db.single() as s:
                     waiting = await Repos(s).inbox.chat_waiting(*key)
             # No await between this check and `_finished`: a kick from now on starts a new
             # drainer, and one from before set `_dirty`.

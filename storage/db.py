@@ -78,11 +78,15 @@ def _check_on_checkout(dialect: Any) -> Any:
     return check
 
 
-# PostgreSQL: the pool, and how many transactions run at once (the rest of the pool is for the
-# chat claims' connection, `storage.advisory`, and health checks).
-POOL_SIZE = 10
-POOL_OVERFLOW = 10
+# PostgreSQL: how many transactions run at once, and the pool that serves them. The pool keeps
+# a connection for each of them and four more (the chat claims' connection, `storage.advisory`,
+# and health checks) open: with fewer, the connections over the pool's size were opened and
+# closed again around each transaction under load (174 connects for 1,800 updates in
+# `bench/pipeline.py`, each a TLS attempt, a login and the driver's type setup). Three workers
+# on one server stay under PostgreSQL's default of 100 connections.
 TRANSACTIONS = 16
+POOL_SIZE = TRANSACTIONS + 4
+POOL_OVERFLOW = 10
 
 
 class Database:
@@ -111,6 +115,9 @@ class Database:
             event.listen(pool, "checkin", _mark_idle)
             event.listen(pool, "checkout", _check_on_checkout(self.engine.dialect))
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL: sessions for one statement each, with no transaction around it (`single`).
+        self._single = None if self.is_sqlite else async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
         # SQLite allows one writer; serialising our own transactions avoids "database is locked"
         # (an upgrade from a read to a write lock fails at once instead of waiting).
         # Work in the danger lane (storage.lane) takes the writer's turn before ordinary work.
@@ -126,6 +133,19 @@ class Database:
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A transaction that commits on success and rolls back on error."""
         async with self._writer.hold(), self._sessions() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def single(self) -> AsyncIterator[AsyncSession]:
+        """For one statement (a journal entry, a read, a batch of delivered marks): on
+        PostgreSQL it commits on its own, without the BEGIN and the COMMIT that a transaction
+        costs (two round trips of three); on SQLite a transaction as `session()`. Statements
+        run here are not atomic together: each commits as it runs."""
+        if self._single is None:
+            async with self.session() as session:
+                yield session
+            return
+        async with self._writer.hold(), self._single() as session:
             yield session
 
     @asynccontextmanager

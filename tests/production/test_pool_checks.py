@@ -89,3 +89,39 @@ async def test_after_the_server_closes_the_connections_the_next_transaction_work
                 assert stores is not None
         finally:
             await database.dispose()
+
+
+async def test_single_runs_each_statement_on_its_own_a_session_in_one_transaction() -> None:
+    """`Database.single` sends no BEGIN: each statement is its own transaction (`now()`, the
+    transaction's start, moves on), while `session()` keeps one (`now()` stays)."""
+    async with own_pg_database("pool_single", schema=False) as url:
+        database = Database(url)
+
+        async def clock_moves(session: Any) -> bool:
+            first = (await session.execute(text("SELECT now()"))).scalar_one()
+            await session.execute(text("SELECT pg_sleep(0.03)"))
+            second = (await session.execute(text("SELECT now()"))).scalar_one()
+            return bool((second - first).total_seconds() >= 0.03)
+
+        try:
+            async with database.single() as session:
+                assert await clock_moves(session)
+            async with database.session() as session:
+                assert not await clock_moves(session)
+            # What `single` wrote is there for every other connection once it returns.
+            async with database.single() as session:
+                await session.execute(text("CREATE TABLE seen (n int)"))
+                await session.execute(text("INSERT INTO seen VALUES (1)"))
+            plain = make_url(url).set(drivername="postgresql").render_as_string(
+                hide_password=False)
+            other = await asyncpg.connect(plain)
+            try:
+                assert await other.fetchval("SELECT count(*) FROM seen") == 1
+            finally:
+                await other.close()
+            # The pool's connections went back in their usual mode: a session is one transaction.
+            for _ in range(3):
+                async with database.session() as session:
+                    assert not await clock_moves(session)
+        finally:
+            await database.dispose()
