@@ -176,7 +176,7 @@ class CaseEvidenceCollector:
     async def collect(self, case_id: int) -> int:
         """Download the case's files of this channel not stored yet; returns how many."""
         async with self._locks.hold(case_id):
-            async with self.app.db.session() as session:
+            async with self.app.db.single() as session:
                 pending = [
                     PendingFile(a.id, a.file_ref, a.size, a.mime)
                     for a in await Repos(session).attachments.for_case(case_id)

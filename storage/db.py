@@ -137,7 +137,9 @@ class Database:
 
     @asynccontextmanager
     async def single(self) -> AsyncIterator[AsyncSession]:
-        """For one statement (a journal entry, a read, a batch of delivered marks): on
+        """For one statement, or reads only (a journal entry, a batch of delivered marks, a
+        compare-and-set, a case's card read: reads see each statement's own snapshot in a
+        transaction too, under PostgreSQL's READ COMMITTED): on
         PostgreSQL it commits on its own, without the BEGIN and the COMMIT that a transaction
         costs (two round trips of three); on SQLite a transaction as `session()`. Statements
         run here are not atomic together: each commits as it runs."""
@@ -145,8 +147,8 @@ class Database:
             async with self.session() as session:
                 yield session
             return
-        async with self._writer.hold(), self._single() as session:
-            yield session
+        async with self._writer.hold(), self._single() as session, session.begin():
+            yield session  # the ORM's pending rows are flushed at the end, as in `session()`
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[RecordStores]:

@@ -228,7 +228,7 @@ class TelegramDesk:
 
     async def home_of(self, case_id: int) -> int | None:
         """The staff group the case lives in (None: no topic yet, or no such case)."""
-        async with self.app.db.session() as session:
+        async with self.app.db.single() as session:
             case = await Repos(session).cases.get(case_id)
         return None if case is None else self.home_in(case.desk_chat_id, case.desk_thread_id)
 
@@ -448,7 +448,7 @@ class TelegramDesk:
     # ------------------------------------------------------------------ reading a case
     async def load(self, case_id: int) -> CaseCard | None:
         """The case as the card shows it, read through the repositories (audit: `_audit`)."""
-        async with self.app.db.session() as session:
+        async with self.app.db.single() as session:
             repos = Repos(session)
             case = await repos.cases.get(case_id)
             if case is None:
@@ -472,12 +472,12 @@ class TelegramDesk:
 
     async def _with_transcript(self, card: CaseCard) -> CaseCard:
         if card.child_wrote is None:
-            async with self.app.db.session() as session:
+            async with self.app.db.single() as session:
                 card.child_wrote = await _child_wrote(Repos(session), card.id)
         return card
 
     async def _audit(self, case_id: int, detail: str) -> None:
-        async with self.app.db.session() as session:
+        async with self.app.db.single() as session:
             await Repos(session).audit.record("card_posted", counsellor_id=None,
                                               case_id=case_id, detail=detail)
 
@@ -614,7 +614,7 @@ class TelegramDesk:
         only the card of the topic `thread`), or None if another worker holds a fresh one or
         did it already, or the case lives in another group."""
         now = self.clock()
-        async with self.app.db.session() as session:
+        async with self.app.db.single() as session:
             repos = Repos(session)
             if card and thread is not None:
                 claimed = await repos.desk.claim_card(case_id, thread, now, now - CLAIM_STALE)
@@ -657,7 +657,7 @@ class TelegramDesk:
             if refused(exc):
                 await self._release_topic(card.id, claim)
             raise
-        async with self.app.db.session() as session:
+        async with self.app.db.single() as session:
             saved = await Repos(session).desk.save_card(card.id, claim, posted.message_id)
         if saved:
             card.card_message = posted.message_id
@@ -851,12 +851,12 @@ class TelegramDesk:
         await self._thread(card)  # the case's group is chosen with its topic
         chat = self._group(card)
         await self._pace(chat)
-        async with self.app.db.session() as session:
+        async with self.app.db.single() as session:
             if not await Repos(session).desk.claim_critical_announcement(card.id, now,
                                                                          now - CLAIM_STALE):
                 return  # announced, being announced, or no longer a waiting critical case
         posted = await self._post_announcement(card, chat, now)
-        async with self.app.db.session() as session:
+        async with self.app.db.single() as session:
             saved = await Repos(session).desk.save_announcement(card.id, now, posted)
         if not saved:  # the claim was taken over: the other worker's announcement stands
             await self._drop_message(chat, card.id, posted)
@@ -893,7 +893,7 @@ class TelegramDesk:
                       "'Pin messages' administrator right in the staff group %s", case_id,
                       exc.message, chat)
             return
-        async with self.app.db.session() as session:
+        async with self.app.db.single() as session:
             await Repos(session).desk.mark_pinned(case_id, message_id, self.clock())
 
     async def _settle_announcement(self, case_id: int, message_id: int) -> None:

@@ -29,12 +29,12 @@ class StaffKeeper:
     async def keep(self, update_id: int, raw: dict[str, Any]) -> bool:
         """Store one; False when it is stored already (sent again after a restart)."""
         with lane(Lane.INTAKE):
-            async with self.db.session() as s:
+            async with self.db.single() as s:
                 return await Repos(s).desk_updates.keep(self.channel, str(update_id), raw)
 
     async def done(self, update_id: int) -> None:
         with lane(Lane.INTAKE):
-            async with self.db.session() as s:
+            async with self.db.single() as s:
                 await Repos(s).desk_updates.done(self.channel, str(update_id))
 
     async def waiting(self) -> list[tuple[int, dict[str, Any]]]:

@@ -107,7 +107,7 @@ class StaffHandlers:
         if not message.is_topic_message or message.message_thread_id is None:
             return None
         chat = message.chat.id
-        async with self.app.db.session() as session:
+        async with self.app.db.single() as session:
             case = await Repos(session).cases.by_desk_topic(
                 chat, message.message_thread_id, first=chat == self.desk.chat_id)
             return case.id if case is not None else None
@@ -119,7 +119,7 @@ class StaffHandlers:
         return home is not None and home != chat
 
     async def owner_name(self, case_id: int) -> str:
-        async with self.app.db.session() as session:
+        async with self.app.db.single() as session:
             repos = Repos(session)
             case = await repos.cases.get(case_id)
             owner = await repos.counsellors.get(case.owner_id) if case and case.owner_id else None
