@@ -52,7 +52,7 @@ def _private_file(path: Path) -> None:
 
 # PostgreSQL: a pooled connection idle longer than this is pinged before use (a round trip of
 # BEGIN, an empty query and ROLLBACK: SQLAlchemy's `pool_pre_ping` did that on every checkout,
-# about six times per update, 40% of the round trips of the hot path). One in steady use is
+# about three times per update, a third of the hot path's round trips). One in steady use is
 # only checked for a socket the server has already closed (a restart or a terminated backend),
 # which costs nothing; a connection that dies silently while busy fails its statement, and the
 # turn is retried from the journal like any other database outage.
