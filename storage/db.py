@@ -71,9 +71,14 @@ def _check_on_checkout(dialect: Any) -> Any:
             # The server closed it (a restart or a terminated backend): the others went too.
             raise InvalidatePoolError("the server closed the connection")
         since = record.info.get("idle_since")
-        stale = since is None or time.monotonic() - since > PING_AFTER_IDLE_S
-        if stale and not dialect._do_ping_w_event(dbapi_conn):
-            raise InvalidatePoolError("the connection did not answer a ping")
+        if since is not None and time.monotonic() - since <= PING_AFTER_IDLE_S:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+        except dialect.loaded_dbapi.Error as exc:
+            if dialect.is_disconnect(exc, dbapi_conn, None):
+                raise InvalidatePoolError("the connection did not answer a ping") from exc
+            raise
 
     return check
 
