@@ -144,10 +144,10 @@ class Database:
     async def single(self) -> AsyncIterator[AsyncSession]:
         """For one statement, or reads only (a journal entry, a batch of delivered marks, a
         compare-and-set, a case's card read: reads see each statement's own snapshot in a
-        transaction too, under PostgreSQL's READ COMMITTED): on
-        PostgreSQL it commits on its own, without the BEGIN and the COMMIT that a transaction
-        costs (two round trips of three); on SQLite a transaction as `session()`. Statements
-        run here are not atomic together: each commits as it runs."""
+        transaction too, under PostgreSQL's READ COMMITTED). On PostgreSQL each statement
+        commits on its own, without the BEGIN and the COMMIT that a transaction costs (two
+        round trips of three); on SQLite it is a transaction as `session()`. Statements run
+        here are not atomic together: each commits as it runs."""
         if self._single is None:
             async with self.session() as session:
                 yield session

@@ -46,6 +46,12 @@ def _dsn(url: URL, database: str) -> str:
     )
 
 
+def dsn_of(url: str) -> str:
+    """The plain asyncpg DSN of a test database's SQLAlchemy URL."""
+    parsed = make_url(url)
+    return _dsn(parsed, parsed.database or "postgres")
+
+
 async def create_database(base: URL, prefix: str) -> str:
     """CREATE DATABASE <prefix>_<random> on the test server; returns its SQLAlchemy URL."""
     name = f"{prefix}_{secrets.token_hex(4)}"

@@ -1,8 +1,8 @@
 """PostgreSQL's pooled connections: checked before use without a round trip per checkout.
 
 SQLAlchemy's `pool_pre_ping` sent BEGIN, an empty query and ROLLBACK before every checkout,
-about six times per update (40% of the hot path's round trips, each a wait on a saturated loop
-for a danger turn too). `storage.db` pings only a connection idle longer than
+about three times per update (a third of the hot path's round trips, each a wait on a
+saturated loop for a danger turn too). `storage.db` pings only a connection idle longer than
 `PING_AFTER_IDLE_S`, and drops at once a connection whose socket the server has closed, which is
 what a database restart or a terminated backend leaves in the pool.
 """
@@ -15,11 +15,10 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from storage import db as db_module
 from storage.db import Database
-from tests.production.conftest import own_pg_database
+from tests.production.conftest import dsn_of, own_pg_database
 
 pytestmark = pytest.mark.asyncio
 
@@ -72,9 +71,7 @@ async def test_after_the_server_closes_the_connections_the_next_transaction_work
                     await session.execute(text("SELECT pg_sleep(0.05)"))
 
             await asyncio.gather(*(held() for _ in range(4)))
-            plain = make_url(url).set(drivername="postgresql").render_as_string(
-                hide_password=False)
-            admin = await asyncpg.connect(plain)
+            admin = await asyncpg.connect(dsn_of(url))
             try:
                 killed = await admin.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -112,9 +109,7 @@ async def test_single_runs_each_statement_on_its_own_a_session_in_one_transactio
             async with database.single() as session:
                 await session.execute(text("CREATE TABLE seen (n int)"))
                 await session.execute(text("INSERT INTO seen VALUES (1)"))
-            plain = make_url(url).set(drivername="postgresql").render_as_string(
-                hide_password=False)
-            other = await asyncpg.connect(plain)
+            other = await asyncpg.connect(dsn_of(url))
             try:
                 assert await other.fetchval("SELECT count(*) FROM seen") == 1
             finally:
