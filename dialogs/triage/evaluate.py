@@ -2,10 +2,11 @@
 
 A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` entries. Figures
 per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
-flagged as danger) and check-ins on safe texts. The newest held-out set
-(``tests/triage/heldout_v13/``, written blind before round 21, reported once, for the model
-shipped by round 21) is for reporting only; the next tuning round needs a new one written
-first, and never tunes the lexicons, the corpus or the thresholds on it.
+flagged as danger) and check-ins on safe texts. The newest held-out set read
+(``tests/triage/heldout_v14/``, written blind before round 28, reported once, for the model
+shipped by round 28) is for reporting only. ``tests/triage/heldout_v15/`` was written blind for
+the next round and is not among these sets until that round reports on it, once; no round tunes
+the lexicons, the corpus or the thresholds on it.
 """
 
 from __future__ import annotations
@@ -82,11 +83,12 @@ def evaluate(
 
 
 def default_sets(root: Path) -> list[tuple[Path, str]]:
-    """The sets shipped with the tests: the newest held-out set first (v13: never tuned on,
-    reported once), then the earlier held-out sets (v12 to v2 and the first: looked at,
-    development sets now) and the older ones."""
+    """The sets shipped with the tests: the newest held-out set read first (v14: never tuned
+    on, reported once), then the earlier held-out sets (v13 to v2 and the first: looked at,
+    development sets now) and the older ones. v15 (unread) is not here."""
     base = root / "tests" / "triage"
-    sets = [(base / "heldout_v13" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets = [(base / "heldout_v14" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets += [(base / "heldout_v13" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v12" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v11" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v10" / f"{loc}.yaml", loc) for loc in ("ru", "en")]

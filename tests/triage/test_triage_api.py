@@ -440,3 +440,116 @@ def test_what_goes_on_after_blocking_is_danger(text: str, locale: str) -> None:
     result = assess(text, locale)
     assert result.danger, text
     assert "handled" not in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        # Asked to learn or to help, in other words than "in case": how to tell, warning
+        # signs, what to say if a friend ever says it, figures for a lesson.
+        ("what are the warning signs that a teenager is suicidal? asking for a school project",
+         "en"),
+        ("we have an assembly on teen suicide next week, what are the warning signs?", "en"),
+        ("как понять, что одноклассник думает о самоубийстве? хочу уметь поддержать", "ru"),
+        ("по каким признакам понять, что подросток задумал самоубийство? хочу знать заранее",
+         "ru"),
+    ],
+)
+def test_a_question_asked_to_learn_or_to_help_is_answered_not_alarmed(
+    text: str, locale: str
+) -> None:
+    result = assess(text, locale)
+    assert _TRIAGE.lexicon(read(text, locale)).danger  # the lexicon alone would alarm
+    assert not result.danger
+    assert not result.check_in  # answered from the knowledge base, not "are you safe?"
+    assert "learn-or-help" in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        # Someone is in danger now, or it is me: the question is not asked to learn.
+        ("how can i tell if my friend is serious? she texted me goodbye and said she wants to "
+         "kill herself tonight", "en"),
+        ("what are the signs of depression, i want to kill myself", "en"),
+        ("как понять, что подруга правда хочет покончить с собой? она сейчас написала мне "
+         "что прощается", "ru"),
+        ("как помочь другу если он уже наглотался таблеток?", "ru"),
+    ],
+)
+def test_a_question_about_danger_happening_now_is_still_danger(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert result.danger
+    assert "learn-or-help" not in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        # A parent "killing" me over a vase, a mark, a lost jumper: hyperbole, stays quiet.
+        ("my dad is gonna kill me, i scratched his car with my bike", "en"),
+        ("мама меня убьёт, я разлила краску на новый ковёр", "ru"),
+        ("my coach is going to kill me, i missed practice again", "en"),
+    ],
+)
+def test_a_parent_killing_me_over_a_trifle_is_hyperbole(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert _TRIAGE.lexicon(read(text, locale)).danger
+    assert not result.danger
+    assert "hyperbole" in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        # A threat from "he" or "they", or a parent's made real (drunk, a knife, fear).
+        ("they're gonna kill me after school, they know my address", "en"),
+        ("my dad is going to kill me, he's drunk and has a knife", "en"),
+        ("папа меня убьёт, он пьяный и бьёт маму, мне страшно", "ru"),
+        ("мне пишут что убьют меня у подъезда", "ru"),
+    ],
+)
+def test_a_real_threat_is_not_hyperbole(text: str, locale: str) -> None:
+    result = assess(text, locale)
+    assert result.danger
+    assert "hyperbole" not in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "frame"),
+    [
+        # A famous stranger in the feed, a song's lyrics: the model decides.
+        ("apparently some youtuber died of an overdose, everyone's posting about it", "en",
+         "news"),
+        ("слышала, что один блогер умер от передозировки, все в шоке", "ru", "news"),
+        ("what's that song where he sings 'i want to die' over a happy beat?", "en", "fiction"),
+        ("из какой песни строчка «хочу умереть молодым»?", "ru", "fiction"),
+    ],
+)
+def test_a_stranger_in_the_feed_or_a_song_leaves_the_decision_to_the_model(
+    text: str, locale: str, frame: str
+) -> None:
+    result = assess(text, locale)
+    assert _TRIAGE.lexicon(read(text, locale)).danger
+    assert not result.danger
+    assert frame in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "frame"),
+    [
+        # An eye-roll marks hyperbole as a laugh does: asked about, not alarmed on.
+        ("если мне ещё раз поставят двойку по химии, я выйду в окно 🙄", "ru", "joke"),
+        ("one more group project with him and i'm jumping off the roof 🙄", "en", "joke"),
+        # Denials told the other way round or short.
+        ("мыслей о самоубийстве у меня нет, просто устала от всего", "ru", "denial"),
+        ("not suicidal, just tired of school and want to talk", "en", "denial"),
+    ],
+)
+def test_an_eye_roll_or_a_denial_gets_the_direct_question_not_the_alarm(
+    text: str, locale: str, frame: str
+) -> None:
+    result = assess(text, locale)
+    assert _TRIAGE.lexicon(read(text, locale)).danger
+    assert not result.danger and result.check_in
+    assert frame in result.layers
