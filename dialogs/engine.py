@@ -257,12 +257,12 @@ class DialogEngine:
         if await stages.Repeat()(repos.inbox, inbound):
             return []
         locale = normalise_locale(inbound.locale_hint, self.config.default_locale)
+        now = self.clock()
         user, conv = await repos.users.with_conversation(
-            str(inbound.channel), inbound.user_id, inbound.chat_id, locale
+            str(inbound.channel), inbound.user_id, inbound.chat_id, locale, now
         )
         if not user.locale_fixed and inbound.locale_hint:
             user.locale = locale
-        now = self.clock()
         seen = user.last_seen_at
         if seen is None or not now - timedelta(minutes=1) < seen <= now:
             user.last_seen_at = now  # to the minute: not one more write per message

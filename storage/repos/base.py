@@ -45,6 +45,12 @@ async def connection(session: AsyncSession) -> AsyncConnection:
     return conn
 
 
+# `Session.info` key: {(channel, hashed external id): block id or None}, read by the turn's
+# first statement (`UserRepo.with_conversation`) for `BlockRepo.blocking`, which takes it once;
+# adding or lifting a block in the session drops it.
+BLOCK_ANSWERS = "blocking"
+
+
 class _Repo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session

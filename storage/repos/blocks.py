@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, delete, or_, select, update
 from storage.models import (
     Block,
 )
-from storage.repos.base import _Repo
+from storage.repos.base import BLOCK_ANSWERS, _Repo
 
 
 def _active(*what: Any) -> Any:
@@ -59,6 +59,7 @@ class BlockRepo(_Repo):
         )
         self.session.add(block)
         await self.session.flush()
+        self.session.info.pop(BLOCK_ANSWERS, None)  # the turn's answer is stale now
         return block
 
     async def active_for(self, channel: str, external_id: str, now: datetime) -> Block | None:
@@ -68,7 +69,11 @@ class BlockRepo(_Repo):
 
     async def blocking(self, channel: str, external_id: str, now: datetime) -> int | None:
         """The id of `active_for`'s block, read as a plain row (a Core select, no ORM object):
-        the question every turn asks."""
+        the question every turn asks. Answered without a statement when this session's
+        `UserRepo.with_conversation` read it already (once)."""
+        answers = self.session.info.get(BLOCK_ANSWERS)
+        if answers and (channel, external_id) in answers:
+            return answers.pop((channel, external_id))  # type: ignore[no-any-return]
         params = {"b_channel": channel, "b_external_id": external_id, "b_now": now}
         row = (await self._core(_ACTIVE_ID, params)).first()
         return None if row is None else int(row[0])
@@ -83,6 +88,7 @@ class BlockRepo(_Repo):
         return bool(getattr(result, "rowcount", 0) == 1)
 
     async def lift(self, block_id: int, counsellor_id: int, now: datetime) -> bool:
+        self.session.info.pop(BLOCK_ANSWERS, None)
         result = await self.session.execute(
             update(Block)
             .where(Block.id == block_id, Block.lifted_at.is_(None))
