@@ -466,59 +466,38 @@ def test_a_question_asked_to_learn_or_to_help_is_answered_not_alarmed(
 
 
 @pytest.mark.parametrize(
-    ("text", "locale"),
+    ("text", "locale", "frame"),
     [
         # Someone is in danger now, or it is me: the question is not asked to learn.
         ("how can i tell if my friend is serious? she texted me goodbye and said she wants to "
-         "kill herself tonight", "en"),
-        ("what are the signs of depression, i want to kill myself", "en"),
+         "kill herself tonight", "en", "learn-or-help"),
+        ("what are the signs of depression, i want to kill myself", "en", "learn-or-help"),
         ("как понять, что подруга правда хочет покончить с собой? она сейчас написала мне "
-         "что прощается", "ru"),
-        ("как помочь другу если он уже наглотался таблеток?", "ru"),
-    ],
-)
-def test_a_question_about_danger_happening_now_is_still_danger(text: str, locale: str) -> None:
-    result = assess(text, locale)
-    assert result.danger
-    assert "learn-or-help" not in result.layers
-
-
-@pytest.mark.parametrize(
-    ("text", "locale"),
-    [
-        # A parent "killing" me over a vase, a mark, a lost jumper: hyperbole, stays quiet.
-        ("my dad is gonna kill me, i scratched his car with my bike", "en"),
-        ("мама меня убьёт, я разлила краску на новый ковёр", "ru"),
-        ("my coach is going to kill me, i missed practice again", "en"),
-    ],
-)
-def test_a_parent_killing_me_over_a_trifle_is_hyperbole(text: str, locale: str) -> None:
-    result = assess(text, locale)
-    assert _TRIAGE.lexicon(read(text, locale)).danger
-    assert not result.danger
-    assert "hyperbole" in result.layers
-
-
-@pytest.mark.parametrize(
-    ("text", "locale"),
-    [
+         "что прощается", "ru", "learn-or-help"),
+        ("как помочь другу если он уже наглотался таблеток?", "ru", "learn-or-help"),
         # A threat from "he" or "they", or a parent's made real (drunk, a knife, fear).
-        ("they're gonna kill me after school, they know my address", "en"),
-        ("my dad is going to kill me, he's drunk and has a knife", "en"),
-        ("папа меня убьёт, он пьяный и бьёт маму, мне страшно", "ru"),
-        ("мне пишут что убьют меня у подъезда", "ru"),
+        ("they're gonna kill me after school, they know my address", "en", "hyperbole"),
+        ("my dad is going to kill me, he's drunk and has a knife", "en", "hyperbole"),
+        ("папа меня убьёт, он пьяный и бьёт маму, мне страшно", "ru", "hyperbole"),
+        ("мне пишут что убьют меня у подъезда", "ru", "hyperbole"),
     ],
 )
-def test_a_real_threat_is_not_hyperbole(text: str, locale: str) -> None:
+def test_danger_now_is_not_a_learning_question_nor_hyperbole(
+    text: str, locale: str, frame: str
+) -> None:
     result = assess(text, locale)
     assert result.danger
-    assert "hyperbole" not in result.layers
+    assert frame not in result.layers
 
 
 @pytest.mark.parametrize(
     ("text", "locale", "frame"),
     [
-        # A famous stranger in the feed, a song's lyrics: the model decides.
+        # A parent "killing" me over a vase, a mark, a lost jumper: hyperbole.
+        ("my dad is gonna kill me, i scratched his car with my bike", "en", "hyperbole"),
+        ("мама меня убьёт, я разлила краску на новый ковёр", "ru", "hyperbole"),
+        ("my coach is going to kill me, i missed practice again", "en", "hyperbole"),
+        # A famous stranger in the feed, a song's lyrics.
         ("apparently some youtuber died of an overdose, everyone's posting about it", "en",
          "news"),
         ("слышала, что один блогер умер от передозировки, все в шоке", "ru", "news"),
@@ -526,7 +505,7 @@ def test_a_real_threat_is_not_hyperbole(text: str, locale: str) -> None:
         ("из какой песни строчка «хочу умереть молодым»?", "ru", "fiction"),
     ],
 )
-def test_a_stranger_in_the_feed_or_a_song_leaves_the_decision_to_the_model(
+def test_hyperbole_a_song_or_the_feed_leaves_the_decision_to_the_model(
     text: str, locale: str, frame: str
 ) -> None:
     result = assess(text, locale)
