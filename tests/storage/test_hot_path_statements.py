@@ -256,3 +256,32 @@ async def test_a_record_set_back_to_its_value_writes_nothing(
         conv.state = "role" if unchanged else "menu"
     updates = [s for s in statements if s.startswith("UPDATE")]
     assert len(updates) == (0 if unchanged else 1), updates
+
+
+async def test_the_turns_first_read_answers_the_block_check_once(db: Database) -> None:
+    """The block in force comes with the user and conversation: `blocking` asks nothing of
+    the database then; a block added in the same session is seen at once, not the stale
+    answer; a second question asks the database again."""
+    async with db.unit() as stores:
+        user, _ = await stores.users.with_conversation("telegram", "8", "8", "ru")
+        await stores.conversations.create(user.id, "start", "role")
+    statements = _recorded(db)
+    async with db.unit() as stores:
+        user, conv = await stores.users.with_conversation("telegram", "8", "8", "ru")
+        assert conv is not None
+        statements.clear()
+        assert await stores.blocks.blocking("telegram", user.external_id, utcnow()) is None
+        assert statements == [], "answered by the first read"
+        block = await stores.blocks.add(channel="telegram", external_id=user.external_id,
+                                        user_id=user.id, case_id=None, counsellor_id=1,
+                                        reason="abuse", until=utcnow() + timedelta(days=1))
+        await stores.users.with_conversation("telegram", "8", "8", "ru")
+        assert await stores.blocks.blocking("telegram", user.external_id, utcnow()) == block.id
+    async with db.unit() as stores:
+        user, _ = await stores.users.with_conversation("telegram", "8", "8", "ru")
+        await stores.blocks.add(channel="telegram", external_id=user.external_id,
+                                user_id=user.id, case_id=None, counsellor_id=1,
+                                reason="again", until=utcnow() + timedelta(days=2))
+        # Added after the read: the read's answer (the first block) is stale and not used.
+        newest = await stores.blocks.blocking("telegram", user.external_id, utcnow())
+        assert newest is not None and newest != block.id
