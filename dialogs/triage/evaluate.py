@@ -4,9 +4,9 @@ A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` ent
 per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
 flagged as danger) and check-ins on safe texts. The newest held-out set read
 (``tests/triage/heldout_v14/``, written blind before round 28, reported once, for the shipped
-model and for round 28, withdrawn after) is for reporting only. ``tests/triage/heldout_v15/`` was written blind for
-the next round and is not among these sets until that round reports on it, once; no round tunes
-the lexicons, the corpus or the thresholds on it.
+model and for round 28, withdrawn after) is for reporting only. ``tests/triage/heldout_v15/``
+was written blind for the next round and is not among these sets until that round reports on
+it, once; no round tunes the lexicons, the corpus or the thresholds on it.
 """
 
 from __future__ import annotations
