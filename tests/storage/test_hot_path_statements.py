@@ -240,13 +240,18 @@ async def test_a_units_record_changes_are_saved_and_the_rows_left_clean(db: Data
         assert (user.locale, user.locale_fixed) == ("en", True)
 
 
+async def _a_child(db: Database, chat: str) -> None:
+    """A child with a conversation, on the Telegram chat `chat`."""
+    async with db.unit() as stores:
+        user, _ = await stores.users.with_conversation("telegram", chat, chat, "ru")
+        await stores.conversations.create(user.id, "start", "role")
+
+
 @pytest.mark.parametrize("unchanged", [True, False])
 async def test_a_record_set_back_to_its_value_writes_nothing(
     db: Database, unchanged: bool
 ) -> None:
-    async with db.unit() as stores:
-        user, _ = await stores.users.with_conversation("telegram", "6", "6", "ru")
-        await stores.conversations.create(user.id, "start", "role")
+    await _a_child(db, "6")
     statements = _recorded(db)
     async with db.unit() as stores:
         _user, conv = await stores.users.with_conversation("telegram", "6", "6", "ru")
@@ -262,9 +267,7 @@ async def test_the_turns_first_read_answers_the_block_check_once(db: Database) -
     """The block in force comes with the user and conversation: `blocking` asks nothing of
     the database then; a block added in the same session is seen at once, not the stale
     answer; a second question asks the database again."""
-    async with db.unit() as stores:
-        user, _ = await stores.users.with_conversation("telegram", "8", "8", "ru")
-        await stores.conversations.create(user.id, "start", "role")
+    await _a_child(db, "8")
     statements = _recorded(db)
     async with db.unit() as stores:
         user, conv = await stores.users.with_conversation("telegram", "8", "8", "ru")
