@@ -41,15 +41,15 @@ def test_the_corpus_is_big_covers_every_label_and_has_no_duplicates() -> None:
 SOLVER_SLACK = 5e-3
 
 
-@pytest.mark.skipif(
-    bool(os.environ.get("HELPLINE_TEST_DATABASE_URL")),
-    reason="database-independent; the SQLite run retrains once",
-)
 def _terms(model: TriageModel) -> list[str]:
     """The model's n-grams, column by column."""
     return [model._term(col) for col in range(model.coef.shape[1])]
 
 
+@pytest.mark.skipif(
+    bool(os.environ.get("HELPLINE_TEST_DATABASE_URL")),
+    reason="database-independent; the SQLite run retrains once",
+)
 def test_retraining_reproduces_the_shipped_model(tmp_path: Path) -> None:
     """Same corpus, same model: what matters (thresholds, every corpus line's verdict and
     scores, the coefficients) is compared, so a corpus edited without retraining fails here
