@@ -14,12 +14,15 @@ from storage.models import (
 from storage.repos.base import BLOCK_ANSWERS, _Repo
 
 
-def _active(*what: Any) -> Any:
+def active_block(*what: Any, channel: Any = None, external_id: Any = None) -> Any:
+    """The block in force at `b_now` (the longest-lasting) for a user: the bound `b_channel`
+    and `b_external_id`, or the given columns (a subquery correlated with `users`)."""
     return (
         select(*what)
         .where(
-            Block.channel == bindparam("b_channel"),
-            Block.external_id == bindparam("b_external_id"),
+            Block.channel == (bindparam("b_channel") if channel is None else channel),
+            Block.external_id == (
+                bindparam("b_external_id") if external_id is None else external_id),
             Block.lifted_at.is_(None),
             Block.until > bindparam("b_now"),
         )
@@ -30,8 +33,8 @@ def _active(*what: Any) -> Any:
 
 # Built once: every turn asks whether its user is blocked (`blocking`, the id alone: no row
 # loaded into the session for the common answer, none).
-_ACTIVE = _active(Block)
-_ACTIVE_ID = _active(Block.id)
+_ACTIVE = active_block(Block)
+_ACTIVE_ID = active_block(Block.id)
 
 
 class BlockRepo(_Repo):

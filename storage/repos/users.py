@@ -28,6 +28,7 @@ from storage.repos.base import (
     _address_hash,
     _Repo,
 )
+from storage.repos.blocks import active_block
 
 # Statements of every turn, built once (their construction and cache key are not paid again).
 _FIND = select(User).where(
@@ -36,18 +37,9 @@ _FIND = select(User).where(
 
 # The block in force for the user (`BlockRepo.blocking`'s question), as a column of the
 # turn's first read: every turn asks it, and it is one round trip less.
-_BLOCKED = (
-    select(Block.id)
-    .where(
-        Block.channel == User.channel,
-        Block.external_id == User.external_id,
-        Block.lifted_at.is_(None),
-        Block.until > bindparam("b_now"),
-    )
-    .order_by(Block.until.desc())
-    .limit(1)
-    .scalar_subquery()
-)
+_BLOCKED = active_block(
+    Block.id, channel=User.channel, external_id=User.external_id
+).scalar_subquery()
 
 # The user and their conversation in one read. PostgreSQL cannot lock the nullable side of an
 # outer join: there the join is inner, and a user without a conversation is read on its own.
