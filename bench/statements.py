@@ -34,7 +34,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
 N = 2000
 
@@ -91,27 +91,23 @@ async def main(dsn: str) -> None:
         await c.execute(insert(conv), rows)
     pool = await asyncpg.create_pool(f"{base}/{db}", min_size=2, max_size=2)
 
+    async def eight(s: AsyncSession | AsyncConnection, i: int) -> None:
+        r = (await s.execute(INS_IN, {"c": "tg", "u": i, "p": PAYLOAD})).scalar_one()
+        await s.execute(CLAIM, {"k": i % 200})
+        await s.execute(DONE_IN, {"i": r})
+        row = (await s.execute(READ, {"uid": i % 200})).one()
+        o = (await s.execute(INS_OUT, {"cid": row.id, "b": BODY})).scalar_one()
+        await s.execute(UPD_CONV, {"cid": row.id, "s": "menu", "d": "{}"})
+        await s.execute(SENT, {"o": o})
+        await s.execute(DEL_IN, {"i": r})
+
     async def orm(i: int) -> None:
         async with AsyncSession(eng) as s, s.begin():
-            r = (await s.execute(INS_IN, {"c": "tg", "u": i, "p": PAYLOAD})).scalar_one()
-            await s.execute(CLAIM, {"k": i % 200})
-            await s.execute(DONE_IN, {"i": r})
-            row = (await s.execute(READ, {"uid": i % 200})).one()
-            o = (await s.execute(INS_OUT, {"cid": row.id, "b": BODY})).scalar_one()
-            await s.execute(UPD_CONV, {"cid": row.id, "s": "menu", "d": "{}"})
-            await s.execute(SENT, {"o": o})
-            await s.execute(DEL_IN, {"i": r})
+            await eight(s, i)
 
     async def core(i: int) -> None:
-        async with eng.begin() as s:
-            r = (await s.execute(INS_IN, {"c": "tg", "u": i, "p": PAYLOAD})).scalar_one()
-            await s.execute(CLAIM, {"k": i % 200})
-            await s.execute(DONE_IN, {"i": r})
-            row = (await s.execute(READ, {"uid": i % 200})).one()
-            o = (await s.execute(INS_OUT, {"cid": row.id, "b": BODY})).scalar_one()
-            await s.execute(UPD_CONV, {"cid": row.id, "s": "menu", "d": "{}"})
-            await s.execute(SENT, {"o": o})
-            await s.execute(DEL_IN, {"i": r})
+        async with eng.begin() as c:
+            await eight(c, i)
 
     async def raw(i: int) -> None:
         async with pool.acquire() as c, c.transaction():
