@@ -63,14 +63,18 @@ class NullSender:
         self.sent += 1
 
 
-async def _pg_database() -> tuple[str, Any]:
+async def _pg_database(
+    admin_url: str = PG_ADMIN, prefix: str = "bench_pipeline"
+) -> tuple[str, Any]:
+    """A throwaway database on the server of `admin_url`: its URL and the coroutine that drops
+    it (also `bench/statements.py`'s)."""
     import uuid
 
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    name = f"bench_pipeline_{uuid.uuid4().hex[:8]}"
-    admin = create_async_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
 
@@ -79,7 +83,7 @@ async def _pg_database() -> tuple[str, Any]:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         await admin.dispose()
 
-    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}", drop
+    return admin_url.rsplit("/", 1)[0] + f"/{name}", drop
 
 
 async def main(args: argparse.Namespace) -> None:

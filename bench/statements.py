@@ -1,7 +1,7 @@
 """What eight hot-path statements cost on PostgreSQL, by the way they are sent: through an ORM
 session (as most of the turn's are), on a Core connection, or as asyncpg prepared statements.
 
-    .venv/bin/python bench/statements.py [--dsn postgresql://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python bench/statements.py [--admin URL]   # default: bench/pipeline.py's PG_ADMIN
 
 The statements mirror an ordinary update's (journal entry, advisory claim, journal closed, the
 conversation read and locked, outbox row, conversation update, delivered mark, journal row
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import asyncpg
 from sqlalchemy import (
@@ -34,7 +35,12 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from bench.pipeline import PG_ADMIN, _pg_database  # noqa: E402  (after the path is set)
 
 N = 2000
 
@@ -79,17 +85,23 @@ RAW = {
 PAYLOAD, BODY = "x" * 200, "hello " * 20
 
 
-async def main(dsn: str) -> None:
-    db = "bench_statements_" + uuid.uuid4().hex[:8]
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f"CREATE DATABASE {db}")
-    base = dsn.rsplit("/", 1)[0]
-    eng = create_async_engine(f"{base.replace('postgresql://', 'postgresql+asyncpg://')}/{db}")
+async def main(admin_url: str) -> None:
+    url, drop = await _pg_database(admin_url, prefix="bench_statements")
+    eng = create_async_engine(url)
+    pool = await asyncpg.create_pool(url.replace("+asyncpg", ""), min_size=2, max_size=2)
+    try:
+        await _measure(eng, pool)
+    finally:
+        await pool.close()
+        await eng.dispose()
+        await drop()
+
+
+async def _measure(eng: AsyncEngine, pool: asyncpg.Pool) -> None:
     async with eng.begin() as c:
         await c.run_sync(md.create_all)
         rows = [{"user_id": i, "state": "start", "data": "{}"} for i in range(200)]
         await c.execute(insert(conv), rows)
-    pool = await asyncpg.create_pool(f"{base}/{db}", min_size=2, max_size=2)
 
     async def eight(s: AsyncSession | AsyncConnection, i: int) -> None:
         r = (await s.execute(INS_IN, {"c": "tg", "u": i, "p": PAYLOAD})).scalar_one()
@@ -131,14 +143,10 @@ async def main(dsn: str) -> None:
         cpu, wall = time.process_time() - t0, time.perf_counter() - w0
         print(f"{name:16} CPU {cpu / N * 1000:.2f} ms per update (8 statements), "
               f"wall {wall / N * 1000:.2f} ms")
-    await pool.close()
-    await eng.dispose()
-    await admin.execute(f"DROP DATABASE {db}")
-    await admin.close()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                        help="a PostgreSQL database to create the throwaway one from")
-    asyncio.run(main(parser.parse_args().dsn))
+    parser.add_argument("--admin", default=PG_ADMIN,
+                        help="a database on the server to create the throwaway one from")
+    asyncio.run(main(parser.parse_args().admin))
