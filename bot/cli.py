@@ -95,6 +95,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from collections.abc import Coroutine
     from typing import Any
 
+    from bot import early_stop
     from bot.console import ConsoleChat
     from bot.http import build_web_app
     from bot.runner import (
@@ -109,16 +110,29 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     )
 
     if not (settings.telegram_bot_token or settings.vk_token):
-        from bot import early_stop
-
         early_stop.release()  # the console has no graceful stop: signals act as usual
         if early_stop.requested() is not None:
+            return 0
+    elif _stopped_early():
+        return 0
+    else:
+        # The channels' modules (aiogram's alone takes seconds to import) before anything is
+        # built, while a stop is still only noted (bot.early_stop), so that a stop asked for in
+        # those seconds ends the start-up here instead of after it.
+        if settings.telegram_bot_token:
+            import bot.telegram
+        if settings.vk_token:
+            import bot.vk  # noqa: F401
+        if _stopped_early():
             return 0
     app = _app(settings)
     if not (settings.telegram_bot_token or settings.vk_token):
         print("No TELEGRAM_BOT_TOKEN or VK_TOKEN set: running the local console chat.",
               file=sys.stderr)
         return await _run_console(app, ConsoleChat(app, user=args.user))
+    if _stopped_early():  # asked while the app was being built (the triage model loads)
+        await app.close()
+        return 0
     stop = asyncio.Event()
     channels: list[asyncio.Task[None]] = []
     jobs: list[asyncio.Task[None]] = []
@@ -168,6 +182,21 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             left = await shut_down(app, channels, jobs)
             thaw_startup_heap()
             exit_if_left_behind(left, code)
+
+
+def _stopped_early() -> bool:
+    """Whether SIGTERM or SIGINT came while `helpline run` was starting up (bot.early_stop).
+    Nothing has been taken in yet then: the start-up stops where it is, with exit code 0, and
+    what an earlier run left (journalled updates, unsent replies) waits for the next start's
+    recovery, as it would have if this start had not begun. (Once the event loop's handlers
+    exist, `bot.runner.stop_on_signals` takes over.)"""
+    from bot import early_stop
+
+    early = early_stop.requested()
+    if early is None:
+        return False
+    log.warning("%s during start-up: stopping (nothing taken in yet)", early.name)
+    return True
 
 
 async def _run_console(app: App, chat: ConsoleChat) -> int:

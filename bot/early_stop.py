@@ -5,7 +5,9 @@ event loop's own signal handlers (`bot.runner.stop_on_signals`) exist only after
 in those seconds (a deploy rolled back, `docker stop` right after `docker start`) would otherwise
 end the process with the default action: killed by the signal, no graceful stop, exit code -15.
 `catch` is called first thing; it only notes the request (and puts the default action back, so a
-second signal still ends the process at once). `stop_on_signals` then stops at once, after the
+second signal still ends the process at once). `helpline run` looks at it between the start-up's
+steps (`bot.cli._stopped_early`) and stops there with exit code 0, before it has taken anything
+in; once the event loop's handlers exist, `bot.runner.stop_on_signals` stops at once, after the
 start-up's own recovery, like any other graceful stop. This module imports nothing heavy.
 """
 

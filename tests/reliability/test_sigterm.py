@@ -147,11 +147,13 @@ def _catches_sigterm(pid: int) -> bool:
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"),
                     reason="needs /proc to see when the process catches SIGTERM")
-async def test_sigterm_while_starting_up_is_a_graceful_stop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("after", [0.0, 1.5], ids=["at-once", "mid-start-up"])
+async def test_sigterm_while_starting_up_is_a_graceful_stop(tmp_path: Path, after: float) -> None:
     """`docker stop` right after `docker start`: the signal comes while the app is still being
-    imported and built, before the event loop's handlers exist. It must still be a stop with
-    exit code 0 (not death by the signal), and a child's message waiting at the API is left there
-    for the next start, which answers it."""
+    imported and built, before the event loop's handlers exist (at once, or a moment later while
+    the channels' modules load). It must still be a stop with exit code 0 (not death by the
+    signal), without first finishing the start-up, and a child's message waiting at the API is
+    left there for the next start, which answers it."""
     fake, env = await _fake_and_schema(tmp_path)
     await fake.child_says(CHILDREN[0], "привет")
     log_path = tmp_path / "worker.log"
@@ -159,10 +161,13 @@ async def test_sigterm_while_starting_up_is_a_graceful_stop(tmp_path: Path) -> N
     worker = _start(env, log)
     try:
         await _wait(lambda: _catches_sigterm(worker.pid), 20, "the worker to catch SIGTERM")
+        await asyncio.sleep(after)
         assert fake.polls == 0, "too late: the worker already polls (the test needs the start-up)"
         code, took = await _stop(worker)
         assert code == 0, log_path.read_text()[-3000:]
         assert took < 10, f"took {took:.1f}s to stop"
+        assert fake.polls == 0, "the stopped start-up went on to poll"
+        assert "http server on" not in log_path.read_text(), "the start-up went on to the end"
         assert "SIGTERM during start-up: stopping" in log_path.read_text()
         worker = _start(env, log)
         await _wait(lambda: len(fake.texts_to(CHILDREN[0])) >= len(REPLIES), 60,
