@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import sqlite3
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
+from bot import early_stop
 from bot.settings import Settings, load_settings
 from storage.lane import run as lane_run
 
@@ -95,7 +97,6 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from collections.abc import Coroutine
     from typing import Any
 
-    from bot import early_stop
     from bot.console import ConsoleChat
     from bot.http import build_web_app
     from bot.runner import (
@@ -120,9 +121,9 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         # built, while a stop is still only noted (bot.early_stop), so that a stop asked for in
         # those seconds ends the start-up here instead of after it.
         if settings.telegram_bot_token:
-            import bot.telegram
+            importlib.import_module("bot.telegram")
         if settings.vk_token:
-            import bot.vk  # noqa: F401
+            importlib.import_module("bot.vk")
         if _stopped_early():
             return 0
     app = _app(settings)
@@ -190,8 +191,6 @@ def _stopped_early() -> bool:
     what an earlier run left (journalled updates, unsent replies) waits for the next start's
     recovery, as it would have if this start had not begun. (Once the event loop's handlers
     exist, `bot.runner.stop_on_signals` takes over.)"""
-    from bot import early_stop
-
     early = early_stop.requested()
     if early is None:
         return False
