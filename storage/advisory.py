@@ -8,10 +8,11 @@ import hashlib
 import logging
 from contextlib import suppress
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from storage import driver
 from storage.lane import LaneLock
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ ChatKey = tuple[str, str]  # (channel, the keyed hash of the chat id)
 # The first half of every chat claim's two-part advisory lock key ("MB", mailbox), so our
 # claims cannot meet another advisory lock user's.
 ADVISORY_NAMESPACE = 0x4D42
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(:ns, :chat)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:ns, :chat)")
 
 
 def advisory_key(key: ChatKey) -> int:
@@ -51,14 +54,14 @@ class AdvisoryClaims:
             self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
         return self._conn
 
-    async def _ask(self, sql: str, key: ChatKey) -> bool:
+    async def _ask(self, sql: TextClause, key: ChatKey) -> bool:
         async with self._lock.hold():
             try:
                 conn = await self._connection()
-                result = await conn.execute(
-                    text(sql), {"ns": ADVISORY_NAMESPACE, "chat": advisory_key(key)}
-                )
-                return bool(result.scalar())
+                params = {"ns": ADVISORY_NAMESPACE, "chat": advisory_key(key)}
+                if driver.usable(conn):  # asyncpg's prepared statement, past SQLAlchemy
+                    return bool((await driver.execute(conn, sql, params)).scalar())
+                return bool((await conn.execute(sql, params)).scalar())
             except (SQLAlchemyError, OSError):
                 await self._lost()
                 raise
@@ -80,7 +83,7 @@ class AdvisoryClaims:
             return False  # held by another task of this process
         self._held.add(key)
         try:
-            taken = await self._ask("SELECT pg_try_advisory_lock(:ns, :chat)", key)
+            taken = await self._ask(_TRY_LOCK, key)
         except BaseException:
             self._held.discard(key)
             raise
@@ -93,7 +96,7 @@ class AdvisoryClaims:
         if key not in self._held:
             return  # lost with the connection: nothing to give back
         try:
-            await self._ask("SELECT pg_advisory_unlock(:ns, :chat)", key)
+            await self._ask(_UNLOCK, key)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("could not release a chat claim (%s)", type(exc).__name__)
         finally:

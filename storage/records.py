@@ -51,7 +51,7 @@ from dialogs.ports import (
     UserRecord,
     UserStore,
 )
-from storage import models
+from storage import driver, models
 from storage.repos.base import connection
 
 if TYPE_CHECKING:
@@ -334,7 +334,11 @@ class RecordStores:
                 assert state.identity is not None  # persistent
                 params["k_id"] = state.identity[0]
                 conn = await connection(session)
-                result = await conn.execute(plan.update(frozenset(values)), params)
+                stmt = plan.update(frozenset(values))
+                result = await (
+                    driver.execute(conn, stmt, params) if driver.usable(conn)
+                    else conn.execute(stmt, params)
+                )
                 if result.rowcount != 1:  # as the ORM's flush would say
                     raise StaleDataError(
                         f"UPDATE statement on table '{plan.table.name}' expected to update "

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Executable
+from sqlalchemy import Executable
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from dialogs.ports import OPEN_STATUSES, CaseStatus
-from storage import crypto
+from storage import crypto, driver
 
 
 def _address_hash(channel: str, address: str) -> str:
@@ -59,12 +59,17 @@ class _Repo:
     def dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
-    async def _core(self, stmt: Executable, params: dict[str, Any]) -> CursorResult[Any]:
+    async def _core(self, stmt: Executable, params: dict[str, Any]) -> driver.Result:
         """A Core statement built once (module level, with bind parameters), on the session's
         connection: no ORM bulk-insert reading of `params`, no autoflush, no statement built
         or cache key computed again. For the hot path's inserts, updates and plain reads of
-        tables the turn does not also change through the ORM."""
-        return await (await connection(self.session)).execute(stmt, params)
+        tables the turn does not also change through the ORM. On PostgreSQL it goes to
+        asyncpg as a prepared statement, past SQLAlchemy's execution machinery
+        (`storage.driver`)."""
+        conn = await connection(self.session)
+        if driver.usable(conn):
+            return await driver.execute(conn, stmt, params)
+        return await conn.execute(stmt, params)
 
 
 LEFT = CaseStatus.LEFT

@@ -113,6 +113,16 @@ def _close_and_record() -> Any:
 
 
 _CLOSE_AND_RECORD_PG = _close_and_record()
+# Has a chat an open entry (the mailbox's look after each update it handled)?
+_WAITING = (
+    select(InboxUpdate.id)
+    .where(
+        InboxUpdate.channel == bindparam("b_channel"),
+        InboxUpdate.chat_key == bindparam("b_chat"),
+        InboxUpdate.processed_at.is_(None),
+    )
+    .limit(1)
+)
 
 
 class UpdateRepo(_Repo):
@@ -189,12 +199,8 @@ class InboxRepo(_Repo):
 
     async def chat_waiting(self, channel: str, chat: str) -> bool:
         """Has the chat an unprocessed update?"""
-        stmt = select(InboxUpdate.id).where(
-            InboxUpdate.channel == channel,
-            InboxUpdate.chat_key == chat,
-            InboxUpdate.processed_at.is_(None),
-        )
-        return (await self.session.execute(stmt.limit(1))).first() is not None
+        params = {"b_channel": channel, "b_chat": chat}
+        return (await self._core(_WAITING, params)).first() is not None
 
     async def waiting_chats(self, before: datetime, limit: int = 500) -> list[tuple[str, str]]:
         """Chats with an update journalled before `before` and still unprocessed, oldest

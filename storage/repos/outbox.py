@@ -6,7 +6,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, null, select, update
+from sqlalchemy import (
+    BigInteger,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
 from storage.models import (
@@ -65,6 +77,12 @@ def _write_if_idle() -> Any:
 
 
 _WRITE_IF_IDLE = _write_if_idle()
+# Delivered: a batch of messages deleted (PostgreSQL: the ids as one array parameter, so the
+# statement is built and prepared once whatever the batch's size).
+_DELIVERED_PG = delete(OutboxMessage).where(
+    OutboxMessage.id == any_(bindparam("b_ids", type_=ARRAY(BigInteger))),
+    OutboxMessage.delivered_at.is_(None),
+)
 
 
 def _message(
@@ -257,6 +275,9 @@ class OutboxRepo(_Repo):
 
     async def mark_delivered_many(self, message_ids: Sequence[int]) -> None:
         """`mark_delivered` for many messages in one statement (a batch of senders)."""
+        if self.dialect == "postgresql":
+            await self._core(_DELIVERED_PG, {"b_ids": list(message_ids)})
+            return
         await self.session.execute(
             delete(OutboxMessage).where(
                 OutboxMessage.id.in_(message_ids), OutboxMessage.delivered_at.is_(None)

@@ -1,0 +1,196 @@
+"""PostgreSQL: the hot path's Core statements sent as asyncpg prepared statements on the
+session's own connection and transaction, past SQLAlchemy's execution machinery.
+
+Every update runs a handful of statements built once at module level (the journal entry, its
+closing, the outbox row, the delivered marks, the chat claims). Through `Connection.execute`
+each pays SQLAlchemy's compiled-cache lookup, parameter processing, execution context and
+result set-up and a greenlet hop, about three times what asyncpg itself spends on it
+(`bench/statements.py`). Here a statement is compiled once per dialect into its SQL text, the
+order of its parameters and their bind processors (the encrypted and UTC columns' own), and
+then sent with the very prepared-statement cache that SQLAlchemy's adapter keeps on the
+connection:
+
+- on the transaction the session holds: the adapter begins it lazily, on its first statement,
+  and so does `execute` (a statement run first in a unit rolls back with it); on an autocommit
+  connection (`Database.single`, the chat claims) each statement commits alone, as through
+  SQLAlchemy;
+- a driver error is raised as SQLAlchemy raises it (`IntegrityError`, `DBAPIError`), so callers
+  and `Database.unit` see what they saw;
+- the engine's `before_cursor_execute` listeners are told of each statement (the tests and
+  `bench/pipeline.py` count statements with them).
+
+SQLite, and anything not built once (a statement with expanding ``IN`` parameters), go through
+SQLAlchemy as before.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Executable
+
+_ROWCOUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
+
+
+class Plan:
+    """A statement compiled once: its SQL, its parameters in order with their processors, and
+    its result columns' processors."""
+
+    __slots__ = ("_defaults", "binds", "names", "results", "sql")
+
+    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
+        compiled: Any = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
+        if compiled.literal_execute_params or compiled.post_compile_params:
+            raise ValueError("a statement with expanding parameters is compiled per call")
+        self.sql: str = compiled.string
+        self.names: tuple[str, ...] = tuple(compiled.positiontup or ())
+        processors = compiled._bind_processors  # what SQLAlchemy applies (types' own)
+        self.binds: tuple[Callable[[Any], Any] | None, ...] = tuple(
+            processors.get(name) for name in self.names
+        )
+        self.results: tuple[Callable[[Any], Any] | None, ...] = tuple(
+            column.type._cached_result_processor(dialect, None)
+            for column in compiled._result_columns
+        )
+        self._defaults = {
+            name: bind.value
+            for name, bind in compiled.binds.items()
+            if name in self.names and not bind.required and bind.callable is None
+        }
+
+    def arguments(self, params: dict[str, Any]) -> list[Any]:
+        values = []
+        for name, process in zip(self.names, self.binds, strict=True):
+            value = params[name] if name in params else self._defaults[name]
+            values.append(value if process is None or value is None else process(value))
+        return values
+
+    def row(self, record: Any) -> tuple[Any, ...]:
+        if not any(self.results):
+            return tuple(record)
+        return tuple(
+            value if process is None else process(value)
+            for value, process in zip(record, self.results, strict=True)
+        )
+
+
+_PLANS: dict[tuple[int, str], tuple[Executable, Plan]] = {}
+
+
+def plan(stmt: Executable, dialect: Dialect) -> Plan:
+    """`stmt`'s plan for `dialect`, built on first use (the statement is kept beside it, so
+    its id is not reused while the plan lives)."""
+    key = (id(stmt), dialect.name)
+    found = _PLANS.get(key)
+    if found is None:
+        found = _PLANS[key] = (stmt, Plan(stmt, dialect))
+    return found[1]
+
+
+class Result(Protocol):
+    """What the repositories read of a statement's result: SQLAlchemy's, or `Rows`."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def first(self) -> Any: ...
+
+    def one(self) -> Any: ...
+
+    def scalar(self) -> Any: ...
+
+    def scalar_one(self) -> Any: ...
+
+
+class Rows:
+    """The result of a statement sent by `execute`: its rows (processed) and row count, with the
+    few reading methods the repositories use of SQLAlchemy's result."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def all(self) -> Sequence[tuple[Any, ...]]:
+        return self._rows
+
+    def first(self) -> tuple[Any, ...] | None:
+        return self._rows[0] if self._rows else None
+
+    def one(self) -> tuple[Any, ...]:
+        if not self._rows:
+            raise sa_exc.NoResultFound("No row was found when one was required")
+        if len(self._rows) > 1:
+            raise sa_exc.MultipleResultsFound("Multiple rows were found when one was required")
+        return self._rows[0]
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+
+def usable(conn: AsyncConnection) -> bool:
+    """Can `execute` send on `conn`: PostgreSQL through asyncpg, the connection valid."""
+    sync = conn.sync_connection
+    return (
+        sync is not None
+        and conn.dialect.driver == "asyncpg"
+        and not sync.invalidated
+        and not sync.closed
+    )
+
+
+async def execute(conn: AsyncConnection, stmt: Executable, params: dict[str, Any]) -> Rows:
+    """Send `stmt` (built once) with `params` on `conn`'s asyncpg connection, in `conn`'s
+    transaction (begun here if this is its first statement)."""
+    sync = conn.sync_connection
+    assert sync is not None
+    dialect = conn.dialect
+    the_plan = plan(stmt, dialect)
+    args = the_plan.arguments(params)
+    dispatch = sync.dispatch.before_cursor_execute
+    if dispatch:
+        dispatch(sync, None, the_plan.sql, args, None, False)
+    adapted: Any = sync.connection.dbapi_connection
+    try:
+        async with adapted._execute_mutex:
+            if adapted._transaction is None:
+                await adapted._start_transaction()  # nothing on an autocommit connection
+            prepared, _attributes = await adapted._prepare(
+                the_plan.sql, dialect._invalidate_schema_cache_asof  # type: ignore[attr-defined]
+            )
+            records = await prepared.fetch(*args)
+            status = prepared.get_statusmsg()
+    except Exception as error:  # a driver error becomes SQLAlchemy's, as it raises it
+        raise _translated(adapted, dialect, the_plan.sql, args, error) from error
+    match = _ROWCOUNT.match(status or "")
+    rowcount = int(match.group(1)) if match else -1
+    return Rows([the_plan.row(record) for record in records], rowcount)
+
+
+def _translated(
+    adapted: Any, dialect: Dialect, sql: str, args: list[Any], error: Exception
+) -> BaseException:
+    dbapi: Any = dialect.loaded_dbapi
+    try:
+        adapted._handle_exception(error)  # raises the adapter's DBAPI error for it
+    except dbapi.Error as dbapi_error:
+        translated: BaseException = sa_exc.DBAPIError.instance(
+            sql, args, dbapi_error, dbapi.Error, dialect=dialect,
+            connection_invalidated=dialect.is_disconnect(dbapi_error, adapted, None),
+        )
+        return translated
+    except Exception as other:  # not a driver error: raised as it is
+        return other
+    return error
+
+
+__all__ = ["Plan", "Result", "Rows", "execute", "plan", "usable"]
