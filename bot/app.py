@@ -37,10 +37,11 @@ from dialogs.ports import StoreUnavailable
 from knowledge_base import KnowledgeBase
 from storage import crypto
 from storage.db import Database
+from storage.driver import Lone
 from storage.lane import Lane, lane
 from storage.models import utcnow
 from storage.repos.journal import chat_key
-from storage.repositories import Repos
+from storage.repositories import Repos, add_first
 
 log = logging.getLogger(__name__)
 _ALERTS = (DeskEvent.CASE_OPENED, DeskEvent.CASE_RAISED)
@@ -280,17 +281,17 @@ class App:
         stored: list[tuple[int | None, dict[str, Any] | None]] = []
         try:
             with lane(Lane.DANGER if any(u for _, u in entries) else Lane.INTAKE):
-                # One entry is one statement: no transaction around it (`Database.single`).
-                opened = self.db.single() if len(entries) == 1 else self.db.session()
+                # One entry is one statement: no transaction around it (`Database.lone`).
+                opened = self.db.lone() if len(entries) == 1 else self.db.session()
                 async with opened as s:
-                    repos = Repos(s)
+                    on = s if isinstance(s, Lone) else Repos(s).inbox
                     journalled: set[ChatKey] = set()
                     for inbound, _urgent in entries:
                         assert inbound.update_id is not None
                         channel, chat = chat_of(inbound)
                         body = inbound_to_dict(inbound)
-                        inbox_id, first = await repos.inbox.add_first(
-                            channel, inbound.update_id, body, chat)
+                        inbox_id, first = await add_first(
+                            on, channel, inbound.update_id, body, chat)
                         first = first and (channel, chat) not in journalled
                         if inbox_id is not None:
                             journalled.add((channel, chat))

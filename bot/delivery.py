@@ -38,7 +38,7 @@ from dialogs.messages import (
 from storage.db import Database
 from storage.lane import in_danger_lane
 from storage.models import OutboxMessage, utcnow
-from storage.repositories import Repos
+from storage.repositories import Repos, mark_delivered_many
 
 log = logging.getLogger(__name__)
 
@@ -505,8 +505,8 @@ class Delivery:
         an ordinary sender's task, queued for the database behind every ordinary turn."""
         if in_danger_lane():
             assert self.db is not None
-            async with self.db.single() as s:
-                await Repos(s).outbox.mark_delivered(outbox_id)
+            async with self.db.lone() as on:
+                await mark_delivered_many(on, [outbox_id])
             return
         self._to_mark.append(outbox_id)
         if self._marked is None:
@@ -523,8 +523,8 @@ class Delivery:
             self._to_mark, self._marked = [], None
             assert batch is not None
             try:
-                async with self.db.single() as s:
-                    await Repos(s).outbox.mark_delivered_many(ids)
+                async with self.db.lone() as on:
+                    await mark_delivered_many(on, ids)
             except BaseException as exc:
                 # Unmarked rows are sent again once their claim runs out (as after a crash
                 # between a send and its mark); every waiter of the batch hears of it.

@@ -57,7 +57,7 @@ from bot.locks import ChatClaims, ChatKey
 from dialogs.messages import Outbound
 from storage.db import Database
 from storage.lane import danger_lane
-from storage.repositories import Repos
+from storage.repositories import Repos, chat_waiting
 
 log = logging.getLogger(__name__)
 
@@ -322,8 +322,8 @@ class Mailbox:
             if not waiting and self.claims.shared:
                 # Another process may have journalled one while we held the claim (its kick
                 # failed to take it): look after releasing.
-                async with self.db.single() as s:
-                    waiting = await Repos(s).inbox.chat_waiting(*key)
+                async with self.db.lone() as on:
+                    waiting = await chat_waiting(on, *key)
             # No await between this check and `_finished`: a kick from now on starts a new
             # drainer, and one from before set `_dirty`.
             if not waiting and key not in self._dirty:

@@ -153,16 +153,24 @@ async def execute(conn: AsyncConnection, stmt: Executable, params: dict[str, Any
     transaction (begun here if this is its first statement)."""
     sync = conn.sync_connection
     assert sync is not None
-    dialect = conn.dialect
+    return await _send(sync.connection.dbapi_connection, conn.dialect,
+                       sync.dispatch.before_cursor_execute, sync, stmt, params)
+
+
+async def _send(
+    adapted: Any, dialect: Dialect, listeners: Any, conn: Any, stmt: Executable,
+    params: dict[str, Any], *, begin: bool = True,
+) -> Rows:
+    """`stmt` on SQLAlchemy's asyncpg adapter `adapted`: in its transaction (begun first when
+    `begin` and there is none), else on its own (asyncpg commits it alone). `listeners` (the
+    `before_cursor_execute` ones) are told of it as SQLAlchemy tells them, `conn` theirs."""
     the_plan = plan(stmt, dialect)
     args = the_plan.arguments(params)
-    dispatch = sync.dispatch.before_cursor_execute
-    if dispatch:
-        dispatch(sync, None, the_plan.sql, args, None, False)
-    adapted: Any = sync.connection.dbapi_connection
+    if listeners:
+        listeners(conn, None, the_plan.sql, args, None, False)
     try:
         async with adapted._execute_mutex:
-            if adapted._transaction is None:
+            if begin and adapted._transaction is None:
                 await adapted._start_transaction()  # nothing on an autocommit connection
             prepared, _attributes = await adapted._prepare(
                 the_plan.sql, dialect._invalidate_schema_cache_asof  # type: ignore[attr-defined]
@@ -174,6 +182,47 @@ async def execute(conn: AsyncConnection, stmt: Executable, params: dict[str, Any
     match = _ROWCOUNT.match(status or "")
     rowcount = int(match.group(1)) if match else -1
     return Rows([the_plan.row(record) for record in records], rowcount)
+
+
+class Statements(Protocol):
+    """Where the repositories' statements built once run: a repository's session, or `Lone`."""
+
+    @property
+    def dialect(self) -> str: ...
+
+    async def run(self, stmt: Executable, params: dict[str, Any]) -> Result: ...
+
+
+class Lone:
+    """Statements that each commit alone, on a pooled connection held for them with no
+    session, no SQLAlchemy connection and no transaction around them (`Database.lone`): the
+    journal entry of one update, the mailbox's look at a chat, a batch of delivered marks.
+    On SQLite (or another driver), they run on a session's connection instead."""
+
+    def __init__(
+        self, dialect: Dialect, events: Any, *, adapted: Any = None,
+        conn: AsyncConnection | None = None,
+    ) -> None:
+        self._dialect = dialect
+        self._events = events
+        self._adapted = adapted
+        self._conn = conn
+        self.broken = False  # the server went away: the connection is not given back
+
+    @property
+    def dialect(self) -> str:
+        return self._dialect.name
+
+    async def run(self, stmt: Executable, params: dict[str, Any]) -> Result:
+        if self._conn is not None:
+            return await self._conn.execute(stmt, params)
+        try:
+            return await _send(self._adapted, self._dialect,
+                               self._events.dispatch.before_cursor_execute, None, stmt, params,
+                               begin=False)
+        except sa_exc.DBAPIError as exc:
+            self.broken = self.broken or exc.connection_invalidated
+            raise
 
 
 def _translated(
@@ -193,4 +242,4 @@ def _translated(
     return error
 
 
-__all__ = ["Plan", "Result", "Rows", "execute", "plan", "usable"]
+__all__ = ["Lone", "Plan", "Result", "Rows", "Statements", "execute", "plan", "usable"]

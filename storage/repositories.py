@@ -12,13 +12,20 @@ from storage.repos.blocks import BlockRepo
 from storage.repos.cases import CaseRepo
 from storage.repos.conversations import ConversationRepo
 from storage.repos.desk import BoardRepo, DeskRepo
-from storage.repos.journal import DeskJournalRepo, InboxRepo, UpdateRepo
+from storage.repos.journal import (
+    DeskJournalRepo,
+    InboxRepo,
+    UpdateRepo,
+    add_first,
+    chat_waiting,
+)
 from storage.repos.messages import MessageRepo
-from storage.repos.outbox import OutboxRepo
+from storage.repos.outbox import OutboxRepo, mark_delivered_many
 from storage.repos.staff import CounsellorRepo, CredentialRepo, WebSessionRepo
 from storage.repos.users import UserRepo
 
-__all__ = ["LEFT", "OPEN_STATUSES", "Repos"]
+# The hot path's statements that run alone (`Database.lone`) as well as in a repository.
+__all__ = ["LEFT", "OPEN_STATUSES", "Repos", "add_first", "chat_waiting", "mark_delivered_many"]
 
 
 class Repos:

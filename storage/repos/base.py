@@ -71,6 +71,10 @@ class _Repo:
             return await driver.execute(conn, stmt, params)
         return await conn.execute(stmt, params)
 
+    async def run(self, stmt: Executable, params: dict[str, Any]) -> driver.Result:
+        """`_core`: a repository is where statements run (`driver.Statements`), as `Lone` is."""
+        return await self._core(stmt, params)
+
 
 LEFT = CaseStatus.LEFT
 __all__ = ["LEFT", "OPEN_STATUSES", "CaseStatus"]

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import aliased
 
+from storage.driver import Statements
 from storage.models import (
     DeskUpdate,
     InboxUpdate,
@@ -125,6 +126,28 @@ _WAITING = (
 )
 
 
+async def add_first(
+    on: Statements, channel: str, update_id: str, body: dict[str, Any], chat: str | None = None
+) -> tuple[int | None, bool]:
+    """`InboxRepo.add_first`, where `on` runs it (a repository's session, or `Database.lone`)."""
+    values = {
+        "b_channel": channel,
+        "b_update_id": update_id,
+        "b_received_at": utcnow(),
+        "b_body": body,
+        "b_chat_key": chat,
+    }
+    stmt = _ADD_PG if on.dialect == "postgresql" else _ADD_SQLITE
+    row: Any = (await on.run(stmt, values)).first()
+    return (int(row[0]), bool(row[1])) if row is not None else (None, False)
+
+
+async def chat_waiting(on: Statements, channel: str, chat: str) -> bool:
+    """`InboxRepo.chat_waiting`, where `on` runs it."""
+    params = {"b_channel": channel, "b_chat": chat}
+    return (await on.run(_WAITING, params)).first() is not None
+
+
 class UpdateRepo(_Repo):
     async def claim(self, channel: str, update_id: str) -> bool:
         """Record an inbound update; False if it was already recorded (a repeat)."""
@@ -160,17 +183,7 @@ class InboxRepo(_Repo):
         chat waits), in one statement: (None, False) for a repeat. On PostgreSQL "older"
         means committed before this statement began (another transaction's entry not yet
         committed is not seen, as it was not by a read after the insert either)."""
-        values = {
-            "b_channel": channel,
-            "b_update_id": update_id,
-            "b_received_at": utcnow(),
-            "b_body": body,
-            "b_chat_key": chat,
-        }
-        stmt = _ADD_PG if self.dialect == "postgresql" else _ADD_SQLITE
-        row: Any = (await self._core(stmt, values)).first()
-        return (int(row[0]), bool(row[1])) if row is not None else (None, False)
-
+        return await add_first(self, channel, update_id, body, chat)
 
     async def for_chat(self, channel: str, chat: str, limit: int = 20) -> Sequence[InboxUpdate]:
         """A chat's unprocessed updates, in journal order (the order they arrived in)."""
@@ -199,8 +212,7 @@ class InboxRepo(_Repo):
 
     async def chat_waiting(self, channel: str, chat: str) -> bool:
         """Has the chat an unprocessed update?"""
-        params = {"b_channel": channel, "b_chat": chat}
-        return (await self._core(_WAITING, params)).first() is not None
+        return await chat_waiting(self, channel, chat)
 
     async def waiting_chats(self, before: datetime, limit: int = 500) -> list[tuple[str, str]]:
         """Chats with an update journalled before `before` and still unprocessed, oldest

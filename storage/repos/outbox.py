@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import aliased
 
+from storage.driver import Statements
 from storage.models import (
     OutboxMessage,
     utcnow,
@@ -83,6 +84,20 @@ _DELIVERED_PG = delete(OutboxMessage).where(
     OutboxMessage.id == any_(bindparam("b_ids", type_=ARRAY(BigInteger))),
     OutboxMessage.delivered_at.is_(None),
 )
+
+
+async def mark_delivered_many(on: Statements, message_ids: Sequence[int]) -> None:
+    """`OutboxRepo.mark_delivered_many`, where `on` runs it (a repository's session, or
+    `Database.lone`)."""
+    if on.dialect == "postgresql":
+        await on.run(_DELIVERED_PG, {"b_ids": list(message_ids)})
+        return
+    await on.run(
+        delete(OutboxMessage).where(
+            OutboxMessage.id.in_(message_ids), OutboxMessage.delivered_at.is_(None)
+        ),
+        {},
+    )
 
 
 def _message(
@@ -276,7 +291,7 @@ class OutboxRepo(_Repo):
     async def mark_delivered_many(self, message_ids: Sequence[int]) -> None:
         """`mark_delivered` for many messages in one statement (a batch of senders)."""
         if self.dialect == "postgresql":
-            await self._core(_DELIVERED_PG, {"b_ids": list(message_ids)})
+            await mark_delivered_many(self, message_ids)
             return
         await self.session.execute(
             delete(OutboxMessage).where(

@@ -1,7 +1,8 @@
 """PostgreSQL: the hot path's statements sent as asyncpg prepared statements (`storage.driver`)
 keep what SQLAlchemy's execution gave them: the unit's transaction, the columns' encryption and
 time zones, SQLAlchemy's errors, and the statement listeners. Run by `make test-pg`; on SQLite
-the driver is not used and these are skipped."""
+the driver is not used and those are skipped. `Database.lone` (statements that each commit
+alone, with no session) is tested on both."""
 
 from __future__ import annotations
 
@@ -152,3 +153,4 @@ async def test_timestamps_come_back_aware(db: Database) -> None:
         moment = utcnow()
         got = (await driver.execute(conn, stmt, {"t": moment})).scalar_one()
     assert got == moment and got.utcoffset() == UTC.utcoffset(None)
+
