@@ -19,13 +19,15 @@ connection:
 - the engine's `before_cursor_execute` listeners are told of each statement (the tests and
   `bench/pipeline.py` count statements with them).
 
-SQLite, and anything not built once (a statement with expanding ``IN`` parameters), go through
-SQLAlchemy as before.
+SQLite (`storage.sqlite_inline`, on the loop's thread) is sent the same way on its `sqlite3`
+connection. Another driver, and anything not built once (a statement with expanding ``IN``
+parameters), go through SQLAlchemy as before.
 """
 
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -33,6 +35,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
+
+from storage.sqlite_inline import DRIVER as SQLITE_INLINE
 
 _ROWCOUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
 
@@ -64,11 +68,14 @@ class Plan:
         }
 
     def arguments(self, params: dict[str, Any]) -> list[Any]:
-        values = []
+        """The statement's positional arguments: each parameter processed once (SQLite's
+        question marks repeat a name for each place it is used)."""
+        done: dict[str, Any] = {}
         for name, process in zip(self.names, self.binds, strict=True):
-            value = params[name] if name in params else self._defaults[name]
-            values.append(value if process is None or value is None else process(value))
-        return values
+            if name not in done:
+                value = params[name] if name in params else self._defaults[name]
+                done[name] = value if process is None or value is None else process(value)
+        return [done[name] for name in self.names]
 
     def row(self, record: Any) -> tuple[Any, ...]:
         if not any(self.results):
@@ -79,16 +86,21 @@ class Plan:
         )
 
 
-_PLANS: dict[tuple[int, str], tuple[Executable, Plan]] = {}
+_PLANS: dict[tuple[int, str], tuple[Executable, Plan | None]] = {}
 
 
-def plan(stmt: Executable, dialect: Dialect) -> Plan:
+def plan(stmt: Executable, dialect: Dialect) -> Plan | None:
     """`stmt`'s plan for `dialect`, built on first use (the statement is kept beside it, so
-    its id is not reused while the plan lives)."""
+    its id is not reused while the plan lives); None for one that is compiled per call (its
+    expanding parameters)."""
     key = (id(stmt), dialect.name)
     found = _PLANS.get(key)
     if found is None:
-        found = _PLANS[key] = (stmt, Plan(stmt, dialect))
+        try:
+            found = (stmt, Plan(stmt, dialect))
+        except ValueError:
+            found = (stmt, None)
+        _PLANS[key] = found
     return found[1]
 
 
@@ -137,37 +149,47 @@ class Rows:
         return self.one()[0]
 
 
+# The drivers `execute` sends on: asyncpg, and SQLite's on the loop's thread.
+DRIVERS = frozenset({"asyncpg", SQLITE_INLINE})
+
+
 def usable(conn: AsyncConnection) -> bool:
-    """Can `execute` send on `conn`: PostgreSQL through asyncpg, the connection valid."""
+    """Can `execute` send on `conn`: PostgreSQL through asyncpg or SQLite through
+    `storage.sqlite_inline`, the connection valid."""
     sync = conn.sync_connection
     return (
         sync is not None
-        and conn.dialect.driver == "asyncpg"
+        and conn.dialect.driver in DRIVERS
         and not sync.invalidated
         and not sync.closed
     )
 
 
-async def execute(conn: AsyncConnection, stmt: Executable, params: dict[str, Any]) -> Rows:
-    """Send `stmt` (built once) with `params` on `conn`'s asyncpg connection, in `conn`'s
-    transaction (begun here if this is its first statement)."""
+async def execute(conn: AsyncConnection, stmt: Executable, params: dict[str, Any]) -> Result:
+    """Send `stmt` with `params` on `conn`'s own driver connection, in `conn`'s transaction
+    (begun here if this is its first statement); a statement not built once (`plan` is None)
+    goes through SQLAlchemy."""
     sync = conn.sync_connection
     assert sync is not None
+    the_plan = plan(stmt, conn.dialect)
+    if the_plan is None:
+        return await conn.execute(stmt, params)
     return await _send(sync.connection.dbapi_connection, conn.dialect,
-                       sync.dispatch.before_cursor_execute, sync, stmt, params)
+                       sync.dispatch.before_cursor_execute, sync, the_plan, params)
 
 
 async def _send(
-    adapted: Any, dialect: Dialect, listeners: Any, conn: Any, stmt: Executable,
+    adapted: Any, dialect: Dialect, listeners: Any, conn: Any, the_plan: Plan,
     params: dict[str, Any], *, begin: bool = True,
 ) -> Rows:
     """`stmt` on SQLAlchemy's asyncpg adapter `adapted`: in its transaction (begun first when
     `begin` and there is none), else on its own (asyncpg commits it alone). `listeners` (the
     `before_cursor_execute` ones) are told of it as SQLAlchemy tells them, `conn` theirs."""
-    the_plan = plan(stmt, dialect)
     args = the_plan.arguments(params)
     if listeners:
         listeners(conn, None, the_plan.sql, args, None, False)
+    if dialect.driver == SQLITE_INLINE:
+        return _sqlite(adapted, dialect, the_plan, args)
     try:
         async with adapted._execute_mutex:
             if begin and adapted._transaction is None:
@@ -181,6 +203,26 @@ async def _send(
         raise _translated(adapted, dialect, the_plan.sql, args, error) from error
     match = _ROWCOUNT.match(status or "")
     rowcount = int(match.group(1)) if match else -1
+    return Rows([the_plan.row(record) for record in records], rowcount)
+
+
+def _sqlite(adapted: Any, dialect: Dialect, the_plan: Plan, args: list[Any]) -> Rows:
+    """SQLite (`storage.sqlite_inline`): the statement on the `sqlite3` connection itself, in
+    the transaction the module keeps on it (begun before the first write, as for SQLAlchemy's
+    statements on the same connection)."""
+    connection: sqlite3.Connection = adapted._connection._connection
+    try:
+        cursor = connection.execute(the_plan.sql, args)
+        try:
+            records = cursor.fetchall()
+            rowcount = cursor.rowcount
+        finally:
+            cursor.close()
+    except sqlite3.Error as error:
+        dbapi: Any = dialect.loaded_dbapi
+        raise sa_exc.DBAPIError.instance(
+            the_plan.sql, args, error, dbapi.Error, dialect=dialect
+        ) from error
     return Rows([the_plan.row(record) for record in records], rowcount)
 
 
@@ -215,11 +257,16 @@ class Lone:
 
     async def run(self, stmt: Executable, params: dict[str, Any]) -> Result:
         if self._conn is not None:
+            if usable(self._conn):
+                return await execute(self._conn, stmt, params)
             return await self._conn.execute(stmt, params)
+        the_plan = plan(stmt, self._dialect)
+        if the_plan is None:
+            raise ValueError("a lone statement is built once (no expanding parameters)")
         try:
             return await _send(self._adapted, self._dialect,
-                               self._events.dispatch.before_cursor_execute, None, stmt, params,
-                               begin=False)
+                               self._events.dispatch.before_cursor_execute, None, the_plan,
+                               params, begin=False)
         except sa_exc.DBAPIError as exc:
             self.broken = self.broken or exc.connection_invalidated
             raise

@@ -335,10 +335,11 @@ class RecordStores:
                 params["k_id"] = state.identity[0]
                 conn = await connection(session)
                 stmt = plan.update(frozenset(values))
-                result = await (
-                    driver.execute(conn, stmt, params) if driver.usable(conn)
-                    else conn.execute(stmt, params)
-                )
+                result: driver.Result
+                if driver.usable(conn):
+                    result = await driver.execute(conn, stmt, params)
+                else:
+                    result = await conn.execute(stmt, params)
                 if result.rowcount != 1:  # as the ORM's flush would say
                     raise StaleDataError(
                         f"UPDATE statement on table '{plan.table.name}' expected to update "
