@@ -161,21 +161,27 @@ class Database:
     @asynccontextmanager
     async def lone(self) -> AsyncIterator[driver.Lone]:
         """For statements built once that each commit alone and need no ORM (the journal entry
-        of one update, the mailbox's look at a chat, a batch of delivered marks): on
-        PostgreSQL a pooled connection and asyncpg's prepared statements, with no session, no
-        SQLAlchemy connection and no transaction (a third of `single()`'s cost); on SQLite
-        `single()`'s session. Waits for its turn as `single()` does."""
-        if self.is_sqlite or self.engine.dialect.driver != "asyncpg":
+        of one update, the mailbox's look at a chat, a batch of delivered marks): a pooled
+        connection and the driver itself (asyncpg's prepared statements; SQLite's `sqlite3`
+        connection), with no session and no SQLAlchemy connection around them (a third to a
+        quarter of `single()`'s cost). On PostgreSQL each statement commits as it runs; on
+        SQLite they commit together at the end, as in `single()`. Waits for its turn as
+        `single()` does."""
+        dialect = self.engine.dialect
+        if dialect.driver not in driver.DRIVERS:
             async with self.single() as s:
-                yield driver.Lone(self.engine.dialect, self.engine.sync_engine,
-                                  conn=await connection(s))
+                yield driver.Lone(dialect, self.engine.sync_engine, conn=await connection(s))
             return
         async with self._writer.hold():
             fairy = await self.engine.raw_connection()
-            lone = driver.Lone(self.engine.dialect, self.engine.sync_engine,
-                               adapted=fairy.dbapi_connection)
+            lone = driver.Lone(dialect, self.engine.sync_engine, adapted=fairy.dbapi_connection)
             try:
-                yield lone
+                try:
+                    yield lone
+                except BaseException:
+                    lone.finish(ok=False)
+                    raise
+                lone.finish(ok=True)
             finally:
                 # Back to the pool (or closed: an overflow connection, one the server dropped).
                 await greenlet_spawn(fairy.invalidate if lone.broken else fairy.close)

@@ -61,10 +61,14 @@ class Plan:
             column.type._cached_result_processor(dialect, None)
             for column in compiled._result_columns
         )
+        binds = [bind for name, bind in compiled.binds.items() if name in self.names]
+        if any(bind.callable is not None for bind in binds):
+            raise ValueError("a parameter whose value is computed per call")
+        # Values built into the statement (a LIMIT, a literal in a CASE): sent as parameters.
         self._defaults = {
             name: bind.value
             for name, bind in compiled.binds.items()
-            if name in self.names and not bind.required and bind.callable is None
+            if name in self.names and not bind.required
         }
 
     def arguments(self, params: dict[str, Any]) -> list[Any]:
@@ -87,6 +91,8 @@ class Plan:
 
 
 _PLANS: dict[tuple[int, str], tuple[Executable, Plan | None]] = {}
+# The hot path has a few dozen statements built once; the cache never grows past this.
+_MOST_PLANS = 512
 
 
 def plan(stmt: Executable, dialect: Dialect) -> Plan | None:
@@ -96,9 +102,11 @@ def plan(stmt: Executable, dialect: Dialect) -> Plan | None:
     key = (id(stmt), dialect.name)
     found = _PLANS.get(key)
     if found is None:
+        if len(_PLANS) >= _MOST_PLANS:  # statements built per call, passed here by mistake
+            _PLANS.clear()
         try:
             found = (stmt, Plan(stmt, dialect))
-        except ValueError:
+        except ValueError:  # SQLAlchemy compiles it per call
             found = (stmt, None)
         _PLANS[key] = found
     return found[1]
@@ -237,9 +245,11 @@ class Statements(Protocol):
 
 class Lone:
     """Statements that each commit alone, on a pooled connection held for them with no
-    session, no SQLAlchemy connection and no transaction around them (`Database.lone`): the
-    journal entry of one update, the mailbox's look at a chat, a batch of delivered marks.
-    On SQLite (or another driver), they run on a session's connection instead."""
+    session, no SQLAlchemy connection and no transaction of SQLAlchemy's around them
+    (`Database.lone`): the journal entry of one update, the mailbox's look at a chat, a batch
+    of delivered marks. On PostgreSQL each commits as it runs; on SQLite they share the
+    transaction the `sqlite3` module begins before the first write, committed by `finish`.
+    With another driver they run on a session's connection (`conn`) instead."""
 
     def __init__(
         self, dialect: Dialect, events: Any, *, adapted: Any = None,
@@ -270,6 +280,19 @@ class Lone:
         except sa_exc.DBAPIError as exc:
             self.broken = self.broken or exc.connection_invalidated
             raise
+
+    def finish(self, ok: bool) -> None:
+        """SQLite: commit what ran (`ok`) or roll it back; PostgreSQL committed each already."""
+        if self._adapted is None or self._dialect.driver != SQLITE_INLINE:
+            return
+        connection: sqlite3.Connection = self._adapted._connection._connection
+        try:
+            connection.commit() if ok else connection.rollback()
+        except sqlite3.Error as error:
+            dbapi: Any = self._dialect.loaded_dbapi
+            raise sa_exc.DBAPIError.instance(
+                "COMMIT" if ok else "ROLLBACK", None, error, dbapi.Error, dialect=self._dialect
+            ) from error
 
 
 def _translated(

@@ -80,6 +80,9 @@ def _write_if_idle() -> Any:
 _WRITE_IF_IDLE = _write_if_idle()
 # Delivered: a batch of messages deleted (PostgreSQL: the ids as one array parameter, so the
 # statement is built and prepared once whatever the batch's size).
+_DELIVERED_ONE = delete(OutboxMessage).where(
+    OutboxMessage.id == bindparam("b_id"), OutboxMessage.delivered_at.is_(None)
+)
 _DELIVERED_PG = delete(OutboxMessage).where(
     OutboxMessage.id == any_(bindparam("b_ids", type_=ARRAY(BigInteger))),
     OutboxMessage.delivered_at.is_(None),
@@ -92,12 +95,8 @@ async def mark_delivered_many(on: Statements, message_ids: Sequence[int]) -> Non
     if on.dialect == "postgresql":
         await on.run(_DELIVERED_PG, {"b_ids": list(message_ids)})
         return
-    await on.run(
-        delete(OutboxMessage).where(
-            OutboxMessage.id.in_(message_ids), OutboxMessage.delivered_at.is_(None)
-        ),
-        {},
-    )
+    for message_id in message_ids:  # SQLite: microseconds each, in one transaction
+        await on.run(_DELIVERED_ONE, {"b_id": message_id})
 
 
 def _message(

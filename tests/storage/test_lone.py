@@ -27,6 +27,20 @@ async def test_on_postgresql_each_lone_statement_commits_as_it_runs(db: Database
         assert await chat_waiting(on, "telegram", "k8") is True
 
 
+async def test_on_sqlite_lone_statements_commit_together(db: Database) -> None:
+    if not db.is_sqlite:
+        pytest.skip("PostgreSQL's commit as they run")
+    with pytest.raises(Boom):
+        async with db.lone() as on:
+            await add_first(on, "telegram", "9", {}, "k9")
+            raise Boom
+    async with db.lone() as on:
+        assert await chat_waiting(on, "telegram", "k9") is False  # rolled back
+        await add_first(on, "telegram", "9", {}, "k9")
+    async with db.session() as s:  # committed, and the writer's turn given back
+        assert (await s.execute(select(InboxUpdate.update_id))).scalars().all() == ["9"]
+
+
 async def test_lone_statements_commit_alone_and_keep_their_answers(db: Database) -> None:
     async with db.lone() as on:
         entry, first = await add_first(on, "telegram", "7", {"text": "привет"}, "k7")
