@@ -178,7 +178,11 @@ class Database:
             try:
                 try:
                     yield lone
-                except BaseException:
+                except BaseException as exc:
+                    if not isinstance(exc, Exception):
+                        # Cancelled (a stop) perhaps mid-statement: the connection's state is
+                        # unknown, so it is closed rather than handed to the next user.
+                        lone.broken = True
                     lone.finish(ok=False)
                     raise
                 lone.finish(ok=True)

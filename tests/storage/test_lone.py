@@ -81,3 +81,32 @@ async def test_a_lone_connection_the_server_dropped_is_not_given_back(db: Databa
             continue
     else:
         pytest.fail("lone statements kept failing after the server dropped its connections")
+
+
+async def test_a_lone_statement_cancelled_midway_does_not_go_back_to_the_pool(
+    db: Database,
+) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite's statements run at once on the loop's thread")
+    import asyncio
+
+    async def slow() -> None:
+        async with db.lone() as on:
+            await on.run(text("SELECT pg_sleep(5)"), {})
+
+    task = asyncio.create_task(slow())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The connection was closed, not handed back mid-statement: its backend is gone, and
+    # the next statements find a usable connection.
+    for _ in range(25):
+        async with db.lone() as on:
+            assert await chat_waiting(on, "telegram", "k") is False
+    async with db.session() as s:
+        running = await s.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' "
+            "AND state = 'active'"
+        ))
+        assert running.scalar_one() == 0
