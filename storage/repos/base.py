@@ -63,9 +63,9 @@ class _Repo:
         """A Core statement built once (module level, with bind parameters), on the session's
         connection: no ORM bulk-insert reading of `params`, no autoflush, no statement built
         or cache key computed again. For the hot path's inserts, updates and plain reads of
-        tables the turn does not also change through the ORM. On PostgreSQL it goes to
-        asyncpg as a prepared statement, past SQLAlchemy's execution machinery
-        (`storage.driver`)."""
+        tables the turn does not also change through the ORM. It goes to the driver itself
+        (asyncpg's prepared statement, the `sqlite3` connection), past SQLAlchemy's execution
+        machinery (`storage.driver`)."""
         conn = await connection(self.session)
         if driver.usable(conn):
             return await driver.execute(conn, stmt, params)
