@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from dialogs.ports import CaseRecord
 from storage.models import (
@@ -15,19 +15,23 @@ from storage.models import (
 )
 from storage.repos.base import LEFT, OPEN_STATUSES, CaseStatus, _aware, _Repo
 
+# A child's open case, asked on every typed message: built once (no statement built or cache
+# key computed per call).
+_OPEN_FOR_USER = (
+    select(Case)
+    .where(Case.user_id == bindparam("b_user"), Case.status.in_(OPEN_STATUSES))
+    .order_by(Case.id.desc())
+    .limit(1)
+)
+
 
 class CaseRepo(_Repo):
     async def get(self, case_id: int) -> Case | None:
         return await self.session.get(Case, case_id)
 
     async def open_for_user(self, user_id: int) -> Case | None:
-        stmt = (
-            select(Case)
-            .where(Case.user_id == user_id, Case.status.in_(OPEN_STATUSES))
-            .order_by(Case.id.desc())
-            .limit(1)
-        )
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        result = await self.session.execute(_OPEN_FOR_USER, {"b_user": user_id})
+        return result.scalar_one_or_none()
 
     async def for_user(self, user_id: int) -> Sequence[Case]:
         """Every case of one user, newest first (for /forget: each topic that quotes them)."""

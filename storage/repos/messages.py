@@ -5,13 +5,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from storage.models import (
     Case,
     Message,
 )
 from storage.repos.base import CaseStatus, _Repo
+
+# The statements of every typed message, built once: triage's context (the child's recent
+# texts, only the column: no transcript rows loaded) and the latest line's id.
+_RECENT_CHILD_TEXTS = (
+    select(Message.text)
+    .where(
+        Message.user_id == bindparam("b_user"),
+        Message.sender == "child",
+        Message.created_at >= bindparam("b_since", type_=Message.__table__.c.created_at.type),
+        Message.id > bindparam("b_after"),
+    )
+    .order_by(Message.id.desc())
+    .limit(bindparam("b_limit"))
+)
+_LAST_ID = select(func.max(Message.id)).where(Message.user_id == bindparam("b_user"))
 
 
 class MessageRepo(_Repo):
@@ -35,27 +50,17 @@ class MessageRepo(_Repo):
 
     async def last_id(self, user_id: int) -> int:
         """The id of the user's latest transcript line (0 when there is none)."""
-        stmt = select(func.max(Message.id)).where(Message.user_id == user_id)
-        return int((await self.session.execute(stmt)).scalar_one_or_none() or 0)
+        row = (await self._core(_LAST_ID, {"b_user": user_id})).first()
+        return int(row[0] or 0) if row is not None else 0
 
     async def recent_child_texts(
         self, user_id: int, since: datetime, limit: int, after_id: int = 0
     ) -> list[str]:
         """The child's last ``limit`` texts written since ``since`` (and after message
         ``after_id``), oldest first: triage reads them as the conversation's context."""
-        stmt = (
-            select(Message)
-            .where(
-                Message.user_id == user_id,
-                Message.sender == "child",
-                Message.created_at >= since,
-                Message.id > after_id,
-            )
-            .order_by(Message.id.desc())
-            .limit(limit)
-        )
-        rows = (await self.session.execute(stmt)).scalars().all()
-        return [m.text for m in reversed(rows)]
+        params = {"b_user": user_id, "b_since": since, "b_after": after_id, "b_limit": limit}
+        rows = (await self._core(_RECENT_CHILD_TEXTS, params)).all()
+        return [str(row[0]) for row in reversed(rows)]
 
     async def for_case(self, case_id: int) -> Sequence[Message]:
         stmt = select(Message).where(Message.case_id == case_id).order_by(Message.id)
