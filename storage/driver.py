@@ -192,9 +192,10 @@ async def _send(
     adapted: Any, dialect: Dialect, listeners: Any, conn: Any, the_plan: Plan,
     params: dict[str, Any], *, begin: bool = True,
 ) -> Rows:
-    """`stmt` on SQLAlchemy's asyncpg adapter `adapted`: in its transaction (begun first when
-    `begin` and there is none), else on its own (asyncpg commits it alone). `listeners` (the
-    `before_cursor_execute` ones) are told of it as SQLAlchemy tells them, `conn` theirs."""
+    """The planned statement on SQLAlchemy's adapter `adapted` of the driver's connection.
+    asyncpg: in its transaction (begun first when `begin` and there is none), else on its own
+    (asyncpg commits it alone); SQLite: `_sqlite`. `listeners` (the `before_cursor_execute`
+    ones) are told of it as SQLAlchemy tells them, `conn` theirs."""
     args = the_plan.arguments(params)
     if listeners:
         listeners(conn, None, the_plan.sql, args, None, False)
