@@ -13,8 +13,8 @@ from storage.models import (
 )
 from storage.repos.base import CaseStatus, _Repo
 
-# The statements of every typed message, built once: triage's context (the child's recent
-# texts, only the column: no transcript rows loaded) and the latest line's id.
+# Statements built once: triage's context on every typed message (the child's recent texts,
+# only the column: no transcript rows loaded), and the latest line's id.
 _RECENT_CHILD_TEXTS = (
     select(Message.text)
     .where(
@@ -50,8 +50,10 @@ class MessageRepo(_Repo):
 
     async def last_id(self, user_id: int) -> int:
         """The id of the user's latest transcript line (0 when there is none)."""
-        row = (await self._core(_LAST_ID, {"b_user": user_id})).first()
-        return int(row[0] or 0) if row is not None else 0
+        # Through the session: its autoflush counts a line added in this unit and not yet
+        # written.
+        result = await self.session.execute(_LAST_ID, {"b_user": user_id})
+        return int(result.scalar_one_or_none() or 0)
 
     async def recent_child_texts(
         self, user_id: int, since: datetime, limit: int, after_id: int = 0
