@@ -117,6 +117,9 @@ async def test_danger_never_waits_for_a_free_slot(db: Database, kb: KnowledgeBas
     app, phone = make_app(db, kb, engine, MailboxLimits(chats=2, backlog=100))
     for n in range(1, 11):  # ten chats, two worked on, eight queued for a slot, all stuck
         await app.accept(says(f"привет {n}", n, chat=str(n)))
+    async with asyncio.timeout(5):  # both slots taken: two chats are in the engine
+        while len(engine.lanes) < 2:
+            await asyncio.sleep(0.01)
     await app.accept(says(DANGER, 99, chat="99"))
     await asyncio.wait_for(phone.arrived.wait(), 5)
     assert phone.seen == [f"эхо {DANGER}"], "danger is answered while every slot is taken"
