@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from contextvars import copy_context
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -55,11 +56,18 @@ class SlowEngine(DialogEngine):
 
     gate: asyncio.Event
     lanes: dict[str, bool]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.waiting = 0  # ordinary turns that reached the gate
+        self.two_waiting = asyncio.Event()
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         assert inbound.text is not None and inbound.update_id is not None
         self.lanes[inbound.text] = in_danger_lane()
         if inbound.text != DANGER:
+            self.waiting += 1
+            if self.waiting >= 2:
+                self.two_waiting.set()
             await self.gate.wait()
         to = Address(str(inbound.channel), inbound.chat_id)
         reply = Outbound(to=to, text=f"эхо {inbound.text}")
@@ -117,9 +125,8 @@ async def test_danger_never_waits_for_a_free_slot(db: Database, kb: KnowledgeBas
     app, phone = make_app(db, kb, engine, MailboxLimits(chats=2, backlog=100))
     for n in range(1, 11):  # ten chats, two worked on, eight queued for a slot, all stuck
         await app.accept(says(f"привет {n}", n, chat=str(n)))
-    async with asyncio.timeout(5):  # both slots taken: two chats are in the engine
-        while len(engine.lanes) < 2:
-            await asyncio.sleep(0.01)
+    # Both slots taken (two chats at the engine's gate) before danger comes.
+    await asyncio.wait_for(engine.two_waiting.wait(), 5)
     await app.accept(says(DANGER, 99, chat="99"))
     await asyncio.wait_for(phone.arrived.wait(), 5)
     assert phone.seen == [f"эхо {DANGER}"], "danger is answered while every slot is taken"
