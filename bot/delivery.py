@@ -281,7 +281,10 @@ class Delivery:
 
     @staticmethod
     def _from_row(row: OutboxMessage) -> Outbound:
-        return replace(outbound_from_dict(dict(row.body)), meta={"outbox_id": str(row.id)})
+        """The message a row holds, with its flags for the desk (danger, check-in, paging:
+        the counsellor must see them however the notice is sent) and the row's id."""
+        message = outbound_from_dict(dict(row.body))
+        return replace(message, meta={**message.meta, "outbox_id": str(row.id)})
 
     def _mergeable_run(
         self, rows: Sequence[OutboxMessage], known: dict[int, Outbound], now: datetime
@@ -602,8 +605,7 @@ class Delivery:
                 if await Repos(s).outbox.earlier_pending(row):
                     blocked.add(key)
                     continue
-            message = outbound_from_dict(dict(row.body))
-            message = replace(message, meta={"outbox_id": str(row.id)})
+            message = self._from_row(row)
             chat = (message.to.channel, message.to.chat_id)
             if chat in self._sending:
                 blocked.add(key)  # its sender in this process has it in hand

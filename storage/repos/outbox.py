@@ -80,9 +80,22 @@ def _write_if_idle() -> Any:
 _WRITE_IF_IDLE = _write_if_idle()
 # Delivered: a batch of messages deleted (PostgreSQL: the ids as one array parameter, so the
 # statement is built and prepared once whatever the batch's size).
-_DELIVERED_ONE = delete(OutboxMessage).where(
-    OutboxMessage.id == bindparam("b_id"), OutboxMessage.delivered_at.is_(None)
-)
+# SQLite has no array parameter: a batch of marks is one statement with a placeholder per id,
+# built once for each size up to `_MARKS_AT_ONCE` (bigger batches go in chunks).
+_MARKS_AT_ONCE = 32
+_DELIVERED_SQLITE: dict[int, Any] = {}
+
+
+def _delivered(count: int) -> Any:
+    stmt = _DELIVERED_SQLITE.get(count)
+    if stmt is None:
+        stmt = _DELIVERED_SQLITE[count] = delete(OutboxMessage).where(
+            OutboxMessage.id.in_([bindparam(f"b_id{i}") for i in range(count)]),
+            OutboxMessage.delivered_at.is_(None),
+        )
+    return stmt
+
+
 _DELIVERED_PG = delete(OutboxMessage).where(
     OutboxMessage.id == any_(bindparam("b_ids", type_=ARRAY(BigInteger))),
     OutboxMessage.delivered_at.is_(None),
@@ -95,8 +108,10 @@ async def mark_delivered_many(on: Statements, message_ids: Sequence[int]) -> Non
     if on.dialect == "postgresql":
         await on.run(_DELIVERED_PG, {"b_ids": list(message_ids)})
         return
-    for message_id in message_ids:  # SQLite: microseconds each, in one transaction
-        await on.run(_DELIVERED_ONE, {"b_id": message_id})
+    ids = list(message_ids)
+    for start in range(0, len(ids), _MARKS_AT_ONCE):  # SQLite: a statement per size, built once
+        chunk = ids[start:start + _MARKS_AT_ONCE]
+        await on.run(_delivered(len(chunk)), {f"b_id{i}": m for i, m in enumerate(chunk)})
 
 
 def _message(

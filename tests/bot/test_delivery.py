@@ -240,3 +240,25 @@ async def test_a_danger_alert_goes_to_the_desk_while_the_childs_contacts_are_bei
     assert child.sent == ["Позвони 8-800-2000-122"]
     async with db.session() as s:
         assert await Repos(s).outbox.backlog() == 0
+
+
+async def test_a_desk_notice_sent_from_its_outbox_row_keeps_its_danger_flag(db: Database) -> None:
+    """A notice that goes out from its outbox row (after a restart, or when its case had an
+    older notice undelivered) keeps the flags the safety policy gave it: the counsellor sees
+    the child's line marked as danger however it is sent."""
+    from dialogs.engine import write_outbox
+
+    line = "я больше не хочу жить"
+    notice = Outbound(to=Address(DESK, "7"), text=line, case_id=7,
+                      desk_event=DeskEvent.CASE_RAISED, critical=True,
+                      meta={"danger": "typed", "about": "other"})
+    async with db.session() as s:  # written in a turn, not sent: as a crash leaves it
+        await write_outbox(Repos(s).outbox, [notice], None)
+    inbox = DeskInbox()
+    delivery = Delivery(db)
+    delivery.register_desk(inbox)
+    assert await delivery.flush_due() == 1
+    [sent] = inbox.notices
+    assert sent.text == line and sent.desk_event is DeskEvent.CASE_RAISED and sent.critical
+    assert sent.meta["danger"] == "typed" and sent.meta["about"] == "other"
+    assert sent.meta["outbox_id"]
