@@ -59,9 +59,8 @@ class AdvisoryClaims:
             try:
                 conn = await self._connection()
                 params = {"ns": ADVISORY_NAMESPACE, "chat": advisory_key(key)}
-                if driver.usable(conn):  # asyncpg's prepared statement, past SQLAlchemy
-                    return bool((await driver.execute(conn, sql, params)).scalar())
-                return bool((await conn.execute(sql, params)).scalar())
+                # asyncpg's prepared statement, past SQLAlchemy (`storage.driver`)
+                return bool((await driver.execute(conn, sql, params)).scalar())
             except (SQLAlchemyError, OSError):
                 await self._lost()
                 raise

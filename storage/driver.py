@@ -177,8 +177,10 @@ def usable(conn: AsyncConnection) -> bool:
 
 async def execute(conn: AsyncConnection, stmt: Executable, params: dict[str, Any]) -> Result:
     """Send `stmt` with `params` on `conn`'s own driver connection, in `conn`'s transaction
-    (begun here if this is its first statement); a statement not built once (`plan` is None)
-    goes through SQLAlchemy."""
+    (begun here if this is its first statement); on a connection the driver path cannot use
+    (`usable`), or for a statement not built once (`plan` is None), through SQLAlchemy."""
+    if not usable(conn):
+        return await conn.execute(stmt, params)
     sync = conn.sync_connection
     assert sync is not None
     the_plan = plan(stmt, conn.dialect)
@@ -270,9 +272,7 @@ class Lone:
 
     async def run(self, stmt: Executable, params: dict[str, Any]) -> Result:
         if self._conn is not None:
-            if usable(self._conn):
-                return await execute(self._conn, stmt, params)
-            return await self._conn.execute(stmt, params)
+            return await execute(self._conn, stmt, params)
         the_plan = plan(stmt, self._dialect)
         if the_plan is None:
             raise ValueError("a lone statement is built once (no expanding parameters)")

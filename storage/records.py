@@ -334,12 +334,7 @@ class RecordStores:
                 assert state.identity is not None  # persistent
                 params["k_id"] = state.identity[0]
                 conn = await connection(session)
-                stmt = plan.update(frozenset(values))
-                result: driver.Result
-                if driver.usable(conn):
-                    result = await driver.execute(conn, stmt, params)
-                else:
-                    result = await conn.execute(stmt, params)
+                result = await driver.execute(conn, plan.update(frozenset(values)), params)
                 if result.rowcount != 1:  # as the ORM's flush would say
                     raise StaleDataError(
                         f"UPDATE statement on table '{plan.table.name}' expected to update "

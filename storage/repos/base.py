@@ -66,10 +66,7 @@ class _Repo:
         tables the turn does not also change through the ORM. It goes to the driver itself
         (asyncpg's prepared statement, the `sqlite3` connection), past SQLAlchemy's execution
         machinery (`storage.driver`)."""
-        conn = await connection(self.session)
-        if driver.usable(conn):
-            return await driver.execute(conn, stmt, params)
-        return await conn.execute(stmt, params)
+        return await driver.execute(await connection(self.session), stmt, params)
 
     async def run(self, stmt: Executable, params: dict[str, Any]) -> driver.Result:
         """`_core`: a repository is where statements run (`driver.Statements`), as `Lone` is."""
