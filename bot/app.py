@@ -36,6 +36,7 @@ from dialogs.operations import DeskConfig, DeskPolicy
 from dialogs.ports import StoreUnavailable
 from knowledge_base import KnowledgeBase
 from storage import crypto
+from storage.advisory import Presence
 from storage.db import Database
 from storage.driver import Lone
 from storage.lane import Lane, lane
@@ -147,6 +148,8 @@ class App:
     # Run by `close` after the last update is handled: channels' HTTP sessions, which the
     # replies still being sent need until then.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # PostgreSQL: this worker's presence among the workers (`take_over`), held until `close`.
+    _presence: Presence | None = None
 
     def __post_init__(self) -> None:
         claims: ChatClaims = (
@@ -319,6 +322,28 @@ class App:
             self._offline.popitem(last=False)
         await self.delivery.send_now(replies)
 
+    async def take_over(self) -> int:
+        """At start, before `recover`: when no other worker is alive (always, on SQLite, which
+        one process serves), every claim on an undelivered reply is a dead process's. They are
+        given back, so what it had not sent (a danger reply and the counsellors' alert among
+        them) goes out now, not when its lease runs out (`Delivery.lease`). Returns how many
+        claims were given back."""
+        released = 0
+
+        async def release() -> None:
+            nonlocal released
+            async with self.db.session() as s:
+                released = await Repos(s).outbox.release_all()
+
+        if self.db.is_sqlite:
+            await release()
+        else:
+            self._presence = Presence(self.db.engine)
+            await self._presence.join(release)
+        if released:
+            log.warning("took over %d replies a stopped worker had claimed", released)
+        return released
+
     async def recover(self, older_than: float = 30.0) -> int:
         """Handle journalled updates that a crash (or an outage) left unprocessed, through
         their chats' mailboxes, so they keep their place before newer ones; returns how many
@@ -413,6 +438,8 @@ class App:
     async def close(self) -> None:
         await self.drain()
         await self.mailbox.claims.close()
+        if self._presence is not None:
+            await self._presence.close()
         for closer in reversed(self.closers):
             try:
                 await closer()

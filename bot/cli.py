@@ -161,6 +161,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             runner = await start_http(app, web_app)  # the web console's desk registers here
             # ...then what a crash or a stop left is handled and delivered (desk notices reach
             # the staff group), and only then do the channels take new updates.
+            await app.take_over()
             await app.recover(older_than=0)
             freeze_startup_heap()
             jobs = background_tasks(app, stop)
@@ -211,6 +212,7 @@ async def _run_console(app: App, chat: ConsoleChat) -> int:
             from bot.web import start_console
 
             console_runner = await start_console(app)
+        await app.take_over()
         await app.recover(older_than=0)
         freeze_startup_heap()
         jobs = background_tasks(app, stop)

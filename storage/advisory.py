@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 from sqlalchemy import TextClause, text
@@ -25,11 +26,56 @@ _TRY_LOCK = text("SELECT pg_try_advisory_lock(:ns, :chat)")
 _UNLOCK = text("SELECT pg_advisory_unlock(:ns, :chat)")
 
 
+# Every worker process holds this key shared for as long as it runs (`Presence`); a starting
+# worker that can take it exclusively knows no other worker is alive.
+WORKERS_KEY = -1
+_TRY_ALONE = text("SELECT pg_try_advisory_lock(:ns, :key)")
+_PRESENT = text("SELECT pg_advisory_lock_shared(:ns, :key)")
+_NOT_ALONE = text("SELECT pg_advisory_unlock(:ns, :key)")
+
+
 def advisory_key(key: ChatKey) -> int:
     """A chat's half of the advisory lock key: 32 bits of a hash (two chats that share one only
     take turns, which is harmless)."""
     digest = hashlib.sha256(f"{key[0]}:{key[1]}".encode()).digest()
     return int.from_bytes(digest[:4], "big", signed=True)
+
+
+class Presence:
+    """This worker's presence on PostgreSQL: a shared advisory lock (`WORKERS_KEY`) held on a
+    connection of its own for as long as the process runs, dropped with the connection when
+    the process dies (even by SIGKILL). `join` tells whether the process started alone: no
+    other worker holds the lock, so every claim in the database is a dead process's."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def join(self, take_over: Callable[[], Awaitable[object]]) -> bool:
+        """Join the workers; when no other is alive, `take_over` runs first, while no other
+        worker can join (the lock is held exclusively until it ends). True when it ran."""
+        conn = await self.engine.connect()
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        self._conn = conn
+        params = {"ns": ADVISORY_NAMESPACE, "key": WORKERS_KEY}
+        alone = bool((await conn.execute(_TRY_ALONE, params)).scalar())
+        try:
+            if alone:
+                await take_over()
+        finally:
+            # A session's own locks do not conflict: shared is taken while exclusive is held,
+            # so no other worker finds the key free in between.
+            await conn.execute(_PRESENT, params)
+            if alone:
+                await conn.execute(_NOT_ALONE, params)
+        return alone
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(SQLAlchemyError, OSError):
+                await conn.invalidate()  # not back to the pool: closing drops the lock
+                await conn.close()
 
 
 class AdvisoryClaims:

@@ -335,6 +335,22 @@ class OutboxRepo(_Repo):
             .values(claimed_until=None)
         )
 
+    async def release_all(self) -> int:
+        """Give back every claim on an undelivered message: at the start of the only worker
+        (`bot.app.App.take_over`), every claim is a dead process's, whose lease would
+        otherwise hold the chat (a danger reply and its alert among them) until it ran out.
+        Returns how many."""
+        result = await self.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.delivered_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                OutboxMessage.claimed_until.is_not(None),
+            )
+            .values(claimed_until=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def mark_delivered(self, message_id: int) -> None:
         """A delivered message is deleted: nothing reads it again (a send waits only for its
         chat's undelivered messages), its words and the recipient's address go at once (a copy
