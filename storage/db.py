@@ -87,8 +87,8 @@ def _check_on_checkout(dialect: Any) -> Any:
 
 
 # PostgreSQL: how many transactions run at once, and the pool that serves them. The pool keeps
-# a connection for each of them and four more (the chat claims' connection, `storage.advisory`,
-# and health checks) open: with fewer, the connections over the pool's size were opened and
+# a connection for each of them and four more (the chat claims' connection and the worker's
+# presence, `storage.advisory`, and health checks) open: with fewer, the connections over the pool's size were opened and
 # closed again around each transaction under load (174 connects for 1,800 updates in
 # `bench/pipeline.py`, each a TLS attempt, a login and the driver's type setup). Three workers
 # on one server stay under PostgreSQL's default of 100 connections.
