@@ -36,7 +36,7 @@ from dialogs.operations import DeskConfig, DeskPolicy
 from dialogs.ports import StoreUnavailable
 from knowledge_base import KnowledgeBase
 from storage import crypto
-from storage.advisory import Presence
+from storage.advisory import FilePresence, Presence
 from storage.db import Database
 from storage.driver import Lone
 from storage.lane import Lane, lane
@@ -149,7 +149,7 @@ class App:
     # replies still being sent need until then.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # PostgreSQL: this worker's presence among the workers (`take_over`), held until `close`.
-    _presence: Presence | None = None
+    _presence: Presence | FilePresence | None = None
 
     def __post_init__(self) -> None:
         claims: ChatClaims = (
@@ -323,10 +323,11 @@ class App:
         await self.delivery.send_now(replies)
 
     async def take_over(self) -> int:
-        """At start, before `recover`: when no other worker is alive (always, on SQLite, which
-        one process serves), every claim on an undelivered reply is a dead process's. They are
-        given back, so what it had not sent (a danger reply and the counsellors' alert among
-        them) goes out now, not when its lease runs out (`Delivery.lease`). Returns how many
+        """At start, before `recover`: when no other process that sends is alive (another
+        worker; on SQLite a terminal chat or desk too), every claim on an undelivered reply
+        is a dead process's. They are given back, so what it had not sent (a danger reply and
+        the counsellors' alert among them) goes out now, not when its lease runs out
+        (`Delivery.lease`). This process joins the live ones until `close`. Returns how many
         claims were given back."""
         released = 0
 
@@ -335,11 +336,9 @@ class App:
             async with self.db.session() as s:
                 released = await Repos(s).outbox.release_all()
 
-        if self.db.is_sqlite:
-            await release()
-        else:
-            self._presence = Presence(self.db.engine)
-            await self._presence.join(release)
+        self._presence = (FilePresence(self.db.presence_file) if self.db.is_sqlite
+                          else Presence(self.db.engine))
+        await self._presence.join(release)
         if released:
             log.warning("took over %d replies a stopped worker had claimed", released)
         return released

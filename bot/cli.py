@@ -232,6 +232,7 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
 
     app = _app(settings)
     try:
+        await app.take_over()  # it sends too: what a dead process held goes out now
         await ConsoleChat(app, user=args.user, locale=args.locale).run()
     finally:
         await app.close()
@@ -253,6 +254,7 @@ async def _desk(settings: Settings, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
+        await app.take_over()  # it sends too: what a dead process held goes out now
         await ConsoleDesk(app, counsellor).run()
     finally:
         await app.close()

@@ -4,10 +4,13 @@ SIGKILL, loses its connection and with it every claim at once."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from pathlib import Path
 
 from sqlalchemy import TextClause, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -76,6 +79,43 @@ class Presence:
             with suppress(SQLAlchemyError, OSError):
                 await conn.invalidate()  # not back to the pool: closing drops the lock
                 await conn.close()
+
+
+class FilePresence:
+    """`Presence` for SQLite, whose file several processes may use at once (`helpline run`, a
+    terminal `helpline chat` or `helpline desk`): a shared `flock` on a file beside the
+    database, held for as long as the process runs and dropped by the system when it dies
+    (even by SIGKILL). `path` None (a database in memory): always alone."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    async def join(self, take_over: Callable[[], Awaitable[object]]) -> bool:
+        if self.path is None:
+            await take_over()
+            return True
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            alone = False
+        else:
+            alone = True
+        try:
+            if alone:
+                await take_over()
+        finally:
+            # Exclusive to shared: another process starting in that instant may find itself
+            # alone too; both give back claims nobody has used yet.
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        return alone
+
+    async def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # the lock goes with the descriptor
 
 
 class AdvisoryClaims:

@@ -88,10 +88,10 @@ def _check_on_checkout(dialect: Any) -> Any:
 
 # PostgreSQL: how many transactions run at once, and the pool that serves them. The pool keeps
 # a connection for each of them and four more (the chat claims' connection and the worker's
-# presence, `storage.advisory`, and health checks) open: with fewer, the connections over the pool's size were opened and
-# closed again around each transaction under load (174 connects for 1,800 updates in
-# `bench/pipeline.py`, each a TLS attempt, a login and the driver's type setup). Three workers
-# on one server stay under PostgreSQL's default of 100 connections.
+# presence, `storage.advisory`, and health checks) open: with fewer, the connections over the
+# pool's size were opened and closed again around each transaction under load (174 connects
+# for 1,800 updates in `bench/pipeline.py`, each a TLS attempt, a login and the driver's type
+# setup). Three workers on one server stay under PostgreSQL's default of 100 connections.
 TRANSACTIONS = 16
 POOL_SIZE = TRANSACTIONS + 4
 POOL_OVERFLOW = 10
@@ -104,12 +104,16 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        # SQLite: the file whose lock says which processes use the database now
+        # (`storage.advisory.FilePresence`); None for a database in memory.
+        self.presence_file: Path | None = None
         # SQL parameters are children's words and ids: never in a log line, DEBUG included.
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if self.is_sqlite:
             database = parsed.database
             if database and database != ":memory:":
                 _private_file(Path(database))
+                self.presence_file = Path(database).with_name(Path(database).name + "-workers")
         else:
             kwargs.update(pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW)
         # SQLite runs on the loop's thread (storage.sqlite_inline): a thread hop per driver

@@ -140,5 +140,9 @@ def test_the_chat_shows_the_conversation_only_and_keeps_numbers_across_starts(
         )
     assert "3. " + TEXTS.t("question.helped", "ru") in second.stdout
     assert TEXTS.t("question.helped.reply", "ru").splitlines()[0] in second.stdout
+    # The database and SQLite's files beside it (its write-ahead log, its shared memory, the
+    # empty file whose lock says which processes use it), nothing else.
     kept = {p.name for p in tmp_path.iterdir()}
-    assert kept <= {"chat.db", "chat.db-wal", "chat.db-shm", "keys.json", "evidence"}, kept
+    assert kept <= {"chat.db", "chat.db-wal", "chat.db-shm", "chat.db-workers", "keys.json",
+                    "evidence"}, kept
+    assert (tmp_path / "chat.db-workers").stat().st_size == 0

@@ -1,6 +1,6 @@
 """A worker that dies after a danger turn committed and before its replies went out: the next
-start sends them at once, not when the dead worker's claims run out (`App.take_over`). On
-PostgreSQL only a worker that starts alone takes over: another live worker's claims are its own."""
+start sends them at once, not when the dead worker's claims run out (`App.take_over`). Only a
+process that starts alone takes over: another live one's claims are its own."""
 
 from __future__ import annotations
 
@@ -96,29 +96,21 @@ async def test_a_danger_reply_left_claimed_by_a_dead_worker_goes_out_at_the_next
     await second.close()
 
 
-async def test_on_postgresql_only_a_worker_starting_alone_takes_over(
-    tmp_path: Path, kb: KnowledgeBase
-) -> None:
+async def test_only_a_process_starting_alone_takes_over(tmp_path: Path, kb: KnowledgeBase) -> None:
+    """Another live process's claims are its own (a worker on PostgreSQL; on SQLite a terminal
+    chat or desk beside `helpline run`): they are left to their leases."""
     url = database_url(tmp_path)
     await (await fresh_database(url)).dispose()
-    if url.startswith("sqlite"):
-        # One process serves SQLite: every start takes over.
-        app = _app(tmp_path, kb, url)
-        async with app.db.session() as s:
-            await _claimed(Repos(s))
-        assert await app.take_over() == 1
-        await app.close()
-        return
     alive = _app(tmp_path, kb, url)
     assert await alive.take_over() == 0
     async with alive.db.session() as s:
-        await _claimed(Repos(s))  # a reply the live worker is sending now
+        await _claimed(Repos(s))  # a reply the live process is sending now
     other = _app(tmp_path, kb, url)
-    assert await other.take_over() == 0, "a live worker's claim is not taken from it"
+    assert await other.take_over() == 0, "a live process's claim is not taken from it"
     await _die(alive)
     await other.close()
     last = _app(tmp_path, kb, url)
-    assert await last.take_over() == 1, "both gone: the claim was a dead worker's"
+    assert await last.take_over() == 1, "both gone: the claim was a dead process's"
     await last.close()
 
 
