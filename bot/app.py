@@ -327,7 +327,9 @@ class App:
         worker; on SQLite a terminal chat or desk too), every claim on an undelivered reply
         is a dead process's. They are given back, so what it had not sent (a danger reply and
         the counsellors' alert among them) goes out now, not when its lease runs out
-        (`Delivery.lease`). This process joins the live ones until `close`. Returns how many
+        (`Delivery.lease`); so are the desk's claims on cases (a topic being made, an alert
+        being posted: `bot.telegram.desk.CLAIM_STALE`, 60 s). This process joins the live ones
+        until `close`. Returns how many
         claims were given back."""
         released = 0
 
@@ -335,12 +337,14 @@ class App:
             nonlocal released
             async with self.db.session() as s:
                 released = await Repos(s).outbox.release_all()
+                # The desk's claims on cases (a topic being made, a danger alert being posted).
+                released += await Repos(s).desk.release_all_claims()
 
         self._presence = (FilePresence(self.db.presence_file) if self.db.is_sqlite
                           else Presence(self.db.engine))
         await self._presence.join(release)
         if released:
-            log.warning("took over %d replies a stopped worker had claimed", released)
+            log.warning("took over %d replies and case claims a stopped process held", released)
         return released
 
     async def recover(self, older_than: float = 30.0) -> int:

@@ -278,6 +278,19 @@ class DeskRepo(_Repo):
             desk_announcement_message_id=message_id, desk_announcement_pinned_at=None,
         )
 
+    async def release_all_claims(self) -> int:
+        """Give back every case's topic, card and announcement claim: at the start of the only
+        process (`bot.app.App.take_over`) each is a dead one's, which would otherwise hold the
+        case's desk work (a danger case's topic and alert among it) until it went stale.
+        Returns how many cases had one."""
+        result = await self.session.execute(
+            update(Case)
+            .where(Case.desk_topic_claimed_at.is_not(None)
+                   | Case.desk_announcement_claimed_at.is_not(None))
+            .values(desk_topic_claimed_at=None, desk_announcement_claimed_at=None)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     async def release_announcement(self, case_id: int, claim: datetime) -> None:
         await self._changed(case_id, Case.desk_announcement_claimed_at == claim,
                             desk_announcement_claimed_at=None)
