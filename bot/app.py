@@ -148,7 +148,8 @@ class App:
     # Run by `close` after the last update is handled: channels' HTTP sessions, which the
     # replies still being sent need until then.
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    # PostgreSQL: this worker's presence among the workers (`take_over`), held until `close`.
+    # This process's presence among those that send (`take_over`): an advisory lock on
+    # PostgreSQL, a lock on a file beside the database on SQLite; held until `close`.
     _presence: Presence | FilePresence | None = None
 
     def __post_init__(self) -> None:
@@ -329,8 +330,7 @@ class App:
         the counsellors' alert among them) goes out now, not when its lease runs out
         (`Delivery.lease`); so are the desk's claims on cases (a topic being made, an alert
         being posted: `bot.telegram.desk.CLAIM_STALE`, 60 s). This process joins the live ones
-        until `close`. Returns how many
-        claims were given back."""
+        until `close`. Returns how many claims were given back."""
         released = 0
 
         async def release() -> None:
