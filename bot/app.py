@@ -336,9 +336,10 @@ class App:
         async def release() -> None:
             nonlocal released
             async with self.db.session() as s:
-                released = await Repos(s).outbox.release_all()
+                repos = Repos(s)
+                released = await repos.outbox.release_all()
                 # The desk's claims on cases (a topic being made, a danger alert being posted).
-                released += await Repos(s).desk.release_all_claims()
+                released += await repos.desk.release_all_claims()
 
         self._presence = (FilePresence(self.db.presence_file) if self.db.is_sqlite
                           else Presence(self.db.engine))

@@ -105,6 +105,24 @@ def _start(env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
                             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
 
 
+async def _upgrade(env: dict[str, str]) -> None:
+    """`helpline db upgrade` on the test's database, before the first worker starts."""
+    upgrade = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=env,
+        capture_output=True, timeout=120,
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+
+
+def _stop(worker: subprocess.Popen[bytes], wait: float = 10) -> None:
+    """The last worker stopped as `docker stop` would (SIGTERM), killed if it lingers."""
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
 async def _child(fake: Recorder, user: int, done: asyncio.Event) -> None:
     """One child: waits for each answer (across restarts) before the next message."""
 
@@ -128,11 +146,7 @@ async def test_killing_the_worker_loses_nothing_and_repeats_nothing(tmp_path: Pa
     fake = Recorder()
     await fake.start()
     env = _env(tmp_path, fake.url)
-    upgrade = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=env,
-        capture_output=True, timeout=120,
-    )
-    assert upgrade.returncode == 0, upgrade.stderr
+    await _upgrade(env)
     log = (tmp_path / "worker.log").open("ab")
     rng = random.Random(20261125)
     kills: list[float] = []
@@ -170,11 +184,7 @@ async def test_killing_the_worker_loses_nothing_and_repeats_nothing(tmp_path: Pa
     finally:
         for task in children:
             task.cancel()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        _stop(worker)
         await fake.stop()
         log.close()
     assert len(kills) >= min(5, int(os.environ.get("HELPLINE_KILLS", "12")))

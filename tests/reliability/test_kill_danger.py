@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from aiohttp import web
 
-from tests.reliability.test_kill import ROOT, _env, _start
+from tests.reliability.test_kill import _env, _start, _stop, _upgrade
 from tests.telegram.fake_api import STAFF_CHAT, FakeTelegram
 
 CHILD = 5301
@@ -56,11 +54,7 @@ async def test_a_danger_reply_in_hand_at_a_kill_goes_out_at_the_next_start(
     fake = Holding()
     await fake.start()
     env = {**_env(tmp_path, fake.url), "TELEGRAM_STAFF_CHAT_ID": str(STAFF_CHAT)}
-    upgrade = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=env,
-        capture_output=True, timeout=120,
-    )
-    assert upgrade.returncode == 0, upgrade.stderr
+    await _upgrade(env)
     log = (tmp_path / "worker.log").open("ab")
     worker = _start(env, log)
     try:
@@ -94,10 +88,6 @@ async def test_a_danger_reply_in_hand_at_a_kill_goes_out_at_the_next_start(
         assert len(copies) == 1, "the numbers once (the dead worker's copy never arrived)"
     finally:
         fake.hold = False
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        _stop(worker)
         await fake.stop()
         log.close()

@@ -16,15 +16,13 @@ import contextlib
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 from aiohttp import web
 
-from tests.reliability.test_kill import GRACE, _env, _start
+from tests.reliability.test_kill import GRACE, _env, _start, _stop, _upgrade
 from tests.telegram.fake_api import STAFF_CHAT, FakeTelegram
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,11 +103,7 @@ async def test_killing_the_worker_keeps_the_desk_exact(tmp_path: Path) -> None:
     fake = StaffRecorder()
     await fake.start()
     env = {**_env(tmp_path, fake.url), "TELEGRAM_STAFF_CHAT_ID": str(STAFF_CHAT)}
-    upgrade = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=env,
-        capture_output=True, timeout=120,
-    )
-    assert upgrade.returncode == 0, upgrade.stderr
+    await _upgrade(env)
     log = (tmp_path / "worker.log").open("ab")
     rng = random.Random(20261202)
     kills: list[float] = []
@@ -142,11 +136,7 @@ async def test_killing_the_worker_keeps_the_desk_exact(tmp_path: Path) -> None:
     finally:
         for task in children:
             task.cancel()
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        _stop(worker, wait=15)
         await fake.stop()
         log.close()
     assert len(kills) >= 4
