@@ -25,7 +25,6 @@ from aiohttp import web
 from tests.reliability.test_kill import GRACE, _env, _start, _stop, _upgrade
 from tests.telegram.fake_api import STAFF_CHAT, FakeTelegram
 
-ROOT = Path(__file__).resolve().parents[2]
 USERS = list(range(6101, 6109))
 LINES = 4
 DANGER = "я больше не хочу жить"
