@@ -344,8 +344,25 @@ class App:
         self._presence = (FilePresence(self.db.presence_file) if self.db.is_sqlite
                           else Presence(self.db.engine))
         await self._presence.join(release)
+        self.db.worker = self._presence.worker  # written on each claim this process takes
+        # While it runs, the outbox worker gives back a dead worker's claims at each pass.
+        self.delivery.release_dead = self.release_dead
         if released:
             log.warning("took over %d replies and case claims a stopped process held", released)
+        return released
+
+    async def release_dead(self) -> int:
+        """Give back the outbox claims of other workers that died while this one runs
+        (PostgreSQL; `storage.advisory.Presence.release_dead`): a dead worker's unsent danger
+        reply goes out at this worker's next outbox pass (a second), not after its lease
+        (20 s). Returns how many."""
+        presence = self._presence
+        if presence is None:
+            return 0
+        released = await presence.release_dead()
+        self.db.worker = presence.worker  # a new id if it had to join again
+        if released:
+            log.warning("gave back %d replies a stopped worker held", released)
         return released
 
     async def recover(self, older_than: float = 30.0) -> int:

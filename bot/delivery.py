@@ -110,6 +110,9 @@ class Delivery:
         self._keeper: asyncio.Task[None] | None = None
         # Sends under way with their delivered marks: shutdown lets them end (`release`).
         self._in_flight: set[asyncio.Task[Exception | None]] = set()
+        # Gives back the claims of workers that died (`bot.app.App.release_dead`), run at
+        # each pass of `run_worker`; None until the app joins the workers.
+        self.release_dead: Callable[[], Awaitable[int]] | None = None
 
     def register(self, channel: str, sender: Sender, pacer: Pacer | None = None) -> None:
         self._senders[channel] = sender
@@ -649,9 +652,13 @@ class Delivery:
         return len(claimed)
 
     async def run_worker(self, stop: asyncio.Event, interval: float = 1.0) -> None:
-        """Retry what failed and send what other processes left, until `stop` is set."""
+        """Retry what failed and send what other processes left, until `stop` is set. Each
+        pass first gives back the claims of workers that died (`release_dead`, set by the app
+        once it joined the workers), so their unsent replies are due at once."""
         while not stop.is_set():
             try:
+                if self.release_dead is not None:
+                    await self.release_dead()
                 await self.flush_due()
             except Exception:  # the worker must outlive a database hiccup
                 log.exception("outbox worker pass failed")

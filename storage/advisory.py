@@ -11,13 +11,16 @@ import os
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import Select, TextClause, column, select, table, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage import driver
 from storage.lane import LaneLock
+from storage.models import Case, OutboxMessage
+from storage.repos.desk import GIVEN_BACK
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,50 @@ WORKERS_KEY = -1
 _TRY_ALONE = text("SELECT pg_try_advisory_lock(:ns, :key)")
 _PRESENT = text("SELECT pg_advisory_lock_shared(:ns, :key)")
 _NOT_ALONE = text("SELECT pg_advisory_unlock(:ns, :key)")
+_BACKEND = text("SELECT pg_backend_pid()")
+# The live workers: the backend pids holding `WORKERS_KEY` (a two-part key: `classid` the
+# namespace, `objid` the key as an oid). A claim names its worker by that pid
+# (`outbox.claimed_by`, `cases.desk_*_claimed_by`).
+_LIVE: Select[Any] = (
+    select(column("pid"))
+    .select_from(table("pg_locks"))
+    .where(text(
+        f"locktype = 'advisory' AND classid = {ADVISORY_NAMESPACE}"
+        f" AND objid = {WORKERS_KEY & 0xFFFFFFFF} AND objsubid = 2 AND granted"
+        " AND pid IS NOT NULL"
+    ))
+)
+# What the workers that are gone held: undelivered replies (not those given up on), and the
+# desk's claims on cases (made stale: `GIVEN_BACK`). Each names the live workers at the moment
+# it runs.
+_RELEASE_DEAD = (
+    update(OutboxMessage)
+    .where(
+        OutboxMessage.claimed_by.is_not(None),
+        OutboxMessage.claimed_until.is_not(None),
+        OutboxMessage.delivered_at.is_(None),
+        OutboxMessage.failed_at.is_(None),
+        OutboxMessage.claimed_by.not_in(_LIVE),
+    )
+    .values(claimed_until=None, claimed_by=None),
+    update(Case)
+    .where(
+        Case.desk_topic_claimed_by.is_not(None),
+        Case.desk_topic_claimed_at > GIVEN_BACK,
+        Case.desk_topic_claimed_by.not_in(_LIVE),
+    )
+    .values(desk_topic_claimed_at=GIVEN_BACK, desk_topic_claimed_by=None),
+    update(Case)
+    .where(
+        Case.desk_announcement_claimed_by.is_not(None),
+        Case.desk_announcement_claimed_at > GIVEN_BACK,
+        Case.desk_announcement_claimed_by.not_in(_LIVE),
+    )
+    .values(desk_announcement_claimed_at=GIVEN_BACK, desk_announcement_claimed_by=None),
+)
+# Between the passes that find a worker gone, the claims are looked at anyway every so many
+# passes: a worker that joined and died between two passes was never seen leaving.
+_SWEEP_EVERY = 30
 
 
 def advisory_key(key: ChatKey) -> int:
@@ -53,13 +100,24 @@ class Presence:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._conn: AsyncConnection | None = None
+        # This worker's id while it is present: its presence connection's backend pid, which
+        # its claims carry (`outbox.claimed_by`, the desk's on cases).
+        self.worker: int | None = None
+        # The live workers at the last pass of `release_dead`, and the passes since a sweep
+        # (None: none yet, the first pass sweeps).
+        self._seen: set[int] = set()
+        self._passes: int | None = None
+
+    async def _connect(self) -> AsyncConnection:
+        conn = await self.engine.connect()
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        self._conn = conn
+        return conn
 
     async def join(self, take_over: Callable[[], Awaitable[object]]) -> bool:
         """Join the workers; when no other is alive, `take_over` runs first, while no other
         worker can join (the lock is held exclusively until it ends). True when it ran."""
-        conn = await self.engine.connect()
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        self._conn = conn
+        conn = await self._connect()
         params = {"ns": ADVISORY_NAMESPACE, "key": WORKERS_KEY}
         alone = bool((await conn.execute(_TRY_ALONE, params)).scalar())
         try:
@@ -71,14 +129,56 @@ class Presence:
             await conn.execute(_PRESENT, params)
             if alone:
                 await conn.execute(_NOT_ALONE, params)
+        self.worker = int((await conn.execute(_BACKEND)).scalar_one())
         return alone
 
-    async def close(self) -> None:
+    async def release_dead(self) -> int:
+        """Give back the claims of workers that are gone (killed, or cut off from the
+        database: their lock went with their connection), so what they had not sent (a
+        child's emergency numbers, the counsellors' alert) goes out now, not when its lease
+        runs out (20 s; a desk claim goes stale in 60 s). One look at the live workers per
+        call; the claims are looked at when one has gone since the last call (and every
+        `_SWEEP_EVERY` calls). Runs on the presence connection itself: if that broke, this
+        worker's lock is gone too, and it joins again first (with a new id: the claims it took
+        under the old one are given back like a dead worker's, and may be sent twice).
+        Returns how many claims were given back."""
+        if self._conn is None or self._conn.closed:
+            await self._rejoin()
+        assert self._conn is not None
+        conn = self._conn
+        try:
+            live = set((await conn.execute(_LIVE)).scalars())
+            gone = self._seen - live
+            self._seen = live
+            if self._passes is not None and not gone and self._passes < _SWEEP_EVERY:
+                self._passes += 1
+                return 0
+            self._passes = 0
+            released = 0
+            for statement in _RELEASE_DEAD:
+                released += int((await conn.execute(statement)).rowcount or 0)
+            return released
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("the presence connection broke (%s): joining again", type(exc).__name__)
+            await self._drop()
+            await self._rejoin()
+            return 0
+
+    async def _rejoin(self) -> None:
+        conn = await self._connect()
+        await conn.execute(_PRESENT, {"ns": ADVISORY_NAMESPACE, "key": WORKERS_KEY})
+        self.worker = int((await conn.execute(_BACKEND)).scalar_one())
+
+    async def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             with suppress(SQLAlchemyError, OSError):
-                await conn.invalidate()  # not back to the pool: closing drops the lock
+                await conn.invalidate()
                 await conn.close()
+
+    async def close(self) -> None:
+        self.worker = None
+        await self._drop()  # not back to the pool: closing drops the lock
 
 
 class FilePresence:
@@ -87,9 +187,16 @@ class FilePresence:
     database, held for as long as the process runs and dropped by the system when it dies
     (even by SIGKILL). `path` None (a database in memory): always alone."""
 
+    # SQLite's claims name no worker: a dead process's are given back at the next start
+    # (`join`) or when their lease runs out.
+    worker: int | None = None
+
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self._fd: int | None = None
+
+    async def release_dead(self) -> int:
+        return 0
 
     async def join(self, take_over: Callable[[], Awaitable[object]]) -> bool:
         if self.path is None:

@@ -25,7 +25,7 @@ from storage import driver
 from storage.lane import LaneGate, LaneLock
 from storage.models import Base
 from storage.records import RecordStores
-from storage.repos.base import connection
+from storage.repos.base import WORKER, connection
 from storage.repositories import Repos
 from storage.sqlite_inline import inline_url
 
@@ -126,10 +126,14 @@ class Database:
             event.listen(pool, "connect", _mark_idle)
             event.listen(pool, "checkin", _mark_idle)
             event.listen(pool, "checkout", _check_on_checkout(self.engine.dialect))
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # What every session of this process knows (`Session.info`, copied into each new
+        # session): the worker id its claims are written with (`worker`).
+        self._info: dict[str, Any] = {WORKER: None}
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False, info=self._info)
         # PostgreSQL: sessions for one statement each, with no transaction around it (`single`).
         self._single = None if self.is_sqlite else async_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
+            info=self._info)
         # SQLite allows one writer; serialising our own transactions avoids "database is locked"
         # (an upgrade from a read to a write lock fails at once instead of waiting).
         # Work in the danger lane (storage.lane) takes the writer's turn before ordinary work.
@@ -140,6 +144,18 @@ class Database:
         self._writer: LaneGate = (
             LaneLock() if self.is_sqlite else LaneGate(TRANSACTIONS, reentrant=True)
         )
+
+    @property
+    def worker(self) -> int | None:
+        """This process's worker id, written on each outbox claim it takes (`claimed_by`):
+        on PostgreSQL the backend pid of its presence connection (`storage.advisory.Presence`),
+        so that a live worker can tell a dead one's claims; None until it joins the workers
+        (and on SQLite)."""
+        return self._info[WORKER]  # type: ignore[no-any-return]
+
+    @worker.setter
+    def worker(self, value: int | None) -> None:
+        self._info[WORKER] = value
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -161,9 +161,13 @@ class Case(Base):
     # restart or another worker edits and unpins them instead of posting them again. A claim is
     # taken in the database before the Bot API call that creates a message and its id saved
     # right after it (see bot/telegram/desk.py): the claim on the topic covers its card too.
+    # Each claim names its worker as the outbox's do (`OutboxMessage.claimed_by`), so a live
+    # worker gives back a dead one's at once instead of waiting for it to go stale.
     desk_topic_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    desk_topic_claimed_by: Mapped[int | None] = mapped_column(Integer, default=None)
     desk_card_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     desk_announcement_claimed_at: Mapped[datetime | None] = mapped_column(default=None)
+    desk_announcement_claimed_by: Mapped[int | None] = mapped_column(Integer, default=None)
     desk_announcement_message_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     desk_announcement_pinned_at: Mapped[datetime | None] = mapped_column(default=None)
     # The staff group (Telegram chat id) the case's topic lives in, chosen with its first topic
@@ -297,6 +301,11 @@ class OutboxMessage(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(default=None)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)
     claimed_until: Mapped[datetime | None] = mapped_column(default=None)
+    # Which worker holds the claim (PostgreSQL: its presence connection's backend pid,
+    # `storage.advisory.Presence`): a live worker gives a dead one's claims back at once
+    # instead of waiting for `claimed_until`. None on SQLite and for a process that sends
+    # without joining the workers.
+    claimed_by: Mapped[int | None] = mapped_column(Integer, default=None)
     failed_at: Mapped[datetime | None] = mapped_column(default=None)
 
 

@@ -49,11 +49,19 @@ async def connection(session: AsyncSession) -> AsyncConnection:
 # first statement (`UserRepo.with_conversation`) for `BlockRepo.blocking`, which takes it once;
 # adding or lifting a block in the session drops it.
 BLOCK_ANSWERS = "blocking"
+# `Session.info` key: this process's worker id (`storage.db.Database.worker`), written on the
+# outbox claims it takes.
+WORKER = "helpline.worker"
 
 
 class _Repo:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    @property
+    def worker(self) -> int | None:
+        """The worker id this process writes on its claims (None: not joined, or SQLite)."""
+        return self.session.info.get(WORKER)
 
     @property
     def dialect(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, func, select, update
 
@@ -13,6 +13,11 @@ from storage.models import (
     Counsellor,
 )
 from storage.repos.base import OPEN_STATUSES, CaseStatus, _Repo
+
+# A desk claim given back (its worker is gone) is made as old as a stale one, not cleared:
+# every path that takes over a stale claim (a topic to make, a card, an alert to post or to
+# pin) then takes it at once.
+GIVEN_BACK = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _topic_free(thread: int | None, stale_before: datetime) -> ColumnElement[bool]:
@@ -220,10 +225,11 @@ class DeskRepo(_Repo):
         once, whichever worker claims it."""
         free = _topic_free(thread, stale_before)
         if chat is None:
-            return await self._changed(case_id, free, desk_topic_claimed_at=now)
+            return await self._changed(case_id, free, desk_topic_claimed_at=now,
+                                       desk_topic_claimed_by=self.worker)
         placeable = Case.desk_chat_id.is_(None) | (Case.desk_chat_id == chat)
-        return await self._changed(case_id, free & placeable,
-                                   desk_topic_claimed_at=now, desk_chat_id=chat)
+        return await self._changed(case_id, free & placeable, desk_topic_claimed_at=now,
+                                   desk_topic_claimed_by=self.worker, desk_chat_id=chat)
 
     async def claim_card(
         self, case_id: int, thread: int, now: datetime, stale_before: datetime
@@ -231,7 +237,8 @@ class DeskRepo(_Repo):
         """Claim posting the card of the topic `thread`, which has none (its maker died before
         posting it), under the same claim as the topic's."""
         free = _topic_free(thread, stale_before) & Case.desk_card_message_id.is_(None)
-        return await self._changed(case_id, free, desk_topic_claimed_at=now)
+        return await self._changed(case_id, free, desk_topic_claimed_at=now,
+                                   desk_topic_claimed_by=self.worker)
 
     async def save_topic(self, case_id: int, claim: datetime, thread: int) -> bool:
         """The topic made under `claim`; False if the claim was lost (taken over as stale)."""
@@ -269,7 +276,8 @@ class DeskRepo(_Repo):
             | (Case.desk_announcement_claimed_at <= stale_before)
         )
         due = (Case.status == CaseStatus.WAITING) & (Case.risk == "critical")
-        return await self._changed(case_id, free & due, desk_announcement_claimed_at=now)
+        return await self._changed(case_id, free & due, desk_announcement_claimed_at=now,
+                                   desk_announcement_claimed_by=self.worker)
 
     async def save_announcement(self, case_id: int, claim: datetime, message_id: int) -> bool:
         """The announcement posted under `claim`; False if the claim was lost."""
@@ -281,15 +289,22 @@ class DeskRepo(_Repo):
     async def release_all_claims(self) -> int:
         """Give back every case's topic, card and announcement claim: at the start of the only
         process (`bot.app.App.take_over`) each is a dead one's, which would otherwise hold the
-        case's desk work (a danger case's topic and alert among it) until it went stale.
-        Returns how many cases had one."""
-        result = await self.session.execute(
-            update(Case)
-            .where(Case.desk_topic_claimed_at.is_not(None)
-                   | Case.desk_announcement_claimed_at.is_not(None))
-            .values(desk_topic_claimed_at=None, desk_announcement_claimed_at=None)
-        )
-        return int(getattr(result, "rowcount", 0) or 0)
+        case's desk work (a danger case's topic and alert among it) until it went stale. Each
+        is made stale (`GIVEN_BACK`), not cleared, so an alert posted and not yet pinned is
+        pinned. Returns how many claims."""
+        released = 0
+        for claimed_at, claimed_by in (
+            (Case.desk_topic_claimed_at, Case.desk_topic_claimed_by),
+            (Case.desk_announcement_claimed_at, Case.desk_announcement_claimed_by),
+        ):
+            result = await self.session.execute(
+                update(Case)
+                .where(claimed_at > GIVEN_BACK)
+                .values({claimed_at: GIVEN_BACK, claimed_by: None})
+                .execution_options(synchronize_session=False)
+            )
+            released += int(getattr(result, "rowcount", 0) or 0)
+        return released
 
     async def release_announcement(self, case_id: int, claim: datetime) -> None:
         await self._changed(case_id, Case.desk_announcement_claimed_at == claim,
@@ -305,7 +320,8 @@ class DeskRepo(_Repo):
             & Case.desk_announcement_pinned_at.is_(None)
             & (Case.desk_announcement_claimed_at <= stale_before)
         )
-        return await self._changed(case_id, due, desk_announcement_claimed_at=now)
+        return await self._changed(case_id, due, desk_announcement_claimed_at=now,
+                                   desk_announcement_claimed_by=self.worker)
 
     async def mark_pinned(self, case_id: int, message_id: int, now: datetime) -> bool:
         """The announcement `message_id` is pinned (False: it is no longer the case's)."""

@@ -38,6 +38,7 @@ _WRITE = (
         body=bindparam("b_body"),
         case_id=bindparam("b_case"),
         claimed_until=bindparam("b_claimed"),
+        claimed_by=bindparam("b_by"),
         attempts=bindparam("b_attempts"),
         created_at=bindparam("b_created"),
     )
@@ -68,11 +69,12 @@ def _write_if_idle() -> Any:
         *(bindparam(n, type_=table.c[c].type) for c, n in zip(columns, names, strict=True)),
         case((idle.c.idle, bindparam("b_claimed", type_=table.c.claimed_until.type)),
              else_=null()),
+        case((idle.c.idle, bindparam("b_by", type_=table.c.claimed_by.type)), else_=null()),
         case((idle.c.idle, 1), else_=0),
     ).select_from(idle)
     return (
         insert(OutboxMessage)
-        .from_select([*columns, "claimed_until", "attempts"], row)
+        .from_select([*columns, "claimed_until", "claimed_by", "attempts"], row)
         .returning(OutboxMessage.id, OutboxMessage.attempts)
     )
 
@@ -120,6 +122,7 @@ def _message(
     body: dict[str, Any],
     case_id: int | None,
     claimed_until: datetime | None,
+    worker: int | None,
 ) -> dict[str, Any]:
     """The parameters `_WRITE` and `_WRITE_IF_IDLE` share."""
     return {
@@ -128,6 +131,7 @@ def _message(
         "b_body": body,
         "b_case": case_id,
         "b_claimed": claimed_until,
+        "b_by": None if claimed_until is None else worker,
         "b_created": utcnow(),
     }
 
@@ -155,7 +159,7 @@ class OutboxRepo(_Repo):
         `claimed_until`, written already taken by the sender that will send it at commit (one
         attempt counted, as `claim` counts it). The address itself travels only inside the
         encrypted body; the column holds its hash, enough to keep a chat's messages in order."""
-        params = _message(channel, chat_id, body, case_id, claimed_until)
+        params = _message(channel, chat_id, body, case_id, claimed_until, self.worker)
         params["b_attempts"] = 0 if claimed_until is None else 1
         return int((await self._core(_WRITE, params)).scalar_one())
 
@@ -172,7 +176,7 @@ class OutboxRepo(_Repo):
         undelivered, nor given up on, waits for it), in one statement: the message's id, and
         whether the chat was idle (it was written claimed). On PostgreSQL "idle" is as of the
         statement's start, as a read just before the insert saw it."""
-        params = _message(channel, chat_id, body, case_id, claimed_until)
+        params = _message(channel, chat_id, body, case_id, claimed_until, self.worker)
         row: Any = (await self._core(_WRITE_IF_IDLE, params)).one()
         return int(row[0]), row[1] == 1
 
@@ -253,7 +257,8 @@ class OutboxRepo(_Repo):
                 OutboxMessage.delivered_at.is_(None),
                 (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now),
             )
-            .values(claimed_until=until, attempts=OutboxMessage.attempts + 1)
+            .values(claimed_until=until, claimed_by=self.worker,
+                    attempts=OutboxMessage.attempts + 1)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -281,7 +286,8 @@ class OutboxRepo(_Repo):
                 (OutboxMessage.claimed_until.is_(None)) | (OutboxMessage.claimed_until < now),
                 ~earlier,
             )
-            .values(claimed_until=until, attempts=OutboxMessage.attempts + 1)
+            .values(claimed_until=until, claimed_by=self.worker,
+                    attempts=OutboxMessage.attempts + 1)
         )
         return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -347,7 +353,7 @@ class OutboxRepo(_Repo):
                 OutboxMessage.failed_at.is_(None),
                 OutboxMessage.claimed_until.is_not(None),
             )
-            .values(claimed_until=None)
+            .values(claimed_until=None, claimed_by=None)
         )
         return int(getattr(result, "rowcount", 0) or 0)
 
