@@ -49,8 +49,11 @@ from bot.mailbox import Busy, danger_only
 from storage.lane import Lane, lane
 
 log = logging.getLogger(__name__)
-# How long the poller takes updates in before it lets the turns under way go on (seconds).
+# How long the poller takes updates in before it journals what it took (so their turns start)
+# and lets the turns under way go on (seconds); and the shortest it takes them in between two
+# looks at the turns: it yields after as long as its last yield took, within these bounds.
 INTAKE_SLICE = 0.02
+INTAKE_SLICE_MIN = 0.002
 
 # Waits between attempts after a failed getUpdates or journal write (seconds), the last repeated.
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 5.0)
@@ -304,7 +307,8 @@ class Poller:
         assert self.journal is not None
         end = start
         offset = self.offset
-        slice_began = time.perf_counter()
+        slice_began = yielded = time.perf_counter()
+        between = INTAKE_SLICE_MIN  # intake between two yields: as long as the last yield took
         with self.journal() as together:
             while end < len(batch):
                 raw = batch[end]
@@ -325,28 +329,50 @@ class Poller:
                                       exc_info=log.isEnabledFor(logging.DEBUG))
                     offset = update_id + 1
                 end += 1
-                # Taking an update in is CPU alone (parsing, triage, about 1 ms): every
-                # `INTAKE_SLICE` the turns under way go on, so that a hundred of one child's
-                # flood in one answer do not hold everybody else's replies up for their whole
-                # length. Not after every update: on a busy loop each yield waits for every
-                # ready turn, and intake (where a danger message waits) would crawl.
-                if time.perf_counter() - slice_began > INTAKE_SLICE:
-                    await asyncio.sleep(0)
-                    slice_began = time.perf_counter()
-            attempt = 0
-            while True:
-                try:
-                    await together.commit()
-                    break
-                except JournalUnavailable:
-                    # Nothing journalled: the offset stays before them all, and they are kept
-                    # here (and would come again from Telegram after a restart).
-                    await self._sleep(stop, attempt)
-                    attempt += 1
-                    if stop.is_set():
+                # Taking an update in is CPU alone (parsing, triage, about 1 ms; a long text
+                # more): every `INTAKE_SLICE` what was taken so far is journalled (its turns
+                # start), and in between the turns under way go on, so that a hundred of one
+                # child's flood in one answer do not hold everybody else's turns and replies up
+                # for their whole length (another child's update in the same answer waited for
+                # the flood's last to be journalled, and each of its turn's database round
+                # trips for a whole slice). The turns go on as often as intake has had as
+                # long as they took the last time: often while they are few, once per
+                # `INTAKE_SLICE` when the loop is busy (each yield then waits for every ready
+                # turn, and intake, where a danger message waits, would crawl).
+                now = time.perf_counter()
+                if now - slice_began > INTAKE_SLICE:
+                    if not await self._commit(together, stop):
                         return None
+                    self.offset = offset
+                    slice_began = now
+                if now - yielded > between:
+                    # Twice: the first lets the loop read what came meanwhile (a database's
+                    # answer), the second lets the turns it woke take their next step; once,
+                    # each of a turn's round trips would wait for two slices of intake.
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
+                    yielded = time.perf_counter()
+                    between = min(INTAKE_SLICE, max(INTAKE_SLICE_MIN, yielded - now))
+            if not await self._commit(together, stop):
+                return None
         self.offset = offset
         return end - start
+
+    async def _commit(self, together: Together, stop: asyncio.Event) -> bool:
+        """Journal what `together` holds (`JournalBatch.commit`), trying again while the
+        database is away; False when stopped first (nothing of it journalled: the offset
+        stays before it, and Telegram offers it again after a restart)."""
+        attempt = 0
+        while True:
+            try:
+                await together.commit()
+                return True
+            except JournalUnavailable:
+                # Nothing journalled: the entries are kept for the next try.
+                await self._sleep(stop, attempt)
+                attempt += 1
+                if stop.is_set():
+                    return False
 
     async def _fetch(self, method: GetRawUpdates) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {}
