@@ -17,7 +17,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,13 @@ class Score:
     top: tuple[str, ...]  # the n-grams that pushed most towards danger, for reviewers
 
 
+_NO_COLUMNS: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+# Words whose character n-grams' columns are kept (per process): a long message is read in
+# many overlapping windows, and each window's words were looked up again (about half of the
+# time a 3,000-character message took). The same columns, so the same vectors.
+WORDS_KEPT = 4096
+
+
 class _Vocab:
     """One vectoriser's vocabulary as a sorted array of its terms, looked up by binary search:
     a dict of 90,000 n-grams (with their strings as Python objects) cost about 15 MB in every
@@ -101,14 +108,22 @@ class _Vocab:
     def sparse(self, grams: Iterable[str]) -> tuple[npt.NDArray[np.int64], FloatArray]:
         """Sublinear tf times idf, l2-normalised: one vectoriser's ``transform``, as (column
         indices, values)."""
+        return self.weigh(self.hits(grams))
+
+    def hits(self, grams: Iterable[str]) -> npt.NDArray[np.int64]:
+        """The columns of the n-grams that are in the vocabulary, once per occurrence."""
         query = np.asarray(list(grams), dtype=np.str_)
         if not len(query) or not len(self.sorted_terms):
-            return np.empty(0, dtype=np.int64), np.empty(0)
+            return _NO_COLUMNS
         pos = np.minimum(np.searchsorted(self.sorted_terms, query), len(self.sorted_terms) - 1)
         hit = self.sorted_terms[pos] == query
-        if not hit.any():
+        return self.columns[pos[hit]] if hit.any() else _NO_COLUMNS
+
+    def weigh(self, hits: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """`sparse` of the n-grams whose columns `hits` holds."""
+        if not len(hits):
             return np.empty(0, dtype=np.int64), np.empty(0)
-        idx, counts = np.unique(self.columns[pos[hit]], return_counts=True)
+        idx, counts = np.unique(hits, return_counts=True)
         weights = (1.0 + np.log(counts)) * self.idf_array[idx - self.offset]
         norm = float(np.sqrt(weights @ weights))
         return idx, weights / norm
@@ -147,6 +162,9 @@ class TriageModel:
         self.push: FloatArray = self.coef_t[:, danger_row] - self.coef_t.mean(axis=1)
         self.calibration: dict[str, list[float]] = self.meta["calibration"]
         self.thresholds: dict[str, float] = self.meta["thresholds"]
+        # One word's character n-gram columns (`char_ngrams` reads each word on its own).
+        self._word_hits = lru_cache(maxsize=WORDS_KEPT)(
+            lambda word: self.chars.hits(char_ngrams(word)))
 
     @property
     def coef(self) -> FloatArray:
@@ -158,7 +176,10 @@ class TriageModel:
         return str(self.meta["corpus_sha256"])
 
     def vector(self, d: Doc) -> tuple[npt.NDArray[np.int64], FloatArray]:
-        c_idx, c_val = self.chars.sparse(char_ngrams(d.chars))
+        words = d.chars.split()
+        word_hits = self._word_hits
+        hits = [word_hits(word) for word in words]
+        c_idx, c_val = self.chars.weigh(np.concatenate(hits) if hits else _NO_COLUMNS)
         w_idx, w_val = self.words.sparse(word_ngrams(d.stems))
         return np.concatenate((c_idx, w_idx)), np.concatenate((c_val, w_val))
 
