@@ -64,20 +64,15 @@ _RELEASE_DEAD = (
         OutboxMessage.claimed_by.not_in(_LIVE),
     )
     .values(claimed_until=None, claimed_by=None),
-    update(Case)
-    .where(
-        Case.desk_topic_claimed_by.is_not(None),
-        Case.desk_topic_claimed_at > GIVEN_BACK,
-        Case.desk_topic_claimed_by.not_in(_LIVE),
-    )
-    .values(desk_topic_claimed_at=GIVEN_BACK, desk_topic_claimed_by=None),
-    update(Case)
-    .where(
-        Case.desk_announcement_claimed_by.is_not(None),
-        Case.desk_announcement_claimed_at > GIVEN_BACK,
-        Case.desk_announcement_claimed_by.not_in(_LIVE),
-    )
-    .values(desk_announcement_claimed_at=GIVEN_BACK, desk_announcement_claimed_by=None),
+    *(
+        update(Case)
+        .where(claimed_by.is_not(None), claimed_at > GIVEN_BACK, claimed_by.not_in(_LIVE))
+        .values({claimed_at: GIVEN_BACK, claimed_by: None})
+        for claimed_at, claimed_by in (
+            (Case.desk_topic_claimed_at, Case.desk_topic_claimed_by),
+            (Case.desk_announcement_claimed_at, Case.desk_announcement_claimed_by),
+        )
+    ),
 )
 # Between the passes that find a worker gone, the claims are looked at anyway every so many
 # passes: a worker that joined and died between two passes was never seen leaving.

@@ -49,6 +49,19 @@ def _app(tmp_path: Path, kb: KnowledgeBase, url: str) -> App:
     return build_app(Settings(database_url=url, keys_file=tmp_path / "keys.json"), kb=kb)
 
 
+async def _stuck_in_a_danger_turn(app: App, child: str, update_id: str) -> asyncio.Task[object]:
+    """A child's danger message handled by `app`, whose sends never end: its turn committed,
+    the emergency numbers and the counsellors' alert claimed and in hand."""
+    child_edge, desk_edge = Stuck(), Stuck()
+    app.delivery.register("telegram", child_edge)
+    app.delivery.register_desk(desk_edge)
+    turn: asyncio.Task[object] = asyncio.create_task(app.handle(Inbound(
+        Channel.TELEGRAM, child, child, text=DANGER, update_id=update_id)))
+    await asyncio.wait_for(child_edge.started.wait(), 10)
+    await asyncio.sleep(0.2)  # the counsellors' alert goes beside it
+    return turn
+
+
 async def _die(app: App, *tasks: asyncio.Task[object]) -> None:
     """The process is gone: its sends stop where they are, nothing is given back, and its
     connections (the PostgreSQL presence among them) drop."""
@@ -67,13 +80,7 @@ async def test_a_danger_reply_left_claimed_by_a_dead_worker_goes_out_at_the_next
     await (await fresh_database(url)).dispose()
     first = _app(tmp_path, kb, url)
     assert await first.take_over() == 0  # nothing left behind
-    child_edge, desk_edge = Stuck(), Stuck()
-    first.delivery.register("telegram", child_edge)
-    first.delivery.register_desk(desk_edge)
-    turn = asyncio.create_task(first.handle(Inbound(
-        Channel.TELEGRAM, "4242", "4242", text=DANGER, update_id="9001")))
-    await asyncio.wait_for(child_edge.started.wait(), 10)
-    await asyncio.sleep(0.2)  # the counsellors' alert goes beside it
+    turn = await _stuck_in_a_danger_turn(first, "4242", "9001")
     await _die(first, turn)
 
     second = _app(tmp_path, kb, url)
@@ -141,13 +148,7 @@ async def test_a_live_worker_sends_what_a_worker_that_died_beside_it_held(
     dying = _app(tmp_path, kb, url)
     assert await dying.take_over() == 0, "not alone: nothing to take over"
     assert dying.db.worker is not None and dying.db.worker != survivor.db.worker
-    child_edge, desk_edge = Stuck(), Stuck()
-    dying.delivery.register("telegram", child_edge)
-    dying.delivery.register_desk(desk_edge)
-    turn = asyncio.create_task(dying.handle(Inbound(
-        Channel.TELEGRAM, "4343", "4343", text=DANGER, update_id="9002")))
-    await asyncio.wait_for(child_edge.started.wait(), 10)
-    await asyncio.sleep(0.2)  # the counsellors' alert goes beside it
+    turn = await _stuck_in_a_danger_turn(dying, "4343", "9002")
 
     # While it lives, its claims are its own: the other worker gives back none, sends none.
     async with survivor.db.session() as s:
