@@ -13,14 +13,14 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Select, TextClause, column, select, table, text, update
+from sqlalchemy import Select, TextClause, column, select, table, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage import driver
 from storage.lane import LaneLock
-from storage.models import Case, OutboxMessage
-from storage.repos.desk import GIVEN_BACK
+from storage.repos.desk import desk_claims_given_back
+from storage.repos.outbox import claims_given_back
 
 log = logging.getLogger(__name__)
 
@@ -54,26 +54,7 @@ _LIVE: Select[Any] = (
 # What the workers that are gone held: undelivered replies (not those given up on), and the
 # desk's claims on cases (made stale: `GIVEN_BACK`). Each names the live workers at the moment
 # it runs.
-_RELEASE_DEAD = (
-    update(OutboxMessage)
-    .where(
-        OutboxMessage.claimed_by.is_not(None),
-        OutboxMessage.claimed_until.is_not(None),
-        OutboxMessage.delivered_at.is_(None),
-        OutboxMessage.failed_at.is_(None),
-        OutboxMessage.claimed_by.not_in(_LIVE),
-    )
-    .values(claimed_until=None, claimed_by=None),
-    *(
-        update(Case)
-        .where(claimed_by.is_not(None), claimed_at > GIVEN_BACK, claimed_by.not_in(_LIVE))
-        .values({claimed_at: GIVEN_BACK, claimed_by: None})
-        for claimed_at, claimed_by in (
-            (Case.desk_topic_claimed_at, Case.desk_topic_claimed_by),
-            (Case.desk_announcement_claimed_at, Case.desk_announcement_claimed_by),
-        )
-    ),
-)
+_RELEASE_DEAD = (claims_given_back(_LIVE), *desk_claims_given_back(_LIVE))
 # Between the passes that find a worker gone, the claims are looked at anyway every so many
 # passes: a worker that joined and died between two passes was never seen leaving.
 _SWEEP_EVERY = 30
@@ -121,10 +102,9 @@ class Presence:
         finally:
             # A session's own locks do not conflict: shared is taken while exclusive is held,
             # so no other worker finds the key free in between.
-            await conn.execute(_PRESENT, params)
+            await self._hold_shared(conn)
             if alone:
                 await conn.execute(_NOT_ALONE, params)
-        self.worker = int((await conn.execute(_BACKEND)).scalar_one())
         return alone
 
     async def release_dead(self) -> int:
@@ -160,7 +140,11 @@ class Presence:
             return 0
 
     async def _rejoin(self) -> None:
-        conn = await self._connect()
+        await self._hold_shared(await self._connect())
+
+    async def _hold_shared(self, conn: AsyncConnection) -> None:
+        """Hold the workers' key shared on `conn` (this worker is present) and take its
+        backend pid as this worker's id."""
         await conn.execute(_PRESENT, {"ns": ADVISORY_NAMESPACE, "key": WORKERS_KEY})
         self.worker = int((await conn.execute(_BACKEND)).scalar_one())
 

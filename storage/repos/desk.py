@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
 
@@ -18,6 +19,27 @@ from storage.repos.base import OPEN_STATUSES, CaseStatus, _Repo
 # every path that takes over a stale claim (a topic to make, a card, an alert to post or to
 # pin) then takes it at once.
 GIVEN_BACK = datetime(2000, 1, 1, tzinfo=UTC)
+
+# The desk's claims on a case: (when taken, by which worker).
+DESK_CLAIMS = (
+    (Case.desk_topic_claimed_at, Case.desk_topic_claimed_by),
+    (Case.desk_announcement_claimed_at, Case.desk_announcement_claimed_by),
+)
+
+
+def desk_claims_given_back(live: Any = None) -> list[Any]:
+    """One statement per kind of desk claim, giving the cases' claims back (made stale:
+    `GIVEN_BACK`). `live` (a query of worker ids): only the claims of workers not in it
+    (`storage.advisory.Presence.release_dead`); None: all of them (`release_all_claims`)."""
+    statements = []
+    for claimed_at, claimed_by in DESK_CLAIMS:
+        held = [] if live is None else [claimed_by.is_not(None), claimed_by.not_in(live)]
+        statements.append(
+            update(Case)
+            .where(claimed_at > GIVEN_BACK, *held)
+            .values({claimed_at: GIVEN_BACK, claimed_by: None})
+        )
+    return statements
 
 
 def _topic_free(thread: int | None, stale_before: datetime) -> ColumnElement[bool]:
@@ -293,16 +315,9 @@ class DeskRepo(_Repo):
         is made stale (`GIVEN_BACK`), not cleared, so an alert posted and not yet pinned is
         pinned. Returns how many claims."""
         released = 0
-        for claimed_at, claimed_by in (
-            (Case.desk_topic_claimed_at, Case.desk_topic_claimed_by),
-            (Case.desk_announcement_claimed_at, Case.desk_announcement_claimed_by),
-        ):
+        for statement in desk_claims_given_back():
             result = await self.session.execute(
-                update(Case)
-                .where(claimed_at > GIVEN_BACK)
-                .values({claimed_at: GIVEN_BACK, claimed_by: None})
-                .execution_options(synchronize_session=False)
-            )
+                statement.execution_options(synchronize_session=False))
             released += int(getattr(result, "rowcount", 0) or 0)
         return released
 

@@ -116,6 +116,24 @@ async def mark_delivered_many(on: Statements, message_ids: Sequence[int]) -> Non
         await on.run(_delivered(len(chunk)), {f"b_id{i}": m for i, m in enumerate(chunk)})
 
 
+def claims_given_back(live: Any = None) -> Any:
+    """Every claim on an undelivered reply (not one given up on), given back: due again at
+    once for any sender. `live` (a query of worker ids): only the claims of workers not in it
+    (`storage.advisory.Presence.release_dead`); None: all of them (`release_all`)."""
+    held = [] if live is None else [OutboxMessage.claimed_by.is_not(None),
+                                    OutboxMessage.claimed_by.not_in(live)]
+    return (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.delivered_at.is_(None),
+            OutboxMessage.failed_at.is_(None),
+            OutboxMessage.claimed_until.is_not(None),
+            *held,
+        )
+        .values(claimed_until=None, claimed_by=None)
+    )
+
+
 def _message(
     channel: str,
     chat_id: str,
@@ -346,15 +364,7 @@ class OutboxRepo(_Repo):
         (`bot.app.App.take_over`), every claim is a dead process's, whose lease would
         otherwise hold the chat (a danger reply and its alert among them) until it ran out.
         Returns how many."""
-        result = await self.session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.delivered_at.is_(None),
-                OutboxMessage.failed_at.is_(None),
-                OutboxMessage.claimed_until.is_not(None),
-            )
-            .values(claimed_until=None, claimed_by=None)
-        )
+        result = await self.session.execute(claims_given_back())
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def mark_delivered(self, message_id: int) -> None:

@@ -49,6 +49,21 @@ def _app(tmp_path: Path, kb: KnowledgeBase, url: str) -> App:
     return build_app(Settings(database_url=url, keys_file=tmp_path / "keys.json"), kb=kb)
 
 
+async def _empty(tmp_path: Path) -> str:
+    """The test database's URL, its schema made empty."""
+    url = database_url(tmp_path)
+    await (await fresh_database(url)).dispose()
+    return url
+
+
+async def _empty_postgresql(tmp_path: Path) -> str:
+    """`_empty`, for what only PostgreSQL does: SQLite's claims name no worker (a dead
+    process's wait for the next start)."""
+    if database_url(tmp_path).startswith("sqlite"):
+        pytest.skip("SQLite's claims name no worker: a dead process's wait for the next start")
+    return await _empty(tmp_path)
+
+
 async def _stuck_in_a_danger_turn(app: App, child: str, update_id: str) -> asyncio.Task[object]:
     """A child's danger message handled by `app`, whose sends never end: its turn committed,
     the emergency numbers and the counsellors' alert claimed and in hand."""
@@ -76,8 +91,7 @@ async def _die(app: App, *tasks: asyncio.Task[object]) -> None:
 async def test_a_danger_reply_left_claimed_by_a_dead_worker_goes_out_at_the_next_start(
     tmp_path: Path, kb: KnowledgeBase
 ) -> None:
-    url = database_url(tmp_path)
-    await (await fresh_database(url)).dispose()
+    url = await _empty(tmp_path)
     first = _app(tmp_path, kb, url)
     assert await first.take_over() == 0  # nothing left behind
     turn = await _stuck_in_a_danger_turn(first, "4242", "9001")
@@ -113,8 +127,7 @@ async def test_a_danger_reply_left_claimed_by_a_dead_worker_goes_out_at_the_next
 async def test_only_a_process_starting_alone_takes_over(tmp_path: Path, kb: KnowledgeBase) -> None:
     """Another live process's claims are its own (a worker on PostgreSQL; on SQLite a terminal
     chat or desk beside `helpline run`): they are left to their leases."""
-    url = database_url(tmp_path)
-    await (await fresh_database(url)).dispose()
+    url = await _empty(tmp_path)
     alive = _app(tmp_path, kb, url)
     assert await alive.take_over() == 0
     async with alive.db.session() as s:
@@ -136,10 +149,7 @@ async def test_a_live_worker_sends_what_a_worker_that_died_beside_it_held(
     claims back at its next outbox pass and sends them: the child's numbers and the
     counsellors' alert within a second, not after the 20 s lease. A live worker's claims are
     not taken."""
-    url = database_url(tmp_path)
-    if url.startswith("sqlite"):
-        pytest.skip("SQLite's claims name no worker: a dead process's wait for the next start")
-    await (await fresh_database(url)).dispose()
+    url = await _empty_postgresql(tmp_path)
     survivor = _app(tmp_path, kb, url)
     await survivor.take_over()
     child, desk = Inbox(), Inbox()
@@ -187,10 +197,7 @@ async def test_the_desk_claims_of_a_worker_that_died_are_taken_at_once(
     """PostgreSQL: a worker died while it made a danger case's topic, and another case's
     critical alert was posted but not yet pinned. The live worker takes both claims over at
     its next pass instead of after `CLAIM_STALE` (60 s); a live worker's claim stays its own."""
-    url = database_url(tmp_path)
-    if url.startswith("sqlite"):
-        pytest.skip("SQLite's claims name no worker")
-    await (await fresh_database(url)).dispose()
+    url = await _empty_postgresql(tmp_path)
     survivor = _app(tmp_path, kb, url)
     await survivor.take_over()
     dying = _app(tmp_path, kb, url)
@@ -228,10 +235,7 @@ async def test_a_worker_cut_off_from_the_database_joins_again(
     """PostgreSQL: a worker whose presence connection the server dropped is seen as gone by
     the others; its next outbox pass joins again under a new id, which its claims carry from
     then on (else a live worker's new claims would be given back as a dead one's)."""
-    url = database_url(tmp_path)
-    if url.startswith("sqlite"):
-        pytest.skip("SQLite's claims name no worker")
-    await (await fresh_database(url)).dispose()
+    url = await _empty_postgresql(tmp_path)
     app = _app(tmp_path, kb, url)
     await app.take_over()
     old = app.db.worker
