@@ -69,9 +69,8 @@ class Matcher:
         """The entries that fired, and those whose every match an idiom, an exception or a
         negation cancelled ("умираю со смеху", "i'm not going to kill myself")."""
         tokens = [self.expand(t) for t in tokens]
-        present: set[str] = set()
-        for token in tokens:
-            present |= token.keys
+        where = Positions(tokens)
+        present = where.present
         candidates: dict[int, set[int]] = {}
         index = self.lexicon.index
         for key in present:
@@ -83,7 +82,7 @@ class Matcher:
             entry = self.lexicon.entries[e]
             outcomes = set()
             for p in sorted(candidates[e]):
-                outcome = self._entry_matches(entry, entry.patterns[p], tokens, present)
+                outcome = self._entry_matches(entry, entry.patterns[p], tokens, where)
                 outcomes.add(outcome)
                 if outcome is _FIRED:
                     break
@@ -94,14 +93,15 @@ class Matcher:
         return result, cancelled
 
     def _entry_matches(
-        self, entry: Entry, pattern: Pattern, tokens: Sequence[Token], present: set[str]
+        self, entry: Entry, pattern: Pattern, tokens: Sequence[Token], where: Positions
     ) -> str:
         """_FIRED, _CANCELLED (every match cancelled) or _NONE."""
+        present = where.present
         if any(present.isdisjoint(slot.keys) for slot in pattern.slots):
             return _NONE
         outcome = _NONE
         covered: list[int] | None = None  # prefix sums of positions inside a cancelling idiom
-        for tried, span in enumerate(spans(pattern, tokens)):
+        for tried, span in enumerate(spans(pattern, tokens, where)):
             if tried >= _MAX_SPANS:
                 # A pathological message (hundreds of placements, all cancelled so far):
                 # stop looking and fail towards an alarm rather than towards silence.
@@ -116,7 +116,7 @@ class Matcher:
                         s
                         for idiom in (*entry.excepts, *entry.idioms)
                         if not any(present.isdisjoint(slot.keys) for slot in idiom.slots)
-                        for s in spans(idiom, tokens)
+                        for s in spans(idiom, tokens, where)
                     ),
                 )
             if covered[span[-1] + 1] - covered[span[0]]:
@@ -161,12 +161,41 @@ def _negated(entry: Entry, span: Span, tokens: Sequence[Token]) -> bool:
     return any(negator(i - 1) for i in span[1:])
 
 
-def spans(pattern: Pattern, tokens: Sequence[Token]) -> Iterator[Span]:
+class Positions:
+    """Where each key is among a message's tokens, so that a pattern's slots are placed by
+    looking their keys up instead of scanning every token for every slot of every candidate
+    pattern (a long message's dozens of candidates times thousands of tokens)."""
+
+    def __init__(self, tokens: Sequence[Token]) -> None:
+        self._at: dict[str, list[int]] = {}
+        for i, token in enumerate(tokens):
+            for key in token.keys:
+                self._at.setdefault(key, []).append(i)
+        self.present: set[str] = set(self._at)
+        self._slots: dict[frozenset[str], list[int]] = {}
+
+    def of(self, keys: frozenset[str]) -> list[int]:
+        """The positions (ascending) of the tokens with any of ``keys``."""
+        found = self._slots.get(keys)
+        if found is None:
+            at = self._at
+            lists = (
+                [at[k] for k in keys if k in at]
+                if len(keys) <= len(at)
+                else [p for k, p in at.items() if k in keys]
+            )
+            found = lists[0] if len(lists) == 1 else sorted({i for p in lists for i in p})
+            self._slots[keys] = found
+        return found
+
+
+def spans(
+    pattern: Pattern, tokens: Sequence[Token], where: Positions | None = None
+) -> Iterator[Span]:
     """All placements of ``pattern`` in ``tokens`` (each a tuple of ascending positions)."""
-    positions = [
-        [i for i, t in enumerate(tokens) if not slot.keys.isdisjoint(t.keys)]
-        for slot in pattern.slots
-    ]
+    if where is None:
+        where = Positions(tokens)
+    positions = [where.of(slot.keys) for slot in pattern.slots]
     if any(not p for p in positions):
         return
     gaps = [slot.gap for slot in pattern.slots]
