@@ -74,7 +74,6 @@ async def _ensure_schema(settings: Settings, *, wait: bool = True) -> str | None
     if it is not current, say what to run instead of failing later on a missing table."""
     from storage.db import Database
     from storage.health import schema_state
-    from storage.migrate import upgrade
 
     db = Database(settings.database_url)
     try:
@@ -82,6 +81,8 @@ async def _ensure_schema(settings: Settings, *, wait: bool = True) -> str | None
     finally:
         await db.dispose()
     if state in ("empty", "behind") and db.is_sqlite:
+        from storage.migrate import upgrade  # Alembic: only when there is something to do
+
         await asyncio.to_thread(upgrade, settings.database_url)
         return None
     if state in ("empty", "behind"):
