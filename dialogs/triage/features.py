@@ -23,7 +23,7 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .normalize import _translit, stem, tokenize
+from .normalize import WORDS_KEPT, _translit, stem, tokenize
 from .segment import known, split_run
 
 # Two letters each followed by a dot: an abbreviation ("u.s.", "e.g.", "т.е.", "т.к."), not a
@@ -139,7 +139,7 @@ def join_spelled(text: str) -> str:
     return _INNER_SYMBOL.sub("", text)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=WORDS_KEPT)
 def _reading(word: str) -> str:
     """The Cyrillic reading of an all-Latin word ("" when there is none)."""
     if not (word.isascii() and word.isalpha() and len(word) > 1):

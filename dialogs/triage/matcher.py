@@ -8,7 +8,7 @@ from functools import lru_cache
 from rapidfuzz.distance import Levenshtein
 
 from .lexicon import PREFIX, Entry, Lexicon, Pattern, edit_budget
-from .normalize import Token, stem
+from .normalize import TOKENS_KEPT, Token, stem
 
 Span = tuple[int, ...]  # token positions, ascending
 
@@ -22,7 +22,7 @@ class Matcher:
 
     def __init__(self, lexicon: Lexicon) -> None:
         self.lexicon = lexicon
-        self.expand = lru_cache(maxsize=65536)(self._expand)
+        self.expand = lru_cache(maxsize=TOKENS_KEPT)(self._expand)
 
     def _expand(self, token: Token) -> Token:
         """Add prefix keys and fuzzy keys (typos of long distinctive words) to a token."""

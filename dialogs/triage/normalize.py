@@ -39,6 +39,14 @@ _DATA = Path(__file__).parent / "data" / "normalize.yaml"
 
 EXACT = "="  # prefix of an exact-form key, so that forms and stems never collide
 _MAX_READINGS = 8  # cap on the readings of one word with several ambiguous digits
+# What a process keeps of the words it has read, each cache by its entries' weight. A help line
+# reads new words for ever (names, slang, every typo), so these caches fill: at 65,536 entries
+# each they grew the process by about 156 MB (`bench/triage_memory.py`), more than the budget
+# left beside aiogram; at these sizes by about 23 MB, the median message 0.79 -> 1.04 ms on
+# the evaluation sets' words read once. A word's token (two sets of forms and keys, about 2 KB)
+# is kept for fewer words than a stem or a reading (a short string).
+TOKENS_KEPT = 2048
+WORDS_KEPT = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +198,7 @@ def _runs(form: str) -> tuple[str, str, str]:
     return _RUN3.sub(r"\1", form), _RUN3.sub(r"\1\1", form), _RUN2.sub(r"\1", form)
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=TOKENS_KEPT)
 def word_forms(word: str, prefer_cyr: bool) -> tuple[str, frozenset[str]]:
     """The main form and all forms of one raw word (steps 4-6 of the pipeline)."""
     cyr = sum(1 for ch in word if _is_cyr(ch))
@@ -224,7 +232,7 @@ def _stemmers() -> tuple[Any, Any]:
     return snowballstemmer.stemmer("russian"), snowballstemmer.stemmer("english")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=WORDS_KEPT)
 def stem(form: str) -> str:
     """The Snowball stem of one lower-case form: Russian for Cyrillic, English for Latin."""
     ru, en = _stemmers()
@@ -251,7 +259,7 @@ def keys_of(forms: Iterable[str]) -> frozenset[str]:
 _Y_AFTER_VOWEL = re.compile(r"(?<=[аеиоуыэюя])ы")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=WORDS_KEPT)
 def _translit(form: str) -> str:
     out: list[str] = []
     i = 0
@@ -275,7 +283,7 @@ def _as_russian(form: str) -> str:
     return _Y_AFTER_VOWEL.sub("й", _translit(form))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=TOKENS_KEPT)
 def _token(main: str, forms: frozenset[str], ru: bool) -> Token:
     if ru and main.isascii() and main.isalpha() and len(main) > 1:
         read = {_as_russian(f) for f in forms}

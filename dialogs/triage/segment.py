@@ -21,7 +21,7 @@ from collections.abc import KeysView
 from functools import cache, lru_cache
 from pathlib import Path
 
-from .normalize import stem
+from .normalize import WORDS_KEPT, stem
 
 CORPUS_DIR = Path(__file__).parent / "data" / "corpus"
 
@@ -70,7 +70,7 @@ def known(word: str) -> bool:
     return word in _vocabulary()
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=WORDS_KEPT)
 def _ending(before: str, piece: str) -> bool:
     """Whether `piece` reads as an ending of `before`: the two joined have `before`'s stem."""
     joined = before + piece
