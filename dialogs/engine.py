@@ -153,7 +153,9 @@ class DialogEngine:
         self.triage: Triage = triage or _default_triage()
         # `urgent` is asked at intake (the lane), by the flood stage and with no database: the
         # same text read once (triage without context depends on the text and locale alone).
-        self._reads_as_danger = functools.lru_cache(maxsize=4096)(self._reads_as_danger_now)
+        # The asks come within the update's wait in the mailbox (2,000 at most by default): as
+        # many texts, not twice as many (4,096 of the longest would hold about 33 MB as keys).
+        self._reads_as_danger = functools.lru_cache(maxsize=2048)(self._reads_as_danger_now)
         self.catalogue = catalogue or default_catalogue()
         self.config = config or EngineConfig()
         self.clock = clock
