@@ -55,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "(default 500)")
     p.add_argument("--flood-rate", type=float, default=0,
                    help="the flooder's messages per second (default 0: all at once)")
+    p.add_argument("--flood-chars", type=int, default=0,
+                   help="make each of the flooder's ordinary messages this long, an everyday "
+                        "story (default 0: a short plea); triage reads every one at intake")
     args = p.parse_args(argv)
     low, _, high = args.think.partition("-")
     args.think = (float(low), float(high or low))

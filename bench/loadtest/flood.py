@@ -95,7 +95,7 @@ class Flooder:
         while not self.queue.empty():
             self.queue.get_nowait()
 
-    async def flood(self, messages: int, rate: float) -> None:
+    async def flood(self, messages: int, rate: float, chars: int = 0) -> None:
         sim, board = self.sim, self.sim.board
         self.danger_marker = n = next(sim.markers)
         sim.apart[n] = None
@@ -108,7 +108,7 @@ class Flooder:
                 sim.danger_sent[n] = self.danger_sent
                 sim.danger_update[n] = self.danger_id
             else:
-                board.child_text(self.uid, f"ответьте пожалуйста {i + 1}")
+                board.child_text(self.uid, _long(f"ответьте пожалуйста {i + 1}", chars))
             if rate > 0:
                 await asyncio.sleep(1 / rate)
         self.last_id = board.pushed_id
@@ -143,6 +143,21 @@ class Flooder:
             during=during, span=end - self.first)
 
 
+# An everyday story (no danger in it), for a flood of long messages (`--flood-chars`).
+STORY = ("сегодня в школе была контрольная по математике, я вроде всё решила, но не уверена "
+         "во второй задаче. потом мы с подругой пошли в столовую и долго спорили, какой сериал "
+         "смотреть на выходных. мама просила купить хлеб и молоко по дороге домой, а я забыла, "
+         "пришлось возвращаться в магазин. вечером делала презентацию по биологии про клетки. ")
+
+
+def _long(text: str, chars: int) -> str:
+    """`text`, then the story again and again up to `chars` characters."""
+    if len(text) >= chars:
+        return text
+    story = STORY * (chars // len(STORY) + 1)
+    return f"{text}. {story}"[:chars]
+
+
 async def run_flood(args: argparse.Namespace, kind: str, workdir: Path) -> FloodResult:
     texts = Texts()
     bot = await start_helpline(args, kind, workdir)
@@ -165,7 +180,7 @@ async def run_flood(args: argparse.Namespace, kind: str, workdir: Path) -> Flood
         flood = Phase(f"{kind}: {args.users} users, {think}, one flooding", users=args.users)
         clock.current = flood
         async with Window(flood, bot.board, proc.pid, port):
-            await flooder.flood(args.flood_messages, args.flood_rate)
+            await flooder.flood(args.flood_messages, args.flood_rate, args.flood_chars)
             await asyncio.sleep(max(0.0, args.duration - (perf() - flooder.first)))
             clock.current = None
         rss = peak_rss_mb(proc.pid)
