@@ -48,7 +48,10 @@ MAX_WORD_FEATURES = 30000
 # all layers together (lexicons, frames, model), as ``Triage.assess`` gives it. The corpus's
 # safe lines are hard negatives (danger words in harmless sentences): everyday safe texts
 # raise fewer alarms than this; check-ins come out about as often (see data/README.md).
-DANGER_ON_SAFE = 0.05  # danger on safe corpus lines
+# Round 41 (corpus_pending/README.md): 4.75%, so that the frames for hyperbole and the feed
+# quiet what they cover and the model's threshold stays where round 27 had it (at 5% the
+# freed budget went to the model, and short harmless phrases alarmed).
+DANGER_ON_SAFE = 0.0475  # danger on safe corpus lines
 CHECKIN_ON_SAFE = 0.07  # check-ins (not danger) on safe corpus lines
 CANCELLED_ON_SAFE = 0.01  # danger on safe lines whose danger words a negation cancelled
 

@@ -440,3 +440,65 @@ def test_what_goes_on_after_blocking_is_danger(text: str, locale: str) -> None:
     result = assess(text, locale)
     assert result.danger, text
     assert "handled" not in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "frame"),
+    [
+        # A threat from "he" or "they", or a parent's made real (drunk, a knife, fear).
+        ("they're gonna kill me after school, they know my address", "en", "hyperbole"),
+        ("my dad is going to kill me, he's drunk and has a knife", "en", "hyperbole"),
+        ("папа меня убьёт, он пьяный и бьёт маму, мне страшно", "ru", "hyperbole"),
+        ("мне пишут что убьют меня у подъезда", "ru", "hyperbole"),
+    ],
+)
+def test_a_threat_made_real_is_not_hyperbole(
+    text: str, locale: str, frame: str
+) -> None:
+    result = assess(text, locale)
+    assert result.danger
+    assert frame not in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "frame"),
+    [
+        # A parent "killing" me over a vase, a mark, a lost jumper: hyperbole.
+        ("my dad is gonna kill me, i scratched his car with my bike", "en", "hyperbole"),
+        ("мама меня убьёт, я разлила краску на новый ковёр", "ru", "hyperbole"),
+        ("my coach is going to kill me, i missed practice again", "en", "hyperbole"),
+        # A famous stranger in the feed, a song's lyrics.
+        ("apparently some youtuber died of an overdose, everyone's posting about it", "en",
+         "news"),
+        ("слышала, что один блогер умер от передозировки, все в шоке", "ru", "news"),
+        ("what's that song where he sings 'i want to die' over a happy beat?", "en", "fiction"),
+        ("из какой песни строчка «хочу умереть молодым»?", "ru", "fiction"),
+    ],
+)
+def test_hyperbole_a_song_or_the_feed_leaves_the_decision_to_the_model(
+    text: str, locale: str, frame: str
+) -> None:
+    result = assess(text, locale)
+    assert _TRIAGE.lexicon(read(text, locale)).danger
+    assert not result.danger
+    assert frame in result.layers
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "frame"),
+    [
+        # An eye-roll marks hyperbole as a laugh does: asked about, not alarmed on.
+        ("если мне ещё раз поставят двойку по химии, я выйду в окно 🙄", "ru", "joke"),
+        ("one more group project with him and i'm jumping off the roof 🙄", "en", "joke"),
+        # Denials told the other way round or short.
+        ("мыслей о самоубийстве у меня нет, просто устала от всего", "ru", "denial"),
+        ("not suicidal, just tired of school and want to talk", "en", "denial"),
+    ],
+)
+def test_an_eye_roll_or_a_denial_gets_the_direct_question_not_the_alarm(
+    text: str, locale: str, frame: str
+) -> None:
+    result = assess(text, locale)
+    assert _TRIAGE.lexicon(read(text, locale)).danger
+    assert not result.danger and result.check_in
+    assert frame in result.layers
