@@ -4,8 +4,9 @@ A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` ent
 per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
 flagged as danger) and check-ins on safe texts. The newest held-out set read
 (``tests/triage/heldout_v15/``, written blind before round 40, reported once, for round 41 as
-shipped and for round 27 before it) is for reporting only; the next round that tunes writes a
-new one first, blind, and reports on it once.
+shipped and for round 27 before it) is for reporting only. ``tests/triage/heldout_v16/`` was
+written blind for the next round and is not among these sets until that round reports on it,
+once; no round tunes the lexicons, the corpus or the thresholds on it.
 """
 
 from __future__ import annotations
