@@ -101,7 +101,7 @@ class Matcher:
             return _NONE
         outcome = _NONE
         covered: list[int] | None = None  # prefix sums of positions inside a cancelling idiom
-        for tried, span in enumerate(spans(pattern, tokens, where)):
+        for tried, span in enumerate(spans(pattern, where)):
             if tried >= _MAX_SPANS:
                 # A pathological message (hundreds of placements, all cancelled so far):
                 # stop looking and fail towards an alarm rather than towards silence.
@@ -116,7 +116,7 @@ class Matcher:
                         s
                         for idiom in (*entry.excepts, *entry.idioms)
                         if not any(present.isdisjoint(slot.keys) for slot in idiom.slots)
-                        for s in spans(idiom, tokens, where)
+                        for s in spans(idiom, where)
                     ),
                 )
             if covered[span[-1] + 1] - covered[span[0]]:
@@ -189,12 +189,9 @@ class Positions:
         return found
 
 
-def spans(
-    pattern: Pattern, tokens: Sequence[Token], where: Positions | None = None
-) -> Iterator[Span]:
-    """All placements of ``pattern`` in ``tokens`` (each a tuple of ascending positions)."""
-    if where is None:
-        where = Positions(tokens)
+def spans(pattern: Pattern, where: Positions) -> Iterator[Span]:
+    """All placements of ``pattern`` among the tokens `where` indexes (each a tuple of
+    ascending positions)."""
     positions = [where.of(slot.keys) for slot in pattern.slots]
     if any(not p for p in positions):
         return
