@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from dialogs.triage import assess  # noqa: E402
 from dialogs.triage.assess import _TRIAGE  # noqa: E402
+from dialogs.triage.evaluate import _text, default_sets  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -37,22 +38,13 @@ def rss_mb() -> float:
 
 
 def texts() -> list[tuple[str, str]]:
-    """(text, locale) of every evaluation set under tests/triage."""
+    """(text, locale) of the sets `helpline triage eval` reads (`evaluate.default_sets`):
+    never a held-out set kept unread for the next tuning round."""
     found: list[tuple[str, str]] = []
-
-    def walk(node: Any, locale: str) -> None:
-        if isinstance(node, str):
-            found.append((node, locale))
-        elif isinstance(node, list):
-            for item in node:
-                walk(item, locale)
-        elif isinstance(node, dict):
-            for value in node.values():
-                walk(value, locale)
-
-    for path in sorted((ROOT / "tests" / "triage").rglob("*.yaml")):
-        locale = "en" if "en" in path.stem.split("_") or path.stem.endswith("en") else "ru"
-        walk(yaml.safe_load(path.read_text(encoding="utf-8")), locale)
+    for path, locale in default_sets(ROOT):
+        data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for kind in ("danger", "safe"):
+            found += [(_text(entry), locale) for entry in data.get(kind) or ()]
     return [(t, loc) for t, loc in found if len(t.split()) > 1]
 
 

@@ -22,6 +22,7 @@ from bot.locks import AdvisoryClaims, ChatClaims, ChatKey, LocalClaims
 from bot.mailbox import Handled, Mailbox, MailboxLimits
 from bot.pacing import Buckets
 from bot.settings import Settings
+from dialogs import stages
 from dialogs.engine import DialogEngine, EngineConfig
 from dialogs.escalation import Desk
 from dialogs.messages import (
@@ -171,7 +172,7 @@ class App:
         if admitted is None:
             return []
         inbound = admitted
-        urgent = self.engine.urgent(inbound)
+        urgent = self._urgent(inbound)
         if not urgent:  # danger never waits for room
             await self.mailbox.room()
         attempt = 0
@@ -202,7 +203,7 @@ class App:
         if admitted is None:
             return
         inbound = admitted
-        urgent = self.engine.urgent(inbound)
+        urgent = self._urgent(inbound)
         batch = _BATCH.get()
         if batch is not None and batch.app is self:
             self.mailbox.reserve(urgent)  # Busy before anything is taken
@@ -212,6 +213,12 @@ class App:
             stored, first = await self._journal(inbound, urgent=urgent)
             if stored is not None:
                 self.mailbox.kick(chat_of(inbound), stored, urgent=urgent, first=first)
+
+    def _urgent(self, inbound: Inbound) -> bool:
+        """Does an admitted update go in the danger lane? A flooder's long text refused with
+        no danger at a glance (`stages.READ`) is not read whole here: its chat's mailbox reads
+        it, paced, behind the other children's work."""
+        return inbound.flood != stages.READ and self.engine.urgent(inbound)
 
     def _admit(self, inbound: Inbound) -> Inbound | None:
         """The flood limit, before the journal (`DialogEngine.admit`): None for an update
@@ -413,6 +420,8 @@ class App:
         channel = str(inbound.channel)
         started = time.perf_counter()
         out = await self.engine.handle(inbound)
+        if inbound.flood == stages.READ and not out:
+            metrics.FLOOD_REFUSED.labels(channel).inc()  # read whole: no danger, let go
         metrics.UPDATES.labels(channel).inc()
         metrics.HANDLING.labels(channel).observe(time.perf_counter() - started)
         if any(o.critical and o.desk_event in _ALERTS for o in out):

@@ -252,6 +252,7 @@ class Mailbox:
         if key not in self._drainers:
             task = asyncio.create_task(self._drain(key), name=f"mailbox {key[0]}")
             self._drainers[key] = task
+            task.add_done_callback(lambda done: self._ended(key, done))
 
     async def result(self, key: ChatKey, inbox_id: int, *, urgent: bool = False,
                      first: dict[str, Any] | None = None) -> list[Outbound]:
@@ -399,6 +400,13 @@ class Mailbox:
             future.set_result(replies)
         if not self.full:
             self._freed.set()
+
+    def _ended(self, key: ChatKey, task: asyncio.Task[None]) -> None:
+        """A drainer cancelled before it began (`cancel` right after a kick) never ran its
+        own `_finished`: without this, `settle` waited for it for ever (a shutdown past its
+        grace period hung in `close`)."""
+        if self._drainers.get(key) is task:
+            self._finished(key)
 
     def _finished(self, key: ChatKey) -> None:
         """The chat's drainer ended: what it leaves is another worker's, or for later."""

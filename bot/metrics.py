@@ -38,7 +38,7 @@ SEND_ERRORS = Counter(
 )
 FLOOD_REFUSED = Counter(
     "helpline_flood_refused_total",
-    "Updates refused at intake beyond a flood's one 'slow down' (neither journalled nor handled)",
+    "Updates refused beyond a flood's one 'slow down', unhandled (a long text read whole first)",
     ["channel"],
     registry=REGISTRY,
 )

@@ -51,6 +51,13 @@ class RateLimiter:
         bucket.warned = True
         return "warn"
 
+    def unwarn(self, key: str) -> None:
+        """The refusal just answered "warn" was let through after all (it needs a person): the
+        flood's one "please wait" is said on its next refusal instead."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.warned = False
+
     def _evict(self, now: float) -> None:
         """Forget users whose bucket has refilled: they are no longer flooding."""
         full = [

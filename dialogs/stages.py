@@ -47,6 +47,12 @@ class Stage(Protocol):
         ...
 
 
+# The flood's verdict on an update it refused whose text was only glanced at (a long one):
+# journalled, read in full later, behind the other children's work (`DialogEngine.handle`),
+# and handled only if that read finds danger.
+READ = "read"
+
+
 class Flood:
     """One user's updates beyond the flood limit: one calm word per flood, then quiet. Danger
     (`urgent`: the words, or a button that means danger) always gets through and is not
@@ -58,28 +64,69 @@ class Flood:
     at all, and the others' turns do not queue behind it), else when the update is handled
     (`__call__`, which keeps a verdict taken at intake instead of counting the update twice).
     An update the platform offers again (the journal write failed, it comes back) gets the
-    verdict it had: a child's message is not refused for the platform's retries."""
+    verdict it had: a child's message is not refused for the platform's retries.
+
+    Reading a long text whole takes far longer than taking it in (about 1 ms per 100
+    characters): a flood of long messages read whole at intake held every other child's
+    update up behind it. So intake only glances (`glance`: the whole text when it is short,
+    else its beginning). Danger seen gets through; a long text refused with no danger seen
+    in its beginning is not dropped but stamped `READ`: journalled (a restart does not lose
+    it), read whole later, when the other children's work lets it, and handled only if that
+    read finds danger. The first refused of a flood (its one "slow down") is read whole at
+    once: the word is not spent on a message that needs a person. One user has at most
+    `UNREAD_MAX` such texts waiting (`read`: one was read): beyond, each is read whole at
+    intake again, so that one flood cannot fill the process's backlog."""
 
     REMEMBERED = 10_000  # recent updates' verdicts, by platform id
+    UNREAD_MAX = 50
 
     def __init__(self, limiter: RateLimiter, urgent: Callable[[Inbound], bool],
-                 catalogue: Catalogue, default_locale: str) -> None:
+                 catalogue: Catalogue, default_locale: str,
+                 glance: Callable[[Inbound], bool | None] | None = None) -> None:
         self.limiter, self.urgent = limiter, urgent
+        # True: danger seen; False: none, and the glance was a whole read; None: none seen
+        # in what was read of a long text.
+        self.glance: Callable[[Inbound], bool | None] = glance or urgent
         self.catalogue, self.default_locale = catalogue, default_locale
         self._verdicts: OrderedDict[tuple[str, str], str] = OrderedDict()
+        # READ texts waiting, by user (another worker may read some: bounded all the same).
+        self._unread: OrderedDict[str, int] = OrderedDict()
+
+    def read(self, inbound: Inbound) -> None:
+        """A text stamped `READ` was read (or is no longer waiting)."""
+        bucket = f"{inbound.channel}:{inbound.user_id}"
+        left = self._unread.get(bucket, 0) - 1
+        if left > 0:
+            self._unread[bucket] = left
+        else:
+            self._unread.pop(bucket, None)
 
     def verdict(self, inbound: Inbound) -> str:
-        """"ok", "warn" (the first refused of a flood) or "drop"."""
-        if inbound.flood in ("ok", "warn"):
+        """"ok", "warn" (the first refused of a flood), "drop", or `READ` (refused, only glanced
+        at: to be read whole before it is let go)."""
+        if inbound.flood in ("ok", "warn", READ):
             return inbound.flood  # taken at intake
-        if self.urgent(inbound):
+        seen = self.glance(inbound)
+        if seen:
             return "ok"
-        if inbound.update_id is None:
-            return self.limiter.check(f"{inbound.channel}:{inbound.user_id}")
-        key = (str(inbound.channel), inbound.update_id)
-        verdict = self._verdicts.get(key)
-        if verdict is None:
-            verdict = self.limiter.check(f"{inbound.channel}:{inbound.user_id}")
+        key = None if inbound.update_id is None else (str(inbound.channel), inbound.update_id)
+        verdict = self._verdicts.get(key) if key is not None else None
+        if verdict is not None:
+            return verdict
+        bucket = f"{inbound.channel}:{inbound.user_id}"
+        verdict = self.limiter.check(bucket)
+        if seen is None and verdict == "warn" and self.urgent(inbound):
+            self.limiter.unwarn(bucket)  # the one "slow down" is still the flood's to say
+            verdict = "ok"
+        elif seen is None and verdict == "drop":
+            if self._unread.get(bucket, 0) >= self.UNREAD_MAX:
+                verdict = "ok" if self.urgent(inbound) else "drop"
+            else:
+                self._unread[bucket] = self._unread.get(bucket, 0) + 1
+                while len(self._unread) > self.REMEMBERED:
+                    self._unread.popitem(last=False)
+                verdict = READ
+        if key is not None:
             self._verdicts[key] = verdict
             while len(self._verdicts) > self.REMEMBERED:
                 self._verdicts.popitem(last=False)
@@ -95,8 +142,10 @@ class Flood:
 
     def __call__(self, inbound: Inbound) -> list[Outbound] | None:
         """Before the user's lock and the database: the replies when the update is used up,
-        None when it goes on."""
+        None when it goes on. An update stamped `READ` is read whole here."""
         verdict = self.verdict(inbound)
+        if verdict == READ:
+            verdict = "ok" if self.urgent(inbound) else "drop"
         if verdict == "ok":
             return None
         if verdict == "drop":

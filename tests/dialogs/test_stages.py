@@ -324,3 +324,56 @@ async def test_repeat_uses_up_an_update_taken_before_and_passes_a_new_one() -> N
     assert await repeat(inbox, _text("привет", "42")) is False
     assert await repeat(inbox, _text("без номера")) is False  # the console has no ids
     assert taken == {("console", "41"), ("console", "42")}
+
+
+def test_a_refused_long_text_is_glanced_at_and_stamped_to_be_read_whole_later() -> None:
+    """Intake reads only the beginning of a flooder's long text (`glance`): danger seen there
+    gets through at once; a refused text with none seen is stamped `READ` (journalled, read
+    whole later) instead of being dropped, and that later read lets it through only for
+    danger. The first refused of the flood is read whole at once, so its one "slow down" is
+    not spent on a message that needs a person; and one user's texts waiting to be read are
+    bounded (beyond, each is read whole at intake)."""
+    from dialogs.ratelimit import RateLimiter
+
+    limiter = RateLimiter(burst=1, per_second=0.0, clock=lambda: 0.0)
+    read_whole: list[str] = []
+
+    def urgent(inbound: Inbound) -> bool:
+        read_whole.append(inbound.text or "")
+        return "жить" in (inbound.text or "")
+
+    def glance(inbound: Inbound) -> bool | None:
+        text = inbound.text or ""
+        if "жить" in text[:20]:
+            return True
+        return None if len(text) > 20 else "жить" in text
+
+    flood = stages.Flood(limiter, urgent, default_catalogue(), "ru", glance=glance)
+    flood.UNREAD_MAX = 2
+    story = "мы гуляли в парке " * 5
+    first = flood.admit(_text(story + "раз", "1"))
+    assert first is not None and first.flood == "ok" and read_whole == []
+    # The first refused: read whole now. Danger in its tail: let through, and the word kept.
+    danger_tail = flood.admit(_text(story + "я не хочу жить", "2"))
+    assert danger_tail is not None and danger_tail.flood == "ok"
+    warned = flood.admit(_text(story + "два", "3"))
+    assert warned is not None and warned.flood == "warn", "the flood still hears it once"
+    read_whole.clear()
+    later = [flood.admit(_text(story + end, str(n)))
+             for n, end in ((4, "три"), (5, "мне не хочется жить"))]
+    assert [i.flood if i else None for i in later] == [stages.READ, stages.READ]
+    assert read_whole == [], "intake did not read them whole"
+    assert flood.admit(_text(story + "три", "4")) == later[0], "offered again: the same"
+    # Beyond the bound: read whole at intake, dropped unless danger.
+    assert flood.admit(_text(story + "четыре", "6")) is None
+    beyond = flood.admit(_text(story + "жить не хочу", "7"))
+    assert beyond is not None and beyond.flood == "ok"
+    # Danger at the beginning of a long text: through at a glance, never counted.
+    head = flood.admit(_text("не хочу жить " + story, "8"))
+    assert head is not None and head.flood == "ok"
+    # The later read: quiet unless danger, and the bound frees as they are read.
+    assert later[0] is not None and later[1] is not None
+    assert flood(later[0]) == [] and flood(later[1]) is None
+    flood.read(later[0])
+    again = flood.admit(_text(story + "пять", "9"))
+    assert again is not None and again.flood == stages.READ

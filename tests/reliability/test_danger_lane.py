@@ -13,12 +13,13 @@ import threading
 from collections.abc import Callable
 from contextvars import copy_context
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from bot import mailbox
+from bot import mailbox, metrics
 from bot.app import App
 from bot.delivery import Delivery
 from bot.locks import ChatKey, LocalClaims
@@ -43,7 +44,7 @@ from storage.lane import (
     new_loop,
     run,
 )
-from storage.models import InboxUpdate, ProcessedUpdate, utcnow
+from storage.models import InboxUpdate, Message, ProcessedUpdate, utcnow
 from storage.repositories import Repos
 from tests.reliability.test_mailbox import DANGER, Phone, says
 
@@ -255,6 +256,113 @@ async def test_a_flood_is_refused_at_intake_and_its_danger_still_reaches_a_couns
         case = await Repos(s).cases.open_for_user(user.id)
         assert case is not None and case.risk == Risk.CRITICAL
     await app.close()
+
+
+# An ordinary day told at length (about 1,500 characters), as a flooder's long texts.
+DAY = ("Сегодня после школы мы с друзьями ходили в парк, потом я делала уроки по "
+       "математике и читала книгу про путешествия. ") * 14
+TAIL_DANGER = "и ещё я хочу умереть, мне так плохо"
+
+
+async def test_long_texts_flooding_are_glanced_at_intake_and_danger_in_a_tail_reaches_a_person(
+    db: Database, kb: KnowledgeBase
+) -> None:
+    """One child sends 40 long texts at once; one of those refused by the flood limit tells of
+    danger only at its end. Intake reads none of the refused texts whole (a flood of long
+    texts read whole held everybody else up, `make bench ARGS="--flood --flood-chars 3000"`):
+    it reads their beginnings, journals them, and reads them whole later. The danger in the
+    tail is found then: the child sees the emergency numbers, a counsellor is alerted, a
+    critical case is open; the other refused texts are let go without a turn, and the journal
+    is empty."""
+    engine = DialogEngine(db, kb=kb)
+    engine.limiter = RateLimiter(burst=5, per_second=0.0, clock=lambda: 0.0)
+    read: list[int] = []
+    triage = engine.triage
+
+    def counting(text: str, locale: str, context: Any = ()) -> Any:
+        read.append(len(text))
+        return triage(text, locale, context)
+
+    engine.triage = counting
+    app, phone = make_app(db, kb, engine)
+    desk = DeskScreen()
+    app.delivery.register_desk(desk)
+    refused = metrics.FLOOD_REFUSED.labels("telegram")
+    before = refused._value.get()
+    for n in range(1, 41):
+        text = f"{n}. {DAY}" + (TAIL_DANGER if n == 30 else "всё")
+        await app.accept(says(text, n, chat="650"))
+        if n > 6:  # beyond the burst and the one "slow down": glanced at, never read whole
+            assert max(read) < 400, (n, max(read))
+        read.clear()
+    await app.drain()
+    async with db.session() as s:
+        journal = (await s.execute(select(InboxUpdate.update_id))).scalars().all()
+        handled = (await s.execute(select(ProcessedUpdate.update_id))).scalars().all()
+        said = (await s.execute(select(Message.text).where(Message.sender == "child")
+                                .order_by(Message.id))).scalars().all()
+    assert journal == [], "every entry read (and deleted)"
+    assert len(handled) == 40, "every one taken (a repeat of any is ignored)"
+    assert refused._value.get() - before == 33, "those let go counted as refused"
+    assert [int(t.split(".")[0]) for t in said] == [1, 2, 3, 4, 5, 30], (
+        "turns for the burst and for the danger found later; the rest let go unread by a turn")
+    assert phone.seen.count(engine.catalogue.t("flood.wait", "ru")) == 1
+    contacts = [t for t in phone.seen if HOTLINE in t]
+    assert contacts and "124" in contacts[0] and "112" in contacts[0]
+    opened = [a for a in desk.alerts if a.desk_event is DeskEvent.CASE_OPENED]
+    assert len(opened) == 1 and opened[0].critical
+    async with db.session() as s:
+        user = await Repos(s).users.find("telegram", "650")
+        assert user is not None
+        case = await Repos(s).cases.open_for_user(user.id)
+        assert case is not None and case.risk == Risk.CRITICAL
+        words = [m.text for m in await Repos(s).messages.for_case(case.id)]
+    assert any(TAIL_DANGER in w for w in words), "the counsellor reads the child's words"
+    await app.close()
+
+
+async def test_a_refused_long_text_to_be_read_survives_a_restart_and_its_danger_is_found(
+    tmp_path: Path, kb: KnowledgeBase
+) -> None:
+    """The flooder's refused long texts are journalled before the platform is told they
+    arrived, so a crash before they are read loses none: at the next start the one telling of
+    danger in its tail is read, the child's emergency numbers and the counsellors' critical
+    alert wait in the outbox, and the rest are let go."""
+    from bot.app import build_app
+
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'r.db'}",
+                        keys_file=tmp_path / "keys.json")
+    app = build_app(settings, kb=kb)
+    await app.db.create_all()
+    app.engine.limiter = RateLimiter(burst=1, per_second=0.0, clock=lambda: 0.0)
+    with app.batching() as batch:
+        for n in range(1, 9):
+            text = f"{n}. {DAY}" + (TAIL_DANGER if n == 7 else "всё")
+            await app.accept(says(text, n, chat="660"))
+        await batch.commit()
+    assert app.cancel_pending() >= 1  # the process dies before the chat's mailbox reads them
+    await asyncio.wait_for(app.close(), 10)
+    async with app.db.session() as s:
+        waiting = (await s.execute(select(InboxUpdate.body))).scalars().all()
+    assert sum(1 for body in waiting if body.get("flood") == "read") == 6, (
+        "journalled to be read: all beyond the burst and the one 'slow down'")
+
+    restarted = build_app(settings, kb=kb)
+    assert await asyncio.wait_for(restarted.recover(older_than=0), 20) == 8
+    async with restarted.db.session() as s:
+        repos = Repos(s)
+        child = [row.body["text"] for row in await repos.outbox.pending("telegram", "660")]
+        desk = [row.body for row in await repos.outbox.pending("desk")]
+        user = await repos.users.find("telegram", "660")
+        assert user is not None
+        case = await repos.cases.open_for_user(user.id)
+        left = len(await repos.inbox.unprocessed(utcnow()))
+    contacts = [t for t in child if HOTLINE in t]
+    assert contacts and "124" in contacts[0] and "112" in contacts[0]
+    assert case is not None and case.risk == Risk.CRITICAL
+    assert [b["critical"] for b in desk if b["desk_event"] == "case_opened"] == [True]
+    assert left == 0, "every entry read and closed"
+    await restarted.close()
 
 
 class DangerTakesTime(SlowEngine):
@@ -557,3 +665,19 @@ async def test_a_chat_with_danger_asks_for_its_claim_in_the_danger_lane(db: Data
     box.kick(("telegram", "ordinary"), 2, first={})
     await box.settle()
     assert claims.lanes == {"danger": True, "ordinary": False}
+
+
+async def test_a_shutdown_right_after_a_kick_does_not_wait_for_ever(db: Database) -> None:
+    """Shutdown past its grace period cancels the chats' drainers; one kicked just before
+    had not begun, so it never said it ended, and `close` (which settles the mailbox) hung."""
+    handled: list[int] = []
+
+    async def step(inbox_id: int, body: dict[str, object]) -> Handled:
+        handled.append(inbox_id)
+        return Handled([])
+
+    box = Mailbox(db, LocalClaims(), step)
+    box.kick(("telegram", "late"), 1, first={})
+    assert box.cancel() == 1
+    await asyncio.wait_for(box.settle(), 2)
+    assert handled == [] and not box.working, "cut short, and nothing left waiting"
