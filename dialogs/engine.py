@@ -60,8 +60,10 @@ from dialogs.turn import Turn
 log = logging.getLogger(__name__)
 
 # What intake reads of a long text (characters, cut at a word) while deciding a flooder's
-# update: triage takes about 1 ms per 100 characters, and reads the rest later (`stages.READ`).
-GLANCE_CHARS = 300
+# update: about the model's first window (24 words). Triage takes about 1 ms per 100
+# characters, and a flood's updates are taken in one after another, the other children's
+# behind them; the rest is read later (`stages.READ`).
+GLANCE_CHARS = 160
 # The share of the loop's time the later reads of refused long texts may take while others'
 # updates are waiting: after a read of d seconds, the next one starts no sooner than
 # d / READ_SHARE - d later (at 0.25, three times as long).

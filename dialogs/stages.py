@@ -78,7 +78,9 @@ class Flood:
     intake again, so that one flood cannot fill the process's backlog."""
 
     REMEMBERED = 10_000  # recent updates' verdicts, by platform id
-    UNREAD_MAX = 50
+    # A quarter of the mailbox's default backlog (2,000 updates), which texts waiting to be
+    # read count towards: a flood of 500 long texts is read later, whole.
+    UNREAD_MAX = 500
 
     def __init__(self, limiter: RateLimiter, urgent: Callable[[Inbound], bool],
                  catalogue: Catalogue, default_locale: str,
