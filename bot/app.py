@@ -186,6 +186,12 @@ class App:
                 await asyncio.sleep(delay)
         if stored is None:
             return []  # a repeat of an update we already have
+        if inbound.flood == stages.READ:
+            # A flooder's long text to be read later, paced: the channel does not wait for it
+            # (VK takes a chat's updates one after another: its next message, danger among
+            # them, would wait behind every read). What a read finds goes out from the outbox.
+            self.mailbox.kick(chat_of(inbound), stored, first=first)
+            return []
         return await self.mailbox.result(chat_of(inbound), stored, urgent=urgent, first=first)
 
     async def accept(self, inbound: Inbound) -> None:

@@ -335,6 +335,34 @@ async def test_long_texts_flooding_are_glanced_at_intake_and_danger_in_a_tail_re
     await app.close()
 
 
+async def test_a_channel_taking_a_chat_in_order_is_not_held_up_by_the_texts_waiting_to_be_read(
+    db: Database, kb: KnowledgeBase
+) -> None:
+    """VK's long poll hands a chat's updates to `App.handle` one after another. A flooder's
+    long texts refused and waiting to be read must not make the next update wait for each
+    paced read: the danger message sent after them is answered (the numbers) while most of
+    them still wait, and a counsellor is alerted; then every one is read and closed."""
+    engine = DialogEngine(db, kb=kb)
+    engine.limiter = RateLimiter(burst=3, per_second=0.0, clock=lambda: 0.0)
+    app, _phone = make_app(db, kb, engine)
+    desk = DeskScreen()
+    app.delivery.register_desk(desk)
+    for n in range(1, 21):
+        await app.handle(says(f"{n}. {DAY}всё", n, chat="670"))
+    replies = await app.handle(says(DANGER, 21, chat="670"))
+    async with db.session() as s:
+        bodies = (await s.execute(select(InboxUpdate.body))).scalars().all()
+    waiting = sum(1 for body in bodies if body.get("flood") == "read")
+    assert any(HOTLINE in o.text and "124" in o.text for o in replies), "the numbers at once"
+    assert waiting >= 8, f"answered while {waiting} of the 16 texts still waited to be read"
+    opened = [a for a in desk.alerts if a.desk_event is DeskEvent.CASE_OPENED]
+    assert len(opened) == 1 and opened[0].critical and DANGER in opened[0].text
+    await app.drain()
+    async with db.session() as s:
+        assert list(await Repos(s).inbox.unprocessed(utcnow())) == [], "all read and closed"
+    await app.close()
+
+
 async def test_a_refused_long_text_to_be_read_survives_a_restart_and_its_danger_is_found(
     tmp_path: Path, kb: KnowledgeBase
 ) -> None:
