@@ -121,7 +121,8 @@ class Flood:
             self.limiter.unwarn(bucket)  # the one "slow down" is still the flood's to say
             verdict = "ok"
         elif seen is None and verdict == "drop":
-            if self._unread.get(bucket, 0) >= self.UNREAD_MAX:
+            # Read later only from a journal (not the console's updates, which have no id).
+            if key is None or self._unread.get(bucket, 0) >= self.UNREAD_MAX:
                 verdict = "ok" if self.urgent(inbound) else "drop"
             else:
                 self._unread[bucket] = self._unread.get(bucket, 0) + 1

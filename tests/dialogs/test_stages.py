@@ -377,3 +377,8 @@ def test_a_refused_long_text_is_glanced_at_and_stamped_to_be_read_whole_later() 
     flood.read(later[0])
     again = flood.admit(_text(story + "пять", "9"))
     assert again is not None and again.flood == stages.READ
+    # With no journal (the console: no update id) nothing waits: read whole at once.
+    flood.read(again)
+    read_whole.clear()
+    assert flood(_text(story + "шесть")) == [] and len(read_whole) == 1
+    assert flood(_text(story + "не хочу жить")) is None
