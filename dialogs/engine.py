@@ -64,10 +64,9 @@ log = logging.getLogger(__name__)
 # characters, and a flood's updates are taken in one after another, the other children's
 # behind them; the rest is read later (`stages.READ`).
 GLANCE_CHARS = 160
-# The share of the loop's time the later reads of refused long texts may take while other
-# users' turns are under way: after a read of d seconds, the next one starts no sooner than
-# d / READ_SHARE - d later (at 0.25, three times as long). With nobody else's turn under way
-# they go at once.
+# The share of the loop's time the later reads of refused long texts may take while others'
+# updates are waiting: after a read of d seconds, the next one starts no sooner than
+# d / READ_SHARE - d later (at 0.25, three times as long).
 READ_SHARE = 0.25
 
 # ConversationRecord data that is bookkeeping, not the child's answers: never copied into a case.
@@ -274,10 +273,9 @@ class DialogEngine:
         one such read at a time and paced, so that the other children's turns are not held up
         by a flood of long texts; used up quietly unless the read finds danger."""
         loop = asyncio.get_running_loop()
-        mine = (str(inbound.channel), inbound.user_id)
         async with self._reading:
             wait = self._next_read - loop.time()
-            if wait > 0 and any(key != mine for key in self._waiting):
+            if wait > 0:
                 await asyncio.sleep(wait)
             started = loop.time()
             try:

@@ -184,35 +184,6 @@ async def test_a_flood_gets_one_calm_reply_and_does_not_slow_others(
     assert any("8-800-2000-122" in o.text for o in danger), "danger always gets through"
 
 
-async def test_texts_waiting_to_be_read_wait_only_while_someone_else_is_being_answered(
-    engine: DialogEngine,
-) -> None:
-    """A flooder's refused long text stamped to be read later is read at once while nobody
-    else's turn is under way, and made to wait its turn (paced) while someone else's is."""
-    import asyncio
-
-    import pytest
-
-    from dialogs import stages
-
-    story = "мы гуляли в парке и смотрели на уток " * 20
-    loop = asyncio.get_running_loop()
-
-    def stamped(n: int) -> Inbound:
-        return Inbound(Channel.TELEGRAM, "flooder", "f", text=f"{n} {story}", locale_hint="ru",
-                       update_id=f"r{n}", flood=stages.READ)
-
-    engine._next_read = loop.time() + 30.0  # as if a long read had just finished
-    assert await asyncio.wait_for(engine.handle(stamped(1)), 5) == [], "read, let go"
-    engine._next_read = loop.time() + 30.0
-    engine._waiting[("telegram", "somebody")] = 1  # another child's turn under way
-    try:
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(engine.handle(stamped(2)), 0.5)
-    finally:
-        del engine._waiting[("telegram", "somebody")]
-
-
 async def test_an_attachment_over_the_limit_is_refused_and_not_stored(
     engine: DialogEngine, db: Database
 ) -> None:
