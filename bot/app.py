@@ -160,6 +160,8 @@ class App:
         self.mailbox = Mailbox(self.db, claims, self._step, self.limits)
         # Replies go out the moment their turn commits, from here: written claimed for us.
         self.engine.sends_on_commit = self.delivery
+        # A flooder's texts waiting to be read go at once when nobody else's work waits.
+        self.engine.idle = lambda inbound: self.mailbox.only(chat_of(inbound))
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """Store, handle and deliver one inbound message, and return its replies (what a

@@ -218,6 +218,10 @@ class Mailbox:
         if not self.full:
             self._freed.set()
 
+    def only(self, key: ChatKey) -> bool:
+        """Nothing waits here but this chat's entries: no other chat's, none being taken in."""
+        return not self._admitting and all(k == key for k in self._backlog.values())
+
     async def room(self) -> None:
         """Wait until the backlog has room."""
         while self.full:

@@ -184,6 +184,31 @@ async def test_a_flood_gets_one_calm_reply_and_does_not_slow_others(
     assert any("8-800-2000-122" in o.text for o in danger), "danger always gets through"
 
 
+async def test_texts_waiting_to_be_read_are_paced_unless_nothing_else_waits(
+    engine: DialogEngine,
+) -> None:
+    """A flooder's refused long text stamped to be read later waits its turn (paced) while
+    other work waits, and is read at once when nothing else does (the app's `idle`)."""
+    import asyncio
+
+    import pytest
+
+    from dialogs import stages
+
+    story = "мы гуляли в парке и смотрели на уток " * 20
+    loop = asyncio.get_running_loop()
+
+    def stamped(n: int) -> Inbound:
+        return Inbound(Channel.TELEGRAM, "flooder", "f", text=f"{n} {story}", locale_hint="ru",
+                       update_id=f"r{n}", flood=stages.READ)
+
+    engine._next_read = loop.time() + 30.0  # as if a long read had just finished
+    with pytest.raises(TimeoutError):  # others' work waits: this read waits its turn
+        await asyncio.wait_for(engine.handle(stamped(1)), 0.5)
+    engine.idle = lambda inbound: inbound.user_id == "flooder"  # nothing else waits
+    assert await asyncio.wait_for(engine.handle(stamped(2)), 5) == [], "read at once, let go"
+
+
 async def test_an_attachment_over_the_limit_is_refused_and_not_stored(
     engine: DialogEngine, db: Database
 ) -> None:

@@ -723,3 +723,27 @@ async def test_a_shutdown_right_after_a_kick_does_not_wait_for_ever(db: Database
     assert box.cancel() == 1
     await asyncio.wait_for(box.settle(), 2)
     assert handled == [] and not box.working, "cut short, and nothing left waiting"
+
+
+async def test_the_mailbox_says_when_only_one_chats_work_waits(db: Database) -> None:
+    """What lets a flooder's texts waiting to be read go at full speed: nothing of any other
+    chat waits, and nothing is being taken in."""
+    gate = asyncio.Event()
+
+    async def step(inbox_id: int, body: dict[str, object]) -> Handled:
+        await gate.wait()
+        return Handled([])
+
+    box = Mailbox(db, LocalClaims(), step)
+    flooder, other = ("telegram", "flooder"), ("telegram", "other")
+    assert box.only(flooder)
+    box.kick(flooder, 1, first={})
+    box.kick(flooder, 2, first={})
+    assert box.only(flooder) and not box.only(other)
+    box.kick(other, 3, first={})
+    assert not box.only(flooder), "another child's update waits"
+    gate.set()
+    await box.settle()
+    assert box.only(flooder)
+    with box.admitted(lambda: False):
+        assert not box.only(flooder), "an update is being taken in"
