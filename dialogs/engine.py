@@ -162,10 +162,8 @@ class DialogEngine:
         self.policy = policy or DeskPolicy()
         self.kb = kb
         self.triage: Triage = triage or _default_triage()
-        # `urgent` is asked at intake (the lane), by the flood stage and with no database: the
-        # same text read once (triage without context depends on the text and locale alone).
-        # The asks come within the update's wait in the mailbox (2,000 at most by default): as
-        # many texts, not twice as many (4,096 of the longest would hold about 33 MB as keys).
+        # `urgent` at intake, by the flood stage and with no database: a text read once, kept
+        # for the mailbox's backlog (2,000; 4,096 long texts as keys would hold about 33 MB).
         self._reads_as_danger = functools.lru_cache(maxsize=2048)(self._reads_as_danger_now)
         self.catalogue = catalogue or default_catalogue()
         self.config = config or EngineConfig()
@@ -177,10 +175,8 @@ class DialogEngine:
             RateLimiter(self.config.flood_burst, self.config.flood_per_second),
             self.urgent, self.catalogue, self.config.default_locale, glance=self.glance,
         )
-        # The later reads of refused long texts, one at a time, paced (`READ_SHARE`) unless
-        # `idle` (set by the app: nothing but this user's texts waiting, none being taken in).
-        self._reading = asyncio.Lock()
-        self._next_read = 0.0
+        # Later reads of refused long texts: one at a time, paced unless `idle` (the app's).
+        self._reading, self._next_read = asyncio.Lock(), 0.0
         self.idle: Callable[[Inbound], bool] = lambda inbound: False
         # Work tried again, by kind ("database": an update; "deadlock": a desk action).
         self.retries: Counter[str] = Counter()
