@@ -53,6 +53,11 @@ class Stage(Protocol):
 READ = "read"
 
 
+def _bucket(inbound: Inbound) -> str:
+    """The flood limit's key for the user who sent `inbound`."""
+    return f"{inbound.channel}:{inbound.user_id}"
+
+
 class Flood:
     """One user's updates beyond the flood limit: one calm word per flood, then quiet. Danger
     (`urgent`: the words, or a button that means danger) always gets through and is not
@@ -96,7 +101,7 @@ class Flood:
 
     def read(self, inbound: Inbound) -> None:
         """A text stamped `READ` was read (or is no longer waiting)."""
-        bucket = f"{inbound.channel}:{inbound.user_id}"
+        bucket = _bucket(inbound)
         left = self._unread.get(bucket, 0) - 1
         if left > 0:
             self._unread[bucket] = left
@@ -115,7 +120,7 @@ class Flood:
         verdict = self._verdicts.get(key) if key is not None else None
         if verdict is not None:
             return verdict
-        bucket = f"{inbound.channel}:{inbound.user_id}"
+        bucket = _bucket(inbound)
         verdict = self.limiter.check(bucket)
         if seen is None and verdict == "warn" and self.urgent(inbound):
             self.limiter.unwarn(bucket)  # the one "slow down" is still the flood's to say
