@@ -186,6 +186,7 @@ class Triage:
         self.policy = _load_policy(policy_path)
         self.matcher = Matcher(compile_lexicons(self.policy.lexicons, self.policy.signals))
         self._signal_rank = {s: i for i, s in enumerate(self.policy.signals)}
+        self._asking = frozenset(e.id for e in self.matcher.lexicon.entries if e.ask)
         self.model = model if model is not None else load_model()
         layout.warm()  # the keyboard-layout check's letter-pair tables, built once, now
         segment.warm()  # the corpus's words, for words spelt out in a row
@@ -269,8 +270,21 @@ class Triage:
             if together:
                 layers.append("context")
         if not layers:
-            return self._unsure(verdict, score, check_in=score.reach >= thresholds["check_in"])
+            return self._undecided(verdict, score)
         return self._danger(verdict, score, tuple(layers))
+
+    def _undecided(self, verdict: Assessment, score: Score) -> Assessment:
+        """No layer says danger: the model's check-in band asks, or a lexicon entry that asks."""
+        assert self.model is not None
+        asks = self.asks(verdict)
+        band = score.reach >= self.model.thresholds["check_in"]
+        return self._unsure(
+            verdict, score, check_in=asks or band, layers=("lexicon",) if asks else ())
+
+    def asks(self, verdict: Assessment) -> bool:
+        """Whether a lexicon entry that asks (``ask: true``: a concern a counsellor would ask
+        about) fired: the bot then asks directly when no layer says danger."""
+        return any(entry in self._asking for entry in verdict.matched)
 
     def _frame(self, text: str, locale: str, signals: Sequence[Signal]) -> Frame | None:
         """The first frame that holds for the text as typed or as the lexicons read it, with

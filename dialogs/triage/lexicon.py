@@ -27,7 +27,8 @@ MIN_PREFIX = 4
 ELLIPSIS = "..."
 
 _ENTRY_FIELDS = frozenset(
-    {"id", "signal", "category", "risk", "patterns", "except", "negatable", "gap", "ordered"}
+    {"id", "signal", "category", "risk", "patterns", "except", "negatable", "gap", "ordered",
+     "ask"}
 )
 _FILE_FIELDS = frozenset(
     {"language", "defaults", "negation", "fuzzy", "words", "idioms", "entries"}
@@ -74,6 +75,10 @@ class Entry:
     idioms: tuple[Pattern, ...]  # idioms shared by every entry of the file
     negatable: bool
     negation: Negation
+    # A concern without a danger signal that a counsellor would ask about ("I sent him a
+    # photo, mum will kill me if she finds out"): the bot asks directly (a check-in) when no
+    # layer says danger.
+    ask: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +269,15 @@ class _FileCompiler:
             idioms=self.idioms,
             negatable=bool(raw.get("negatable", False)),
             negation=self.negation,
+            ask=self._ask(raw, signal, where),
         )
+
+    def _ask(self, raw: Mapping[str, Any], signal: Signal | None, where: str) -> bool:
+        """``ask: true``: a concern the bot asks about; a danger entry alarms instead."""
+        ask = bool(raw.get("ask", False))
+        if ask and signal is not None:
+            raise LexiconError(f"{self.name}: {where}: a danger entry cannot ask (it alarms)")
+        return ask
 
 
 def _anchor(pattern: Pattern) -> frozenset[str]:

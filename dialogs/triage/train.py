@@ -379,15 +379,17 @@ class LexiconFacts:
     framed: npt.NDArray[np.bool_]  # a hit told as past, fiction or a question
     frame_asks: npt.NDArray[np.bool_]  # ... by a frame that asks whatever the model says
     frame_answers: npt.NDArray[np.bool_]  # ... by a frame without the model's check-in band
+    asks: npt.NDArray[np.bool_]  # an entry that asks fired (``ask: true``), no danger entry
 
 
 def lexicon_facts(lines: list[Line]) -> LexiconFacts:
     from .assess import Triage, read
 
     lexicon = Triage(model=None)
-    hit, cancelled, framed, asks, answers = [], [], [], [], []
+    hit, cancelled, framed, asks, answers, entry_asks = [], [], [], [], [], []
     for ln in lines:
         verdict = lexicon.lexicon(read(ln.text, ln.locale))
+        entry_asks.append(not verdict.danger and lexicon.asks(verdict))
         frame = lexicon._frame(ln.text, ln.locale, verdict.signals) if verdict.danger else None
         hit.append(verdict.danger)
         cancelled.append("cancelled" in verdict.layers)
@@ -395,7 +397,7 @@ def lexicon_facts(lines: list[Line]) -> LexiconFacts:
         asks.append(frame is not None and frame.asks(verdict.signals))
         answers.append(frame is not None and not frame.uses_band)
     return LexiconFacts(
-        *(np.array(a, dtype=bool) for a in (hit, cancelled, framed, asks, answers)))
+        *(np.array(a, dtype=bool) for a in (hit, cancelled, framed, asks, answers, entry_asks)))
 
 
 def verdicts(
@@ -412,7 +414,7 @@ def verdicts(
     is_danger = decided | by_model
     plain = ~lex.cancelled | (danger >= t["danger"])  # a cancelled line asks on danger only
     band = plain & ~lex.frame_answers & (reach >= t["check_in"])
-    asks = (lex.framed & lex.frame_asks) | band
+    asks = (lex.framed & lex.frame_asks) | band | lex.asks
     return is_danger, asks & ~is_danger
 
 

@@ -162,6 +162,45 @@ async def test_the_half_hour_holds_across_a_change_of_flow(
     assert ASK in chat.text
 
 
+# A photo sent and feared: no danger word at all ("убьёт" is hyperbole), but where sextortion
+# starts. A lexicon concern that asks (intimate-images.sent-scared): the bot asks directly.
+SENT_SCARED = "мама меня убьёт если узнает что я отправила фото тому парню"
+
+
+async def test_a_photo_sent_in_fear_is_asked_about_and_not_safe_reaches_a_person(
+    chat_factory: Callable[..., Chat], desk: Desk, counsellor: Counsellor
+) -> None:
+    verdict = assess(SENT_SCARED, "ru")
+    assert verdict.check_in and not verdict.danger and verdict.category == "intimate-images"
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.say(SENT_SCARED)
+    assert ASK in chat.text and "8-800-2000-122" not in chat.text
+    assert chat.desk == [] and await desk.queue() == []
+    await chat.press("Нет, не в безопасности")
+    for number in ("112", "8-800-2000-122", "124"):
+        assert number in chat.text
+    assert "Я передал это консультанту" in chat.text
+    [notice] = chat.desk
+    assert notice.critical and notice.meta["danger"] == "check-in"
+    [case] = await desk.queue()
+    assert case.risk == "critical" and case.category == "intimate-images"
+    view = await desk.view(counsellor, case.id)
+    assert not isinstance(view, str)
+    assert any(SENT_SCARED in line.text for line in view.transcript)
+
+
+async def test_a_photo_sent_in_fear_answered_safe_opens_nothing(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    chat = chat_factory(locale="en")
+    await chat.start_as_child()
+    await chat.say("if my dad finds out i sent him those photos im dead")
+    assert "are you safe right now?" in chat.text and "112" not in chat.text
+    await chat.press("Yes, safe")
+    assert "Thank you for answering" in chat.text
+    assert chat.desk == [] and await desk.queue() == []
+
 
 async def test_a_handled_request_raises_no_alarm_and_what_goes_on_does(
     chat_factory: Callable[..., Chat], desk: Desk

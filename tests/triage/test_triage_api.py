@@ -502,3 +502,37 @@ def test_an_eye_roll_or_a_denial_gets_the_direct_question_not_the_alarm(
     assert _TRIAGE.lexicon(read(text, locale)).danger
     assert not result.danger and result.check_in
     assert frame in result.layers
+
+
+# A lexicon concern that asks (`ask: true`, round 42): a photo sent with fear, regret or shame,
+# or to a stranger, gets the direct question even where the model reads nothing; the same
+# sending without any of that stays quiet.
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("мама меня убьёт если узнает что я отправила фото тому парню", "ru"),
+        ("никто не должен узнать что я скинула ему фотки", "ru"),
+        ("отправила незнакомцу своё фото", "ru"),
+        ("if my dad finds out i sent him those photos im dead", "en"),
+    ],
+)
+def test_a_photo_sent_in_fear_gets_the_direct_question(text: str, locale: str) -> None:
+    verdict = assess(text, locale)
+    assert verdict.check_in or verdict.danger, verdict
+    assert f"{locale}.intimate-images.sent-scared" in verdict.matched
+    if not verdict.danger:
+        assert verdict.category == "intimate-images" and verdict.risk == Risk.HIGH
+        assert verdict.layers == ("lexicon",)
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("я отправила фото бабушке на день рождения", "ru"),
+        ("отправил фото домашки в чат класса", "ru"),
+        ("i sent my grandma a photo of my cat", "en"),
+    ],
+)
+def test_a_photo_sent_without_fear_stays_quiet(text: str, locale: str) -> None:
+    verdict = assess(text, locale)
+    assert not verdict.danger and not verdict.check_in, verdict

@@ -92,6 +92,7 @@ entries:
         ),
         ("fuzzy: [abc]\nentries: []", "shorter"),
         ("entries: [{id: a, signal: suicide, patterns: ['x? y']}]", "optional"),
+        ("entries: [{id: a, signal: suicide, ask: true, patterns: [x]}]", "cannot ask"),
     ],
 )
 def test_malformed_lexicons_fail_loudly(tmp_path: Path, body: str, message: str) -> None:
