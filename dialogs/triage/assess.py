@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,15 @@ def _load_policy(path: Path) -> _Policy:
 # The share of the check-in threshold a message must reach on its own before the conversation
 # around it can make it a check-in.
 CONTEXT_OWN_SHARE = 0.5
+# What the context layer joins of a long text: an earlier text's last characters (its own
+# whole read came when it was sent), and this message's first and last (its whole read is
+# the one alone, just before). Every corpus line, and so every conversation the model was
+# trained on, is shorter: they are joined whole, as in training. A flood of long texts, each
+# read with the two before it, no longer costs three texts' reading per turn.
+CONTEXT_CHARS = 1000
+# Texts read alone whose verdict and score are kept: the flood limit and the danger lane read
+# a message at intake, its turn reads it again with the conversation (one read for both).
+TEXTS_KEPT = 1024
 
 
 class Triage:
@@ -188,6 +198,8 @@ class Triage:
         self._signal_rank = {s: i for i, s in enumerate(self.policy.signals)}
         self._asking = frozenset(e.id for e in self.matcher.lexicon.entries if e.ask)
         self.model = model if model is not None else load_model()
+        self._lexicon_alone = lru_cache(maxsize=TEXTS_KEPT)(self._lexicon_alone_now)
+        self._score_alone = lru_cache(maxsize=TEXTS_KEPT)(self._score_alone_now)
         layout.warm()  # the keyboard-layout check's letter-pair tables, built once, now
         segment.warm()  # the corpus's words, for words spelt out in a row
 
@@ -238,11 +250,10 @@ class Triage:
         """Assess one message (see :func:`assess`)."""
         # Russian typed with the English layout is read as the Russian it is.
         text, context = as_typed(text), [as_typed(earlier) for earlier in context]
-        tokens = read(text, locale)
-        verdict = replace(self.lexicon(tokens), about=self._about(tokens))
+        verdict = self._lexicon_alone(text, locale)
         if self.model is None:
             return verdict
-        score = self.model.score(text, locale)
+        score = self._score_alone(text, locale)
         thresholds = self.model.thresholds
         layers = list(verdict.layers)
         if "cancelled" in layers:
@@ -285,6 +296,16 @@ class Triage:
         """Whether a lexicon entry that asks (``ask: true``: a concern a counsellor would ask
         about) fired: the bot then asks directly when no layer says danger."""
         return any(entry in self._asking for entry in verdict.matched)
+
+    def _lexicon_alone_now(self, text: str, locale: str) -> Assessment:
+        """The lexicon layer's verdict on one text as typed (kept: `_lexicon_alone`)."""
+        tokens = read(text, locale)
+        return replace(self.lexicon(tokens), about=self._about(tokens))
+
+    def _score_alone_now(self, text: str, locale: str) -> Score:
+        """The model's score of one text alone (kept: `_score_alone`)."""
+        assert self.model is not None
+        return self.model.score(text, locale)
 
     def _frame(self, text: str, locale: str, signals: Sequence[Signal]) -> Frame | None:
         """The first frame that holds for the text as typed or as the lexicons read it, with
@@ -350,7 +371,7 @@ class Triage:
         recent = [t for t in context if t.strip()]
         if not recent:
             return score, False
-        joined = CONTEXT_JOIN.join([*recent, text])
+        joined = CONTEXT_JOIN.join([*(_tail(t) for t in recent), *_ends(text)])
         together = self.model.score(joined, locale)
         # The model is trained on short conversations joined the same way (train.conversations),
         # so the joined texts meet the same threshold as one message.
@@ -370,7 +391,7 @@ class Triage:
         fiction, and is not counted twice)."""
         if not self.lexicon(read(joined, locale)).danger:
             return False
-        return not any(self.lexicon(read(t, locale)).danger for t in recent)
+        return not any(self._lexicon_alone(t, locale).danger for t in recent)
 
     def _unsure(
         self, verdict: Assessment, score: Score, *, check_in: bool, layers: tuple[str, ...] = ()
@@ -389,6 +410,22 @@ class Triage:
             top=score.top,
             layers=layers,
         )
+
+
+def _tail(text: str) -> str:
+    """An earlier text as the context layer joins it: its last `CONTEXT_CHARS` characters,
+    from a word's start."""
+    if len(text) <= CONTEXT_CHARS:
+        return text
+    return text[-CONTEXT_CHARS:].split(None, 1)[-1]
+
+
+def _ends(text: str) -> list[str]:
+    """This message as the context layer joins it: whole, or its first and last
+    `CONTEXT_CHARS` characters (the parts next to the earlier texts, and its last words)."""
+    if len(text) <= 2 * CONTEXT_CHARS:
+        return [text]
+    return [text[: CONTEXT_CHARS + 1].rsplit(None, 1)[0], _tail(text)]
 
 
 _TRIAGE = Triage()  # lexicons compiled and the model loaded once; a broken file fails here

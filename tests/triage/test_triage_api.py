@@ -536,3 +536,25 @@ def test_a_photo_sent_in_fear_gets_the_direct_question(text: str, locale: str) -
 def test_a_photo_sent_without_fear_stays_quiet(text: str, locale: str) -> None:
     verdict = assess(text, locale)
     assert not verdict.danger and not verdict.check_in, verdict
+
+
+def test_danger_split_between_a_long_earlier_text_and_this_one_adds_up() -> None:
+    # The context layer joins only the last 1,000 characters of a long earlier text: what
+    # was said next to this message is still read with it.
+    story = "сегодня в школе была контрольная по алгебре и потом мы пошли в столовую. " * 40
+    assert len(story) > 2000
+    verdict = assess("жить", "ru", [story + "я больше не хочу"])
+    assert verdict.danger and verdict.layers == ("context",)
+    assert not assess("жить", "ru").danger
+
+
+def test_a_message_read_at_intake_is_not_scored_again_in_its_turn() -> None:
+    # The danger lane reads a message alone at intake; its turn reads it with the
+    # conversation: the message alone is scored once for both.
+    text = "мне кажется, что никому до меня нет дела, и сегодня было особенно тяжело"
+    before = _TRIAGE._score_alone.cache_info()
+    alone = assess(text, "ru")
+    with_context = assess(text, "ru", ["привет", "у меня вопрос"])
+    after = _TRIAGE._score_alone.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+    assert with_context.score >= alone.score
