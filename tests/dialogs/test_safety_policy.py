@@ -241,7 +241,10 @@ BY_PAYLOAD: dict[str, tuple[str, ...]] = {
 @pytest.mark.parametrize(
     ("locale", "words"),
     [("ru", "я сейчас не в безопасности"), ("ru", "мне небезопасно дома, помогите"),
-     ("en", "i'm not safe"), ("en", "I don't feel safe at home right now")],
+     ("en", "i'm not safe"), ("en", "I don't feel safe at home right now"),
+     # In the plural, with no subject, afraid to be at home (round 43).
+     ("ru", "мы с сестрой не в безопасности"), ("ru", "мне сейчас страшно находиться дома"),
+     ("en", "help me not safe"), ("en", "we are not safe, mum's boyfriend is back")],
 )
 async def test_typing_i_am_not_safe_is_danger_from_any_state(
     chat_factory: Callable[..., Chat], desk: Desk, state: str, locale: str, words: str

@@ -558,3 +558,53 @@ def test_a_message_read_at_intake_is_not_scored_again_in_its_turn() -> None:
     after = _TRIAGE._score_alone.cache_info()
     assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
     assert with_context.score >= alone.score
+
+
+# Round 43: plain danger the lexicons had no entry for.
+@pytest.mark.parametrize(
+    ("text", "locale", "category"),
+    [
+        ("мы с сестрой не в безопасности", "ru", "threats"),
+        ("нам опасно находиться дома", "ru", "threats"),
+        ("we are not safe", "en", "threats"),
+        ("help me not safe", "en", "threats"),
+        ("how do i cover my cuts for pe", "en", "self-harm"),
+        ("anyone have pro ana tips", "en", "eating-disorder"),
+        ("кто со мной на марафон, тинспо кидаю в лс", "ru", "eating-disorder"),
+    ],
+)
+def test_plain_danger_of_round_43_is_danger(text: str, locale: str, category: str) -> None:
+    verdict = assess(text, locale)
+    assert verdict.danger and verdict.category == category, verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "locale", "category"),
+    [
+        ("помогите мне страшно", "ru", "threats"),
+        ("help im scared", "en", "threats"),
+        ("нет еды уже третий день, мама не приходит", "ru", "abuse"),
+        ("nobody feeds us, mum is gone again", "en", "abuse"),
+    ],
+)
+def test_fear_or_no_food_gets_the_direct_question(text: str, locale: str, category: str) -> None:
+    # At least the question (the model may read danger: then the alarm).
+    verdict = assess(text, locale)
+    assert (verdict.check_in or verdict.danger) and verdict.category == category, verdict
+    entry = "threat.scared-help" if category == "threats" else "abuse.no-food"
+    assert f"{locale}.{entry}" in verdict.matched
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("я проанализировала текст и написала вывод", "ru"),
+        ("дома нечего есть, пойду в магаз за чипсами", "ru"),
+        ("если мы не в безопасности, куда звонить?", "ru"),
+        ("we only had bread for breakfast because we ran out of cereal lol", "en"),
+        ("if we are not safe online what should we do", "en"),
+    ],
+)
+def test_the_same_words_in_everyday_use_stay_quiet(text: str, locale: str) -> None:
+    verdict = assess(text, locale)
+    assert not verdict.danger and not verdict.check_in, verdict
