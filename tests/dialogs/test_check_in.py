@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+from dialogs.desk.results import CaseSummary
 from dialogs.escalation import Desk
 from dialogs.triage import assess
 from storage.models import Counsellor
@@ -26,6 +27,19 @@ async def _in_report(chat: Chat) -> None:
     await chat.start_as_child()
     await chat.press("случилось")
     await chat.press("Оскорбляют")
+
+
+async def _answer_not_safe(chat: Chat, desk: Desk) -> CaseSummary:
+    """"Not safe" pressed: the child sees the numbers and that a counsellor was told; the
+    counsellors get a critical alert flagged as a check-in; one case is open."""
+    await chat.press("Нет, не в безопасности")
+    for number in ("112", "8-800-2000-122", "124"):
+        assert number in chat.text
+    assert "Я передал это консультанту" in chat.text
+    [notice] = chat.desk
+    assert notice.critical and notice.meta["danger"] == "check-in"
+    [case] = await desk.queue()
+    return case
 
 
 async def test_asked_directly_with_three_buttons_and_nothing_opened(
@@ -61,13 +75,7 @@ async def test_not_safe_takes_the_danger_path(
     chat = chat_factory()
     await _in_report(chat)
     await chat.say(UNSURE)
-    await chat.press("Нет, не в безопасности")
-    for number in ("112", "8-800-2000-122", "124"):
-        assert number in chat.text
-    assert "Я передал это консультанту" in chat.text
-    [notice] = chat.desk
-    assert notice.critical and notice.meta["danger"] == "check-in"
-    [case] = await desk.queue()
+    case = await _answer_not_safe(chat, desk)
     assert case.risk == "critical"
 
 
@@ -177,13 +185,7 @@ async def test_a_photo_sent_in_fear_is_asked_about_and_not_safe_reaches_a_person
     await chat.say(SENT_SCARED)
     assert ASK in chat.text and "8-800-2000-122" not in chat.text
     assert chat.desk == [] and await desk.queue() == []
-    await chat.press("Нет, не в безопасности")
-    for number in ("112", "8-800-2000-122", "124"):
-        assert number in chat.text
-    assert "Я передал это консультанту" in chat.text
-    [notice] = chat.desk
-    assert notice.critical and notice.meta["danger"] == "check-in"
-    [case] = await desk.queue()
+    case = await _answer_not_safe(chat, desk)
     assert case.risk == "critical" and case.category == "intimate-images"
     view = await desk.view(counsellor, case.id)
     assert not isinstance(view, str)
