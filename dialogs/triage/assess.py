@@ -417,7 +417,8 @@ def _tail(text: str) -> str:
     from a word's start."""
     if len(text) <= CONTEXT_CHARS:
         return text
-    return text[-CONTEXT_CHARS:].split(None, 1)[-1]
+    words = text[-CONTEXT_CHARS:].split(None, 1)
+    return words[-1] if words else ""
 
 
 def _ends(text: str) -> list[str]:
@@ -425,7 +426,8 @@ def _ends(text: str) -> list[str]:
     `CONTEXT_CHARS` characters (the parts next to the earlier texts, and its last words)."""
     if len(text) <= 2 * CONTEXT_CHARS:
         return [text]
-    return [text[: CONTEXT_CHARS + 1].rsplit(None, 1)[0], _tail(text)]
+    head = text[: CONTEXT_CHARS + 1].rsplit(None, 1)
+    return [head[0] if head else "", _tail(text)]
 
 
 _TRIAGE = Triage()  # lexicons compiled and the model loaded once; a broken file fails here

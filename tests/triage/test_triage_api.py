@@ -608,3 +608,15 @@ def test_fear_or_no_food_gets_the_direct_question(text: str, locale: str, catego
 def test_the_same_words_in_everyday_use_stay_quiet(text: str, locale: str) -> None:
     verdict = assess(text, locale)
     assert not verdict.danger and not verdict.check_in, verdict
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a" * 1500 + " " * 1200, " " * 1500 + "b" * 1200, "я" * 2500, ("слово " * 500).strip()],
+)
+def test_long_texts_of_odd_shapes_are_read_with_their_context(text: str) -> None:
+    # The context layer cuts long texts at word boundaries: a text with no word boundary, or
+    # only spaces where a cut falls, is read, not a crash.
+    for earlier in (text, "привет"):
+        verdict = assess(text, "ru", [earlier])
+        assert not verdict.danger
