@@ -300,7 +300,12 @@ class CheckIn:
         ctx.data["check_in_category"] = verdict.category
         ctx.data["check_in_about"] = verdict.about
         about = "other" if verdict.about == "other" and not ctx.is_parent else "self"
-        ctx.say(ctx.t(f"check_in.ask.{about}"), buttons(ctx, self.ANSWERS))
+        key = f"check_in.ask.{about}"
+        # A child asked about what they told: a photo sent, fear, home (one of their own).
+        topic = f"check_in.topic.{verdict.category}"
+        if about == "self" and not ctx.is_parent and ctx.catalogue.has(topic):
+            key = topic
+        ctx.say(ctx.t(key), buttons(ctx, self.ANSWERS))
         return True
 
 

@@ -183,7 +183,12 @@ async def test_a_photo_sent_in_fear_is_asked_about_and_not_safe_reaches_a_person
     chat = chat_factory()
     await chat.start_as_child()
     await chat.say(SENT_SCARED)
-    assert ASK in chat.text and "8-800-2000-122" not in chat.text
+    # Asked about what was told, without blame: not "are you thinking of hurting yourself?"
+    assert "Твоей вины здесь нет" in chat.text and "просит ещё фото или деньги" in chat.text
+    assert "Ты сейчас в безопасности?" in chat.text and "причинить себе вред" not in chat.text
+    assert chat.buttons == ["Да, всё в безопасности", "Нет, не в безопасности",
+                            "Поговорить с человеком"]
+    assert "8-800-2000-122" not in chat.text
     assert chat.desk == [] and await desk.queue() == []
     case = await _answer_not_safe(chat, desk)
     assert case.risk == "critical" and case.category == "intimate-images"
@@ -198,7 +203,8 @@ async def test_a_photo_sent_in_fear_answered_safe_opens_nothing(
     chat = chat_factory(locale="en")
     await chat.start_as_child()
     await chat.say("if my dad finds out i sent him those photos im dead")
-    assert "are you safe right now?" in chat.text and "112" not in chat.text
+    assert "None of this is your fault" in chat.text and "Are you safe right now?" in chat.text
+    assert "112" not in chat.text
     await chat.press("Yes, safe")
     assert "Thank you for answering" in chat.text
     assert chat.desk == [] and await desk.queue() == []
@@ -219,3 +225,34 @@ async def test_a_handled_request_raises_no_alarm_and_what_goes_on_does(
     assert "8-800-2000-122" in chat.text and "112" in chat.text
     assert chat.desk and chat.desk[0].critical
     assert (await desk.queue())[0].risk == "critical"
+
+
+async def test_fear_is_asked_about_in_its_own_words_and_not_safe_opens_a_threats_case(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.say("помогите мне страшно")
+    assert "тебе кто-то угрожает или делает больно?" in chat.text
+    assert "Ты сейчас в безопасности?" in chat.text and "8-800-2000-122" not in chat.text
+    case = await _answer_not_safe(chat, desk)
+    assert case.risk == "critical" and case.category == "threats"
+
+
+async def test_no_food_at_home_is_asked_about_home(chat_factory: Callable[..., Chat]) -> None:
+    chat = chat_factory(locale="en")
+    await chat.start_as_child()
+    await chat.say("nobody feeds us, mum is gone again")
+    assert "Is there an adult at home looking after you?" in chat.text
+    assert chat.buttons == ["Yes, safe", "No, not safe", "Talk to a person"]
+
+
+async def test_a_parent_is_asked_about_their_child_whatever_the_topic(
+    chat_factory: Callable[..., Chat]
+) -> None:
+    chat = chat_factory()
+    await chat.say("привет")
+    await chat.press("родитель")
+    await chat.say("помогите мне страшно")
+    assert "ваш ребёнок сейчас в безопасности?" in chat.text
+    assert "угрожает" not in chat.text
