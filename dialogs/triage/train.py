@@ -379,7 +379,7 @@ class LexiconFacts:
     framed: npt.NDArray[np.bool_]  # a hit told as past, fiction or a question
     frame_asks: npt.NDArray[np.bool_]  # ... by a frame that asks whatever the model says
     frame_answers: npt.NDArray[np.bool_]  # ... by a frame without the model's check-in band
-    asks: npt.NDArray[np.bool_]  # an entry that asks fired (``ask: true``), no danger entry
+    entry_asks: npt.NDArray[np.bool_]  # an entry that asks (``ask: true``), no danger entry
 
 
 def lexicon_facts(lines: list[Line]) -> LexiconFacts:
@@ -414,7 +414,7 @@ def verdicts(
     is_danger = decided | by_model
     plain = ~lex.cancelled | (danger >= t["danger"])  # a cancelled line asks on danger only
     band = plain & ~lex.frame_answers & (reach >= t["check_in"])
-    asks = (lex.framed & lex.frame_asks) | band | lex.asks
+    asks = (lex.framed & lex.frame_asks) | band | lex.entry_asks
     return is_danger, asks & ~is_danger
 
 
