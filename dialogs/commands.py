@@ -27,8 +27,9 @@ Notice = Callable[[CaseRecord, DeskEvent, str], Outbound]
 
 class GlobalCommands:
     def __init__(self, moves: FlowMoves, report: ReportDanger, choose: Choose,
-                 notice: Notice) -> None:
+                 notice: Notice, forget_texts: Callable[[], None]) -> None:
         self.moves, self.report, self.choose, self.notice = moves, report, choose, notice
+        self.forget_texts = forget_texts
 
     # ---------------------------------------------------------------- typed commands
     async def command(self, turn: Turn, name: str) -> None:
@@ -146,6 +147,7 @@ class GlobalCommands:
         )
         files = await turn.repos.users.erase(turn.user.id)
         await asyncio.to_thread(_unlink_all, files)
+        self.forget_texts()
         turn.ctx.say(turn.ctx.t("forget.done"))
 
 

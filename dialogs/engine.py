@@ -285,6 +285,14 @@ class DialogEngine:
             self._next_read = loop.time() + took * (1 - READ_SHARE) / READ_SHARE
         return flood
 
+    def _forget_texts(self) -> None:
+        """A user's /forget: the texts this process keeps in memory go too (the danger lane's
+        and triage's; another worker's are evicted as new texts come)."""
+        from dialogs.triage import forget
+
+        self._reads_as_danger.cache_clear()
+        forget()
+
     def _reads_as_danger_now(self, text: str, locale: str) -> bool:
         return bool(self.triage(text, locale).danger)
 
@@ -373,7 +381,8 @@ class DialogEngine:
     def stages(self) -> tuple[Stage, ...]:
         """The turn's pipeline (`dialogs.stages`), built from the engine's current parts."""
         moves, clock = self.moves, self.clock
-        commands = GlobalCommands(moves, self._danger, self._choose, self._desk_notice)
+        commands = GlobalCommands(
+            moves, self._danger, self._choose, self._desk_notice, self._forget_texts)
         return (
             stages.Blocked(self.policy, self.urgent, clock),
             stages.Unsupported(moves),

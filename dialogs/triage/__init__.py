@@ -5,6 +5,6 @@ danger signals, the case category and the risk. The lexicons are reviewed data f
 ``dialogs/triage/data/``; see the README there.
 """
 
-from .assess import Assessment, assess
+from .assess import Assessment, assess, forget
 
-__all__ = ["Assessment", "assess"]
+__all__ = ["Assessment", "assess", "forget"]

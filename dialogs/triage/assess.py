@@ -284,6 +284,13 @@ class Triage:
             return self._undecided(verdict, score)
         return self._danger(verdict, score, tuple(layers))
 
+    def forget(self) -> None:
+        """Drop every text kept in memory (a user's /forget): the texts read alone and the
+        words spelt out in a row; single words' readings stay (they are the vocabulary's)."""
+        self._lexicon_alone.cache_clear()
+        self._score_alone.cache_clear()
+        segment.split_run.cache_clear()
+
     def _undecided(self, verdict: Assessment, score: Score) -> Assessment:
         """No layer says danger: the model's check-in band asks, or a lexicon entry that asks."""
         assert self.model is not None
@@ -442,3 +449,8 @@ def assess(text: str, locale: str = "ru", context: Sequence[str] = ()) -> Assess
     decides how ambiguous mixed-script words are read.
     """
     return _TRIAGE.assess(text, locale, context)
+
+
+def forget() -> None:
+    """Drop the texts `assess` keeps in this process's memory (`Triage.forget`)."""
+    _TRIAGE.forget()

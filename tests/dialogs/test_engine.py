@@ -126,6 +126,29 @@ async def test_forget_erases_transcript_answers_and_evidence(
     assert "сохраняю" in chat.text, "a new start, with the notice again"
 
 
+async def test_forget_drops_the_texts_kept_in_memory(
+    chat_factory: Callable[..., Chat], engine: DialogEngine
+) -> None:
+    """What a child typed is kept in memory only to be read once (triage's texts read alone,
+    the danger lane's verdicts): /forget drops those copies too."""
+    import importlib
+
+    # The package's `assess` is the function; its module holds the process's `Triage`.
+    kept = importlib.import_module("dialogs.triage.assess")._TRIAGE
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.press("спросить")
+    await chat.say("меня зовут Маша, я живу на улице Ленина 5, меня травят в классе")
+    assert kept._lexicon_alone.cache_info().currsize > 0
+    assert kept._score_alone.cache_info().currsize > 0
+    await chat.say("/forget")
+    await chat.press("Да, стереть")
+    assert "всё стёр" in chat.text
+    assert kept._lexicon_alone.cache_info().currsize == 0
+    assert kept._score_alone.cache_info().currsize == 0
+    assert engine._reads_as_danger.cache_info().currsize == 0
+
+
 async def test_long_silence_offers_to_continue_or_restart(
     chat_factory: Callable[..., Chat], clock: Clock
 ) -> None:
