@@ -470,25 +470,37 @@ class DialogEngine:
                 text=danger.text,
             )
         else:
-            raised = case.risk_rank > decision.risk.rank
-            known = list(case.signals.get("signals", []))
-            case.signals = {"signals": sorted(set(known) | set(danger.signals))}
-            if raised:
-                case.risk, case.risk_rank = decision.risk.value, decision.risk.rank
-            await turn.repos.audit.record(
-                "risk_raised" if raised else "danger_again",
-                counsellor_id=None,
-                case_id=case.id,
-                detail=f"{danger.source.value}: {', '.join(danger.signals) or danger.category}",
-            )
-            event = DeskEvent.CASE_RAISED if raised else DeskEvent.CHILD_MESSAGE
-            turn.extra.append(
-                self._desk_notice(case, event, danger.text, critical=True, flags=flags)
-            )
+            await self._raise(turn, case, danger, decision)
         waiting = case.status == CaseStatus.WAITING
         position = await turn.repos.cases.position(case) if waiting else 0
         turn.case_for_chat = case
         return int(case.id), int(position)
+
+    async def _raise(
+        self, turn: Turn, case: CaseRecord, danger: Danger, decision: Decision
+    ) -> None:
+        """Danger in a case already open: its risk raised (when higher), the danger's signals
+        added, and the desk alerted with the line flagged."""
+        raised = case.risk_rank > decision.risk.rank
+        known = list(case.signals.get("signals", []))
+        case.signals = {"signals": sorted(set(known) | set(danger.signals))}
+        detail = f"{danger.source.value}: {', '.join(danger.signals) or danger.category}"
+        if raised:
+            case.risk, case.risk_rank = decision.risk.value, decision.risk.rank
+            # The case is filed under what made it urgent (a question that turns into
+            # self-harm is a self-harm case); the trail keeps what it was.
+            if danger.category and danger.category != case.category:
+                detail += f" (was {case.category})"
+                case.category = danger.category
+        await turn.repos.audit.record(
+            "risk_raised" if raised else "danger_again",
+            counsellor_id=None,
+            case_id=case.id,
+            detail=detail,
+        )
+        event = DeskEvent.CASE_RAISED if raised else DeskEvent.CHILD_MESSAGE
+        turn.extra.append(
+            self._desk_notice(case, event, danger.text, critical=True, flags=decision.flags))
 
     # ------------------------------------------------------------------ cases
     async def _open_case(

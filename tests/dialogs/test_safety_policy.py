@@ -283,3 +283,54 @@ async def test_what_the_desk_makes_the_bot_tell_the_child_is_in_the_transcript(
     assert not isinstance(view, str)
     bot_lines = [line.text for line in view.transcript if line.sender == "bot"]
     assert all(text in bot_lines for text in told)
+
+
+@pytest.mark.parametrize("state", ["menu", "flow", "waiting"])
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [("en", "cut too deep need help"), ("en", "c.u.t t.o.o d.e.e.p n.e.e.d h.e.l.p"),
+     ("ru", "порезала слишком глубоко")],
+)
+async def test_a_cut_too_deep_is_danger_from_any_state(
+    chat_factory: Callable[..., Chat], desk: Desk, state: str, locale: str, words: str
+) -> None:
+    """A cut too deep (round 46), told with no "myself": the region's numbers at once, honest
+    words that a counsellor was called, a critical alert, a critical self-harm case."""
+    chat = chat_factory(locale=locale)
+    await chat.say("/start")
+    for payload in BY_PAYLOAD[state]:
+        await chat.payload(payload)
+    await chat.say(words)
+    for number in NUMBERS:
+        assert number in chat.text, f"{number} missing from {chat.text!r}"
+    told = "Я передал это консультанту" if locale == "ru" else "passed this to a counsellor"
+    assert told in chat.text
+    _assert_alerted(chat, "typed")
+    [case] = await desk.queue()
+    # Waiting for a person, the case asked for is raised, and filed under self-harm now.
+    assert case.risk == "critical" and case.category == "self-harm"
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [("en", "How do I explain sextortion to my 12-year-old without scaring her? Nothing has "
+            "happened, I just read an article."),
+     ("ru", "Как поговорить с сыном про шантаж интимными фото? У нас ничего такого не было, "
+            "просто хочу заранее.")],
+)
+async def test_a_parent_asking_ahead_when_nothing_has_happened_is_answered_not_alarmed(
+    chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str
+) -> None:
+    """A parent's question about sextortion "when nothing has happened" (round 46): no
+    emergency opening, no "is your child safe right now?", no alert, no case (the answer may
+    name the police's numbers, as the article does)."""
+    chat = chat_factory(user="parent-7", locale=locale)
+    await chat.say("/start")
+    await chat.payload("st|role|parent")
+    await chat.say(words)
+    assert "опасность прямо сейчас" not in chat.text, chat.text
+    assert "in danger right now" not in chat.text, chat.text
+    assert "в безопасности" not in chat.text and "safe right now" not in chat.text, chat.text
+    assert "8-800-2000-122" not in chat.text, chat.text
+    assert not [n for n in chat.desk if n.meta.get("danger")]
+    assert await desk.queue() == []
