@@ -620,3 +620,44 @@ def test_long_texts_of_odd_shapes_are_read_with_their_context(text: str) -> None
     for earlier in (text, "привет"):
         verdict = assess(text, "ru", [earlier])
         assert not verdict.danger
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("what happens if someone shares someone else's photos without permission? nothing's "
+         "happened, just curious", "en"),
+        ("someone said they had my pics, turned out it was a scam, they didnt have anything",
+         "en"),
+        ("Ничего плохого не случилось, просто хочу понять, как объяснить дочке про шантаж "
+         "фотками в интернете", "ru"),
+        ("мне писали что выложат фотки если не заплачу, это был развод, у меня нет никаких "
+         "таких фото", "ru"),
+        ("меня в позапрошлом году шантажировали фотками, мы с мамой пошли в полицию, того "
+         "парня нашли", "ru"),
+    ],
+)
+def test_blackmail_told_as_not_happening_or_over_is_not_an_alarm(text: str, locale: str) -> None:
+    # Round 46: where the lexicons read blackmail, the frames `not-happened` and
+    # `past-resolved` hold, and the model decides.
+    verdict = assess(text, locale)
+    assert not verdict.danger, verdict
+    assert not verdict.signals or "framed" in verdict.layers, verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("he says he'll post my pics unless i pay, nothing has happened yet but im scared", "en"),
+        ("i cut my arm really bad and then went downstairs like nothing happened", "en"),
+        ("он пишет что разошлёт мои фото, пока ничего не случилось, но мне страшно", "ru"),
+        ("порезала руки и пошла ужинать как ни в чём не бывало, будто ничего не было", "ru"),
+        ("cut too deep need help", "en"),
+        ("порезала слишком глубоко, не знаю что делать", "ru"),
+    ],
+)
+def test_danger_is_not_undone_by_nothing_happened_yet_or_acting_normal(
+    text: str, locale: str
+) -> None:
+    verdict = assess(text, locale)
+    assert verdict.danger, verdict
