@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dialogs.engine import DialogEngine
-from dialogs.escalation import Desk
+from dialogs.escalation import CaseSummary, Desk
 from dialogs.hours import load_hours
 from dialogs.messages import DESK, DeskEvent
 from dialogs.operations import DeskConfig, DeskPolicy
@@ -237,6 +237,23 @@ BY_PAYLOAD: dict[str, tuple[str, ...]] = {
 }
 
 
+async def _typed_from(chat: Chat, desk: Desk, state: str, words: str) -> CaseSummary:
+    """`words` typed from `state`; asserts the danger path (the region's numbers, honest words
+    that a counsellor was called, a critical flagged alert) and returns the one case stored."""
+    if BY_PAYLOAD[state]:
+        await chat.say("/start")
+        for payload in BY_PAYLOAD[state]:
+            await chat.payload(payload)
+    await chat.say(words)
+    for number in NUMBERS:
+        assert number in chat.text, f"{number} missing from {chat.text!r}"
+    ru = chat.locale == "ru"
+    assert ("Я передал это консультанту" if ru else "passed this to a counsellor") in chat.text
+    _assert_alerted(chat, "typed")
+    [case] = await desk.queue()
+    return case
+
+
 @pytest.mark.parametrize("state", list(BY_PAYLOAD))
 @pytest.mark.parametrize(
     ("locale", "words"),
@@ -253,18 +270,7 @@ async def test_typing_i_am_not_safe_is_danger_from_any_state(
     sees the region's numbers (the Russian line also in the English interface) and honest
     words that a counsellor was called; the counsellors get a critical, flagged alert; a
     critical case is stored."""
-    chat = chat_factory(locale=locale)
-    if BY_PAYLOAD[state]:
-        await chat.say("/start")
-        for payload in BY_PAYLOAD[state]:
-            await chat.payload(payload)
-    await chat.say(words)
-    for number in NUMBERS:
-        assert number in chat.text, f"{number} missing from {chat.text!r}"
-    told = "Я передал это консультанту" if locale == "ru" else "passed this to a counsellor"
-    assert told in chat.text
-    _assert_alerted(chat, "typed")
-    [case] = await desk.queue()
+    case = await _typed_from(chat_factory(locale=locale), desk, state, words)
     assert case.risk == "critical"
 
 
@@ -296,17 +302,7 @@ async def test_a_cut_too_deep_is_danger_from_any_state(
 ) -> None:
     """A cut too deep (round 46), told with no "myself": the region's numbers at once, honest
     words that a counsellor was called, a critical alert, a critical self-harm case."""
-    chat = chat_factory(locale=locale)
-    await chat.say("/start")
-    for payload in BY_PAYLOAD[state]:
-        await chat.payload(payload)
-    await chat.say(words)
-    for number in NUMBERS:
-        assert number in chat.text, f"{number} missing from {chat.text!r}"
-    told = "Я передал это консультанту" if locale == "ru" else "passed this to a counsellor"
-    assert told in chat.text
-    _assert_alerted(chat, "typed")
-    [case] = await desk.queue()
+    case = await _typed_from(chat_factory(locale=locale), desk, state, words)
     # Waiting for a person, the case asked for is raised, and filed under self-harm now.
     assert case.risk == "critical" and case.category == "self-harm"
 
@@ -334,3 +330,21 @@ async def test_a_parent_asking_ahead_when_nothing_has_happened_is_answered_not_a
     assert "8-800-2000-122" not in chat.text, chat.text
     assert not [n for n in chat.desk if n.meta.get("danger")]
     assert await desk.queue() == []
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [("en", "I never sent anyone any photos but someone made fake nudes of me and is sharing "
+            "them"),
+     ("en", "someone used an ai app to make naked pictures of me"),
+     ("ru", "прифотошопили моё лицо к голому телу и кидают в беседе класса"),
+     ("ru", "нейросетью раздели меня на фото и скинули в общий чат")],
+)
+async def test_fake_nudes_of_a_child_are_danger(
+    chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str
+) -> None:
+    """Nudes faked from a child's photos (round 47b) are image-based sexual abuse: the
+    numbers at once, a counsellor called, a critical sextortion case. "I never sent any
+    photos" does not make it a question asked ahead."""
+    case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
+    assert case.risk == "critical" and case.category == "sextortion"

@@ -661,3 +661,18 @@ def test_danger_is_not_undone_by_nothing_happened_yet_or_acting_normal(
 ) -> None:
     verdict = assess(text, locale)
     assert verdict.danger, verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("did you see the deepfake of the president lol", "en"),
+        ("we learned about deepfakes in computing, scary how real they look", "en"),
+        ("в новостях рассказывали про дипфейки, страшно как похоже", "ru"),
+        ("сделала фейковый аккаунт для фан-страницы", "ru"),
+    ],
+)
+def test_deepfakes_as_a_topic_stay_quiet(text: str, locale: str) -> None:
+    # Round 47b: only nudes of a child faked are danger, not the word.
+    verdict = assess(text, locale)
+    assert not verdict.danger, verdict
