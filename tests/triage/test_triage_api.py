@@ -676,3 +676,34 @@ def test_deepfakes_as_a_topic_stay_quiet(text: str, locale: str) -> None:
     # Round 47b: only nudes of a child faked are danger, not the word.
     verdict = assess(text, locale)
     assert not verdict.danger, verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("took 12 of my nan's sleeping tablets", "en"),
+        ("my sister took a whole box of nurofen and is sick", "en"),
+        ("наглоталась 10 штук цитрамона", "ru"),
+        ("сожрал упаковку нурофена", "ru"),
+    ],
+)
+def test_an_overdose_told_by_number_or_name_is_danger(text: str, locale: str) -> None:
+    verdict = assess(text, locale)
+    assert verdict.danger and verdict.category == "substance-use", verdict
+    assert any(m.endswith("overdose.took-pills") for m in verdict.matched), verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("how many paracetamol can a 12 year old take? i took 2 for my headache", "en"),
+        ("it took 20 minutes to find the paracetamol in the cupboard", "en"),
+        ("i take 500 mg paracetamol when i have a fever", "en"),
+        ("мама выпила 5 таблеток от давления за день, это нормально?", "ru"),
+        ("сколько таблеток парацетамола можно ребенку 12 лет", "ru"),
+    ],
+)
+def test_ordinary_doses_stay_quiet(text: str, locale: str) -> None:
+    verdict = assess(text, locale)
+    assert not any(m.endswith("overdose.took-pills") for m in verdict.matched), verdict
+    assert not verdict.danger, verdict
