@@ -85,6 +85,9 @@ class Frame:
     # The frame holds only when every danger signal that fired is one of these (empty: any):
     # a grooming request blocked and reported is handled, a wish to die told to mum is not.
     only_for: frozenset[Signal] = frozenset()
+    # Also tried where only the model reads danger, which must then be as sure as over a
+    # cancelled danger word (a pet at the vet: round 49).
+    strict: bool = False
 
     def asks(self, signals: Sequence[Signal]) -> bool:
         """Whether the bot asks directly when the model does not read danger."""
@@ -130,8 +133,9 @@ def _frames(raw: Mapping[str, Any]) -> tuple[Frame, ...]:
             only_for = frozenset(Signal(s) for s in spec.get("only_for") or ())
         except ValueError as exc:
             raise LexiconError(f"frame {name}: {exc}") from exc
-        frames.append(
-            Frame(str(name), str(spec["then"]), compiled, sentence, none, ask_for, only_for))
+        strict = bool(spec.get("strict", False))
+        frames.append(Frame(
+            str(name), str(spec["then"]), compiled, sentence, none, ask_for, only_for, strict))
     return tuple(frames)
 
 
@@ -269,7 +273,7 @@ class Triage:
                 check_in=score.danger >= thresholds["danger"],
                 layers=("cancelled",),
             )
-        frame = self._frame(text, locale, verdict.signals) if layers else None
+        frame = self._frame(text, locale, verdict.signals, strict_only=not layers)
         if frame is not None:
             return self._framed(verdict, score, frame)
         # A lexicon hit is danger whatever the model says: the model can be confidently wrong
@@ -314,15 +318,18 @@ class Triage:
         assert self.model is not None
         return self.model.score(text, locale)
 
-    def _frame(self, text: str, locale: str, signals: Sequence[Signal]) -> Frame | None:
+    def _frame(
+        self, text: str, locale: str, signals: Sequence[Signal], *, strict_only: bool = False
+    ) -> Frame | None:
         """The first frame that holds for the text as typed or as the lexicons read it, with
         words spelt out joined ("р а н ь ш е  х о т е л а  у м е р е т ь, с е й ч а с  в с ё
-        х о р о ш о" is told as past, as its letters together are)."""
+        х о р о ш о" is told as past, as its letters together are). Where no lexicon entry
+        fired (`strict_only`), only the strict frames are tried."""
         typed = text.casefold().replace("ё", "е")
         joined = join_spelled(text).casefold().replace("ё", "е")
         readings = tuple(dict.fromkeys((typed, joined)))
         for frame in self.policy.frames:
-            if not frame.covers(signals):
+            if not frame.covers(signals) or (strict_only and not frame.strict):
                 continue
             # An undoing word in either reading undoes the frame ("r e l a p s e d").
             if any(p.search(r) for r in readings for p in frame.none):
@@ -345,9 +352,9 @@ class Triage:
         assert self.model is not None
         thresholds = self.model.thresholds
         layers = ("framed", frame.id)
-        if score.danger >= thresholds["danger"]:
+        if score.danger >= thresholds["cancelled_danger" if frame.strict else "danger"]:
             return self._danger(verdict, score, ("model", *layers))
-        ask = frame.asks(verdict.signals) or (
+        ask = frame.asks(verdict.signals) or (not verdict.danger and self.asks(verdict)) or (
             frame.uses_band and score.reach >= thresholds["check_in"])
         return self._unsure(verdict, score, check_in=ask, layers=layers)
 

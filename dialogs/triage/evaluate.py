@@ -3,8 +3,8 @@
 A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` entries. Figures
 per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
 flagged as danger) and check-ins on safe texts. The newest held-out set read
-(``tests/triage/heldout_v21/``, written blind while round 48 was chosen, reported once, for
-round 48 as shipped and round 47b before it) was never tuned on; no unread held-out set is
+(``tests/triage/heldout_v22/``, written blind while round 49 was chosen, reported once, for
+round 49 as shipped and round 48 before it) was never tuned on; no unread held-out set is
 left, and the next tuning round writes one first.
 """
 
@@ -82,11 +82,12 @@ def evaluate(
 
 
 def default_sets(root: Path) -> list[tuple[Path, str]]:
-    """The sets shipped with the tests: the newest held-out set read first (v21: never tuned
-    on, reported once), then the earlier held-out sets (v20 to v2 and the first: looked at,
+    """The sets shipped with the tests: the newest held-out set read first (v22: never tuned
+    on, reported once), then the earlier held-out sets (v21 to v2 and the first: looked at,
     development sets now) and the older ones."""
     base = root / "tests" / "triage"
-    sets = [(base / "heldout_v21" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets = [(base / "heldout_v22" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets += [(base / "heldout_v21" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v20" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v19" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v18" / f"{loc}.yaml", loc) for loc in ("ru", "en")]

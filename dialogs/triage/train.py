@@ -380,24 +380,32 @@ class LexiconFacts:
     frame_asks: npt.NDArray[np.bool_]  # ... by a frame that asks whatever the model says
     frame_answers: npt.NDArray[np.bool_]  # ... by a frame without the model's check-in band
     entry_asks: npt.NDArray[np.bool_]  # an entry that asks (``ask: true``), no danger entry
+    # framed by a strict frame: the model must reach ``cancelled_danger`` (round 49); tried
+    # also where no danger entry fired
+    strict: npt.NDArray[np.bool_]
 
 
 def lexicon_facts(lines: list[Line]) -> LexiconFacts:
     from .assess import Triage, read
 
     lexicon = Triage(model=None)
-    hit, cancelled, framed, asks, answers, entry_asks = [], [], [], [], [], []
+    facts: list[list[bool]] = [[] for _ in range(7)]
+    hit, cancelled, framed, asks, answers, entry_asks, strict = facts
     for ln in lines:
         verdict = lexicon.lexicon(read(ln.text, ln.locale))
         entry_asks.append(not verdict.danger and lexicon.asks(verdict))
-        frame = lexicon._frame(ln.text, ln.locale, verdict.signals) if verdict.danger else None
+        # As Triage.assess: a cancelled line is decided before any frame; where no danger
+        # entry fired, only the strict frames are tried.
+        said_no = "cancelled" in verdict.layers
+        frame = None if said_no else lexicon._frame(
+            ln.text, ln.locale, verdict.signals, strict_only=not verdict.danger)
         hit.append(verdict.danger)
-        cancelled.append("cancelled" in verdict.layers)
+        cancelled.append(said_no)
         framed.append(frame is not None)
         asks.append(frame is not None and frame.asks(verdict.signals))
         answers.append(frame is not None and not frame.uses_band)
-    return LexiconFacts(
-        *(np.array(a, dtype=bool) for a in (hit, cancelled, framed, asks, answers, entry_asks)))
+        strict.append(frame is not None and frame.strict)
+    return LexiconFacts(*(np.array(a, dtype=bool) for a in facts))
 
 
 def verdicts(
@@ -410,7 +418,8 @@ def verdicts(
     facts and the model's scores (without conversation context)."""
     alone = lex.hit & ~lex.framed
     decided = alone | (lex.cancelled & (danger >= t["cancelled_danger"]))
-    by_model = ~alone & ~lex.cancelled & (danger >= t["danger"])
+    bar = np.where(lex.strict, t["cancelled_danger"], t["danger"])
+    by_model = ~alone & ~lex.cancelled & (danger >= bar)
     is_danger = decided | by_model
     plain = ~lex.cancelled | (danger >= t["danger"])  # a cancelled line asks on danger only
     band = plain & ~lex.frame_answers & (reach >= t["check_in"])
@@ -443,7 +452,8 @@ def choose_thresholds(
     # Danger: what the lexicons and cancelled lines already decide uses part of the budget,
     # the model's threshold gets the rest.
     fixed, _ = verdicts(danger, reach, lex, t)
-    free = safe & ~fixed & ~(lex.hit & ~lex.framed) & ~lex.cancelled
+    # A strictly framed line meets the cancelled lines' threshold, chosen above.
+    free = safe & ~fixed & ~(lex.hit & ~lex.framed) & ~lex.cancelled & ~lex.strict
     budget = int(DANGER_ON_SAFE * safe.sum()) - int((fixed & safe).sum())
     t["danger"] = _lowest(danger[free], budget)
     t["cancelled_danger"] = max(t["cancelled_danger"], t["danger"])

@@ -362,3 +362,41 @@ async def test_tablets_by_number_or_name_are_an_overdose(
     a counsellor called, a critical substance-use case."""
     case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
     assert case.risk == "critical" and case.category == "substance-use"
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [("en", "our dog has cancer and the vet says we have to put her to sleep tomorrow, how do i "
+            "say goodbye to her?"),
+     ("ru", "нашего кота завтра будут усыплять, ветеринар сказал что он очень мучается и уже не "
+            "ест, как с ним попрощаться?")],
+)
+async def test_a_pet_at_the_vet_is_answered_not_alarmed(
+    chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str
+) -> None:
+    """A pet that is dying or put down (round 49): no emergency opening and no numbers, no "are
+    you safe?", no alert, no case; the child gets a reply."""
+    chat = chat_factory(locale=locale)
+    await chat.say("/start")
+    await chat.payload("st|role|child")
+    await chat.say(words)
+    assert chat.text, "the child gets a reply"
+    for number in NUMBERS:
+        assert number not in chat.text, chat.text
+    assert "в безопасности" not in chat.text and "safe right now" not in chat.text, chat.text
+    assert not [n for n in chat.desk if n.meta.get("danger")]
+    assert await desk.queue() == []
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [("en", "our cat was put down at the vet today and i want to die too"),
+     ("ru", "кота усыпили у ветеринара, не хочу жить без него")],
+)
+async def test_wanting_to_die_after_a_pet_is_put_down_is_danger(
+    chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str
+) -> None:
+    """The pet-at-vet frame never hides the child's own danger: the numbers, a counsellor, a
+    critical suicide case."""
+    case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
+    assert case.risk == "critical" and case.category == "suicide"
