@@ -3,9 +3,9 @@
 A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` entries. Figures
 per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
 flagged as danger) and check-ins on safe texts. The newest held-out set read
-(``tests/triage/heldout_v22/``, written blind while round 49 was chosen, reported once, for
-round 49 as shipped and round 48 before it) was never tuned on; no unread held-out set is
-left, and the next tuning round writes one first.
+(``tests/triage/heldout_v23/``, written blind while round 50 was chosen, reported once, for
+round 50 as shipped and round 49 before it: the same figures) was never tuned on; no unread
+held-out set is left, and the next tuning round writes one first.
 """
 
 from __future__ import annotations
@@ -82,11 +82,12 @@ def evaluate(
 
 
 def default_sets(root: Path) -> list[tuple[Path, str]]:
-    """The sets shipped with the tests: the newest held-out set read first (v22: never tuned
-    on, reported once), then the earlier held-out sets (v21 to v2 and the first: looked at,
+    """The sets shipped with the tests: the newest held-out set read first (v23: never tuned
+    on, reported once), then the earlier held-out sets (v22 to v2 and the first: looked at,
     development sets now) and the older ones."""
     base = root / "tests" / "triage"
-    sets = [(base / "heldout_v22" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets = [(base / "heldout_v23" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
+    sets += [(base / "heldout_v22" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v21" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v20" / f"{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / "heldout_v19" / f"{loc}.yaml", loc) for loc in ("ru", "en")]

@@ -389,14 +389,34 @@ async def test_a_pet_at_the_vet_is_answered_not_alarmed(
 
 
 @pytest.mark.parametrize(
-    ("locale", "words"),
-    [("en", "our cat was put down at the vet today and i want to die too"),
-     ("ru", "кота усыпили у ветеринара, не хочу жить без него")],
+    ("locale", "words", "category"),
+    [  # The pet-at-vet frame (round 49) never hides the child's own danger.
+     ("en", "our cat was put down at the vet today and i want to die too", "suicide"),
+     ("ru", "кота усыпили у ветеринара, не хочу жить без него", "suicide"),
+     # A pet hurt and the child told they are next (round 50).
+     ("en", "my stepdad kicked our dog across the kitchen and said i'm next if i cry", "abuse"),
+     ("ru", "отчим утопил котёнка и сказал что со мной будет так же", "abuse")],
 )
-async def test_wanting_to_die_after_a_pet_is_put_down_is_danger(
-    chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str
+async def test_danger_told_beside_a_pet_is_danger(
+    chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
-    """The pet-at-vet frame never hides the child's own danger: the numbers, a counsellor, a
-    critical suicide case."""
+    """The numbers, a counsellor, a critical case of the child's danger."""
     case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
-    assert case.risk == "critical" and case.category == "suicide"
+    assert case.risk == "critical" and case.category == category
+
+
+async def test_laxatives_by_number_reach_a_counsellor(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    """Laxatives by number (round 50), an eating disorder with a danger sign: the numbers and
+    a counsellor at once, the desk told with the line flagged, a high-risk case."""
+    chat = chat_factory(locale="en")
+    await chat.say("/start")
+    await chat.payload("st|role|child")
+    await chat.say("taking laxatives to lose weight, im up to 9 a day now")
+    for number in NUMBERS:
+        assert number in chat.text, f"{number} missing from {chat.text!r}"
+    assert "passed this to a counsellor" in chat.text
+    assert [n for n in chat.desk if n.meta.get("danger") == "typed"]
+    [case] = await desk.queue()
+    assert case.risk == "high" and case.category == "eating-disorder"

@@ -707,3 +707,18 @@ def test_ordinary_doses_stay_quiet(text: str, locale: str) -> None:
     verdict = assess(text, locale)
     assert not any(m.endswith("overdose.took-pills") for m in verdict.matched), verdict
     assert not verdict.danger, verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("my grandma is 80 and takes a laxative every morning, is that ok?", "en"),
+        ("in the game my dog got killed and then i was next lol", "en"),
+        ("бабушке 75 лет, ей врач прописал слабительное", "ru"),
+    ],
+)
+def test_laxatives_for_the_old_and_pets_in_games_stay_quiet(text: str, locale: str) -> None:
+    # Round 50's entries do not fire on an age or a game.
+    verdict = assess(text, locale)
+    assert not any(m.endswith(("laxatives-count", "pet-threat")) for m in verdict.matched)
+    assert not verdict.danger, verdict
