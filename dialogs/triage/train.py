@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -389,7 +389,7 @@ def lexicon_facts(lines: list[Line]) -> LexiconFacts:
     from .assess import Triage, read
 
     lexicon = Triage(model=None)
-    facts: list[list[bool]] = [[] for _ in range(7)]
+    facts: list[list[bool]] = [[] for _ in fields(LexiconFacts)]
     hit, cancelled, framed, asks, answers, entry_asks, strict = facts
     for ln in lines:
         verdict = lexicon.lexicon(read(ln.text, ln.locale))

@@ -326,8 +326,14 @@ async def test_a_parent_asking_ahead_when_nothing_has_happened_is_answered_not_a
     await chat.say(words)
     assert "опасность прямо сейчас" not in chat.text, chat.text
     assert "in danger right now" not in chat.text, chat.text
-    assert "в безопасности" not in chat.text and "safe right now" not in chat.text, chat.text
     assert "8-800-2000-122" not in chat.text, chat.text
+    await _assert_answered_not_alarmed(chat, desk)
+
+
+async def _assert_answered_not_alarmed(chat: Chat, desk: Desk) -> None:
+    """No "are you safe right now?" for the writer, no danger alert for the counsellors, no
+    case stored."""
+    assert "в безопасности" not in chat.text and "safe right now" not in chat.text, chat.text
     assert not [n for n in chat.desk if n.meta.get("danger")]
     assert await desk.queue() == []
 
@@ -383,9 +389,7 @@ async def test_a_pet_at_the_vet_is_answered_not_alarmed(
     assert chat.text, "the child gets a reply"
     for number in NUMBERS:
         assert number not in chat.text, chat.text
-    assert "в безопасности" not in chat.text and "safe right now" not in chat.text, chat.text
-    assert not [n for n in chat.desk if n.meta.get("danger")]
-    assert await desk.queue() == []
+    await _assert_answered_not_alarmed(chat, desk)
 
 
 @pytest.mark.parametrize(
