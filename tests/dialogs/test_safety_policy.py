@@ -359,12 +359,16 @@ async def test_fake_nudes_of_a_child_are_danger(
 @pytest.mark.parametrize(
     ("locale", "words"),
     [("en", "i swallowed 25 ibuprofen after school, feel ok tho, should i just sleep?"),
-     ("ru", "выпила 15 таблеток феназепама, пока ничего не чувствую")],
+     ("ru", "выпила 15 таблеток феназепама, пока ничего не чувствую"),
+     # Number words, and "съела" typed in Latin letters (round 52).
+     ("en", "took like twenty of my dads heart tablets an hour ago, feel a bit dizzy"),
+     ("ru", "час назад съела двадцать таблеток бабушкиного лекарства от давления"),
+     ("ru", "ya s'ela pachku paracetamola vchera, segodnya toshnit")],
 )
 async def test_tablets_by_number_or_name_are_an_overdose(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str
 ) -> None:
-    """Tablets told by number or by name (round 48), with "I feel fine": the numbers at once,
+    """Tablets told by number or by name (rounds 48 and 52), "I feel fine": the numbers at once,
     a counsellor called, a critical substance-use case."""
     case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
     assert case.risk == "critical" and case.category == "substance-use"

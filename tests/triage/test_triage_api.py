@@ -685,12 +685,18 @@ def test_deepfakes_as_a_topic_stay_quiet(text: str, locale: str) -> None:
         ("my sister took a whole box of nurofen and is sick", "en"),
         ("наглоталась 10 штук цитрамона", "ru"),
         ("сожрал упаковку нурофена", "ru"),
+        # number words and "съела" in Latin letters (round 52)
+        ("i swallowed fifteen paracetamol", "en"),
+        ("took a dozen of mums sleeping pills", "en"),
+        ("выпила штук тридцать таблеток снотворного", "ru"),
+        ("ya sjela 20 tabletok", "ru"),
+        ("ya s'ela pachku ibuprofena", "ru"),
     ],
 )
 def test_an_overdose_told_by_number_or_name_is_danger(text: str, locale: str) -> None:
     verdict = assess(text, locale)
     assert verdict.danger and verdict.category == "substance-use", verdict
-    assert any(m.endswith("overdose.took-pills") for m in verdict.matched), verdict
+    assert any("overdose." in m for m in verdict.matched), verdict
 
 
 @pytest.mark.parametrize(
@@ -701,6 +707,8 @@ def test_an_overdose_told_by_number_or_name_is_danger(text: str, locale: str) ->
         ("i take 500 mg paracetamol when i have a fever", "en"),
         ("мама выпила 5 таблеток от давления за день, это нормально?", "ru"),
         ("сколько таблеток парацетамола можно ребенку 12 лет", "ru"),
+        ("it took ten minutes to find the ibuprofen", "en"),
+        ("my dog ate ten of my ibuprofen, what do i do", "en"),
     ],
 )
 def test_ordinary_doses_stay_quiet(text: str, locale: str) -> None:
@@ -722,3 +730,11 @@ def test_laxatives_for_the_old_and_pets_in_games_stay_quiet(text: str, locale: s
     verdict = assess(text, locale)
     assert not any(m.endswith(("laxatives-count", "pet-threat")) for m in verdict.matched)
     assert not verdict.danger, verdict
+
+
+def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
+    # Round 52: "s'ela" comes back from Latin letters as "села" (sat); the entry wants it right
+    # before a quantity or a number, so sitting on a packet is not an overdose.
+    assert "ru.overdose.ate-pills-latin" in assess("ya s'ela pachku nurofena", "ru").matched
+    sat = assess("села на пачку таблеток и раздавила её", "ru")
+    assert "ru.overdose.ate-pills-latin" not in sat.matched, sat
