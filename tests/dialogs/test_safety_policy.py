@@ -413,6 +413,26 @@ async def test_danger_told_beside_a_pet_is_danger(
     assert case.risk == "critical" and case.category == category
 
 
+@pytest.mark.parametrize(
+    ("locale", "words", "category"),
+    [  # What held-out v24 missed, as forms (round 53).
+     ("ru", "vtyz pfgthkb d rjvyfnt", "abuse"),  # "меня заперли в комнате", English layout
+     ("ru", "отчим запирает меня в ванной на всю ночь", "abuse"),
+     ("en", "a car keeps following me rn, im walking home alone", "threats"),
+     ("ru", "за мной идёт какой-то мужик от самой остановки", "threats"),
+     ("ru", "короче я всё, выпиливаюсь сегодня", "suicide"),
+     ("en", "been cuting myself agen", "self-harm"),
+     ("ru", "скоро в шк0л3 будет бойня, я всё решил", "violence")],
+)
+async def test_danger_in_the_forms_v24_missed_is_danger(
+    chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
+) -> None:
+    """Locked in, followed now, "выпиливаюсь", "cuting", a school attack told as what will
+    happen there: the numbers, a counsellor, a critical case of that danger."""
+    case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
+    assert case.risk == "critical" and case.category == category
+
+
 async def test_laxatives_by_number_reach_a_counsellor(
     chat_factory: Callable[..., Chat], desk: Desk
 ) -> None:

@@ -738,3 +738,23 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
     assert "ru.overdose.ate-pills-latin" in assess("ya s'ela pachku nurofena", "ru").matched
     sat = assess("села на пачку таблеток и раздавила её", "ru")
     assert "ru.overdose.ate-pills-latin" not in sat.matched, sat
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("someone keeps following me on insta, who is it", "en"),
+        ("my cat follows me everywhere lol", "en"),
+        ("кто-то следит за мной в инсте, странно", "ru"),
+        ("меня случайно заперли в туалете на перемене, посмеялись и открыли", "ru"),
+        ("меня закрыли в комнате, ветрянка, карантин", "ru"),
+        ("завтра в школе будет учебная тревога, эвакуация", "ru"),
+    ],
+)
+def test_round_53_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
+    # A feed, a pet, an accident, a quarantine and a drill are not round 53's danger.
+    verdict = assess(text, locale)
+    assert not any(
+        m.endswith(("followed-now", "locked-in", "violence-to-others.school"))
+        for m in verdict.matched
+    ), verdict
