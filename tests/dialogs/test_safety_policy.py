@@ -433,6 +433,45 @@ async def test_danger_in_the_forms_v24_missed_is_danger(
     assert case.risk == "critical" and case.category == category
 
 
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [("en", "we did a first aid day at school with paramedics, learned CPR on a dummy and what to "
+            "do if someone is not breathing"),
+     ("ru", "на курсах первой помощи учили что делать если человек без сознания и не дышит, было "
+            "интересно")],
+)
+async def test_a_first_aid_lesson_is_answered_not_alarmed(
+    chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str
+) -> None:
+    """First aid learnt (round 54): no emergency opening and no numbers, no "are you safe?",
+    no alert, no case; the child gets a reply."""
+    chat = chat_factory(locale=locale)
+    await chat.say("/start")
+    await chat.payload("st|role|child")
+    await chat.say(words)
+    assert chat.text, "the child gets a reply"
+    for number in NUMBERS:
+        assert number not in chat.text, chat.text
+    await _assert_answered_not_alarmed(chat, desk)
+
+
+@pytest.mark.parametrize(
+    ("locale", "words", "category"),
+    [  # The first-aid frame (round 54) never hides danger now or the child's own.
+     ("ru", "нас учили первой помощи, но сейчас мой друг без сознания после таблеток, помогите",
+      "substance-use"),
+     ("ru", "мы на обж проходили первую помощь, а я вчера наглоталась таблеток", "suicide"),
+     ("en", "we did first aid at school today but i want to die, i have my mums pills ready",
+      "suicide")],
+)
+async def test_danger_told_beside_first_aid_is_danger(
+    chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
+) -> None:
+    """The numbers, a counsellor, a critical case of the child's danger."""
+    case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
+    assert case.risk == "critical" and case.category == category
+
+
 async def test_laxatives_by_number_reach_a_counsellor(
     chat_factory: Callable[..., Chat], desk: Desk
 ) -> None:
