@@ -332,7 +332,11 @@ def _apply_slang(tokens: list[Token], ru: bool) -> list[Token]:
                 i += 2
                 continue
         repl = tables.slang.get(tok.text)
-        if repl is not None:
+        if repl is not None and len(repl) == 1 and tok.text.isdigit():
+            # "4" reads as "for" ("4 u") and still counts as four (`<2-90> =дня`).
+            word = _plain(repl[0], ru)
+            out.append(Token(word.text, word.forms | tok.forms, word.keys | tok.keys))
+        elif repl is not None:
             out.extend(_plain(w, ru) for w in repl)
         else:
             out.append(tok)

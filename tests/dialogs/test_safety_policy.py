@@ -472,6 +472,28 @@ async def test_danger_told_beside_first_aid_is_danger(
     assert case.risk == "critical" and case.category == category
 
 
+@pytest.mark.parametrize(
+    ("locale", "words", "category"),
+    [  # What held-out v24 to v26 missed, as forms (round 55).
+     ("ru", "я дома одна и кто-то ломится в дверь", "threats"),
+     ("en", "someone is banging on the door and yelling my name", "threats"),
+     ("en", "im locked in the basement and cant get out", "threats"),
+     ("en", "these boys said im dead on friday, they know my bus", "threats"),
+     ("en", "my little sister drank bleach from under the sink", "substance-use"),
+     ("ru", "нас заставляют воровать в магазинах каждый день", "exploitation"),
+     ("ru", "мы заблудились в лесу, уже темнеет и телефон садится", "threats"),
+     ("ru", "один пацан сказал что в пятницу всех перебьёт", "violence")],
+)
+async def test_danger_in_the_forms_v24_to_v26_missed_is_danger(
+    chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
+) -> None:
+    """Breaking in, locked in, a death threat with a day, bleach, made to steal, lost at
+    night, a school attack: the numbers at once, a counsellor called, a critical case of that
+    danger."""
+    case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
+    assert case.risk == "critical" and case.category == category
+
+
 async def test_laxatives_by_number_reach_a_counsellor(
     chat_factory: Callable[..., Chat], desk: Desk
 ) -> None:

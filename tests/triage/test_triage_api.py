@@ -758,3 +758,44 @@ def test_round_53_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> 
         m.endswith(("followed-now", "locked-in", "violence-to-others.school"))
         for m in verdict.matched
     ), verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("the delivery guy is banging on the door lol", "en"),
+        ("кот ломится в дверь всю ночь", "ru"),
+        ("i locked myself in my room to study", "en"),
+        ("my mum said im dead if i'm late again", "en"),
+        ("lost my phone in the dark at the party", "en"),
+        ("we lost the match last night", "en"),
+        ("there was a story about a boy lost in the woods who survived 3 days", "en"),
+        ("пишу рассказ про девочку которая потерялась в лесу", "ru"),
+        ("уберу всех пауков в комнате", "ru"),
+        ("my dog drank some bleach what do i do", "en"),
+    ],
+)
+def test_round_55_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
+    # A courier, a cat, a door locked by oneself, a parent's "you're dead if", a lost phone or
+    # match, a story, spiders and a pet are not round 55's danger.
+    verdict = assess(text, locale)
+    assert not any(
+        m.endswith(("at-the-door", "locked-in", "dead-when", "lost-at-night",
+                    "violence-to-others.school", "overdose.took-pills"))
+        for m in verdict.matched
+    ), verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("day 5 of only water and i can finally see my ribs", "en"),
+        ("ribs finally showing, need to go lower", "en"),
+        ("уже 4 дня только на воде", "ru"),
+        ("наконец видно рёбра, ещё 3 кило", "ru"),
+    ],
+)
+def test_days_of_water_and_ribs_showing_are_an_eating_disorder(text: str, locale: str) -> None:
+    # Round 55: starving counted in days, and ribs "finally" showing.
+    verdict = assess(text, locale)
+    assert verdict.danger and verdict.category == "eating-disorder", verdict

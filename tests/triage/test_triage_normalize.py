@@ -61,6 +61,13 @@ def test_numbers_stay_numbers() -> None:
     assert texts("мне 15 лет") == ["мне", "15", "лет"]
 
 
+def test_a_digit_read_as_a_word_still_counts_as_its_number() -> None:
+    # "4 u" reads "for you", and "4 дня только на воде" is still four days (round 55).
+    (four,) = tokenize("4", "ru")
+    assert four.text == "for" and EXACT + "4" in four.keys
+    assert "ru.eating-disorder.danger-signs" in assess("уже 4 дня только на воде", "ru").matched
+
+
 def test_repeated_letters_collapse() -> None:
     assert texts("хочууу умеретьььь") == ["хочу", "умереть"]
     (token,) = tokenize("killll", "en")
