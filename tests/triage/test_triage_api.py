@@ -799,3 +799,19 @@ def test_days_of_water_and_ribs_showing_are_an_eating_disorder(text: str, locale
     # Round 55: starving counted in days, and ribs "finally" showing.
     verdict = assess(text, locale)
     assert verdict.danger and verdict.category == "eating-disorder", verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("что такое руфинг?", "ru"),
+        ("my dad runs a roofing company", "en"),
+        ("menya nikto ne b'et, sinyak s karate", "ru"),
+        ("i did runs for the cross country team", "en"),
+        ("the medicine for my asthma helps when i cant breathe", "en"),
+    ],
+)
+def test_round_56_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
+    # A question about a word, a roofing firm, a denial in Latin letters, running, asthma.
+    verdict = assess(text, locale)
+    assert not verdict.danger, verdict
