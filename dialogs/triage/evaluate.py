@@ -4,8 +4,8 @@ A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` ent
 per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
 flagged as danger) and check-ins on safe texts. The newest held-out set read
 (``tests/triage/heldout_v28/``, written blind while round 56 was chosen, reported once, for
-round 56 as shipped and round 55 before it: the same figures). No unread held-out set is
-left: the next tuning round writes one first, in a separate sitting. was never tuned on.
+round 56 as shipped and round 55 before it: the same figures) was never tuned on. No unread
+held-out set is left: the next tuning round writes one first, in a separate sitting.
 """
 
 from __future__ import annotations
