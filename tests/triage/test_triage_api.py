@@ -809,9 +809,15 @@ def test_days_of_water_and_ribs_showing_are_an_eating_disorder(text: str, locale
         ("menya nikto ne b'et, sinyak s karate", "ru"),
         ("i did runs for the cross country team", "en"),
         ("the medicine for my asthma helps when i cant breathe", "en"),
+        # round 57
+        ("i cant stop, i went too deep into the lore of this game", "en"),
+        ("help someone is here to fix the wifi and i dont know what to say", "en"),
+        ("the window cleaner is looking in the windows lol", "en"),
+        ("i'll kms if that song plays again 💀", "en"),
     ],
 )
-def test_round_56_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
-    # A question about a word, a roofing firm, a denial in Latin letters, running, asthma.
+def test_rounds_56_and_57_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
+    # A question about a word, a roofing firm, a denial in Latin letters, running, asthma, a
+    # game's lore, a repairman, a window cleaner, a joke with no injury.
     verdict = assess(text, locale)
     assert not verdict.danger, verdict
