@@ -96,10 +96,11 @@ def _assert_told(chat: Chat, *, parent: bool, open_now: bool, live: bool = False
         assert "не на связи" in text and "номерам выше" in text
 
 
-def _assert_alerted(chat: Chat, source: str) -> None:
+def _assert_alerted(chat: Chat, source: str, *, critical: bool = True) -> None:
     flagged = [n for n in chat.desk if n.meta.get("danger") == source]
     assert flagged, f"no desk notice flagged {source!r}: {[n.meta for n in chat.desk]}"
-    assert all(n.critical for n in flagged)
+    if critical:
+        assert all(n.critical for n in flagged)
     assert flagged[0].desk_event in (
         DeskEvent.CASE_OPENED, DeskEvent.CASE_RAISED, DeskEvent.CHILD_MESSAGE
     )
@@ -237,7 +238,9 @@ BY_PAYLOAD: dict[str, tuple[str, ...]] = {
 }
 
 
-async def _typed_from(chat: Chat, desk: Desk, state: str, words: str) -> CaseSummary:
+async def _typed_from(
+    chat: Chat, desk: Desk, state: str, words: str, *, critical: bool = True
+) -> CaseSummary:
     """`words` typed from `state`; asserts the danger path (the region's numbers, honest words
     that a counsellor was called, a critical flagged alert) and returns the one case stored."""
     if BY_PAYLOAD[state]:
@@ -249,7 +252,7 @@ async def _typed_from(chat: Chat, desk: Desk, state: str, words: str) -> CaseSum
         assert number in chat.text, f"{number} missing from {chat.text!r}"
     ru = chat.locale == "ru"
     assert ("Я передал это консультанту" if ru else "passed this to a counsellor") in chat.text
-    _assert_alerted(chat, "typed")
+    _assert_alerted(chat, "typed", critical=critical)
     [case] = await desk.queue()
     return case
 
@@ -470,13 +473,7 @@ async def test_laxatives_by_number_reach_a_counsellor(
 ) -> None:
     """Laxatives by number (round 50), an eating disorder with a danger sign: the numbers and
     a counsellor at once, the desk told with the line flagged, a high-risk case."""
-    chat = chat_factory(locale="en")
-    await chat.say("/start")
-    await chat.payload("st|role|child")
-    await chat.say("taking laxatives to lose weight, im up to 9 a day now")
-    for number in NUMBERS:
-        assert number in chat.text, f"{number} missing from {chat.text!r}"
-    assert "passed this to a counsellor" in chat.text
-    assert [n for n in chat.desk if n.meta.get("danger") == "typed"]
-    [case] = await desk.queue()
+    case = await _typed_from(
+        chat_factory(locale="en"), desk, "menu",
+        "taking laxatives to lose weight, im up to 9 a day now", critical=False)
     assert case.risk == "high" and case.category == "eating-disorder"

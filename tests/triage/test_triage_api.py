@@ -749,20 +749,7 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("меня случайно заперли в туалете на перемене, посмеялись и открыли", "ru"),
         ("меня закрыли в комнате, ветрянка, карантин", "ru"),
         ("завтра в школе будет учебная тревога, эвакуация", "ru"),
-    ],
-)
-def test_round_53_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
-    # A feed, a pet, an accident, a quarantine and a drill are not round 53's danger.
-    verdict = assess(text, locale)
-    assert not any(
-        m.endswith(("followed-now", "locked-in", "violence-to-others.school"))
-        for m in verdict.matched
-    ), verdict
-
-
-@pytest.mark.parametrize(
-    ("text", "locale"),
-    [
+        # round 55
         ("the delivery guy is banging on the door lol", "en"),
         ("кот ломится в дверь всю ночь", "ru"),
         ("i locked myself in my room to study", "en"),
@@ -775,12 +762,13 @@ def test_round_53_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> 
         ("my dog drank some bleach what do i do", "en"),
     ],
 )
-def test_round_55_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
-    # A courier, a cat, a door locked by oneself, a parent's "you're dead if", a lost phone or
-    # match, a story, spiders and a pet are not round 55's danger.
+def test_rounds_53_and_55_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
+    # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
+    # parent's "you're dead if", a lost phone or match, a story and spiders are not the
+    # danger of rounds 53 and 55.
     verdict = assess(text, locale)
     assert not any(
-        m.endswith(("at-the-door", "locked-in", "dead-when", "lost-at-night",
+        m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
                     "violence-to-others.school", "overdose.took-pills"))
         for m in verdict.matched
     ), verdict
