@@ -175,18 +175,41 @@ def _readings(word: str, to_cyr: bool) -> list[str]:
     digits = tables.digits_cyr if to_cyr else tables.digits_lat
     foreign = _is_lat if to_cyr else _is_cyr
     options: list[tuple[str, ...]] = []
+    leet = _leet_positions(word, digits)
     for i, ch in enumerate(word):
         if foreign(ch) and ch in glyphs:
             options.append((glyphs[ch],))
-        elif ch in digits and _next_to_letter(word, i):
+        elif i in leet:
             options.append(digits[ch])
         else:
             options.append((ch,))
     return ["".join(p) for p in itertools.islice(itertools.product(*options), _MAX_READINGS)]
 
 
-def _next_to_letter(word: str, i: int) -> bool:
-    return (i > 0 and _is_letter(word[i - 1])) or (i + 1 < len(word) and _is_letter(word[i + 1]))
+def _leet_positions(word: str, digits: Mapping[str, tuple[str, ...]]) -> frozenset[int]:
+    """Where digits and symbols stand for letters. A digit next to a letter always ("су1цид",
+    "k1ll"); a whole run of them where the word is leet throughout: the run is inside the word
+    or ends it after a letter, or the word has more than one ("cu771ng", "g37", "50m30n3" ->
+    "someone"). A number with letters after it keeps its other digits ("10th", "30yo",
+    "1930s", "2020г"), and a number alone is never read ("70", "15")."""
+    runs: list[tuple[int, int, bool]] = []
+    start = 0
+    while start < len(word):
+        end = start
+        while end < len(word) and word[end] in digits:
+            end += 1
+        before = start > 0 and _is_letter(word[start - 1])
+        after = end < len(word) and _is_letter(word[end])
+        if end > start and (before or after):
+            runs.append((start, end, before))
+        start = end + 1 if end == start else end
+    found: set[int] = set()
+    for start, end, before in runs:
+        if len(runs) > 1 or before:
+            found.update(range(start, end))
+        else:  # a number with letters after it: only the digit next to them
+            found.add(end - 1)
+    return frozenset(found)
 
 
 def _fold(text: str) -> str:

@@ -456,14 +456,26 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("en", "theres a man in our garden looking in the windows, parents are out", "threats"),
      ("en", "h-e-l-p s-o-m-e-o-n-e i-s h-e-r-e", "threats"),
      ("en", "it wont stop bleeding, i went too deep", "self-harm"),
-     ("ru", "меня зовут на зацепинг в субботу", "dangerous-challenge")],
+     ("ru", "меня зовут на зацепинг в субботу", "dangerous-challenge"),
+     # ...and v29 (round 59): leet runs, "1" for "ь", the choking game, the day first, a
+     # drug courier held, "ur dead", "you're next", "won't wake up"
+     ("ru", "п4п4 б1ёт м3ня р3мн3м", "abuse"),
+     ("en", "h3lp 50m30n3 15 7ry1ng 70 g37 1n", "threats"),
+     ("ru", "брат играит в собачий кайф с пацанами", "dangerous-challenge"),
+     ("ru", "сегодня руфинг на высотке, без страховки", "dangerous-challenge"),
+     ("ru", "работаю закладчиком, уйти не дают, говорят должен", "exploitation"),
+     ("en", "they texted me ur dead after school tomorrow", "threats"),
+     ("en", "he drowned the cat and told me you're next", "abuse"),
+     ("en", "my friend drank way too much vodka at the party and she won't wake up",
+      "substance-use")],
 )
-async def test_danger_in_the_forms_v24_to_v28_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v29_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and
-    self-harm in slang and typos, bleach, made to steal, lost at night, a school attack, a
-    stunt planned: the numbers at once, a counsellor called, a critical case of that danger."""
+    self-harm in slang, typos and leet, bleach, made to steal, lost at night, a school attack,
+    a stunt planned, a courier held, a friend who won't wake: the numbers at once, a
+    counsellor called, a critical case of that danger."""
     case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
     assert case.risk == "critical" and case.category == category
 

@@ -809,3 +809,38 @@ def test_rounds_56_and_57_entries_stay_quiet_on_the_everyday(text: str, locale: 
     # game's lore, a repairman, a window cleaner, a joke with no injury.
     verdict = assess(text, locale)
     assert not verdict.danger, verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("меня заперли дома до конца каникул, наказали за двойки", "ru"),
+        ("что за собачий кайф, про который все пишут? хочу поговорить с сыном", "ru"),
+        ("про руфинг завтра будет передача", "ru"),
+        ("мой брат работает курьером, уйти не дают даже на выходной", "ru"),
+        ("help someone is trying to get in to my account", "en"),
+        ("couldn't wake up for school, slept through 3 alarms", "en"),
+        ("my dad said your dead if you miss the bus tomorrow", "en"),
+        ("we kicked the ball and she said you are next in line", "en"),
+    ],
+)
+def test_round_59_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
+    # Grounded at home, a parent asking what the choking game is, roofing on TV, a courier's
+    # day off, an account, a sleepy morning, a parent's "you're dead if", a queue.
+    verdict = assess(text, locale)
+    assert not any(
+        m.endswith(("locked-in", "curator", "exploitation.held", "at-the-door", "unconscious",
+                    "dead-when", "pet-threat"))
+        for m in verdict.matched
+    ), verdict
+
+
+def test_leet_runs_are_read_as_words_and_numbers_stay_numbers() -> None:
+    # Round 59: a run of digits inside or at the end of a word is leet throughout ("g37",
+    # "cu771ng", "50m30n3"); a number before letters keeps all but the digit next to them
+    # ("10th" -> "1oth", as before) and a number alone stays.
+    words = [t.text for t in read("h3lp 50m30n3 7ry1ng 70 g37 1n, i k33p cu771ng", "en")]
+    assert words == ["help", "someone", "trying", "70", "get", "in", "i", "keep", "cutting"]
+    assert [t.text for t in read("in 10th grade my 30yo cousin ran 10k", "en")][:5] == [
+        "in", "1oth", "grade", "my", "3oyo"]
+    assert "бьет" in read("м4ма б1ёт м3ня", "ru")[1].forms

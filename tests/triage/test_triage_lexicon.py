@@ -138,3 +138,22 @@ def test_lexicon_words_do_not_mix_scripts(name: str) -> None:
             if cyr and lat:
                 mixed.add(word)
     assert not mixed, f"{name}: words mixing Cyrillic and Latin letters: {sorted(mixed)}"
+
+
+@pytest.mark.parametrize(
+    ("name", "locale"), [("lexicon_ru.yaml", "ru"), ("lexicon_en.yaml", "en")]
+)
+def test_every_exact_word_is_one_the_reader_can_produce(name: str, locale: str) -> None:
+    """Slang and contractions are expanded before patterns see a message ("cant" -> "can
+    not", "ur" -> "your"), hyphenated words are cut in two ("кто-то") and "=word*" is an
+    exact word with a star, not a prefix: such an alternative can never match, and its
+    pattern silently misses what it was written for."""
+    path = Path(__file__).parents[2] / "dialogs" / "triage" / "data" / name
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    dead = {}
+    for text in _strings({k: data.get(k) for k in ("words", "idioms", "entries")}):
+        for term in re.findall(r"=([^\s|{}<>]+)", text):
+            tokens = tokenize(term, locale)
+            if len(tokens) != 1 or "=" + term.casefold().replace("ё", "е") not in tokens[0].keys:
+                dead[term] = [t.text for t in tokens]
+    assert not dead, f"{name}: exact words no message can produce: {dead}"
