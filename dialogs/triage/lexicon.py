@@ -184,6 +184,11 @@ class _FileCompiler:
         if term.startswith("{") and term.endswith("}"):
             return self._group_keys(term, where, depth)
         if term.startswith("="):
+            if term.endswith("*"):
+                raise LexiconError(
+                    f"{self.name}: {where}: {term!r} is an exact word with a star: write "
+                    f"{term[1:]!r} for a prefix or {term[:-1]!r} for the word"
+                )
             return frozenset((EXACT + fold(term[1:]),))
         if term.startswith("<") and term.endswith(">"):
             return self._range_keys(term, where)

@@ -760,16 +760,27 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("пишу рассказ про девочку которая потерялась в лесу", "ru"),
         ("уберу всех пауков в комнате", "ru"),
         ("my dog drank some bleach what do i do", "en"),
+        # round 59
+        ("меня заперли дома до конца каникул, наказали за двойки", "ru"),
+        ("что за собачий кайф, про который все пишут? хочу поговорить с сыном", "ru"),
+        ("про руфинг завтра будет передача", "ru"),
+        ("мой брат работает курьером, уйти не дают даже на выходной", "ru"),
+        ("help someone is trying to get in to my account", "en"),
+        ("couldn't wake up for school, slept through 3 alarms", "en"),
+        ("my dad said your dead if you miss the bus tomorrow", "en"),
+        ("we kicked the ball and she said you are next in line", "en"),
     ],
 )
-def test_rounds_53_and_55_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
+def test_rounds_53_55_and_59_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
-    # parent's "you're dead if", a lost phone or match, a story and spiders are not the
-    # danger of rounds 53 and 55.
+    # parent's "you're dead if", a lost phone or match, a story, spiders, a grounding, a parent
+    # asking what the choking game is, roofing on TV, a courier's day off, an account, a
+    # sleepy morning and a queue are not the danger of rounds 53, 55 and 59.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
-                    "violence-to-others.school", "overdose.took-pills"))
+                    "violence-to-others.school", "overdose.took-pills", "curator",
+                    "exploitation.held", "unconscious", "pet-threat"))
         for m in verdict.matched
     ), verdict
 
@@ -809,30 +820,6 @@ def test_rounds_56_and_57_entries_stay_quiet_on_the_everyday(text: str, locale: 
     # game's lore, a repairman, a window cleaner, a joke with no injury.
     verdict = assess(text, locale)
     assert not verdict.danger, verdict
-
-
-@pytest.mark.parametrize(
-    ("text", "locale"),
-    [
-        ("меня заперли дома до конца каникул, наказали за двойки", "ru"),
-        ("что за собачий кайф, про который все пишут? хочу поговорить с сыном", "ru"),
-        ("про руфинг завтра будет передача", "ru"),
-        ("мой брат работает курьером, уйти не дают даже на выходной", "ru"),
-        ("help someone is trying to get in to my account", "en"),
-        ("couldn't wake up for school, slept through 3 alarms", "en"),
-        ("my dad said your dead if you miss the bus tomorrow", "en"),
-        ("we kicked the ball and she said you are next in line", "en"),
-    ],
-)
-def test_round_59_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
-    # Grounded at home, a parent asking what the choking game is, roofing on TV, a courier's
-    # day off, an account, a sleepy morning, a parent's "you're dead if", a queue.
-    verdict = assess(text, locale)
-    assert not any(
-        m.endswith(("locked-in", "curator", "exploitation.held", "at-the-door", "unconscious",
-                    "dead-when", "pet-threat"))
-        for m in verdict.matched
-    ), verdict
 
 
 def test_leet_runs_are_read_as_words_and_numbers_stay_numbers() -> None:

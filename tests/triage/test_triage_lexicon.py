@@ -92,6 +92,7 @@ entries:
         ),
         ("fuzzy: [abc]\nentries: []", "shorter"),
         ("entries: [{id: a, signal: suicide, patterns: ['x? y']}]", "optional"),
+        ("entries: [{id: a, signal: suicide, patterns: ['=abcd*']}]", "exact word with a star"),
         ("entries: [{id: a, signal: suicide, ask: true, patterns: [x]}]", "cannot ask"),
     ],
 )
@@ -145,9 +146,9 @@ def test_lexicon_words_do_not_mix_scripts(name: str) -> None:
 )
 def test_every_exact_word_is_one_the_reader_can_produce(name: str, locale: str) -> None:
     """Slang and contractions are expanded before patterns see a message ("cant" -> "can
-    not", "ur" -> "your"), hyphenated words are cut in two ("кто-то") and "=word*" is an
-    exact word with a star, not a prefix: such an alternative can never match, and its
-    pattern silently misses what it was written for."""
+    not", "ur" -> "your") and hyphenated words are cut in two ("кто-то"): such an
+    alternative can never match, and its pattern silently misses what it was written for
+    ("=word*", an exact word with a star, the compiler refuses)."""
     path = Path(__file__).parents[2] / "dialogs" / "triage" / "data" / name
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     dead = {}
