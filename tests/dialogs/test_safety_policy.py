@@ -467,15 +467,28 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("en", "they texted me ur dead after school tomorrow", "threats"),
      ("en", "he drowned the cat and told me you're next", "abuse"),
      ("en", "my friend drank way too much vodka at the party and she won't wake up",
-      "substance-use")],
+      "substance-use"),
+     # ...and v30 (round 60): hiding cuts, pills as a drug, not fed as a punishment, a card
+     # for someone's money, a fire now, lost with the phone dying, "i don't think i'll be
+     # alive", a head slammed
+     ("ru", "как спрятать порезы от родителей летом", "self-harm"),
+     ("ru", "вчера закинулись колёсами с пацанами, щас трясёт", "substance-use"),
+     ("ru", "за тройку мама не кормит меня до вечера", "abuse"),
+     ("ru", "мне дали чужую карту для обнала, мне 13", "exploitation"),
+     ("ru", "у нас пожар в подъезде, помогите", "threats"),
+     ("ru", "заблудилась в горах, заряда 5 процентов", "threats"),
+     ("en", "theres a fire in the kitchen and we cant get out", "threats"),
+     ("en", "i dont think ill be alive by christmas", "suicide"),
+     ("en", "got my head smashed against the wall again", "abuse")],
 )
-async def test_danger_in_the_forms_v24_to_v29_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v30_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and
     self-harm in slang, typos and leet, bleach, made to steal, lost at night, a school attack,
-    a stunt planned, a courier held, a friend who won't wake: the numbers at once, a
-    counsellor called, a critical case of that danger."""
+    a stunt planned, a courier held, a friend who won't wake, cuts hidden, pills as a drug,
+    food withheld, a child's card used for cash, a fire: the numbers at once, a counsellor
+    called, a critical case of that danger."""
     case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
     assert case.risk == "critical" and case.category == category
 

@@ -769,18 +769,42 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("couldn't wake up for school, slept through 3 alarms", "en"),
         ("my dad said your dead if you miss the bus tomorrow", "en"),
         ("we kicked the ball and she said you are next in line", "en"),
+        # round 60
+        ("в игре потерялся в лесу, там темно и страшно", "ru"),
+        ("в детстве я заблудилась в лесу, уже темнело, но нас быстро нашли", "ru"),
+        ("мы заперли кота в подвале, он ловит мышей", "ru"),
+        ("сосед курит в подъезде, весь дым к нам, помогите как с ним поговорить", "ru"),
+        ("в школе была учебная тревога, пожар в кабинете химии понарошку", "ru"),
+        ("помогите с докладом про пожар в Москве 1812 года", "ru"),
+        ("как замазать шрамы от акне перед выпускным", "ru"),
+        ("как спрятать порезы от бумаги, их видно на фото", "ru"),
+        ("что такое обнал карт, видела в новостях", "ru"),
+        ("закинулся энергетиками перед контрольной", "ru"),
+        ("в столовой не кормят нормально, одна каша", "ru"),
+        ("fire drill in the hall today, so boring", "en"),
+        ("help, my minecraft house is on fire", "en"),
+        ("we had smoke in the kitchen because dad burnt the toast lol", "en"),
+        ("i banged my head on the door frame lol", "en"),
+        ("my brother banged my head on the table by accident when we were playing", "en"),
+        ("i dont think ill be around for the meeting, dentist", "en"),
     ],
 )
-def test_rounds_53_55_and_59_entries_stay_quiet_on_the_everyday(text: str, locale: str) -> None:
+def test_rounds_53_55_59_and_60_entries_stay_quiet_on_the_everyday(
+    text: str, locale: str
+) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
     # parent's "you're dead if", a lost phone or match, a story, spiders, a grounding, a parent
     # asking what the choking game is, roofing on TV, a courier's day off, an account, a
-    # sleepy morning and a queue are not the danger of rounds 53, 55 and 59.
+    # sleepy morning and a queue are not the danger of rounds 53, 55 and 59; a game, a
+    # childhood memory, a cat, a neighbour's smoke, a drill, a history report, acne, paper
+    # cuts, the news, energy drinks, the canteen, burnt toast and a dentist not that of 60.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
                     "violence-to-others.school", "overdose.took-pills", "curator",
-                    "exploitation.held", "unconscious", "pet-threat"))
+                    "exploitation.held", "unconscious", "pet-threat", "threat.fire",
+                    "self-harm.scars", "money-mule", "abuse.neglect", "abuse.violence",
+                    "suicide.not-live"))
         for m in verdict.matched
     ), verdict
 
