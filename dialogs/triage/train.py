@@ -50,8 +50,10 @@ MAX_WORD_FEATURES = 30000
 # raise fewer alarms than this; check-ins come out about as often (see data/README.md).
 # Round 41 (corpus_pending/README.md): 4.75%, so that the frames for hyperbole and the feed
 # quiet what they cover and the model's threshold stays where round 27 had it (at 5% the
-# freed budget went to the model, and short harmless phrases alarmed).
-DANGER_ON_SAFE = 0.0475  # danger on safe corpus lines
+# freed budget went to the model, and short harmless phrases alarmed). Round 61b: 4.5%, so
+# that what the frames for schoolwork, accidents, recovery and denial quiet on the corpus
+# (26 safe lines) is not handed to the model, whose threshold stays where round 60 had it.
+DANGER_ON_SAFE = 0.045  # danger on safe corpus lines
 CHECKIN_ON_SAFE = 0.07  # check-ins (not danger) on safe corpus lines
 CANCELLED_ON_SAFE = 0.01  # danger on safe lines whose danger words a negation cancelled
 

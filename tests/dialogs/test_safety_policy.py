@@ -417,12 +417,17 @@ async def test_a_pet_at_the_vet_or_first_aid_learnt_is_answered_not_alarmed(
       "substance-use"),
      ("ru", "мы на обж проходили первую помощь, а я вчера наглоталась таблеток", "suicide"),
      ("en", "we did first aid at school today but i want to die, i have my mums pills ready",
-      "suicide")],
+      "suicide"),
+     # Schoolwork, an accident and recovery (round 61) never hide danger now.
+     ("en", "i have a presentation tomorrow and i want to kill myself", "suicide"),
+     ("ru", "нашла у дочки порезы на руках, говорит, что случайно порезалась", "self-harm"),
+     ("en", "i relapsed and cut myself last night after being clean for a year", "self-harm")],
 )
 async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
-    """The numbers, a counsellor, a critical case of the child's danger."""
+    """The numbers, a counsellor, a critical case of the child's danger (beside a pet, first
+    aid, schoolwork, an accident or a recovery)."""
     case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
     assert case.risk == "critical" and case.category == category
 

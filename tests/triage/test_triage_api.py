@@ -810,6 +810,52 @@ def test_rounds_53_55_59_and_60_entries_stay_quiet_on_the_everyday(
 
 
 @pytest.mark.parametrize(
+    ("text", "locale", "frame"),
+    [
+        ("for our pshe lesson we need a poster on the warning signs of self harm", "en",
+         "schoolwork"),
+        ("biology project: what does an overdose of paracetamol do to the liver?", "en",
+         "schoolwork"),
+        ("делаем презентацию по обществознанию про шантаж в соцсетях, где взять примеры", "ru",
+         "schoolwork"),
+        ("какие признаки, что ребёнок режет себя? просто хочу знать", "ru", "schoolwork"),
+        ("порезался, когда чистил картошку, как остановить кровь", "ru", "accident"),
+        ("на технологии порезалась ножницами, кровь уже остановилась", "ru", "accident"),
+        ("i used to self harm but i've been clean for three years now", "en", "past-resolved"),
+        ("two years self harm free today", "en", "past-resolved"),
+        ("раньше резалась, щас уже два года без срывов", "ru", "past-resolved"),
+        ("im not thinking about hurting myself, just stressed about exams", "en", "denial"),
+    ],
+)
+def test_round_61_frames_leave_the_model_to_decide(text: str, locale: str, frame: str) -> None:
+    # Schoolwork about a danger, a cut by accident, recovery and a denial: the entry that fired
+    # is not trusted alone, and the model reads no danger in them.
+    verdict = assess(text, locale)
+    assert frame in verdict.layers and "framed" in verdict.layers, verdict
+    assert not verdict.danger, verdict
+
+
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("i have a presentation tomorrow and i want to kill myself", "en"),
+        ("i've been cutting again and now i have a project on self harm, it's too much", "en"),
+        ("сын режет себя, а в школе как раз был классный час про признаки", "ru"),
+        ("нашла у дочки порезы на руках, говорит, что случайно порезалась", "ru"),
+        ("опять порезалась специально когда резала хлеб", "ru"),
+        ("i relapsed and cut myself last night after being clean for a year", "en"),
+        ("i cut myself on purpose, it was no accident", "en"),
+    ],
+)
+def test_round_61_frames_never_hide_danger_now(text: str, locale: str) -> None:
+    # The writer's own danger, now or again, and cuts a parent found with "it was an
+    # accident": the frame is undone and the entry decides.
+    verdict = assess(text, locale)
+    assert verdict.danger, verdict
+    assert not {"schoolwork", "accident", "past-resolved"} & set(verdict.layers), verdict
+
+
+@pytest.mark.parametrize(
     ("text", "locale"),
     [
         ("day 5 of only water and i can finally see my ribs", "en"),
