@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from dialogs.engine import DialogEngine, EngineConfig
 from dialogs.escalation import Desk
@@ -54,11 +56,29 @@ def kb() -> KnowledgeBase:
     return KnowledgeBase.load()
 
 
+# Every other session on the test database: a connection an earlier test left open (a worker
+# it never stopped) would keep its chat claims and presence (session-level advisory locks) and
+# make every later test's bot wait on a chat it can never claim.
+_OTHER_SESSIONS = text(
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
+async def _end_other_sessions(database: Database) -> None:
+    async with database.engine.connect() as conn:
+        ended = len((await conn.execute(_OTHER_SESSIONS)).all())
+    if ended:
+        warnings.warn(f"{ended} sessions of an earlier test were still open on the test "
+                      "database: ended", stacklevel=2)
+
+
 async def fresh_database(url: str) -> Database:
     """A database with an empty schema: on PostgreSQL one database serves the whole run, so
     each test starts from a clean schema."""
     database = Database(url)
     if not database.is_sqlite:
+        await _end_other_sessions(database)
         await database.drop_all()
     await database.create_all()
     return database

@@ -307,7 +307,7 @@ class FakeTelegram:
                 return index
         return None
 
-    async def next_call(self, method: str | tuple[str, ...], *, wait: float = 5.0,
+    async def next_call(self, method: str | tuple[str, ...], *, wait: float = 15.0,
                         where: Callable[[Call], bool] | None = None, **match: Any) -> Call:
         """The first successful call of `method` matching, not returned before; waits for it."""
         methods = (method,) if isinstance(method, str) else method
@@ -324,7 +324,7 @@ class FakeTelegram:
             self._consumed.add(index)
             return self.calls[index]
 
-    async def text_to(self, chat_id: int, contains: str, *, wait: float = 5.0,
+    async def text_to(self, chat_id: int, contains: str, *, wait: float = 15.0,
                       thread: int | None = None) -> Call:
         """The next message (text, photo or document) to a chat containing `contains`."""
         def where(call: Call) -> bool:
@@ -468,7 +468,7 @@ class FakeTelegram:
         await self.push(update)
         return str(update["callback_query"]["id"])
 
-    async def answer_to(self, query_id: str, wait: float = 5.0) -> Call:
+    async def answer_to(self, query_id: str, wait: float = 15.0) -> Call:
         """The bot's answerCallbackQuery for a press."""
         return await self.next_call("answerCallbackQuery", callback_query_id=query_id,
                                     wait=wait)

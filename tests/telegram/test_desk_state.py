@@ -251,14 +251,17 @@ async def test_two_workers_opening_one_case_at_once_make_one_topic_and_one_card(
     for Telegram to make the topic (its claim on the notice had run out)."""
     one, two = workers
     case_id = await open_case(one.app)
-    slow.delays["createForumTopic"] = 0.3
+    held = slow.hold_next("createForumTopic")  # the first worker's topic, until released
     opened = notice(case_id, DeskEvent.CASE_OPENED)
     first = asyncio.create_task(one.desk.send(opened))
     await eventually(lambda: slow.creating > 0)  # the first worker waits for Telegram
-    tries = await until_delivered(lambda: two.desk.send(opened))
+    with pytest.raises(DeliveryError) as waiting:  # the second waits for the first one's topic
+        await two.desk.send(opened)
+    assert waiting.value.kind == "topic_pending" and not waiting.value.permanent
+    held.set()
+    await until_delivered(lambda: two.desk.send(opened))
     await first
     assert len(topics_of(slow, case_id)) == 1
-    assert tries > 1, "the second worker waited for the first one's topic"
     [card] = cards_of(slow, case_id)
     assert len(announcements(slow)) == 1 and len(slow.calls_of("pinChatMessage")) == 1
     case = await row(one.app, case_id)
@@ -271,11 +274,16 @@ async def test_a_notice_on_another_worker_waits_for_the_topic_instead_of_making_
 ) -> None:
     one, two = workers
     case_id = await open_case(one.app, Risk.HIGH)
-    slow.delays["createForumTopic"] = 0.3
+    held = slow.hold_next("createForumTopic")
     first = asyncio.create_task(one.desk.send(notice(case_id, DeskEvent.CASE_OPENED)))
     await eventually(lambda: slow.creating > 0)
-    await until_delivered(lambda: two.desk.send(
-        notice(case_id, DeskEvent.CHILD_MESSAGE, "мне страшно", critical=False)))
+    scared = notice(case_id, DeskEvent.CHILD_MESSAGE, "мне страшно", critical=False)
+    with pytest.raises(DeliveryError) as waiting:
+        await two.desk.send(scared)
+    assert waiting.value.kind == "topic_pending"
+    assert topics_of(slow, case_id) == [], "the second worker made no topic of its own"
+    held.set()
+    await until_delivered(lambda: two.desk.send(scared))
     await first
     [topic] = topics_of(slow, case_id)
     thread = next(t for t, name in slow.topics.items() if name == topic)
