@@ -484,16 +484,21 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("ru", "заблудилась в горах, заряда 5 процентов", "threats"),
      ("en", "theres a fire in the kitchen and we cant get out", "threats"),
      ("en", "i dont think ill be alive by christmas", "suicide"),
-     ("en", "got my head smashed against the wall again", "abuse")],
+     ("en", "got my head smashed against the wall again", "abuse"),
+     # ...and v31 (round 62): a younger child not home at night
+     ("ru", "сестрёнка 9 лет до сих пор не вернулась из школы, уже темно, телефон недоступен",
+      "threats"),
+     ("en", "my little brother never came back from the park, its dark and he wont answer",
+      "threats")],
 )
-async def test_danger_in_the_forms_v24_to_v30_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v31_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and
     self-harm in slang, typos and leet, bleach, made to steal, lost at night, a school attack,
     a stunt planned, a courier held, a friend who won't wake, cuts hidden, pills as a drug,
-    food withheld, a child's card used for cash, a fire: the numbers at once, a counsellor
-    called, a critical case of that danger."""
+    food withheld, a child's card used for cash, a fire, a little sister not home after dark:
+    the numbers at once, a counsellor called, a critical case of that danger."""
     case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
     assert case.risk == "critical" and case.category == category
 

@@ -787,9 +787,16 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("i banged my head on the door frame lol", "en"),
         ("my brother banged my head on the table by accident when we were playing", "en"),
         ("i dont think ill be around for the meeting, dentist", "en"),
+        ("сестра не пришла на мой день рождения, обидно, трубку не берёт", "ru"),
+        ("брат не пришёл домой ночевать, остался у друга, мама в курсе", "ru"),
+        ("брат вернулся домой в 11 ночи, мама ругалась", "ru"),
+        ("в симс мой сын не вернулся домой, уже темно", "ru"),
+        ("my sister didnt come to my party and isnt answering my texts lol", "en"),
+        ("my brother didnt come home till after dark, he stayed at his mates", "en"),
+        ("in the sims my son never came home after dark", "en"),
     ],
 )
-def test_rounds_53_55_59_and_60_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_55_59_60_and_62_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -797,14 +804,15 @@ def test_rounds_53_55_59_and_60_entries_stay_quiet_on_the_everyday(
     # asking what the choking game is, roofing on TV, a courier's day off, an account, a
     # sleepy morning and a queue are not the danger of rounds 53, 55 and 59; a game, a
     # childhood memory, a cat, a neighbour's smoke, a drill, a history report, acne, paper
-    # cuts, the news, energy drinks, the canteen, burnt toast and a dentist not that of 60.
+    # cuts, the news, energy drinks, the canteen, burnt toast and a dentist not that of 60;
+    # a missed birthday, a night at a friend's, a late return and a game not that of 62.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
                     "violence-to-others.school", "overdose.took-pills", "curator",
                     "exploitation.held", "unconscious", "pet-threat", "threat.fire",
                     "self-harm.scars", "money-mule", "abuse.neglect", "abuse.violence",
-                    "suicide.not-live"))
+                    "suicide.not-live", "child-not-home"))
         for m in verdict.matched
     ), verdict
 
