@@ -489,18 +489,41 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("ru", "сестрёнка 9 лет до сих пор не вернулась из школы, уже темно, телефон недоступен",
       "threats"),
      ("en", "my little brother never came back from the park, its dark and he wont answer",
-      "threats")],
+      "threats"),
+     # ...and v32 (round 63): a shooting told object first, a beating promised at school, a
+     # courier's job, a curator waiting, "help, they're after me", a relapse in emoji, someone
+     # in the house, "wet up", pills with the heart pounding
+     ("ru", "всех в школе перестреляю", "violence"),
+     ("ru", "за школой меня изобьют старшеклассники сегодня", "threats"),
+     ("ru", "подрабатываю закладчиком, мне 14", "exploitation"),
+     ("ru", "куратор ждёт отчёт до утра", "dangerous-challenge"),
+     ("ru", "помогите, за мной гонятся", "threats"),
+     ("en", "did it again 🩸", "self-harm"),
+     ("en", "someones in the house, im hiding", "threats"),
+     ("en", "they said im getting wet up after school", "threats"),
+     ("en", "took a couple pills and my heart is going mad", "substance-use")],
 )
-async def test_danger_in_the_forms_v24_to_v31_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v32_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and
     self-harm in slang, typos and leet, bleach, made to steal, lost at night, a school attack,
     a stunt planned, a courier held, a friend who won't wake, cuts hidden, pills as a drug,
-    food withheld, a child's card used for cash, a fire, a little sister not home after dark:
-    the numbers at once, a counsellor called, a critical case of that danger."""
+    food withheld, a child's card used for cash, a fire, a little sister not home after dark, a
+    beating promised, someone in the house, pills and a racing heart: the numbers at once, a
+    counsellor called, a critical case of that danger."""
     case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
     assert case.risk == "critical" and case.category == category
+
+
+async def test_days_without_food_for_a_goal_weight_reach_a_counsellor(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    """Days without food counted towards a goal weight (round 63), an eating disorder with a
+    danger sign: the numbers and a counsellor at once, the line flagged, a high-risk case."""
+    case = await _typed_from(chat_factory(locale="en"), desk, "menu",
+                             "5 days without food, ugw is so close", critical=False)
+    assert case.risk == "high" and case.category == "eating-disorder"
 
 
 async def test_laxatives_by_number_reach_a_counsellor(

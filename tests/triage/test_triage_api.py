@@ -538,6 +538,24 @@ def test_a_photo_sent_without_fear_stays_quiet(text: str, locale: str) -> None:
     assert not verdict.danger and not verdict.check_in, verdict
 
 
+# Told to delete the chat, with no word of who (round 63): the direct question, not the alarm
+# by the lexicon alone; a teacher clearing the class chat of spam stays quiet.
+@pytest.mark.parametrize(
+    "text", ["он сказал удалить чат", "он попросил удалить переписку с ним",
+             "она велела стирать сообщения каждый вечер"])
+def test_told_to_delete_the_chat_gets_the_direct_question(text: str) -> None:
+    verdict = assess(text, "ru")
+    assert verdict.check_in or verdict.danger, verdict
+    assert "ru.grooming.delete-chat" in verdict.matched
+    if not verdict.danger:
+        assert verdict.category == "grooming" and verdict.risk == Risk.HIGH
+
+
+def test_a_class_chat_cleared_of_spam_stays_quiet() -> None:
+    verdict = assess("учитель сказал удалить чат класса, там спам", "ru")
+    assert not verdict.danger and not verdict.check_in, verdict
+
+
 def test_danger_split_between_a_long_earlier_text_and_this_one_adds_up() -> None:
     # The context layer joins only the last 1,000 characters of a long earlier text: what
     # was said next to this message is still read with it.
@@ -794,9 +812,17 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("my sister didnt come to my party and isnt answering my texts lol", "en"),
         ("my brother didnt come home till after dark, he stayed at his mates", "en"),
         ("in the sims my son never came home after dark", "en"),
+        ("всех вас перестреляю в следующем раунде, написала в чат катки", "ru"),
+        ("на тренировке по боксу меня побьют, завтра спарринг в школе", "ru"),
+        ("в новостях поймали закладчика у нашей школы", "ru"),
+        ("куратор группы ждёт фото для студенческого", "ru"),
+        ("за мной идут мама с папой, мы в парке", "ru"),
+        ("my aunt is in the house so i cant talk", "en"),
+        ("i got wet up by the rain lol", "en"),
+        ("my heart is racing cause of my crush, i took my vitamins tho", "en"),
     ],
 )
-def test_rounds_53_55_59_60_and_62_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_63_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -805,14 +831,17 @@ def test_rounds_53_55_59_60_and_62_entries_stay_quiet_on_the_everyday(
     # sleepy morning and a queue are not the danger of rounds 53, 55 and 59; a game, a
     # childhood memory, a cat, a neighbour's smoke, a drill, a history report, acne, paper
     # cuts, the news, energy drinks, the canteen, burnt toast and a dentist not that of 60;
-    # a missed birthday, a night at a friend's, a late return and a game not that of 62.
+    # a missed birthday, a night at a friend's, a late return and a game not that of 62; a
+    # game's chat, sparring, the news, a college's curator, parents in the park, an aunt, rain
+    # and a crush not that of 63.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
                     "violence-to-others.school", "overdose.took-pills", "curator",
                     "exploitation.held", "unconscious", "pet-threat", "threat.fire",
                     "self-harm.scars", "money-mule", "abuse.neglect", "abuse.violence",
-                    "suicide.not-live", "child-not-home"))
+                    "suicide.not-live", "child-not-home", "beating-promised",
+                    "in-the-house", "wet-up", "body-alarm", "curator", "followed-now"))
         for m in verdict.matched
     ), verdict
 
