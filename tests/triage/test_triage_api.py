@@ -862,9 +862,14 @@ def test_rounds_53_to_63_entries_stay_quiet_on_the_everyday(
         ("two years self harm free today", "en", "past-resolved"),
         ("раньше резалась, щас уже два года без срывов", "ru", "past-resolved"),
         ("im not thinking about hurting myself, just stressed about exams", "en", "denial"),
+        # round 64: recovery counted in time, a denial of self-harm
+        ("i used to cut myself but i havent done it in over a year now", "en", "recovered"),
+        ("раньше резала себя, уже полгода не режу", "ru", "recovered"),
+        ("полгода без самоповреждений, горжусь собой", "ru", "recovered"),
+        ("я не режусь, self harm вообще не про меня, это кошка", "ru", "denial-self-harm"),
     ],
 )
-def test_round_61_frames_leave_the_model_to_decide(text: str, locale: str, frame: str) -> None:
+def test_round_61_and_64_frames_leave_the_model_to_decide(text: str, locale: str, frame: str) -> None:
     # Schoolwork about a danger, a cut by accident, recovery and a denial: the entry that fired
     # is not trusted alone, and the model reads no danger in them.
     verdict = assess(text, locale)
@@ -882,14 +887,19 @@ def test_round_61_frames_leave_the_model_to_decide(text: str, locale: str, frame
         ("опять порезалась специально когда резала хлеб", "ru"),
         ("i relapsed and cut myself last night after being clean for a year", "en"),
         ("i cut myself on purpose, it was no accident", "en"),
+        ("i used to cut myself and havent done it in a year but i did it again tonight", "en"),
+        ("раньше резала себя, уже полгода не режу, но вчера снова порезала руки", "ru"),
+        ("im not cutting myself, i want to die tonight", "en"),
+        ("я не режусь, я просто хочу умереть", "ru"),
     ],
 )
-def test_round_61_frames_never_hide_danger_now(text: str, locale: str) -> None:
-    # The writer's own danger, now or again, and cuts a parent found with "it was an
-    # accident": the frame is undone and the entry decides.
+def test_round_61_and_64_frames_never_hide_danger_now(text: str, locale: str) -> None:
+    # The writer's own danger, now or again, cuts a parent found with "it was an accident", a
+    # wish to die beside "I'm not cutting": the frame is undone and the entry decides.
     verdict = assess(text, locale)
     assert verdict.danger, verdict
-    assert not {"schoolwork", "accident", "past-resolved"} & set(verdict.layers), verdict
+    assert not {"schoolwork", "accident", "past-resolved", "recovered",
+                "denial-self-harm"} & set(verdict.layers), verdict
 
 
 @pytest.mark.parametrize(
