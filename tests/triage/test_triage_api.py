@@ -869,7 +869,9 @@ def test_rounds_53_to_63_entries_stay_quiet_on_the_everyday(
         ("я не режусь, self harm вообще не про меня, это кошка", "ru", "denial-self-harm"),
     ],
 )
-def test_round_61_and_64_frames_leave_the_model_to_decide(text: str, locale: str, frame: str) -> None:
+def test_round_61_and_64_frames_leave_the_model_to_decide(
+    text: str, locale: str, frame: str
+) -> None:
     # Schoolwork about a danger, a cut by accident, recovery and a denial: the entry that fired
     # is not trusted alone, and the model reads no danger in them.
     verdict = assess(text, locale)
