@@ -820,9 +820,22 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("my aunt is in the house so i cant talk", "en"),
         ("i got wet up by the rain lol", "en"),
         ("my heart is racing cause of my crush, i took my vitamins tho", "en"),
+        ("мне 13 а ему 27 лет, это мой брат", "ru"),
+        ("в фильме мальчик провалился под лёд", "ru"),
+        ("в новостях школьники провалились под лёд, но их всех спасли рыбаки", "ru"),
+        ("у собаки пена изо рта, что делать", "ru"),
+        ("завтра матч в школе, им конец, мы их разнесём", "ru"),
+        ("my dad hit my sister's car with a ball", "en"),
+        ("dad beat my brother at chess again lol", "en"),
+        ("mum hit my brother with a pillow", "en"),
+        ("my stepdad used to hit my mum but we left", "en"),
+        ("i cant stop cutting my fringe lol", "en"),
+        ("took the whole box of crayons to school", "en"),
+        ("this is my last message before my phone dies", "en"),
+        ("i'm purging my closet today, bags for charity", "en"),
     ],
 )
-def test_rounds_53_to_63_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_65_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -833,7 +846,8 @@ def test_rounds_53_to_63_entries_stay_quiet_on_the_everyday(
     # cuts, the news, energy drinks, the canteen, burnt toast and a dentist not that of 60;
     # a missed birthday, a night at a friend's, a late return and a game not that of 62; a
     # game's chat, sparring, the news, a college's curator, parents in the park, an aunt, rain
-    # and a crush not that of 63.
+    # and a crush not that of 63; a brother, a film, a rescue, a dog, a match, a car, chess, a
+    # pillow, a past, a fringe, crayons, a battery and a closet not that of 65.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -841,7 +855,9 @@ def test_rounds_53_to_63_entries_stay_quiet_on_the_everyday(
                     "exploitation.held", "unconscious", "pet-threat", "threat.fire",
                     "self-harm.scars", "money-mule", "abuse.neglect", "abuse.violence",
                     "suicide.not-live", "child-not-home", "beating-promised",
-                    "in-the-house", "wet-up", "body-alarm", "curator", "followed-now"))
+                    "in-the-house", "wet-up", "body-alarm", "curator", "followed-now",
+                    "age-gap", "through-the-ice", "unconscious", "cannot-stop", "whole-box",
+                    "last-message", "eating-disorder.purged", "danger-signs"))
         for m in verdict.matched
     ), verdict
 
