@@ -833,9 +833,14 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("took the whole box of crayons to school", "en"),
         ("this is my last message before my phone dies", "en"),
         ("i'm purging my closet today, bags for charity", "en"),
+        ("меня ждут у подъезда друзья, идём гулять", "ru"),
+        ("someone is following me on insta lol", "en"),
+        ("someone started following me back", "en"),
+        ("my friends know where i live lol", "en"),
+        ("he knows where i live, he's my neighbour and best friend", "en"),
     ],
 )
-def test_rounds_53_to_65_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_66_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -857,7 +862,8 @@ def test_rounds_53_to_65_entries_stay_quiet_on_the_everyday(
                     "suicide.not-live", "child-not-home", "beating-promised",
                     "in-the-house", "wet-up", "body-alarm", "curator", "followed-now",
                     "age-gap", "through-the-ice", "unconscious", "cannot-stop", "whole-box",
-                    "last-message", "eating-disorder.purged", "danger-signs"))
+                    "last-message", "eating-disorder.purged", "danger-signs", "waited-for",
+                    "knows-where-i-live"))
         for m in verdict.matched
     ), verdict
 
