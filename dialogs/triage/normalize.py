@@ -23,6 +23,7 @@ Steps, in order (the tables are in ``data/normalize.yaml``):
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import threading
 import unicodedata
@@ -183,7 +184,25 @@ def _readings(word: str, to_cyr: bool) -> list[str]:
             options.append(digits[ch])
         else:
             options.append((ch,))
-    return ["".join(p) for p in itertools.islice(itertools.product(*options), _MAX_READINGS)]
+    readings = ["".join(p) for p in itertools.islice(itertools.product(*options), _MAX_READINGS)]
+    return readings + [r for r in _uniform(word, leet, digits, options) if r not in readings]
+
+
+def _uniform(word: str, leet: frozenset[int], digits: Mapping[str, tuple[str, ...]],
+             options: list[tuple[str, ...]]) -> list[str]:
+    """The readings where each digit stands for the same letter throughout the word: a word
+    with five ambiguous digits has 32 readings, and the first `_MAX_READINGS` never reach
+    "ф3н4з3п4м4" read as "феназепама" (every 3 an "е", every 4 an "а")."""
+    used = sorted({word[i] for i in leet if len(digits[word[i]]) > 1})
+    if math.prod(len(opts) for opts in options) <= _MAX_READINGS:
+        return []  # the first readings are all of them
+    readings = []
+    for choice in itertools.product(*(digits[d] for d in used)):
+        letter = dict(zip(used, choice, strict=True))
+        readings.append("".join(
+            letter.get(ch, opts[0]) if i in leet else opts[0]
+            for i, (ch, opts) in enumerate(zip(word, options, strict=True))))
+    return readings
 
 
 def _leet_positions(word: str, digits: Mapping[str, tuple[str, ...]]) -> frozenset[int]:

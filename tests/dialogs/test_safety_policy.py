@@ -519,9 +519,20 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      # ...and what the blind sets keep telling (round 66)
      ("ru", "меня поджидают у школы, боюсь выходить", "threats"),
      ("en", "somebody is following me", "threats"),
-     ("en", "he found where i live", "threats")],
+     ("en", "he found where i live", "threats"),
+     # ...and v34 (round 67): not breathing after a drug, a money mule threatened, fallen
+     # into a manhole, "can't do it ... goodbye", cutting again and bleeding, smoke a floor
+     # away, a stranger's van, and a pill's name in leet past the reader's first readings
+     ("ru", "после мефа задыхаюсь", "substance-use"),
+     ("ru", "я дропом стал, теперь угрожают", "exploitation"),
+     ("ru", "брат свалился в люк на стройке", "threats"),
+     ("ru", "выпил п4чку ф3н4з3п4м4", "substance-use"),
+     ("en", "i can't do it anymore. goodbye", "suicide"),
+     ("en", "cut again, bleeding a lot", "self-harm"),
+     ("en", "smoke downstairs!! help", "threats"),
+     ("en", "my friend just got in a strangers van", "threats")],
 )
-async def test_danger_in_the_forms_v24_to_v33_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v34_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and
@@ -541,6 +552,16 @@ async def test_days_without_food_for_a_goal_weight_reach_a_counsellor(
     danger sign: the numbers and a counsellor at once, the line flagged, a high-risk case."""
     case = await _typed_from(chat_factory(locale="en"), desk, "menu",
                              "5 days without food, ugw is so close", critical=False)
+    assert case.risk == "high" and case.category == "eating-disorder"
+
+
+async def test_days_of_eating_nothing_reach_a_counsellor(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    """"Eaten nothing in five days" (round 67), an eating disorder with a danger sign: the
+    numbers and a counsellor at once, the line flagged, a high-risk case."""
+    case = await _typed_from(chat_factory(locale="en"), desk, "menu",
+                             "ive eaten nothing in 5 days", critical=False)
     assert case.risk == "high" and case.category == "eating-disorder"
 
 

@@ -551,6 +551,22 @@ def test_told_to_delete_the_chat_gets_the_direct_question(text: str) -> None:
         assert verdict.category == "grooming" and verdict.risk == Risk.HIGH
 
 
+# A farewell alone, and being waited for at the entrance with no word of whom (round 67): a
+# friend may be saying goodbye to the holidays, or friends may be waiting; the bot asks.
+@pytest.mark.parametrize(
+    ("text", "entry", "category"),
+    [("прощайте.", "ru.suicide.farewell-alone", "suicide"),
+     ("п р о щ а й т е", "ru.suicide.farewell-alone", "suicide"),
+     ("караулят у подъезда", "ru.threat.waited-for-ask", "threats")])
+def test_a_farewell_alone_or_someone_waiting_gets_the_direct_question(
+    text: str, entry: str, category: str
+) -> None:
+    verdict = assess(text, "ru")
+    assert verdict.check_in and not verdict.danger, verdict
+    assert entry in verdict.matched
+    assert verdict.category == category and verdict.risk == Risk.HIGH
+
+
 def test_a_class_chat_cleared_of_spam_stays_quiet() -> None:
     verdict = assess("учитель сказал удалить чат класса, там спам", "ru")
     assert not verdict.danger and not verdict.check_in, verdict
@@ -838,9 +854,24 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("someone started following me back", "en"),
         ("my friends know where i live lol", "en"),
         ("he knows where i live, he's my neighbour and best friend", "en"),
+        # round 67
+        ("телефон упал в колодец на даче, достали сачком", "ru"),
+        ("в майнкрафте друг упал в шахту и потерял алмазы", "ru"),
+        ("в новостях было про мальчика, который упал в колодец, его спасли", "ru"),
+        ("прощайте, каникулы, завтра в школу 😭", "ru"),
+        ("нас ждут у подъезда девчонки, идём на каток", "ru"),
+        ("после спайса у соседа по подъезду весь день воняет, мама ругается", "ru"),
+        ("что такое дроп? видела в новостях", "ru"),
+        ("cant do this homework, bye", "en"),
+        ("can't do it tonight, sorry, bye!", "en"),
+        ("cut my hair again, a lot shorter lol", "en"),
+        ("power cut again, no wifi a lot of the night", "en"),
+        ("there was a fire downstairs last year but everyone was fine", "en"),
+        ("i would never get in a strangers car lol", "en"),
+        ("what do i tell my son if a stranger asks him to get into a car", "en"),
     ],
 )
-def test_rounds_53_to_66_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_67_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -852,7 +883,9 @@ def test_rounds_53_to_66_entries_stay_quiet_on_the_everyday(
     # a missed birthday, a night at a friend's, a late return and a game not that of 62; a
     # game's chat, sparring, the news, a college's curator, parents in the park, an aunt, rain
     # and a crush not that of 63; a brother, a film, a rescue, a dog, a match, a car, chess, a
-    # pillow, a past, a fringe, crayons, a battery and a closet not that of 65.
+    # pillow, a past, a fringe, crayons, a battery and a closet not that of 65; a phone, a
+    # game, a rescue, the holidays, friends, a neighbour's smoke, the news, homework, plans,
+    # a haircut, a power cut, a past fire and a parent's question not that of 67.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -863,7 +896,8 @@ def test_rounds_53_to_66_entries_stay_quiet_on_the_everyday(
                     "in-the-house", "wet-up", "body-alarm", "curator", "followed-now",
                     "age-gap", "through-the-ice", "unconscious", "cannot-stop", "whole-box",
                     "last-message", "eating-disorder.purged", "danger-signs", "waited-for",
-                    "knows-where-i-live"))
+                    "knows-where-i-live", "fallen-in", "farewell-alone", "waited-for-ask",
+                    "cant-bye", "cut-again", "strangers-car"))
         for m in verdict.matched
     ), verdict
 
