@@ -19,7 +19,7 @@ from .layout import as_typed
 from .lexicon import DATA_DIR, Entry, LexiconError, compile_lexicons
 from .matcher import Matcher
 from .model import CONTEXT_JOIN, Score, TriageModel, load_model
-from .normalize import Token, tokenize
+from .normalize import Token, prefers_cyrillic, tokenize
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +111,42 @@ class Frame:
 _NEVER = 2.0  # a threshold no probability reaches
 FRAME_THEN = ("check_in", "model", "answer")
 _SENTENCES = re.compile(r"(?<=[.!?…\n])\s*")
+_CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 
 
 def read(text: str, locale: str) -> tuple[Token, ...]:
     """The tokens the lexicons match: the normalised text, with words spelt out letter by
     letter ("у м е р е т ь", "s.u.i.c.i.d.e") joined first, as the model reads them."""
     return tokenize(join_spelled(text), locale)
+
+
+@lru_cache(maxsize=1024)
+def as_read(text: str, locale: str) -> str:
+    """The text as the lexicons read it, for the frames (round 68): each word in the reading
+    the corpus knows (in the locale's script first), else the reader's main one. "us3d 2
+    st4rv3 mys3lf but 1m r3c0v3r3d n0w" is "used to starve myself but i am recovered now",
+    "ran'she ya rezala ruki, no uzhe god" "... я резала руки но уже год"."""
+    # Latin letters are read as Russian only in a message typed in Latin letters throughout:
+    # in "no, я не собираюсь", "no" is English, not "но".
+    cyrillic = prefers_cyrillic(locale) and not _CYRILLIC.search(text)
+    # Sentence by sentence, so that a frame's "within the sentence" stays within it.
+    return ". ".join(
+        " ".join(_known_form(token, cyrillic) for token in read(sentence, locale))
+        for sentence in _SENTENCES.split(text) if sentence.strip())
+
+
+def _known_form(token: Token, cyrillic: bool) -> str:
+    """A word as the frames read it: the commonest of its readings that the corpus knows, in
+    the locale's script first; else the reading whose letter pairs are likeliest ("з46л0чил"
+    is "заблочил", not "зчблочил")."""
+    if len(token.forms) == 1:
+        return token.text
+    forms = sorted(token.forms)
+    native = [f for f in forms if any("а" <= ch <= "я" for ch in f) == cyrillic] or forms
+    known = [(cost, f) for f in native if (cost := segment.word_cost(f)) is not None]
+    if known:
+        return min(known)[1]
+    return min(native, key=lambda f: (segment.spelling_cost(f), f))
 
 
 def _frames(raw: Mapping[str, Any]) -> tuple[Frame, ...]:
@@ -293,6 +323,7 @@ class Triage:
         words spelt out in a row; single words' readings stay (they are the vocabulary's)."""
         self._lexicon_alone.cache_clear()
         self._score_alone.cache_clear()
+        as_read.cache_clear()
         segment.split_run.cache_clear()
 
     def _undecided(self, verdict: Assessment, score: Score) -> Assessment:
@@ -327,7 +358,7 @@ class Triage:
         fired (`strict_only`), only the strict frames are tried."""
         typed = text.casefold().replace("ё", "е")
         joined = join_spelled(text).casefold().replace("ё", "е")
-        readings = tuple(dict.fromkeys((typed, joined)))
+        readings = tuple(dict.fromkeys((typed, joined, as_read(text, locale))))
         for frame in self.policy.frames:
             if not frame.covers(signals) or (strict_only and not frame.strict):
                 continue

@@ -65,6 +65,33 @@ def vocabulary() -> KeysView[str]:
     return _vocabulary().keys()
 
 
+def word_cost(word: str) -> float | None:
+    """A known word's negative log-probability in the corpus; None for an unknown word."""
+    return _vocabulary().get(word)
+
+
+@cache
+def _bigrams() -> dict[str, float]:
+    """Letter pairs (with "^" and "$" for a word's edges) and their negative log-probabilities
+    among the corpus's known words."""
+    counts: Counter[str] = Counter()
+    for word in _vocabulary():
+        padded = f"^{word}$"
+        counts.update(padded[i:i + 2] for i in range(len(padded) - 1))
+    total = sum(counts.values()) or 1
+    return {pair: -math.log(n / total) for pair, n in counts.items()}
+
+
+def spelling_cost(word: str) -> float:
+    """How unlike the corpus's words a spelling is: the mean cost of its letter pairs (a pair
+    never seen costs more than any seen one): "заблочил" is likelier than "зчблочил"."""
+    pairs = _bigrams()
+    unseen = max(pairs.values(), default=0.0) + 2.0
+    padded = f"^{word}$"
+    costs = [pairs.get(padded[i:i + 2], unseen) for i in range(len(padded) - 1)]
+    return sum(costs) / len(costs)
+
+
 def known(word: str) -> bool:
     """Whether `word` (lower case, "ё" read as "е") is one of the corpus's known words."""
     return word in _vocabulary()

@@ -530,9 +530,16 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("en", "i can't do it anymore. goodbye", "suicide"),
      ("en", "cut again, bleeding a lot", "self-harm"),
      ("en", "smoke downstairs!! help", "threats"),
-     ("en", "my friend just got in a strangers van", "threats")],
+     ("en", "my friend just got in a strangers van", "threats"),
+     # ...and v35 (round 68): hurting people at school, a hit list, a jump for a video,
+     # sniffing gas in a bag, a last message with a sorry
+     ("en", "im going to stab people at school tomorrow", "violence"),
+     ("en", "there's a hit list with names from my class", "violence"),
+     ("en", "jumping off the quarry edge for a tiktok later", "dangerous-challenge"),
+     ("ru", "зовут нюхать газ из баллончика в пакете", "dangerous-challenge"),
+     ("ru", "это последнее смс, простите", "suicide")],
 )
-async def test_danger_in_the_forms_v24_to_v34_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v35_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dialogs.taxonomy import Risk, Signal, is_category
-from dialogs.triage import assess
-from dialogs.triage.assess import _TRIAGE, read
+from dialogs.triage import assess, forget
+from dialogs.triage.assess import _TRIAGE, as_read, read
 
 HERE = Path(__file__).parent
 
@@ -869,9 +869,16 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("there was a fire downstairs last year but everyone was fine", "en"),
         ("i would never get in a strangers car lol", "en"),
         ("what do i tell my son if a stranger asks him to get into a car", "en"),
+        # round 68
+        ("i have a hit list of songs for the party", "en"),
+        ("the hit list in the film was scary", "en"),
+        ("i want to hurt people in fortnite at school", "en"),
+        ("we jumped off the diving board at the pool for a video", "en"),
+        ("последнее сообщение в чате класса было про домашку, простите что не ответила", "ru"),
+        ("нюхаю дезик, приятный запах", "ru"),
     ],
 )
-def test_rounds_53_to_67_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_68_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -885,7 +892,8 @@ def test_rounds_53_to_67_entries_stay_quiet_on_the_everyday(
     # and a crush not that of 63; a brother, a film, a rescue, a dog, a match, a car, chess, a
     # pillow, a past, a fringe, crayons, a battery and a closet not that of 65; a phone, a
     # game, a rescue, the holidays, friends, a neighbour's smoke, the news, homework, plans,
-    # a haircut, a power cut, a past fire and a parent's question not that of 67.
+    # a haircut, a power cut, a past fire and a parent's question not that of 67; songs, a
+    # film, a game, a pool, a class chat and a deodorant not that of 68.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -897,7 +905,8 @@ def test_rounds_53_to_67_entries_stay_quiet_on_the_everyday(
                     "age-gap", "through-the-ice", "unconscious", "cannot-stop", "whole-box",
                     "last-message", "eating-disorder.purged", "danger-signs", "waited-for",
                     "knows-where-i-live", "fallen-in", "farewell-alone", "waited-for-ask",
-                    "cant-bye", "cut-again", "strangers-car"))
+                    "cant-bye", "cut-again", "strangers-car", "violence-to-others.school",
+                    "dangerous-challenge.curator", "suicide.not-live"))
         for m in verdict.matched
     ), verdict
 
@@ -923,9 +932,14 @@ def test_rounds_53_to_67_entries_stay_quiet_on_the_everyday(
         ("раньше резала себя, уже полгода не режу", "ru", "recovered"),
         ("полгода без самоповреждений, горжусь собой", "ru", "recovered"),
         ("я не режусь, self harm вообще не про меня, это кошка", "ru", "denial-self-harm"),
+        # round 68: the frames read leet and Latin letters as the lexicons do
+        ("us3d 2 st4rv3 mys3lf but 1m f1n3 n0w", "en", "past-resolved"),
+        ("6 months since i quit self harming 🎉", "en", "recovered"),
+        ("bruh my m0m gonna k1ll me i lost my keys", "en", "hyperbole"),
+        ("kak okazat pervuyu pomoshch pri poreze? zadali na obzh", "ru", "first-aid"),
     ],
 )
-def test_round_61_and_64_frames_leave_the_model_to_decide(
+def test_round_61_64_and_68_frames_leave_the_model_to_decide(
     text: str, locale: str, frame: str
 ) -> None:
     # Schoolwork about a danger, a cut by accident, recovery and a denial: the entry that fired
@@ -1006,3 +1020,24 @@ def test_leet_runs_are_read_as_words_and_numbers_stay_numbers() -> None:
     assert [t.text for t in read("in 10th grade my 30yo cousin ran 10k", "en")][:5] == [
         "in", "1oth", "grade", "my", "3oyo"]
     assert "бьет" in read("м4ма б1ёт м3ня", "ru")[1].forms
+
+
+def test_frames_read_leet_and_latin_letters_as_the_lexicons_do() -> None:
+    # Round 68: a frame also reads each word as the lexicons read it, the corpus's word where
+    # there is one, sentence by sentence; Latin letters are Russian only in a message typed in
+    # them throughout ("no, я не собираюсь": "no" stays English).
+    assert as_read("us3d 2 st4rv3 mys3lf. 1m f1n3 n0w", "en") == (
+        "used to starve myself. i am fine now")
+    assert as_read("ya rezala ruki, no uzhe davno net", "ru") == "я резала руки но уже давно нет"
+    assert as_read("no, я не собираюсь", "ru").startswith("no ")
+    # A relapse in leet undoes the frame as it does typed plainly.
+    relapse = assess("1 yr since i stopped self harming. cut 4g41n t0n1ght", "en")
+    assert relapse.danger and "framed" not in relapse.layers, relapse
+
+
+def test_forget_drops_the_frames_reading_of_a_text() -> None:
+    text = "us3d 2 st4rv3 mys3lf, 1m f1n3 n0w, a text only this test reads"
+    as_read(text, "en")
+    assert as_read.cache_info().currsize > 0
+    forget()
+    assert as_read.cache_info().currsize == 0
