@@ -537,9 +537,20 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("en", "there's a hit list with names from my class", "violence"),
      ("en", "jumping off the quarry edge for a tiktok later", "dangerous-challenge"),
      ("ru", "зовут нюхать газ из баллончика в пакете", "dangerous-challenge"),
-     ("ru", "это последнее смс, простите", "suicide")],
+     ("ru", "это последнее смс, простите", "suicide"),
+     # ...and v36 (round 69): a school to be mined, a power line's tower, a car driving after
+     # a girl, gone swimming at night, an address posted with a threat, trapped in a car's
+     # boot, "or my photos go on", a self-harm emoji with "again"
+     ("ru", "завтра заминирую гимназию, всё решено", "violence"),
+     ("ru", "брат залез на опору ЛЭП, уже высоко", "dangerous-challenge"),
+     ("ru", "за мной от остановки едет какая-то машина, я одна", "threats"),
+     ("ru", "сестра пошла ночью плавать в реке и не вернулась", "threats"),
+     ("ru", "слили мой адрес в телегу и пишут что приедут", "threats"),
+     ("en", "help we are trapped in the boot of a car", "threats"),
+     ("en", "send more or my photos go on the school story", "sextortion"),
+     ("en", "🩸 again tonight", "self-harm")],
 )
-async def test_danger_in_the_forms_v24_to_v35_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v36_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and

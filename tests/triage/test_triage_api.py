@@ -876,9 +876,17 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("we jumped off the diving board at the pool for a video", "en"),
         ("последнее сообщение в чате класса было про домашку, простите что не ответила", "ru"),
         ("нюхаю дезик, приятный запах", "ru"),
+        # round 69
+        ("в майнкрафте взорву школу динамитом", "ru"),
+        ("на уроке ОБЖ рассказали почему нельзя лезть на подстанцию", "ru"),
+        ("мой адрес почты слили, пароль сменила", "ru"),
+        ("брат пошёл купаться и не вернулся вовремя к ужину, мама ругалась", "ru"),
+        ("i locked my keys in the car lol", "en"),
+        ("stuck in the car in traffic for 2 hours", "en"),
+        ("🔪 again in the kitchen, making dinner with dad", "en"),
     ],
 )
-def test_rounds_53_to_68_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_69_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -893,7 +901,8 @@ def test_rounds_53_to_68_entries_stay_quiet_on_the_everyday(
     # pillow, a past, a fringe, crayons, a battery and a closet not that of 65; a phone, a
     # game, a rescue, the holidays, friends, a neighbour's smoke, the news, homework, plans,
     # a haircut, a power cut, a past fire and a parent's question not that of 67; songs, a
-    # film, a game, a pool, a class chat and a deodorant not that of 68.
+    # film, a game, a pool, a class chat and a deodorant not that of 68; a game, a lesson, an
+    # email, a late dinner, keys, traffic and a kitchen not that of 69.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -906,7 +915,9 @@ def test_rounds_53_to_68_entries_stay_quiet_on_the_everyday(
                     "last-message", "eating-disorder.purged", "danger-signs", "waited-for",
                     "knows-where-i-live", "fallen-in", "farewell-alone", "waited-for-ask",
                     "cant-bye", "cut-again", "strangers-car", "violence-to-others.school",
-                    "dangerous-challenge.curator", "suicide.not-live"))
+                    "dangerous-challenge.curator", "suicide.not-live", "power-line",
+                    "address-posted", "swimming-not-back", "locked-in-car",
+                    "self-harm.hurt-self"))
         for m in verdict.matched
     ), verdict
 
@@ -937,6 +948,11 @@ def test_rounds_53_to_68_entries_stay_quiet_on_the_everyday(
         ("6 months since i quit self harming 🎉", "en", "recovered"),
         ("bruh my m0m gonna k1ll me i lost my keys", "en", "hyperbole"),
         ("kak okazat pervuyu pomoshch pri poreze? zadali na obzh", "ru", "first-aid"),
+        # round 69: pasts told over in other words
+        ("отчим бил маму, но мы уже два года живём отдельно, всё спокойно", "ru",
+         "past-resolved"),
+        ("they said they'd kill me in yr8 but they got expelled and im fine now", "en",
+         "past-resolved"),
     ],
 )
 def test_round_61_64_and_68_frames_leave_the_model_to_decide(
