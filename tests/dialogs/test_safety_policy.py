@@ -548,9 +548,20 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("ru", "слили мой адрес в телегу и пишут что приедут", "threats"),
      ("en", "help we are trapped in the boot of a car", "threats"),
      ("en", "send more or my photos go on the school story", "sextortion"),
-     ("en", "🩸 again tonight", "self-harm")],
+     ("en", "🩸 again tonight", "self-harm"),
+     # ...and v37 (round 70): train-surfing on a freight train, a gunman in the school, a
+     # little sister not back after dark, a jump off a harbour wall for a video, a school to
+     # be blown up, a class that "will pay", trap lines run for others
+     ("ru", "пацаны зовут на зацеп на товарняке прямо щас", "dangerous-challenge"),
+     ("ru", "в школе мужик с ружьём, мы спрятались в классе", "violence"),
+     ("ru", "сестрёнка ушла к подруге днём и до сих пор нет, уже темно, трубку не берёт",
+      "threats"),
+     ("en", "jumping off the harbour wall for a tiktok rn", "dangerous-challenge"),
+     ("en", "im going to blow up our school friday", "violence"),
+     ("en", "everybody in my class will pay tomorrow", "violence"),
+     ("en", "they force me to run trap lines every weekend", "exploitation")],
 )
-async def test_danger_in_the_forms_v24_to_v36_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v37_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and
@@ -580,6 +591,16 @@ async def test_days_of_eating_nothing_reach_a_counsellor(
     numbers and a counsellor at once, the line flagged, a high-risk case."""
     case = await _typed_from(chat_factory(locale="en"), desk, "menu",
                              "ive eaten nothing in 5 days", critical=False)
+    assert case.risk == "high" and case.category == "eating-disorder"
+
+
+async def test_laxatives_by_a_number_word_reach_a_counsellor(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    """Laxatives counted in words (round 70): the numbers and a counsellor at once, the desk
+    told with the line flagged, a high-risk eating-disorder case."""
+    case = await _typed_from(chat_factory(locale="en"), desk, "menu",
+                             "took my mums laxatives, like twelve", critical=False)
     assert case.risk == "high" and case.category == "eating-disorder"
 
 

@@ -884,9 +884,18 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("i locked my keys in the car lol", "en"),
         ("stuck in the car in traffic for 2 hours", "en"),
         ("🔪 again in the kitchen, making dinner with dad", "en"),
+        # round 70
+        ("зацепила куртку за гвоздь на даче, теперь дырка", "ru"),
+        ("в школе была учебная тревога, как будто человек с пистолетом, мы заперлись в кабинете",
+         "ru"),
+        ("по телеку сказали, что в америке опять стрельба в школе, почему там так часто?", "ru"),
+        ("брат до сих пор нет ответа на сообщение, в 11 ночи спит наверное", "ru"),
+        ("in minecraft i'm gonna blow up the school with tnt", "en"),
+        ("i run a trap in fortnite", "en"),
+        ("everyone in my class pays £5 for the trip", "en"),
     ],
 )
-def test_rounds_53_to_69_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_70_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -902,7 +911,8 @@ def test_rounds_53_to_69_entries_stay_quiet_on_the_everyday(
     # game, a rescue, the holidays, friends, a neighbour's smoke, the news, homework, plans,
     # a haircut, a power cut, a past fire and a parent's question not that of 67; songs, a
     # film, a game, a pool, a class chat and a deodorant not that of 68; a game, a lesson, an
-    # email, a late dinner, keys, traffic and a kitchen not that of 69.
+    # email, a late dinner, keys, traffic and a kitchen not that of 69; a film, a drill, the
+    # news, a late reply, a game and a school trip not that of 70.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -917,7 +927,7 @@ def test_rounds_53_to_69_entries_stay_quiet_on_the_everyday(
                     "cant-bye", "cut-again", "strangers-car", "violence-to-others.school",
                     "dangerous-challenge.curator", "suicide.not-live", "power-line",
                     "address-posted", "swimming-not-back", "locked-in-car",
-                    "self-harm.hurt-self"))
+                    "self-harm.hurt-self", "exploitation.held", "child-not-home"))
         for m in verdict.matched
     ), verdict
 
