@@ -559,9 +559,17 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("en", "jumping off the harbour wall for a tiktok rn", "dangerous-challenge"),
      ("en", "im going to blow up our school friday", "violence"),
      ("en", "everybody in my class will pay tomorrow", "violence"),
-     ("en", "they force me to run trap lines every weekend", "exploitation")],
+     ("en", "they force me to run trap lines every weekend", "exploitation"),
+     # ...and v38 (round 71): an attack planned in the first person, a roof climbed for a
+     # video, skull breaker, "we know your address", left in a hot car, through the ice
+     ("ru", "готовлю нападение на гимназию, всё продумал", "violence"),
+     ("ru", "лезу на крышу ради тиктока, там высоко", "dangerous-challenge"),
+     ("en", "theyre doing skull breaker on me at lunch", "dangerous-challenge"),
+     ("en", "they messaged we know your address, see you tonight", "threats"),
+     ("en", "we got left in the car in the heat for hours", "threats"),
+     ("en", "my friend fell through the ice on the lake", "threats")],
 )
-async def test_danger_in_the_forms_v24_to_v37_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v38_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and
@@ -591,6 +599,16 @@ async def test_days_of_eating_nothing_reach_a_counsellor(
     numbers and a counsellor at once, the line flagged, a high-risk case."""
     case = await _typed_from(chat_factory(locale="en"), desk, "menu",
                              "ive eaten nothing in 5 days", critical=False)
+    assert case.risk == "high" and case.category == "eating-disorder"
+
+
+async def test_days_without_food_counted_reach_a_counsellor(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    """"day 4 no eating" (round 71), days of starving counted: the numbers and a counsellor
+    at once, the line flagged, a high-risk eating-disorder case."""
+    case = await _typed_from(chat_factory(locale="en"), desk, "menu",
+                             "day 4 no eating, aiming for 7", critical=False)
     assert case.risk == "high" and case.category == "eating-disorder"
 
 

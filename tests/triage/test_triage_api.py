@@ -893,9 +893,18 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("in minecraft i'm gonna blow up the school with tnt", "en"),
         ("i run a trap in fortnite", "en"),
         ("everyone in my class pays £5 for the trip", "en"),
+        # round 71
+        ("готовим нападение в кс на их базу", "ru"),
+        ("задание по физике: сколько человек проживёт без воздуха?", "ru"),
+        ("иду на крышу кафе для фотки, там терраса", "ru"),
+        ("пакет на голову надела от дождя, зонт забыла", "ru"),
+        ("school play tomorrow, i'm the cowboy with the toy 🔫", "en"),
+        ("left my phone in the car in the sun, is it ruined", "en"),
+        ("my sister is stuck on the ice rink, cant skate", "en"),
+        ("got kicked out of the group chat", "en"),
     ],
 )
-def test_rounds_53_to_70_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_71_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -912,7 +921,8 @@ def test_rounds_53_to_70_entries_stay_quiet_on_the_everyday(
     # a haircut, a power cut, a past fire and a parent's question not that of 67; songs, a
     # film, a game, a pool, a class chat and a deodorant not that of 68; a game, a lesson, an
     # email, a late dinner, keys, traffic and a kitchen not that of 69; a film, a drill, the
-    # news, a late reply, a game and a school trip not that of 70.
+    # news, a late reply, a game and a school trip not that of 70; a game, physics, a café, the
+    # rain, a school play, a phone, a rink and a group chat not that of 71.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -927,7 +937,8 @@ def test_rounds_53_to_70_entries_stay_quiet_on_the_everyday(
                     "cant-bye", "cut-again", "strangers-car", "violence-to-others.school",
                     "dangerous-challenge.curator", "suicide.not-live", "power-line",
                     "address-posted", "swimming-not-back", "locked-in-car",
-                    "self-harm.hurt-self", "exploitation.held", "child-not-home"))
+                    "self-harm.hurt-self", "exploitation.held", "child-not-home",
+                    "on-the-ice", "thrown-out"))
         for m in verdict.matched
     ), verdict
 
