@@ -567,7 +567,9 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("en", "theyre doing skull breaker on me at lunch", "dangerous-challenge"),
      ("en", "they messaged we know your address, see you tonight", "threats"),
      ("en", "we got left in the car in the heat for hours", "threats"),
-     ("en", "my friend fell through the ice on the lake", "threats")],
+     ("en", "my friend fell through the ice on the lake", "threats"),
+     # round 69's "i am locked in a car" as one pattern (its first form never matched)
+     ("en", "she is trapped in his car", "threats")],
 )
 async def test_danger_in_the_forms_v24_to_v38_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str

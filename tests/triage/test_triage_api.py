@@ -902,6 +902,8 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("left my phone in the car in the sun, is it ruined", "en"),
         ("my sister is stuck on the ice rink, cant skate", "en"),
         ("got kicked out of the group chat", "en"),
+        ("my phone is stuck in the car", "en"),
+        ("we are stuck in the car, the queue is huge", "en"),
     ],
 )
 def test_rounds_53_to_71_entries_stay_quiet_on_the_everyday(
