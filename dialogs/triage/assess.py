@@ -142,7 +142,7 @@ def _known_form(token: Token, cyrillic: bool) -> str:
     if len(token.forms) == 1:
         return token.text
     forms = sorted(token.forms)
-    native = [f for f in forms if any("а" <= ch <= "я" for ch in f) == cyrillic] or forms
+    native = [f for f in forms if bool(_CYRILLIC.search(f)) == cyrillic] or forms
     known = [(cost, f) for f in native if (cost := segment.word_cost(f)) is not None]
     if known:
         return min(known)[1]

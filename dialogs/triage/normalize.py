@@ -193,9 +193,9 @@ def _uniform(word: str, leet: frozenset[int], digits: Mapping[str, tuple[str, ..
     """The readings where each digit stands for the same letter throughout the word: a word
     with five ambiguous digits has 32 readings, and the first `_MAX_READINGS` never reach
     "ф3н4з3п4м4" read as "феназепама" (every 3 an "е", every 4 an "а")."""
-    used = sorted({word[i] for i in leet if len(digits[word[i]]) > 1})
     if math.prod(len(opts) for opts in options) <= _MAX_READINGS:
         return []  # the first readings are all of them
+    used = sorted({word[i] for i in leet if len(digits[word[i]]) > 1})
     readings = []
     for choice in itertools.product(*(digits[d] for d in used)):
         letter = dict(zip(used, choice, strict=True))
