@@ -116,8 +116,9 @@ _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 
 def read(text: str, locale: str) -> tuple[Token, ...]:
     """The tokens the lexicons match: the normalised text, with words spelt out letter by
-    letter ("у м е р е т ь", "s.u.i.c.i.d.e") joined first, as the model reads them."""
-    return tokenize(join_spelled(text), locale)
+    letter ("у м е р е т ь", "s.u.i.c.i.d.e") joined first, as the model reads them; clock
+    times and leet slang read as the lexicons read them (``tokenize``'s ``lexical``)."""
+    return tokenize(join_spelled(text), locale, lexical=True)
 
 
 @lru_cache(maxsize=1024)

@@ -224,6 +224,7 @@ class _FileCompiler:
     def pattern(self, source: str, gap: int, ordered: bool, where: str) -> Pattern:
         slots: list[Slot] = []
         pending: int | None = None
+        _check_slots(source, f"{self.name}: {where}")
         for word in source.split():
             if word == ELLIPSIS:
                 pending = self.long_gap
@@ -285,6 +286,25 @@ class _FileCompiler:
         return ask
 
 
+def _check_slots(source: str, where: str) -> None:
+    """Refuse the slip that a phrase among one-word alternatives makes: slots are split by
+    spaces and ``|`` alternates within a slot only, so ``=not =ate|=ate =only`` means "not",
+    then "ate", then "only" - never "not ate" or "ate only". Written so, a term repeats in
+    one slot or in the slot beside it; each phrase needs a pattern of its own."""
+    slots = source.split()
+    for i, word in enumerate(slots):
+        terms = word.split("|")
+        if len(set(terms)) < len(terms):
+            raise LexiconError(f"{where}: {source!r}: {word!r} repeats a term (a phrase "
+                               "among alternatives? write each phrase as its own pattern)")
+        after = slots[i + 1].split("|") if i + 1 < len(slots) else []
+        shared = sorted(set(terms) & set(after) - {ELLIPSIS})
+        if shared and (len(terms) > 1 or len(after) > 1):
+            raise LexiconError(f"{where}: {source!r}: {shared[0]!r} in two slots side by side "
+                               "(a phrase among alternatives? write each phrase as its own "
+                               "pattern)")
+
+
 def _anchor(pattern: Pattern) -> frozenset[str]:
     """The keys to index a pattern under: its slot with the fewest, longest keys."""
     best = min(
@@ -292,6 +312,18 @@ def _anchor(pattern: Pattern) -> frozenset[str]:
         key=lambda s: (len(s.keys), -min(len(k) for k in s.keys)),
     )
     return best.keys
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that refuses a key given twice in one mapping: plain YAML keeps the
+    last, so an entry's second ``except:`` would silently drop its first list."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+        if twice:
+            raise LexiconError(f"line {node.start_mark.line + 1}: {twice} given twice")
+        return super().construct_mapping(node, deep=deep)
 
 
 def compile_lexicons(paths: Sequence[Path], policy: Mapping[Signal, tuple[str, Risk]]) -> Lexicon:
@@ -302,7 +334,7 @@ def compile_lexicons(paths: Sequence[Path], policy: Mapping[Signal, tuple[str, R
     seen: set[str] = set()
     for path in paths:
         with path.open(encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            data = yaml.load(fh, Loader=_UniqueKeyLoader)  # a SafeLoader
         if not isinstance(data, dict):
             raise LexiconError(f"{path.name}: not a mapping")
         compiler = _FileCompiler(path, data)

@@ -124,6 +124,7 @@ _EMOJI = (
 )
 _TOKEN_RE = re.compile(rf"(?P<emoji>[{_EMOJI}])|(?P<word>(?:[^\W_]|[@$])+)")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
+_CLOCK = re.compile(r"(?:[1-9]|1[0-2])(?:am|pm)")
 _RUN3 = re.compile(r"(.)\1{2,}")
 _RUN2 = re.compile(r"(.)\1+")
 
@@ -347,21 +348,24 @@ def prefers_cyrillic(locale: str) -> bool:
     return locale.lower().startswith(("ru", "uk", "be", "kk"))
 
 
-def tokenize(text: str, locale: str) -> tuple[Token, ...]:
-    """Normalise ``text`` into tokens (the whole pipeline)."""
+def tokenize(text: str, locale: str, *, lexical: bool = False) -> tuple[Token, ...]:
+    """Normalise ``text`` into tokens (the whole pipeline). ``lexical``: as the lexicons and
+    the frames read it (round 72), where a clock time ("3am") stays a time instead of leet
+    for "eam", and a leet word is slang by any of its letter-for-letter readings ("щ4с" is
+    "щас", so "сейчас"); the model reads the text as it was trained to."""
     ru = prefers_cyrillic(locale)
     cleaned = _expand_contractions(_clean(text))
     raw: list[Token] = []
     for match in _TOKEN_RE.finditer(cleaned):
         piece = match.group()
-        if match.lastgroup == "emoji":
+        if match.lastgroup == "emoji" or (lexical and _CLOCK.fullmatch(piece)):
             raw.append(Token(text=piece, forms=frozenset((piece,)), keys=keys_of((piece,))))
         else:
             raw.append(_plain(piece, ru))
-    return tuple(_apply_slang(raw, ru))
+    return tuple(_apply_slang(raw, ru, lexical))
 
 
-def _apply_slang(tokens: list[Token], ru: bool) -> list[Token]:
+def _apply_slang(tokens: list[Token], ru: bool, lexical: bool = False) -> list[Token]:
     tables = _tables()
     out: list[Token] = []
     i = 0
@@ -374,6 +378,11 @@ def _apply_slang(tokens: list[Token], ru: bool) -> list[Token]:
                 i += 2
                 continue
         repl = tables.slang.get(tok.text)
+        if repl is None and lexical and len(tok.forms) > 1:
+            # a leet word read as slang by another of its readings ("щ4с": "щчс", "щас"),
+            # letter for letter (not by a run collapsed: "p1lls" is not "pls")
+            repl = next((tables.slang[f] for f in sorted(tok.forms)
+                         if len(f) == len(tok.text) and f in tables.slang), None)
         if repl is not None and len(repl) == 1 and tok.text.isdigit():
             # "4" reads as "for" ("4 u") and still counts as four (`<2-90> =дня`).
             word = _plain(repl[0], ru)

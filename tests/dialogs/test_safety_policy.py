@@ -569,9 +569,27 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("en", "we got left in the car in the heat for hours", "threats"),
      ("en", "my friend fell through the ice on the lake", "threats"),
      # round 69's "i am locked in a car" as one pattern (its first form never matched)
-     ("en", "she is trapped in his car", "threats")],
+     ("en", "she is trapped in his car", "threats"),
+     # ...and v39 (round 72): thin ice as a dare, tracked down, a score settled "as on the
+     # news", a fire in the flat, leet slang ("щ4с"), a relapse in emoji, a dare from a
+     # bridge, thrown out by the hour, lost in the forest, a flat on fire, "can't talk now"
+     ("ru", "пойдём прыгать по тонкому льду на пруду, на спор", "dangerous-challenge"),
+     ("ru", "нас выследили, стоят у подъезда", "threats"),
+     ("ru", "в пятницу отомщу им всем, как в новостях было", "violence"),
+     ("ru", "пожар в квартире, мы внутри", "threats"),
+     ("ru", "н4м щ4с н3б3з0п4сн0", "threats"),
+     ("en", "relapsed tonight 🔪", "self-harm"),
+     ("en", "the year 11s dared me to jump off the quarry into the lake tonight",
+      "dangerous-challenge"),
+     ("en", "mum threw me out at 2am and its pouring", "abuse"),
+     ("en", "we are lost in the forest and its cold", "threats"),
+     ("en", "flat on fire and im stuck in my room", "threats"),
+     ("en", "cant talk now, she is watching", "threats"),
+     # the slot check's repairs: phrases once written among one-word alternatives
+     ("ru", "нас не отпускают из квартиры, забрали телефоны", "exploitation"),
+     ("en", "i cant talk right now, he is listening", "threats")],
 )
-async def test_danger_in_the_forms_v24_to_v38_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v39_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and

@@ -904,9 +904,23 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("got kicked out of the group chat", "en"),
         ("my phone is stuck in the car", "en"),
         ("we are stuck in the car, the queue is huge", "en"),
+        # round 72
+        ("в обж рассказывали почему нельзя ходить по тонкому льду", "ru"),
+        ("мама сказала не ходить по тонкому льду", "ru"),
+        ("меня выследили в игре и убили", "ru"),
+        ("в прошлом году был пожар в подъезде, все живы", "ru"),
+        ("что делать если пожар в квартире? для обж", "ru"),
+        ("сделаю прическу как в новостях у ведущей", "ru"),
+        ("my mum relapsed with her cancer 😢", "en"),
+        ("got kicked out of the club at 1am haha", "en"),
+        ("I am lost in the woods of this maths homework", "en"),
+        ("we got lost in the woods on holiday last year haha", "en"),
+        ("the house on fire scene in the movie was sick", "en"),
+        ("my friends dared me to jump off the diving board", "en"),
+        ("someone is following me in game", "en"),
     ],
 )
-def test_rounds_53_to_71_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_72_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -924,7 +938,9 @@ def test_rounds_53_to_71_entries_stay_quiet_on_the_everyday(
     # film, a game, a pool, a class chat and a deodorant not that of 68; a game, a lesson, an
     # email, a late dinner, keys, traffic and a kitchen not that of 69; a film, a drill, the
     # news, a late reply, a game and a school trip not that of 70; a game, physics, a café, the
-    # rain, a school play, a phone, a rink and a group chat not that of 71.
+    # rain, a school play, a phone, a rink and a group chat not that of 71; a lesson, a
+    # warning, a game, a past fire, a first-aid question, a haircut, an illness, a club, maths,
+    # a holiday, a film and a diving board not that of 72.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -940,7 +956,7 @@ def test_rounds_53_to_71_entries_stay_quiet_on_the_everyday(
                     "dangerous-challenge.curator", "suicide.not-live", "power-line",
                     "address-posted", "swimming-not-back", "locked-in-car",
                     "self-harm.hurt-self", "exploitation.held", "child-not-home",
-                    "on-the-ice", "thrown-out"))
+                    "on-the-ice", "thrown-out", "thin-ice", "not-safe-now"))
         for m in verdict.matched
     ), verdict
 

@@ -94,6 +94,16 @@ entries:
         ("entries: [{id: a, signal: suicide, patterns: ['x? y']}]", "optional"),
         ("entries: [{id: a, signal: suicide, patterns: ['=abcd*']}]", "exact word with a star"),
         ("entries: [{id: a, signal: suicide, ask: true, patterns: [x]}]", "cannot ask"),
+        # a phrase among one-word alternatives: "right now" or "now" is two patterns
+        ("entries: [{id: a, signal: suicide, patterns: ['=talk =right =now|=now']}]",
+         "repeats a term"),
+        ("entries: [{id: a, signal: suicide, patterns: ['=not =ate|=not =only']}]",
+         "side by side"),
+        ("entries: [{id: a, signal: suicide, patterns: "
+         "['=i =am|=we =are|=she =is|=he =is =locked']}]", "side by side"),
+        # a second "except:" would silently replace the first list
+        ("entries:\n  - id: a\n    signal: suicide\n    patterns: [x]\n    except: [y]\n"
+         "    except: [z]", "given twice"),
     ],
 )
 def test_malformed_lexicons_fail_loudly(tmp_path: Path, body: str, message: str) -> None:
@@ -154,7 +164,7 @@ def test_every_exact_word_is_one_the_reader_can_produce(name: str, locale: str) 
     dead = {}
     for text in _strings({k: data.get(k) for k in ("words", "idioms", "entries")}):
         for term in re.findall(r"=([^\s|{}<>]+)", text):
-            tokens = tokenize(term, locale)
+            tokens = tokenize(term, locale, lexical=True)  # as the lexicons read
             if len(tokens) != 1 or "=" + term.casefold().replace("ё", "е") not in tokens[0].keys:
                 dead[term] = [t.text for t in tokens]
     assert not dead, f"{name}: exact words no message can produce: {dead}"

@@ -68,6 +68,19 @@ def test_a_digit_read_as_a_word_still_counts_as_its_number() -> None:
     assert "ru.eating-disorder.danger-signs" in assess("уже 4 дня только на воде", "ru").matched
 
 
+def test_the_lexicons_read_clock_times_and_leet_slang() -> None:
+    # Round 72: "3am" is a time, not leet for "eam"; "щ4с" is slang by its reading "щас"
+    # (not "p1lls" by a collapsed run, "pls"). The model reads as it was trained to.
+    assert [t.text for t in tokenize("out at 3am, 11pm", "en", lexical=True)] == [
+        "out", "at", "3am", "11pm"]
+    assert [t.text for t in tokenize("at 3am", "en")] == ["at", "eam"]
+    assert [t.text for t in tokenize("мн3 щ4с", "ru", lexical=True)] == ["мне", "сейчас"]
+    assert [t.text for t in tokenize("t00k 30 p1lls", "en", lexical=True)] == [
+        "took", "30", "pills"]
+    assert "ru.threat.not-safe-now" in assess("мн3 щ4с н3б3з0п4сн0", "ru").matched
+    assert "en.abuse.thrown-out" in assess("mum kicked me out at 3am", "en").matched
+
+
 def test_repeated_letters_collapse() -> None:
     assert texts("хочууу умеретьььь") == ["хочу", "умереть"]
     (token,) = tokenize("killll", "en")
