@@ -125,6 +125,7 @@ _EMOJI = (
 _TOKEN_RE = re.compile(rf"(?P<emoji>[{_EMOJI}])|(?P<word>(?:[^\W_]|[@$])+)")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
 _CLOCK = re.compile(r"(?:[1-9]|1[0-2])(?:am|pm)")
+_QUANTITY = re.compile(r"(\d{1,4})(kg|kgs|kilos|lbs|lb|mg|ml|km|кг|мг|мл|км|кило)")
 _RUN3 = re.compile(r"(.)\1{2,}")
 _RUN2 = re.compile(r"(.)\1+")
 
@@ -351,15 +352,19 @@ def prefers_cyrillic(locale: str) -> bool:
 def tokenize(text: str, locale: str, *, lexical: bool = False) -> tuple[Token, ...]:
     """Normalise ``text`` into tokens (the whole pipeline). ``lexical``: as the lexicons and
     the frames read it (round 72), where a clock time ("3am") stays a time instead of leet
-    for "eam", and a leet word is slang by any of its letter-for-letter readings ("щ4с" is
-    "щас", so "сейчас"); the model reads the text as it was trained to."""
+    for "eam", a quantity is its number and unit ("8kg": "8", "kg"), and a leet word is
+    slang by any of its letter-for-letter readings ("щ4с" is "щас", so "сейчас"); the model
+    reads the text as it was trained to."""
     ru = prefers_cyrillic(locale)
     cleaned = _expand_contractions(_clean(text))
     raw: list[Token] = []
     for match in _TOKEN_RE.finditer(cleaned):
         piece = match.group()
+        quantity = _QUANTITY.fullmatch(piece) if lexical else None
         if match.lastgroup == "emoji" or (lexical and _CLOCK.fullmatch(piece)):
             raw.append(Token(text=piece, forms=frozenset((piece,)), keys=keys_of((piece,))))
+        elif quantity:  # "8kg" is "8 kg" (round 73), not leet for "bkg"
+            raw.extend(_plain(part, ru) for part in quantity.groups())
         else:
             raw.append(_plain(piece, ru))
     return tuple(_apply_slang(raw, ru, lexical))

@@ -585,11 +585,21 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("en", "we are lost in the forest and its cold", "threats"),
      ("en", "flat on fire and im stuck in my room", "threats"),
      ("en", "cant talk now, she is watching", "threats"),
+     # ...and v40 (round 73): pictures to be sent to everyone, locked in a pantry, stuck in
+     # a lift at night, a little brother not home (misspelt), a frozen lake for a dare,
+     # someone breaking in, a lift filling with smoke
+     ("ru", "он разошлёт фото одноклассникам 😭", "sextortion"),
+     ("ru", "отчим запер меня в кладовой, я тут с обеда", "abuse"),
+     ("ru", "мы застряли в лифте, темно, 12 ночи", "threats"),
+     ("ru", "сестра ушла в 6 и до сих пор нету, уже 10 ночи, трубку не берёт", "threats"),
+     ("en", "we're going across the frozen lake for a bet", "threats"),
+     ("en", "someone is breaking into our flat", "threats"),
+     ("en", "im stuck in the elevator and i can smell smoke", "threats"),
      # the slot check's repairs: phrases once written among one-word alternatives
      ("ru", "нас не отпускают из квартиры, забрали телефоны", "exploitation"),
      ("en", "i cant talk right now, he is listening", "threats")],
 )
-async def test_danger_in_the_forms_v24_to_v39_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v40_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and
@@ -629,6 +639,17 @@ async def test_days_without_food_counted_reach_a_counsellor(
     at once, the line flagged, a high-risk eating-disorder case."""
     case = await _typed_from(chat_factory(locale="en"), desk, "menu",
                              "day 4 no eating, aiming for 7", critical=False)
+    assert case.risk == "high" and case.category == "eating-disorder"
+
+
+async def test_kilos_lost_with_the_body_alarmed_reach_a_counsellor(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    """Weight lost by the kilo in weeks with the body's alarms (round 73; "8kg" read as a
+    number and its unit): the numbers and a counsellor at once, the line flagged, a
+    high-risk eating-disorder case."""
+    case = await _typed_from(chat_factory(locale="en"), desk, "menu",
+                             "dropped 7kg in a month and i keep getting dizzy", critical=False)
     assert case.risk == "high" and case.category == "eating-disorder"
 
 

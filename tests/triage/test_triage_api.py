@@ -918,9 +918,22 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("the house on fire scene in the movie was sick", "en"),
         ("my friends dared me to jump off the diving board", "en"),
         ("someone is following me in game", "en"),
+        # round 73
+        ("вчера застрял в лифте на полчаса, было темно, но потом вытащили", "ru"),
+        ("в фильме герои застряли в лифте ночью", "ru"),
+        ("мама похудела на 10 кг после операции, врачи говорят сердце в норме", "ru"),
+        ("сольёт фотки классу с выпускного, ура", "ru"),
+        ("он разошлёт фотки всем, кто был на дне рождения", "ru"),
+        ("мама заперла кладовую на ключ, там подарки", "ru"),
+        ("my dog lost 5kg on his diet and the vet says his heart is better", "en"),
+        ("i lost 6kg since christmas and my doctor said that's healthy", "en"),
+        ("we went ice skating on the frozen pond, it was so fun", "en"),
+        ("i'm breaking in my new shoes", "en"),
+        ("someones breaking in to my minecraft base", "en"),
+        ("stuck in the lift for 5 min lol, its fine now", "en"),
     ],
 )
-def test_rounds_53_to_72_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_73_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -940,7 +953,9 @@ def test_rounds_53_to_72_entries_stay_quiet_on_the_everyday(
     # news, a late reply, a game and a school trip not that of 70; a game, physics, a café, the
     # rain, a school play, a phone, a rink and a group chat not that of 71; a lesson, a
     # warning, a game, a past fire, a first-aid question, a haircut, an illness, a club, maths,
-    # a holiday, a film and a diving board not that of 72.
+    # a holiday, a film and a diving board not that of 72; a lift fixed, a film, an operation,
+    # prom photos, a party, a pantry of presents, a dog's diet, a doctor, skating, new shoes,
+    # a game and a short wait not that of 73.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -956,7 +971,9 @@ def test_rounds_53_to_72_entries_stay_quiet_on_the_everyday(
                     "dangerous-challenge.curator", "suicide.not-live", "power-line",
                     "address-posted", "swimming-not-back", "locked-in-car",
                     "self-harm.hurt-self", "exploitation.held", "child-not-home",
-                    "on-the-ice", "thrown-out", "thin-ice", "not-safe-now"))
+                    "on-the-ice", "thrown-out", "thin-ice", "not-safe-now",
+                    "stuck-in-lift", "lift-smoke", "weight-alarm", "danger-signs",
+                    "threat-to-share", "locked-in", "at-the-door"))
         for m in verdict.matched
     ), verdict
 
