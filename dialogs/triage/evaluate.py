@@ -3,8 +3,8 @@
 A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` entries. Figures
 per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
 flagged as danger) and check-ins on safe texts. The newest held-out set read
-(``tests/triage/heldout_v41/``, written blind while round 73 was judged, reported once, for
-round 73 as shipped and for round 72 before it) was never tuned on before that reading.
+(``tests/triage/heldout_v42/``, written blind while round 74 was judged, reported once, for
+round 74 as shipped and for round 73 before it) was never tuned on before that reading.
 """
 
 from __future__ import annotations
@@ -81,12 +81,11 @@ def evaluate(
 
 
 def default_sets(root: Path) -> list[tuple[Path, str]]:
-    """The sets shipped with the tests: the newest held-out set read first (v41: reported
-    once, a development set from the next round on), then the earlier held-out sets (v40 to
-    v2 and the first: looked at, development sets now) and the older ones. v42 is written
-    and not read yet: it is not among them."""
+    """The sets shipped with the tests: the newest held-out set read first (v42: reported
+    once, a development set from the next round on), then the earlier held-out sets (v41 to
+    v2 and the first: looked at, development sets now) and the older ones."""
     base = root / "tests" / "triage"
-    held_out = [f"heldout_v{n}" for n in range(41, 1, -1)] + ["heldout"]
+    held_out = [f"heldout_v{n}" for n in range(42, 1, -1)] + ["heldout"]
     sets = [(base / name / f"{loc}.yaml", loc) for name in held_out for loc in ("ru", "en")]
     sets += [(base / f"heldout_{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / f"phrases_{loc}.yaml", loc) for loc in ("ru", "en")]

@@ -125,7 +125,9 @@ _EMOJI = (
 _TOKEN_RE = re.compile(rf"(?P<emoji>[{_EMOJI}])|(?P<word>(?:[^\W_]|[@$])+)")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
 _CLOCK = re.compile(r"(?:[1-9]|1[0-2])(?:am|pm)")
-_QUANTITY = re.compile(r"(\d{1,4})(kg|kgs|kilos|lbs|lb|mg|ml|km|кг|мг|мл|км|кило)")
+_QUANTITY = re.compile(
+    r"(\d{1,4})(kg|kgs|kilos|lbs|lb|mg|ml|km|кг|мг|мл|км|кило"
+    r"|й|я|е|ий|ый|ой|го|ого|th|st|nd|rd)")  # and ordinals: "3й день", "5th day"
 _RUN3 = re.compile(r"(.)\1{2,}")
 _RUN2 = re.compile(r"(.)\1+")
 
@@ -352,9 +354,9 @@ def prefers_cyrillic(locale: str) -> bool:
 def tokenize(text: str, locale: str, *, lexical: bool = False) -> tuple[Token, ...]:
     """Normalise ``text`` into tokens (the whole pipeline). ``lexical``: as the lexicons and
     the frames read it (round 72), where a clock time ("3am") stays a time instead of leet
-    for "eam", a quantity is its number and unit ("8kg": "8", "kg"), and a leet word is
-    slang by any of its letter-for-letter readings ("щ4с" is "щас", so "сейчас"); the model
-    reads the text as it was trained to."""
+    for "eam", a quantity is its number and unit ("8kg": "8", "kg"; "3й": "3", "й"), and a
+    leet word is slang by any of its letter-for-letter readings ("щ4с" is "щас", so
+    "сейчас"); the model reads the text as it was trained to."""
     ru = prefers_cyrillic(locale)
     cleaned = _expand_contractions(_clean(text))
     raw: list[Token] = []

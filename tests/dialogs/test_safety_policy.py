@@ -595,11 +595,25 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("en", "we're going across the frozen lake for a bet", "threats"),
      ("en", "someone is breaking into our flat", "threats"),
      ("en", "im stuck in the elevator and i can smell smoke", "threats"),
+     # ...and v41 (round 74): a contest on cracking ice, thrown out into the frost, nothing
+     # to eat for days, shooting in the school, pills "закинул" by number, "help, I don't
+     # know where I am", "bye everyone, i'm done", "ur dead 2morrow", getting jumped, a lift
+     # alone in the dark
+     ("ru", "на пруду лёд трещит, кто дальше зайдёт тот крутой, я иду", "dangerous-challenge"),
+     ("ru", "отчим выставил меня на улицу, а там мороз", "abuse"),
+     ("ru", "есть нечего уже 4 дня, папа пьёт", "abuse"),
+     ("ru", "у нас в школе стрельба, мы под партами", "violence"),
+     ("ru", "закинула 20 таблеток ибупрофена", "substance-use"),
+     ("ru", "спасите, не знаю где я нахожусь", "threats"),
+     ("en", "i am done. bye everyone", "suicide"),
+     ("en", "they said ur dead 2moro", "threats"),
+     ("en", "im getting jumped after school today", "threats"),
+     ("en", "stuck in the elevator alone and its dark", "threats"),
      # the slot check's repairs: phrases once written among one-word alternatives
      ("ru", "нас не отпускают из квартиры, забрали телефоны", "exploitation"),
      ("en", "i cant talk right now, he is listening", "threats")],
 )
-async def test_danger_in_the_forms_v24_to_v40_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v41_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and
@@ -650,6 +664,16 @@ async def test_kilos_lost_with_the_body_alarmed_reach_a_counsellor(
     high-risk eating-disorder case."""
     case = await _typed_from(chat_factory(locale="en"), desk, "menu",
                              "dropped 7kg in a month and i keep getting dizzy", critical=False)
+    assert case.risk == "high" and case.category == "eating-disorder"
+
+
+async def test_a_meal_thrown_up_again_reaches_a_counsellor(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    """Purging told as a meal thrown up again (round 74): the numbers and a counsellor at
+    once, the line flagged, a high-risk eating-disorder case."""
+    case = await _typed_from(chat_factory(locale="en"), desk, "menu",
+                             "threw up my lunch again", critical=False)
     assert case.risk == "high" and case.category == "eating-disorder"
 
 

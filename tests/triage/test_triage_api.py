@@ -931,9 +931,21 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("i'm breaking in my new shoes", "en"),
         ("someones breaking in to my minecraft base", "en"),
         ("stuck in the lift for 5 min lol, its fine now", "en"),
+        # round 74
+        ("в школе стреляют из лука на физре, прикольно", "ru"),
+        ("в игре в школе стреляют зомби", "ru"),
+        ("что делать если в школе начнётся стрельба, хочу заранее знать", "ru"),
+        ("помогите решить задачу, не знаю где я ошибся", "ru"),
+        ("выгнали из дома в 20 лет, теперь сам живу", "ru"),
+        ("threw up my dinner again, stomach bug is awful", "en"),
+        ("bye everyone, i'm done for today", "en"),
+        ("i'm done with homework, bye everyone", "en"),
+        ("my brother is getting jumped by the cat", "en"),
+        ("bro i keep getting jumped at spawn by some sweat", "en"),
+        ("dad kicked me out of the room tonight cos i was snoring", "en"),
     ],
 )
-def test_rounds_53_to_73_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_74_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -955,7 +967,9 @@ def test_rounds_53_to_73_entries_stay_quiet_on_the_everyday(
     # warning, a game, a past fire, a first-aid question, a haircut, an illness, a club, maths,
     # a holiday, a film and a diving board not that of 72; a lift fixed, a film, an operation,
     # prom photos, a party, a pantry of presents, a dog's diet, a doctor, skating, new shoes,
-    # a game and a short wait not that of 73.
+    # a game and a short wait not that of 73; archery, a game, a question ahead, maths, a
+    # grown man's past, a stomach bug, homework done, a cat, a game's spawn and a snoring
+    # brother not that of 74.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -973,7 +987,8 @@ def test_rounds_53_to_73_entries_stay_quiet_on_the_everyday(
                     "self-harm.hurt-self", "exploitation.held", "child-not-home",
                     "on-the-ice", "thrown-out", "thin-ice", "not-safe-now",
                     "stuck-in-lift", "lift-smoke", "weight-alarm", "danger-signs",
-                    "threat-to-share", "locked-in", "at-the-door"))
+                    "threat-to-share", "locked-in", "at-the-door", "getting-jumped",
+                    "purged", "cant-bye", "abuse.neglect"))
         for m in verdict.matched
     ), verdict
 
@@ -1086,11 +1101,12 @@ def test_rounds_56_and_57_entries_stay_quiet_on_the_everyday(text: str, locale: 
 def test_leet_runs_are_read_as_words_and_numbers_stay_numbers() -> None:
     # Round 59: a run of digits inside or at the end of a word is leet throughout ("g37",
     # "cu771ng", "50m30n3"); a number before letters keeps all but the digit next to them
-    # ("10th" -> "1oth", as before) and a number alone stays.
+    # ("30yo" -> "3oyo", as before), an ordinal or a unit is its number (round 74: "10th" is
+    # "10", "th") and a number alone stays.
     words = [t.text for t in read("h3lp 50m30n3 7ry1ng 70 g37 1n, i k33p cu771ng", "en")]
     assert words == ["help", "someone", "trying", "70", "get", "in", "i", "keep", "cutting"]
-    assert [t.text for t in read("in 10th grade my 30yo cousin ran 10k", "en")][:5] == [
-        "in", "1oth", "grade", "my", "3oyo"]
+    assert [t.text for t in read("in 10th grade my 30yo cousin ran 10k", "en")][:6] == [
+        "in", "10", "th", "grade", "my", "3oyo"]
     assert "бьет" in read("м4ма б1ёт м3ня", "ru")[1].forms
 
 
