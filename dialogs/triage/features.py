@@ -1,7 +1,8 @@
 """What the triage model reads of a message: normalised words, their Cyrillic readings, stems.
 
 The model sees the same normalisation as the lexicons (``normalize.tokenize``: look-alikes,
-digits as letters, repeats squeezed, slang expanded) plus three things that make a character
+digits as letters, repeats squeezed, slang expanded; not the readings only the lexicons get,
+``lexical``: clock times, quantities, leet slang) plus three things that make a character
 n-gram model survive how children type:
 
 - letters spaced out or split by symbols are joined first ("у м е р е т ь", "s.u.i.c.i.d.e",

@@ -362,17 +362,17 @@ def tokenize(text: str, locale: str, *, lexical: bool = False) -> tuple[Token, .
     raw: list[Token] = []
     for match in _TOKEN_RE.finditer(cleaned):
         piece = match.group()
-        quantity = _QUANTITY.fullmatch(piece) if lexical else None
         if match.lastgroup == "emoji" or (lexical and _CLOCK.fullmatch(piece)):
             raw.append(Token(text=piece, forms=frozenset((piece,)), keys=keys_of((piece,))))
-        elif quantity:  # "8kg" is "8 kg" (round 73), not leet for "bkg"
+        elif lexical and (quantity := _QUANTITY.fullmatch(piece)):
+            # "8kg" is "8 kg" (round 73), not leet for "bkg"
             raw.extend(_plain(part, ru) for part in quantity.groups())
         else:
             raw.append(_plain(piece, ru))
     return tuple(_apply_slang(raw, ru, lexical))
 
 
-def _apply_slang(tokens: list[Token], ru: bool, lexical: bool = False) -> list[Token]:
+def _apply_slang(tokens: list[Token], ru: bool, lexical: bool) -> list[Token]:
     tables = _tables()
     out: list[Token] = []
     i = 0
