@@ -346,6 +346,12 @@ def _plain(word: str, ru: bool) -> Token:
 # --- the pipeline ------------------------------------------------------------------------
 
 
+# One-letter Russian prepositions typed in Latin letters, as the lexicons read them in a
+# Russian locale (round 76: "zastryala v lifte"); the model reads them as trained, and
+# longer words are transliterated for both (`_token`).
+_ONE_LETTER_WORDS = {"v": "в", "s": "с", "k": "к", "u": "у"}
+
+
 def prefers_cyrillic(locale: str) -> bool:
     """Whether a locale reads ambiguous words as Cyrillic (Russian and its neighbours)."""
     return locale.lower().startswith(("ru", "uk", "be", "kk"))
@@ -367,9 +373,17 @@ def tokenize(text: str, locale: str, *, lexical: bool = False) -> tuple[Token, .
         elif lexical and (quantity := _QUANTITY.fullmatch(piece)):
             # "8kg" is "8 kg" (round 73), not leet for "bkg"
             raw.extend(_plain(part, ru) for part in quantity.groups())
+        elif lexical and ru and (cyrillic := _ONE_LETTER_WORDS.get(piece.lower())):
+            # Russian in Latin letters: "v lifte" is "в лифте" (round 76)
+            raw.append(_with_form(_plain(piece, ru), cyrillic))
         else:
             raw.append(_plain(piece, ru))
     return tuple(_apply_slang(raw, ru, lexical))
+
+
+def _with_form(token: Token, form: str) -> Token:
+    forms = token.forms | {form}
+    return Token(text=token.text, forms=forms, keys=keys_of(forms))
 
 
 def _apply_slang(tokens: list[Token], ru: bool, lexical: bool) -> list[Token]:

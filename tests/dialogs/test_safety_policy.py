@@ -611,17 +611,26 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("en", "stuck in the elevator alone and its dark", "threats"),
      # the slot check's repairs: phrases once written among one-word alternatives
      ("ru", "нас не отпускают из квартиры, забрали телефоны", "exploitation"),
-     ("en", "i cant talk right now, he is listening", "threats")],
+     ("en", "i cant talk right now, he is listening", "threats"),
+     # v42's misses as forms (round 76), and Russian in Latin letters with "v"
+     ("ru", "опять резала ляжки лезвием, кровь не останавливается", "self-harm"),
+     ("ru", "стоим на рельсах, кто последний отпрыгнет от электрички", "dangerous-challenge"),
+     ("ru", "мы с пацанами залезли на кран на стройке", "dangerous-challenge"),
+     ("ru", "уже 12 таблеток парацетамола, тошнит", "substance-use"),
+     ("ru", "zastryal v lifte, tut dym", "threats"),
+     ("en", "these boys jumped me behind the bus stop", "threats"),
+     ("en", "my mate got jumped on the way to the park and hes not moving", "threats")],
 )
-async def test_danger_in_the_forms_v24_to_v41_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v42_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and
     self-harm in slang, typos and leet, bleach, made to steal, lost at night, a school attack,
     a stunt planned, a courier held, a friend who won't wake, cuts hidden, pills as a drug,
     food withheld, a child's card used for cash, a fire, a little sister not home after dark, a
-    beating promised, someone in the house, pills and a racing heart: the numbers at once, a
-    counsellor called, a critical case of that danger."""
+    beating promised, someone in the house, pills and a racing heart, thighs cut, a train
+    dared, a crane climbed, a lift with smoke in Latin letters, a boy jumped: the numbers at
+    once, a counsellor called, a critical case of that danger."""
     case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
     assert case.risk == "critical" and case.category == category
 

@@ -943,9 +943,21 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("my brother is getting jumped by the cat", "en"),
         ("bro i keep getting jumped at spawn by some sweat", "en"),
         ("dad kicked me out of the room tonight cos i was snoring", "en"),
+        # round 76
+        ("на ляжках синяки от тренировки по футболу", "ru"),
+        ("у меня толстые ляжки, как похудеть в ногах", "ru"),
+        ("на ОБЖ говорили что нельзя стоять на путях перед поездом", "ru"),
+        ("я не полезу на кран, это опасно", "ru"),
+        ("в майнкрафте залез на кран и упал", "ru"),
+        ("врач выписал 30 таблеток антидепрессантов на месяц", "ru"),
+        ("ya v shkole, skuchno, s mamoy vecherom v kino", "ru"),
+        ("my dog jumped me when i got home lol", "en"),
+        ("a zombie jumped me in the game and i died", "en"),
+        ("few months back some lads jumped me but police sorted it", "en"),
+        ("i got jumped by a creeper in minecraft", "en"),
     ],
 )
-def test_rounds_53_to_74_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_76_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -969,7 +981,9 @@ def test_rounds_53_to_74_entries_stay_quiet_on_the_everyday(
     # prom photos, a party, a pantry of presents, a dog's diet, a doctor, skating, new shoes,
     # a game and a short wait not that of 73; archery, a game, a question ahead, maths, a
     # grown man's past, a stomach bug, homework done, a cat, a game's spawn and a snoring
-    # brother not that of 74.
+    # brother not that of 74; bruised or big thighs, a lesson on the rails, a crane refused or
+    # in a game, a prescription, a school day in Latin letters, a dog, a zombie, a past beating
+    # sorted and a creeper not that of 76.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -988,6 +1002,7 @@ def test_rounds_53_to_74_entries_stay_quiet_on_the_everyday(
                     "on-the-ice", "thrown-out", "thin-ice", "not-safe-now",
                     "stuck-in-lift", "lift-smoke", "weight-alarm", "danger-signs",
                     "threat-to-share", "locked-in", "at-the-door", "getting-jumped",
+                    "rails-crane",
                     "purged", "cant-bye", "abuse.neglect"))
         for m in verdict.matched
     ), verdict

@@ -81,6 +81,21 @@ def test_the_lexicons_read_clock_times_and_leet_slang() -> None:
     assert "en.abuse.thrown-out" in assess("mum kicked me out at 3am", "en").matched
 
 
+def test_the_lexicons_read_one_letter_prepositions_typed_in_latin_letters() -> None:
+    # Round 76: "v lifte" is "в лифте" for the lexicons in a Russian locale, so a lift with
+    # smoke typed in Latin letters is danger and "v proshlom godu" tells a past; the model
+    # reads as it was trained to, and an English locale keeps its letters.
+    [v] = [t for t in tokenize("zastryala v lifte", "ru", lexical=True) if t.text == "v"]
+    assert "в" in v.forms
+    [v] = [t for t in tokenize("zastryala v lifte", "ru") if t.text == "v"]
+    assert v.forms == {"v"}
+    [v] = [t for t in tokenize("v good", "en", lexical=True) if t.text == "v"]
+    assert v.forms == {"v"}
+    assert assess("zastryala v lifte, tut dym", "ru").danger
+    past = assess("v proshlom godu menya bili v shkole, no ih vygnali, seychas vse horosho", "ru")
+    assert not past.danger
+
+
 def test_repeated_letters_collapse() -> None:
     assert texts("хочууу умеретьььь") == ["хочу", "умереть"]
     (token,) = tokenize("killll", "en")
