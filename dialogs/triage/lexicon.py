@@ -28,7 +28,7 @@ ELLIPSIS = "..."
 
 _ENTRY_FIELDS = frozenset(
     {"id", "signal", "category", "risk", "patterns", "except", "negatable", "gap", "ordered",
-     "ask"}
+     "ask", "whole"}
 )
 _FILE_FIELDS = frozenset(
     {"language", "defaults", "negation", "fuzzy", "words", "idioms", "entries"}
@@ -79,6 +79,9 @@ class Entry:
     # photo, mum will kill me if she finds out"): the bot asks directly (a check-in) when no
     # layer says danger.
     ask: bool = False
+    # The entry fires only where its match is the whole message, emoji aside (round 77: a
+    # call for help typed alone, "help", "sos", "помогите", not "help me with maths").
+    whole: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +279,7 @@ class _FileCompiler:
             negatable=bool(raw.get("negatable", False)),
             negation=self.negation,
             ask=self._ask(raw, signal, where),
+            whole=bool(raw.get("whole", False)),
         )
 
     def _ask(self, raw: Mapping[str, Any], signal: Signal | None, where: str) -> bool:

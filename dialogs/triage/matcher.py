@@ -8,7 +8,7 @@ from functools import lru_cache
 from rapidfuzz.distance import Levenshtein
 
 from .lexicon import PREFIX, Entry, Lexicon, Pattern, edit_budget
-from .normalize import TOKENS_KEPT, Token, stem
+from .normalize import EXACT, TOKENS_KEPT, Token, stem
 
 Span = tuple[int, ...]  # token positions, ascending
 
@@ -32,7 +32,9 @@ class Matcher:
                 extra.add(PREFIX + prefix)
         if len(token.text) >= _MIN_FUZZY_LEN:
             for word in self.lexicon.fuzzy:
-                if word.keys & token.keys:
+                # Tried unless the token is the word itself: a typo sharing only the word's
+                # stem ("swalowed": "swalow") still lacks its exact form (round 77).
+                if EXACT + word.form in token.keys:
                     continue
                 if self._close(token, word.form, word.stem, word.max_edits):
                     extra |= word.keys
@@ -101,7 +103,10 @@ class Matcher:
             return _NONE
         outcome = _NONE
         covered: list[int] | None = None  # prefix sums of positions inside a cancelling idiom
+        bounds = _word_bounds(tokens) if entry.whole else None
         for tried, span in enumerate(spans(pattern, where)):
+            if bounds is not None and (span[0], span[-1]) != bounds:
+                continue  # a `whole` entry: the match is not the whole message
             if tried >= _MAX_SPANS:
                 # A pathological message (hundreds of placements, all cancelled so far):
                 # stop looking and fail towards an alarm rather than towards silence.
@@ -123,6 +128,12 @@ class Matcher:
                 continue
             return _FIRED
         return outcome
+
+
+def _word_bounds(tokens: Sequence[Token]) -> tuple[int, int]:
+    """The positions of a message's first and last words (emoji and symbols aside)."""
+    words = [i for i, t in enumerate(tokens) if any(ch.isalnum() for ch in t.text)]
+    return (words[0], words[-1]) if words else (-1, -1)
 
 
 def _coverage(size: int, cancels: Iterable[Span]) -> list[int]:

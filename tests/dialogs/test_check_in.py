@@ -29,6 +29,14 @@ async def _in_report(chat: Chat) -> None:
     await chat.press("Оскорбляют")
 
 
+def _asked_with_three_buttons(chat: Chat, question: str) -> None:
+    """The bot asked directly, with the three answers, and showed no numbers yet."""
+    assert question in chat.text
+    assert chat.buttons == ["Да, всё в безопасности", "Нет, не в безопасности",
+                            "Поговорить с человеком"]
+    assert "8-800-2000-122" not in chat.text
+
+
 async def _answer_not_safe(chat: Chat, desk: Desk) -> CaseSummary:
     """"Not safe" pressed: the child sees the numbers and that a counsellor was told; the
     counsellors get a critical alert flagged as a check-in; one case is open."""
@@ -48,10 +56,7 @@ async def test_asked_directly_with_three_buttons_and_nothing_opened(
     chat = chat_factory()
     await _in_report(chat)
     await chat.say(UNSURE)
-    assert ASK in chat.text and "причинить себе вред" in chat.text
-    assert chat.buttons == ["Да, всё в безопасности", "Нет, не в безопасности",
-                            "Поговорить с человеком"]
-    assert "8-800-2000-122" not in chat.text
+    _asked_with_three_buttons(chat, f"{ASK} Ты думаешь о том, чтобы причинить себе вред?")
     assert chat.desk == [] and await desk.queue() == []
 
 
@@ -90,6 +95,37 @@ async def test_talk_to_a_person_takes_the_danger_path_too(
     assert "8-800-2000-122" in chat.text and "I've passed this to a counsellor" in chat.text
     [case] = await desk.queue()
     assert case.risk == "high"
+
+
+async def test_a_call_for_help_typed_alone_is_asked_directly(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    """"помогите" and nothing else (round 77): the bot asks directly whether someone is
+    threatening or hurting the child, with the three buttons, and nothing is opened yet; "not
+    safe" then takes the danger path."""
+    chat = chat_factory()
+    await chat.start_as_child()
+    await chat.say("помогите")
+    _asked_with_three_buttons(
+        chat, "тебе кто-то угрожает или делает больно? Ты сейчас в безопасности?")
+    assert chat.desk == []
+    case = await _answer_not_safe(chat, desk)
+    assert case.risk == "critical"
+
+
+async def test_help_spelt_out_alone_asks_and_help_with_homework_does_not(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    asked = chat_factory(locale="en")
+    await asked.start_as_child()
+    await asked.say("h e l p")
+    assert "is someone threatening or hurting you? Are you safe right now?" in asked.text
+    assert "Talk to a person" in asked.buttons and asked.desk == []
+    homework = chat_factory(user="child-2", locale="en")
+    await homework.start_as_child()
+    await homework.say("can you help me with my maths homework")
+    assert "safe right now?" not in homework.text
+    assert homework.desk == [] and await desk.queue() == []
 
 
 async def test_at_most_one_check_in_per_half_hour(

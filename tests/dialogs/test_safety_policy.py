@@ -619,9 +619,21 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("ru", "уже 12 таблеток парацетамола, тошнит", "substance-use"),
      ("ru", "zastryal v lifte, tut dym", "threats"),
      ("en", "these boys jumped me behind the bus stop", "threats"),
-     ("en", "my mate got jumped on the way to the park and hes not moving", "threats")],
+     ("en", "my mate got jumped on the way to the park and hes not moving", "threats"),
+     # v43's misses as forms (round 77)
+     ("ru", "без меня маме будет легче, я всё решила", "suicide"),
+     ("ru", "сестра ходит в пластырях и говорит что кошка, но у нас нет кошки", "self-harm"),
+     ("ru", "пойдём на лёд на озере, кто дальше пройдёт", "dangerous-challenge"),
+     ("ru", "брата заставляют разносить закладки", "exploitation"),
+     ("en", "how do i hide the marks on my arms for swimming", "self-harm"),
+     ("en", "we're riding on top of the train tonight", "dangerous-challenge"),
+     ("en", "the frozen pond later, ice looks thin but whatever", "threats"),
+     ("en", "the coach plays a secret game with us and told us not to tell", "grooming"),
+     ("en", "he gave me a sim so we can text without my parents knowing", "grooming"),
+     ("en", "i burn myslef when it gets bad", "self-harm"),
+     ("en", "swalowed 20 paracetemol", "substance-use")],
 )
-async def test_danger_in_the_forms_v24_to_v42_missed_is_danger(
+async def test_danger_in_the_forms_v24_to_v43_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
 ) -> None:
     """Locked in, followed or broken in on now, a death threat with a day, suicide and
@@ -629,8 +641,10 @@ async def test_danger_in_the_forms_v24_to_v42_missed_is_danger(
     a stunt planned, a courier held, a friend who won't wake, cuts hidden, pills as a drug,
     food withheld, a child's card used for cash, a fire, a little sister not home after dark, a
     beating promised, someone in the house, pills and a racing heart, thighs cut, a train
-    dared, a crane climbed, a lift with smoke in Latin letters, a boy jumped: the numbers at
-    once, a counsellor called, a critical case of that danger."""
+    dared, a crane climbed, a lift with smoke in Latin letters, a boy jumped, a burden, a cat
+    that is not there, ice, a courier made to, marks hidden, a train's roof, a secret game, a
+    phone kept from parents, typos of a burn and of pills: the numbers at once, a counsellor
+    called, a critical case of that danger."""
     case = await _typed_from(chat_factory(locale=locale), desk, "menu", words)
     assert case.risk == "critical" and case.category == category
 
@@ -673,6 +687,20 @@ async def test_kilos_lost_with_the_body_alarmed_reach_a_counsellor(
     high-risk eating-disorder case."""
     case = await _typed_from(chat_factory(locale="en"), desk, "menu",
                              "dropped 7kg in a month and i keep getting dizzy", critical=False)
+    assert case.risk == "high" and case.category == "eating-disorder"
+
+
+@pytest.mark.parametrize(
+    ("locale", "words"),
+    [("ru", "опять вырвала обед специально"),
+     ("en", "passed out at school cos i skipped meals again")],
+)
+async def test_meals_thrown_up_or_skipped_to_fainting_reach_a_counsellor(
+    chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str
+) -> None:
+    """A dinner thrown up again, in Russian, and fainting from skipped meals (round 77): the
+    numbers and a counsellor at once, the line flagged, a high-risk eating-disorder case."""
+    case = await _typed_from(chat_factory(locale=locale), desk, "menu", words, critical=False)
     assert case.risk == "high" and case.category == "eating-disorder"
 
 

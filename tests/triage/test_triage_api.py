@@ -955,9 +955,25 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("a zombie jumped me in the game and i died", "en"),
         ("few months back some lads jumped me but police sorted it", "en"),
         ("i got jumped by a creeper in minecraft", "en"),
+        # round 77
+        ("без меня лучше не начинайте, я опоздаю", "ru"),
+        ("соседский кот поцарапал, у нас нет кота, а у них есть", "ru"),
+        ("кошку опять вырвало ужином на ковёр", "ru"),
+        ("на льду кто первый забьёт тот выиграл, хоккей", "ru"),
+        ("помогите с домашкой по алгебре", "ru"),
+        ("how to hide the scars on my arm from surgery", "en"),
+        ("how do i cover the marks on my legs from mosquito bites", "en"),
+        ("i fainted at my blood test, i had to skip breakfast for it", "en"),
+        ("in gta you can ride on top of the train", "en"),
+        ("I read about a boy who died train surfing, why do people do that?", "en"),
+        ("train surfing in subway surfers, new high score", "en"),
+        ("we did not go on the frozen lake because the ice is thin", "en"),
+        ("tickle fight with my little brother, dont tell mum we stayed up", "en"),
+        ("i burn myself out with too much homework", "en"),
+        ("help me with maths pls", "en"),
     ],
 )
-def test_rounds_53_to_76_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_77_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -983,7 +999,9 @@ def test_rounds_53_to_76_entries_stay_quiet_on_the_everyday(
     # grown man's past, a stomach bug, homework done, a cat, a game's spawn and a snoring
     # brother not that of 74; bruised or big thighs, a lesson on the rails, a crane refused or
     # in a game, a prescription, a school day in Latin letters, a dog, a zombie, a past beating
-    # sorted and a creeper not that of 76.
+    # sorted and a creeper not that of 76; a lateness, a neighbour's cat, a sick cat, hockey,
+    # homework, a surgery, mosquito bites, a blood test, a game, the news, a score, a pond
+    # not walked on, a tickle fight, burnout and maths not that of 77.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -1002,7 +1020,10 @@ def test_rounds_53_to_76_entries_stay_quiet_on_the_everyday(
                     "on-the-ice", "thrown-out", "thin-ice", "not-safe-now",
                     "stuck-in-lift", "lift-smoke", "weight-alarm", "danger-signs",
                     "threat-to-share", "locked-in", "at-the-door", "getting-jumped",
-                    "rails-crane",
+                    "rails-crane", "cat-excuse", "train-top", "hide-cuts", "help-alone",
+                    "grooming.signs", "eating-disorder.danger-signs", "on-the-ice",
+                    "suicide.not-live", "self-harm.hurt-self", "exploitation.held",
+                    "thin-ice", "took-pills",
                     "purged", "cant-bye", "abuse.neglect"))
         for m in verdict.matched
     ), verdict

@@ -76,6 +76,34 @@ entries:
     assert fired(lexicon, "кит синий") == ["xx.e"]
 
 
+def test_a_whole_entry_fires_only_on_a_message_that_is_its_match(tmp_path: Path) -> None:
+    # Round 77: a call for help typed alone asks; the same words in a longer message do not.
+    lexicon = compile_text(
+        tmp_path,
+        """
+entries:
+  - id: help-alone
+    category: threats
+    risk: high
+    ask: true
+    whole: true
+    patterns: [=помогите, =помогите =мне]
+""",
+    )
+    assert fired(lexicon, "помогите") == ["xx.help-alone"]
+    assert fired(lexicon, "помогите мне!!! 😭") == ["xx.help-alone"]  # emoji aside
+    assert fired(lexicon, "помогите мне с домашкой") == []
+    assert fired(lexicon, "мама, помогите") == []
+    assert lexicon.entries[0].whole and lexicon.entries[0].ask
+
+
+def test_a_typo_that_shares_only_a_fuzzy_words_stem_still_matches_it() -> None:
+    # Round 77: "swalowed" stems as "swalow", as "swallowed" does once its double letter is
+    # read as one; it was taken for the word itself and never got the exact form's key.
+    matched = _TRIAGE.lexicon(tokenize("swalowed like 30 paracetemol, feel sik", "en")).matched
+    assert "en.overdose.took-pills" in matched
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
