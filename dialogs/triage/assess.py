@@ -111,6 +111,14 @@ class Frame:
 _NEVER = 2.0  # a threshold no probability reaches
 FRAME_THEN = ("check_in", "model", "answer")
 _SENTENCES = re.compile(r"(?<=[.!?…\n])\s*")
+# A bot command ("/help", "/start@helpline_bot"), as the engine reads one.
+_COMMAND = re.compile(r"^\s*/[A-Za-z_]+(?:@\S+)?(?:\s|$)")
+
+
+def is_command(text: str) -> bool:
+    """Whether a message is a bot command: its words are the command's, not a call for help
+    typed alone ("/help" is not "help"; round 77)."""
+    return bool(_COMMAND.match(text))
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 
 
@@ -244,10 +252,11 @@ class Triage:
         category_rank = self.policy.category_priority.get(entry.category, 99)
         return entry.signal is None, entry.risk.rank, signal_rank, category_rank
 
-    def lexicon(self, tokens: tuple[Token, ...]) -> Assessment:
+    def lexicon(self, tokens: tuple[Token, ...], *, command: bool = False) -> Assessment:
         """The first layer alone: reviewed lexicon entries. A danger entry whose every match
-        an idiom or a negation cancelled is named in ``layers`` as "cancelled"."""
-        fired, cancelled = self.matcher.fired_and_cancelled(tokens)
+        an idiom or a negation cancelled is named in ``layers`` as "cancelled". In a bot
+        ``command`` the entries that need the whole message do not fire."""
+        fired, cancelled = self.matcher.fired_and_cancelled(tokens, whole=not command)
         fired = sorted(fired, key=self._rank)
         if not fired:
             said_no = any(e.signal is not None for e in cancelled)
@@ -343,7 +352,8 @@ class Triage:
     def _lexicon_alone_now(self, text: str, locale: str) -> Assessment:
         """The lexicon layer's verdict on one text as typed (kept: `_lexicon_alone`)."""
         tokens = read(text, locale)
-        return replace(self.lexicon(tokens), about=self._about(tokens))
+        verdict = self.lexicon(tokens, command=is_command(text))
+        return replace(verdict, about=self._about(tokens))
 
     def _score_alone_now(self, text: str, locale: str) -> Score:
         """The model's score of one text alone (kept: `_score_alone`)."""

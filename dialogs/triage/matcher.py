@@ -67,9 +67,13 @@ class Matcher:
         """The entries with at least one match that no idiom, exception or negation cancels."""
         return self.fired_and_cancelled(tokens)[0]
 
-    def fired_and_cancelled(self, tokens: Sequence[Token]) -> tuple[list[Entry], list[Entry]]:
+    def fired_and_cancelled(
+        self, tokens: Sequence[Token], *, whole: bool = True
+    ) -> tuple[list[Entry], list[Entry]]:
         """The entries that fired, and those whose every match an idiom, an exception or a
-        negation cancelled ("умираю со смеху", "i'm not going to kill myself")."""
+        negation cancelled ("умираю со смеху", "i'm not going to kill myself"). ``whole``:
+        whether the entries that need the whole message may fire (not on a bot command:
+        "/help" is no call for help)."""
         tokens = [self.expand(t) for t in tokens]
         where = Positions(tokens)
         present = where.present
@@ -82,6 +86,8 @@ class Matcher:
         cancelled: list[Entry] = []
         for e in sorted(candidates):
             entry = self.lexicon.entries[e]
+            if entry.whole and not whole:
+                continue
             outcomes = set()
             for p in sorted(candidates[e]):
                 outcome = self._entry_matches(entry, entry.patterns[p], tokens, where)

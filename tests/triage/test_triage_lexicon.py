@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from dialogs.taxonomy import Risk, Signal
-from dialogs.triage.assess import _TRIAGE
+from dialogs.triage.assess import _TRIAGE, assess
 from dialogs.triage.lexicon import Lexicon, LexiconError, compile_lexicons
 from dialogs.triage.matcher import Matcher
 from dialogs.triage.normalize import tokenize
@@ -95,6 +95,10 @@ entries:
     assert fired(lexicon, "помогите мне с домашкой") == []
     assert fired(lexicon, "мама, помогите") == []
     assert lexicon.entries[0].whole and lexicon.entries[0].ask
+    # A bot command is not a call for help: "/help" shows the help, "help" alone asks.
+    assert assess("help", "en").check_in
+    assert not assess("/help", "en").check_in and not assess("/help@helpline_bot", "ru").check_in
+    assert assess("/start хочу умереть", "ru").danger  # a command's other words still count
 
 
 def test_a_typo_that_shares_only_a_fuzzy_words_stem_still_matches_it() -> None:
