@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+# A bot command ("/help", "/start@helpline_bot ..."): the engine answers it, and triage does
+# not read its word as a call for help typed alone.
+COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?(?:\s|$)")
 
 
 class Channel(StrEnum):

@@ -11,7 +11,6 @@ contact → check-in → commands → buttons → attachments → long silence �
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -21,7 +20,7 @@ from typing import Protocol
 from dialogs.catalogue import Catalogue, normalise_locale
 from dialogs.flows.base import Option
 from dialogs.flows.names import Flow, Start
-from dialogs.messages import Address, ContentKind, Inbound, Outbound
+from dialogs.messages import COMMAND, Address, ContentKind, Inbound, Outbound
 from dialogs.moves import FlowMoves, buttons
 from dialogs.operations import DeskPolicy
 from dialogs.ports import InboxStore, Triage
@@ -30,7 +29,6 @@ from dialogs.safety import Danger, SafetyPolicy, Source, Where
 from dialogs.turn import Turn
 
 SUPPORTED = frozenset({ContentKind.TEXT, ContentKind.PHOTO, ContentKind.DOCUMENT})
-COMMAND = re.compile(r"^/([a-zA-Z_]+)(?:@\S+)?(?:\s|$)")
 # Flows a long silence interrupts; the menu and a chat with a person are never interrupted.
 RESUMABLE_FLOWS = frozenset({Flow.CHILD_REPORT, Flow.SAFETY_QUESTION, Flow.PARENT_HELP})
 # Triage's conversation context: this many earlier texts, written within this window.

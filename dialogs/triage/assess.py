@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from dialogs.messages import COMMAND
 from dialogs.taxonomy import Risk, Signal, is_category
 
 from . import layout, segment
@@ -111,14 +112,6 @@ class Frame:
 _NEVER = 2.0  # a threshold no probability reaches
 FRAME_THEN = ("check_in", "model", "answer")
 _SENTENCES = re.compile(r"(?<=[.!?…\n])\s*")
-# A bot command ("/help", "/start@helpline_bot"), as the engine reads one.
-_COMMAND = re.compile(r"^\s*/[A-Za-z_]+(?:@\S+)?(?:\s|$)")
-
-
-def is_command(text: str) -> bool:
-    """Whether a message is a bot command: its words are the command's, not a call for help
-    typed alone ("/help" is not "help"; round 77)."""
-    return bool(_COMMAND.match(text))
 _CYRILLIC = re.compile(r"[а-яё]", re.IGNORECASE)
 
 
@@ -350,9 +343,10 @@ class Triage:
         return any(entry in self._asking for entry in verdict.matched)
 
     def _lexicon_alone_now(self, text: str, locale: str) -> Assessment:
-        """The lexicon layer's verdict on one text as typed (kept: `_lexicon_alone`)."""
+        """The lexicon layer's verdict on one text as typed (kept: `_lexicon_alone`); a bot
+        command's word is no call for help typed alone ("/help" is not "help"; round 77)."""
         tokens = read(text, locale)
-        verdict = self.lexicon(tokens, command=is_command(text))
+        verdict = self.lexicon(tokens, command=COMMAND.match(text) is not None)
         return replace(verdict, about=self._about(tokens))
 
     def _score_alone_now(self, text: str, locale: str) -> Score:

@@ -388,13 +388,13 @@ class LexiconFacts:
 
 
 def lexicon_facts(lines: list[Line]) -> LexiconFacts:
-    from .assess import Triage, is_command, read
+    from .assess import Triage
 
     lexicon = Triage(model=None)
     facts: list[list[bool]] = [[] for _ in fields(LexiconFacts)]
     hit, cancelled, framed, asks, answers, entry_asks, strict = facts
     for ln in lines:
-        verdict = lexicon.lexicon(read(ln.text, ln.locale), command=is_command(ln.text))
+        verdict = lexicon._lexicon_alone_now(ln.text, ln.locale)  # as Triage.assess reads it
         entry_asks.append(not verdict.danger and lexicon.asks(verdict))
         # As Triage.assess: a cancelled line is decided before any frame; where no danger
         # entry fired, only the strict frames are tried.

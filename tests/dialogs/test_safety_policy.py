@@ -649,68 +649,29 @@ async def test_danger_in_the_forms_v24_to_v43_missed_is_danger(
     assert case.risk == "critical" and case.category == category
 
 
-async def test_days_without_food_for_a_goal_weight_reach_a_counsellor(
-    chat_factory: Callable[..., Chat], desk: Desk
-) -> None:
-    """Days without food counted towards a goal weight (round 63), an eating disorder with a
-    danger sign: the numbers and a counsellor at once, the line flagged, a high-risk case."""
-    case = await _typed_from(chat_factory(locale="en"), desk, "menu",
-                             "5 days without food, ugw is so close", critical=False)
-    assert case.risk == "high" and case.category == "eating-disorder"
-
-
-async def test_days_of_eating_nothing_reach_a_counsellor(
-    chat_factory: Callable[..., Chat], desk: Desk
-) -> None:
-    """"Eaten nothing in five days" (round 67), an eating disorder with a danger sign: the
-    numbers and a counsellor at once, the line flagged, a high-risk case."""
-    case = await _typed_from(chat_factory(locale="en"), desk, "menu",
-                             "ive eaten nothing in 5 days", critical=False)
-    assert case.risk == "high" and case.category == "eating-disorder"
-
-
-async def test_days_without_food_counted_reach_a_counsellor(
-    chat_factory: Callable[..., Chat], desk: Desk
-) -> None:
-    """"day 4 no eating" (round 71), days of starving counted: the numbers and a counsellor
-    at once, the line flagged, a high-risk eating-disorder case."""
-    case = await _typed_from(chat_factory(locale="en"), desk, "menu",
-                             "day 4 no eating, aiming for 7", critical=False)
-    assert case.risk == "high" and case.category == "eating-disorder"
-
-
-async def test_kilos_lost_with_the_body_alarmed_reach_a_counsellor(
-    chat_factory: Callable[..., Chat], desk: Desk
-) -> None:
-    """Weight lost by the kilo in weeks with the body's alarms (round 73; "8kg" read as a
-    number and its unit): the numbers and a counsellor at once, the line flagged, a
-    high-risk eating-disorder case."""
-    case = await _typed_from(chat_factory(locale="en"), desk, "menu",
-                             "dropped 7kg in a month and i keep getting dizzy", critical=False)
-    assert case.risk == "high" and case.category == "eating-disorder"
-
-
 @pytest.mark.parametrize(
     ("locale", "words"),
-    [("ru", "опять вырвала обед специально"),
+    [# days without food counted towards a goal weight (round 63)
+     ("en", "5 days without food, ugw is so close"),
+     # "eaten nothing in five days" (round 67)
+     ("en", "ive eaten nothing in 5 days"),
+     # days of starving counted (round 71)
+     ("en", "day 4 no eating, aiming for 7"),
+     # weight lost by the kilo with the body's alarms ("8kg" read as a number and its unit;
+     # round 73)
+     ("en", "dropped 7kg in a month and i keep getting dizzy"),
+     # purging told as a meal thrown up again (round 74), also in Russian (round 77)
+     ("en", "threw up my lunch again"),
+     ("ru", "опять вырвала обед специально"),
+     # fainting from skipped meals (round 77)
      ("en", "passed out at school cos i skipped meals again")],
 )
-async def test_meals_thrown_up_or_skipped_to_fainting_reach_a_counsellor(
+async def test_eating_disorders_with_a_danger_sign_reach_a_counsellor(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str
 ) -> None:
-    """A dinner thrown up again, in Russian, and fainting from skipped meals (round 77): the
-    numbers and a counsellor at once, the line flagged, a high-risk eating-disorder case."""
+    """An eating disorder with a danger sign: the numbers and a counsellor at once, the line
+    flagged, a high-risk eating-disorder case."""
     case = await _typed_from(chat_factory(locale=locale), desk, "menu", words, critical=False)
-    assert case.risk == "high" and case.category == "eating-disorder"
-
-
-async def test_a_meal_thrown_up_again_reaches_a_counsellor(
-    chat_factory: Callable[..., Chat], desk: Desk
-) -> None:
-    """Purging told as a meal thrown up again (round 74): the numbers and a counsellor at
-    once, the line flagged, a high-risk eating-disorder case."""
-    case = await _typed_from(chat_factory(locale="en"), desk, "menu",
-                             "threw up my lunch again", critical=False)
     assert case.risk == "high" and case.category == "eating-disorder"
 
 
