@@ -128,6 +128,29 @@ async def test_help_spelt_out_alone_asks_and_help_with_homework_does_not(
     assert homework.desk == [] and await desk.queue() == []
 
 
+async def test_a_relapse_typed_alone_is_asked_about_and_a_relapse_on_sugar_is_not(
+    chat_factory: Callable[..., Chat], desk: Desk
+) -> None:
+    """"r.e.l.a.p.s.e.d" and nothing else (round 79): the bot asks directly about hurting
+    oneself, nothing is opened yet; "not safe" then opens a self-harm case at once."""
+    asked = chat_factory(locale="en")
+    await asked.start_as_child()
+    await asked.say("r.e.l.a.p.s.e.d")
+    assert "Are you thinking about hurting yourself?" in asked.text
+    assert asked.buttons == ["Yes, safe", "No, not safe", "Talk to a person"]
+    assert asked.desk == [] and await desk.queue() == []
+    await asked.press("No, not safe")
+    assert "8-800-2000-122" in asked.text and "I've passed this to a counsellor" in asked.text
+    [notice] = asked.desk
+    assert notice.critical and notice.meta["danger"] == "check-in"
+    [case] = await desk.queue()
+    assert case.category == "self-harm"
+    sugar = chat_factory(user="child-2", locale="en")
+    await sugar.start_as_child()
+    await sugar.say("relapsed on sugar today lol")
+    assert "safe right now?" not in sugar.text and sugar.desk == []
+
+
 async def test_at_most_one_check_in_per_half_hour(
     chat_factory: Callable[..., Chat], clock: Clock
 ) -> None:

@@ -631,7 +631,17 @@ async def test_danger_told_beside_a_pet_or_first_aid_is_danger(
      ("en", "the coach plays a secret game with us and told us not to tell", "grooming"),
      ("en", "he gave me a sim so we can text without my parents knowing", "grooming"),
      ("en", "i burn myslef when it gets bad", "self-harm"),
-     ("en", "swalowed 20 paracetemol", "substance-use")],
+     ("en", "swalowed 20 paracetemol", "substance-use"),
+     # v44's misses as forms (round 79), told in other words
+     ("ru", "однокласник завтра пырнет классную, у него нож", "violence"),
+     ("ru", "наглотался табеток от головы", "substance-use"),
+     ("ru", "помогите он пришёл", "threats"),
+     ("en", "i just want to stop exisiting", "suicide"),
+     ("en", "going on the river tomorrow, the ice is cracking a bit", "threats"),
+     ("en", "someone keeps sending me you are dead tonight", "threats"),
+     ("en", "making a bomb for school, they will see", "violence"),
+     ("en", "someone's breaking in right now", "threats"),
+     ("en", "cant leave please", "exploitation")],
 )
 async def test_danger_in_the_forms_v24_to_v43_missed_is_danger(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str, category: str
@@ -664,7 +674,10 @@ async def test_danger_in_the_forms_v24_to_v43_missed_is_danger(
      ("en", "threw up my lunch again"),
      ("ru", "опять вырвала обед специально"),
      # fainting from skipped meals (round 77)
-     ("en", "passed out at school cos i skipped meals again")],
+     ("en", "passed out at school cos i skipped meals again"),
+     # a day counted by an ordinal word (round 79), and fainting is no joke
+     ("ru", "не ела уже третий день"),
+     ("en", "day 5 of only water, fainted at school lol")],
 )
 async def test_eating_disorders_with_a_danger_sign_reach_a_counsellor(
     chat_factory: Callable[..., Chat], desk: Desk, locale: str, words: str

@@ -971,9 +971,24 @@ def test_sat_is_read_as_ate_only_before_a_quantity() -> None:
         ("tickle fight with my little brother, dont tell mum we stayed up", "en"),
         ("i burn myself out with too much homework", "en"),
         ("help me with maths pls", "en"),
+        # round 79
+        ("третий день не ем мясо, перешла на рыбу", "ru"),
+        ("не ем мясо третий год", "ru"),
+        ("он сказал что прибьёт учителя если опять двойку поставит", "ru"),
+        ("помогите он здесь не работает, компьютер сломался", "ru"),
+        ("наглоталась воды в бассейне", "ru"),
+        ("my laptop keeps exiting the game", "en"),
+        ("relapsed on sugar today", "en"),
+        ("help i cant leave the game without losing progress", "en"),
+        ("we went ice skating on the pond, whoever skates furthest gets a hot chocolate", "en"),
+        ("going on the lake in a kayak, the ice has all melted", "en"),
+        ("we made a bath bomb for school", "en"),
+        ("i dreamt about someone breaking in", "en"),
+        ("movie about someone breaking in was scary", "en"),
+        ("fainted from laughing lol", "en"),
     ],
 )
-def test_rounds_53_to_77_entries_stay_quiet_on_the_everyday(
+def test_rounds_53_to_79_entries_stay_quiet_on_the_everyday(
     text: str, locale: str
 ) -> None:
     # A feed, a pet, an accident, a quarantine, a drill, a courier, a door locked by oneself, a
@@ -1001,7 +1016,9 @@ def test_rounds_53_to_77_entries_stay_quiet_on_the_everyday(
     # in a game, a prescription, a school day in Latin letters, a dog, a zombie, a past beating
     # sorted and a creeper not that of 76; a lateness, a neighbour's cat, a sick cat, hockey,
     # homework, a surgery, mosquito bites, a blood test, a game, the news, a score, a pond
-    # not walked on, a tickle fight, burnout and maths not that of 77.
+    # not walked on, a tickle fight, burnout and maths not that of 77; a food given up, a
+    # mark, a computer, a pool, a laptop, sugar, a game, skating, a kayak, a bath bomb, a
+    # dream, a film and laughter not that of 79.
     verdict = assess(text, locale)
     assert not any(
         m.endswith(("followed-now", "at-the-door", "locked-in", "dead-when", "lost-at-night",
@@ -1021,6 +1038,7 @@ def test_rounds_53_to_77_entries_stay_quiet_on_the_everyday(
                     "stuck-in-lift", "lift-smoke", "weight-alarm", "danger-signs",
                     "threat-to-share", "locked-in", "at-the-door", "getting-jumped",
                     "rails-crane", "cat-excuse", "train-top", "hide-cuts", "help-alone",
+                    "help-he-is-here", "cannot-leave-help", "relapse-alone",
                     "grooming.signs", "eating-disorder.danger-signs", "on-the-ice",
                     "suicide.not-live", "self-harm.hurt-self", "exploitation.held",
                     "thin-ice", "took-pills",
