@@ -416,6 +416,11 @@ def _triage_train() -> int:
     print(f"corpus sha256 {meta['corpus_sha256']}")
     print(f"thresholds {json.dumps(meta['thresholds'])}")
     print(f"out-of-fold on the corpus {json.dumps(meta['out_of_fold'])}")
+    long = meta["long"]
+    print(f"model for long messages: {long['lines']} lines with the read sets "
+          f"({long['augmented']} with variants), corpus sha256 {long['corpus_sha256']}")
+    print(f"its thresholds {json.dumps(long['thresholds'])}")
+    print(f"its out-of-fold on the corpus {json.dumps(long['out_of_fold'])}")
     return 0
 
 

@@ -1,4 +1,6 @@
-"""Build ``data/model.npz`` from the shipped corpus: ``helpline triage train``.
+"""Build ``data/model.npz`` from the shipped corpus, and ``data/model_long.npz`` (the model for
+long messages, round 81) from the corpus and the held-out sets already read: ``helpline triage
+train``.
 
 Reproducible: the corpus files are read in name order, augmentation uses a fixed seed, and
 the solver is deterministic, so the same corpus gives the same model under the same library
@@ -29,9 +31,15 @@ import numpy as np
 import numpy.typing as npt
 
 from .features import Doc, features
-from .model import CHAR_NGRAMS, CONTEXT_JOIN, MODEL_PATH, WORD_NGRAMS
+from .model import CHAR_NGRAMS, CONTEXT_JOIN, LONG_MODEL_PATH, MODEL_PATH, WORD_NGRAMS
 
 CORPUS_DIR = Path(__file__).parent / "data" / "corpus"
+# The held-out sets already read (development sets since), as training lines of the model for
+# long messages (round 81, corpus_pending/README.md): they train it but do not choose its
+# thresholds, which keep their meaning on the reviewed corpus's hard negatives. Not read by the
+# keyboard-layout tables or the word list for spelt-out words (those read the corpus
+# directory's own files).
+READ_SETS = "read_sets"
 LABELS = ("danger", "concern", "safe")
 SEED = 20261202
 C_RISK = 8.0  # chosen on out-of-fold and development figures (4: about 1 point less recall)
@@ -137,6 +145,7 @@ class Line:
     tag: str
     text: str
     locale: str
+    budgeted: bool = True  # a reviewed corpus line: its out-of-fold verdict sets thresholds
 
 
 class CorpusError(ValueError):
@@ -161,24 +170,28 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def corpus_files(corpus_dir: Path = CORPUS_DIR) -> list[Path]:
-    return sorted(corpus_dir.glob("*.tsv"))
+def corpus_files(corpus_dir: Path = CORPUS_DIR, read_sets: bool = True) -> list[Path]:
+    """The reviewed corpus files, then (for the long model) the read held-out sets' (a line in
+    both is the corpus's)."""
+    own = sorted(corpus_dir.glob("*.tsv"))
+    return own + sorted((corpus_dir / READ_SETS).glob("*.tsv")) if read_sets else own
 
 
-def corpus_sha256(corpus_dir: Path = CORPUS_DIR) -> str:
-    """One hash over every corpus file, in name order: what the model was built from."""
+def corpus_sha256(corpus_dir: Path = CORPUS_DIR, read_sets: bool = False) -> str:
+    """One hash over the corpus files a model is built from, in name order: the reviewed
+    corpus's (the model for short messages) or with the read sets (the one for long ones)."""
     digest = hashlib.sha256()
-    for path in corpus_files(corpus_dir):
+    for path in corpus_files(corpus_dir, read_sets):
         digest.update(path.name.encode())
         digest.update(b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()
 
 
-def read_corpus(corpus_dir: Path = CORPUS_DIR) -> list[Line]:
+def read_corpus(corpus_dir: Path = CORPUS_DIR, read_sets: bool = False) -> list[Line]:
     lines: list[Line] = []
     seen: set[str] = set()
-    for path in corpus_files(corpus_dir):
+    for path in corpus_files(corpus_dir, read_sets):
         locale = path.name.split("_", 1)[0]
         for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not raw.strip() or raw.startswith("#"):
@@ -190,7 +203,8 @@ def read_corpus(corpus_dir: Path = CORPUS_DIR) -> list[Line]:
             if key in seen:
                 continue
             seen.add(key)
-            lines.append(Line(parts[0], parts[1].strip(), parts[2].strip(), locale))
+            budgeted = path.parent.name != READ_SETS
+            lines.append(Line(parts[0], parts[1].strip(), parts[2].strip(), locale, budgeted))
     return lines
 
 
@@ -476,10 +490,14 @@ def _calibrate(lines: list[Line]) -> dict[str, Any]:
     reach_cal = _platt(oof[:, 0] + oof[:, 1], y != "safe")
     danger_oof = _apply(danger_cal, oof[:, 0])
     reach_oof = np.maximum(_apply(reach_cal, oof[:, 0] + oof[:, 1]), danger_oof)
-    lex = lexicon_facts(lines)
+    # Thresholds and rates on the reviewed corpus's lines, scored by models that also learnt
+    # from the read sets' lines.
+    mine = np.array([ln.budgeted for ln in lines])
+    lex = lexicon_facts([ln for ln in lines if ln.budgeted])
+    y, danger_oof, reach_oof = y[mine], danger_oof[mine], reach_oof[mine]
     thresholds = choose_thresholds(danger_oof, reach_oof, y, lex)
     is_danger, asked = verdicts(danger_oof, reach_oof, lex, thresholds)
-    locale = np.array([ln.locale for ln in lines])
+    locale = np.array([ln.locale for ln in lines if ln.budgeted])
     rates: dict[str, float] = {}
     for name, where in (("", locale != ""), ("ru_", locale == "ru"), ("en_", locale == "en")):
         hurt, safe = where & (y == "danger"), where & (y == "safe")
@@ -499,9 +517,21 @@ def _calibrate(lines: list[Line]) -> dict[str, Any]:
     }
 
 
-def train(corpus_dir: Path = CORPUS_DIR, out: Path = MODEL_PATH) -> dict[str, Any]:
-    """Train, calibrate and write the model; returns its metadata (with out-of-fold rates)."""
-    lines = read_corpus(corpus_dir)
+def train(
+    corpus_dir: Path = CORPUS_DIR, out: Path = MODEL_PATH, out_long: Path | None = None
+) -> dict[str, Any]:
+    """Train, calibrate and write both models (round 81): the one for short messages on the
+    reviewed corpus, the one for long messages (``out_long``, beside ``out`` by default) on the
+    corpus and the read sets. Returns the first's metadata, the second's under ``"long"``."""
+    meta = _fit(read_corpus(corpus_dir), corpus_sha256(corpus_dir), out)
+    long = out_long if out_long is not None else out.with_name(LONG_MODEL_PATH.name)
+    meta_long = _fit(read_corpus(corpus_dir, read_sets=True),
+                     corpus_sha256(corpus_dir, read_sets=True), long)
+    return {**meta, "long": meta_long}
+
+
+def _fit(lines: list[Line], sha256: str, out: Path) -> dict[str, Any]:
+    """Train, calibrate and write one model; returns its metadata (with out-of-fold rates)."""
     calibrated = _calibrate(lines)
     full = augment(lines)
     vecs = _vectorizers()
@@ -510,7 +540,7 @@ def train(corpus_dir: Path = CORPUS_DIR, out: Path = MODEL_PATH) -> dict[str, An
     hurt = [i for i, ln in enumerate(full) if ln.label == "danger"]
     sig = _classifier(C_SIGNAL).fit(x[hurt], [full[i].tag for i in hurt])
     meta = {
-        "corpus_sha256": corpus_sha256(corpus_dir),
+        "corpus_sha256": sha256,
         "lines": len(lines),
         "augmented": len(full),
         "seed": SEED,

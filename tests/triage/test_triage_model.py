@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from dialogs.triage import assess
 from dialogs.triage.features import features, join_spelled
-from dialogs.triage.model import MODEL_PATH, TriageModel, load_model
-from dialogs.triage.train import corpus_sha256, read_corpus, train
+from dialogs.triage.model import LONG_CHARS, LONG_MODEL_PATH, MODEL_PATH, TriageModel, load_model
+from dialogs.triage.train import CORPUS_DIR, READ_SETS, Line, corpus_sha256, read_corpus, train
 
 
 def test_the_shipped_model_was_built_from_the_shipped_corpus() -> None:
@@ -21,11 +22,42 @@ def test_the_shipped_model_was_built_from_the_shipped_corpus() -> None:
     assert model.corpus_sha256 == corpus_sha256(), (
         "the corpus changed since the model was trained: run `helpline triage train`"
     )
+    assert model.long is not None, "run `helpline triage train` and commit data/model_long.npz"
+    assert model.long.corpus_sha256 == corpus_sha256(read_sets=True), (
+        "the corpus or the read sets changed since the models were trained: run "
+        "`helpline triage train`"
+    )
 
 
-def test_the_model_file_holds_plain_arrays_only() -> None:
-    with np.load(MODEL_PATH, allow_pickle=False) as data:  # raises on any pickled object
-        assert all(data[k].dtype != object for k in data.files)
+def test_the_model_files_hold_plain_arrays_only() -> None:
+    for path in (MODEL_PATH, LONG_MODEL_PATH):
+        with np.load(path, allow_pickle=False) as data:  # raises on any pickled object
+            assert all(data[k].dtype != object for k in data.files)
+
+
+def test_a_long_message_is_scored_by_the_long_model_in_the_same_bands() -> None:
+    """Round 81: a message of LONG_CHARS or more is scored by the model for long messages, its
+    scores mapped onto the short model's scale so that every band (danger, cancelled danger,
+    check-in) is the one the long model's own thresholds give; a shorter one by the corpus's
+    model alone."""
+    model = load_model()
+    assert model is not None and model.long is not None
+    lines = read_corpus(read_sets=True)[::40]
+    long_lines = [ln for ln in lines if len(ln.text) >= LONG_CHARS]
+    assert len(long_lines) > 100
+    ours, theirs = model.thresholds, model.long.thresholds
+    bands = []
+    for ln in long_lines:
+        own, mapped = model.long._score(ln.text, ln.locale), model.score(ln.text, ln.locale)
+        for name, key in (("danger", "danger"), ("danger", "cancelled_danger"),
+                          ("reach", "check_in")):
+            was = getattr(own, name) >= theirs[key]
+            assert (getattr(mapped, name) >= ours[key]) == was, (ln.text, name, key)
+            bands.append(was)
+        assert (mapped.signal, mapped.top) == (own.signal, own.top)
+    assert any(bands) and not all(bands)
+    short = next(ln for ln in lines if len(ln.text) < LONG_CHARS)
+    assert model.score(short.text, short.locale) == model._score(short.text, short.locale)
 
 
 def test_the_corpus_is_big_covers_every_label_and_has_no_duplicates() -> None:
@@ -51,19 +83,28 @@ def _terms(model: TriageModel) -> list[str]:
     reason="database-independent; the SQLite run retrains once",
 )
 def test_retraining_reproduces_the_shipped_model(tmp_path: Path) -> None:
-    """Same corpus, same model: what matters (thresholds, every corpus line's verdict and
-    scores, the coefficients) is compared, so a corpus edited without retraining fails here
-    too, and a failure after a library upgrade says which library changed."""
+    """Same corpus, same models: what matters (thresholds, every corpus line's verdict and
+    scores, the coefficients) is compared for both models, so a corpus or a read set edited
+    without retraining fails here too, and a failure after a library upgrade says which library
+    changed."""
     out = tmp_path / "model.npz"
     meta = train(out=out)
-    shipped, again = load_model(), TriageModel(out)
-    assert shipped is not None
+    shipped = load_model()
+    assert shipped is not None and shipped.long is not None
+    again = TriageModel(out)
+    _same_model(shipped, again, meta, read_corpus())
+    long = TriageModel(tmp_path / LONG_MODEL_PATH.name)
+    _same_model(shipped.long, long, meta["long"], read_corpus(read_sets=True))
+
+
+def _same_model(shipped: TriageModel, again: TriageModel, meta: dict[str, Any],
+                lines: list[Line]) -> None:
     assert meta["corpus_sha256"] == shipped.corpus_sha256
     recorded = shipped.meta.get("versions", {})
     changed = {k: f"{v} -> {meta['versions'].get(k)}" for k, v in recorded.items()
                if meta["versions"].get(k) != v}
-    why = (f"libraries changed since data/model.npz was trained: {changed}; retrain with "
-           "`helpline triage train` and commit the model" if changed else "same libraries")
+    why = (f"libraries changed since the model was trained: {changed}; retrain with "
+           "`helpline triage train` and commit the models" if changed else "same libraries")
     assert recorded, "the shipped model records no library versions: retrain it"
     # The solver stops within its tolerance of the optimum (train.TOLERANCE): on another CPU
     # (other rounding) a retrain lands a little elsewhere, never as far as a corpus edit moves it.
@@ -79,9 +120,8 @@ def test_retraining_reproduces_the_shipped_model(tmp_path: Path) -> None:
         np.testing.assert_allclose(again.coef, shipped.coef, atol=0.02, err_msg=why)
     t, u = shipped.thresholds, again.thresholds
     differ = []
-    lines = read_corpus()
     for line in lines:
-        a, b = shipped.score(line.text, line.locale), again.score(line.text, line.locale)
+        a, b = shipped._score(line.text, line.locale), again._score(line.text, line.locale)
         close = abs(a.danger - b.danger) <= slack and abs(a.reach - b.reach) <= slack
         same_band = ((a.danger >= t["danger"]) == (b.danger >= u["danger"])
                      and (a.reach >= t["check_in"]) == (b.reach >= u["check_in"]))
@@ -208,3 +248,23 @@ def test_danger_told_in_one_clause_of_a_long_message_is_still_danger(
     told = ". ".join([*sentences[:2], clause.rstrip("."), *sentences[2:]])
     verdict = assess(told, locale)
     assert verdict.danger, told
+
+
+def test_the_read_sets_in_training_are_the_read_held_out_sets_and_never_a_newer_one() -> None:
+    """Round 81: the held-out sets already read train the model for long messages. The shipped
+    files are what ``read_sets`` writes from them, and no set newer than ``NEWEST_READ`` (each
+    read once, for the model of its day, never tuned on) gives a line: every held-out version
+    on disk is either in training or newer."""
+    from dialogs.triage import read_sets
+
+    for locale in ("ru", "en"):
+        shipped = CORPUS_DIR / READ_SETS / f"{locale}_read_sets.tsv"
+        assert shipped.read_text(encoding="utf-8") == read_sets.render(locale), (
+            "run `python -m dialogs.triage.read_sets`, then `helpline triage train`")
+    trained = {ln.text for ln in read_corpus(read_sets=True) if not ln.budgeted}
+    assert len(trained) > 20000
+    names = set(read_sets.versions())
+    newer = [p for p in (read_sets.ROOT / "tests" / "triage").glob("heldout_v*")
+             if p.name not in names]
+    assert newer and all(int(p.name.removeprefix("heldout_v")) > read_sets.NEWEST_READ
+                         for p in newer)
