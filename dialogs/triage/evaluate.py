@@ -3,9 +3,8 @@
 A set is a YAML file with ``danger:`` and ``safe:`` lists of ``{text: ...}`` entries. Figures
 per set: danger recall (flagged as danger), reach (danger or a check-in), false alarms (safe
 flagged as danger) and check-ins on safe texts. The newest held-out set read
-(``tests/triage/heldout_v46/``, written blind while rounds 79 and 80 were built, reported once,
-for round 79 as shipped and for round 80, which was not adopted) was never tuned on before
-that reading.
+(``tests/triage/heldout_v47/``, written blind while round 81 was built, reported once, for
+round 81 as shipped and for round 79 before it) was never tuned on before that reading.
 """
 
 from __future__ import annotations
@@ -82,12 +81,12 @@ def evaluate(
 
 
 def default_sets(root: Path) -> list[tuple[Path, str]]:
-    """The sets shipped with the tests: the newest held-out set read first (v46: reported
-    once, a development set from the next round on), then the earlier held-out sets (v45 to
+    """The sets shipped with the tests: the newest held-out set read first (v47: reported
+    once, a development set from the next round on), then the earlier held-out sets (v46 to
     v2 and the first: looked at, development sets now) and the older ones. A set written
     blind and not read yet is not among them."""
     base = root / "tests" / "triage"
-    held_out = [f"heldout_v{n}" for n in range(46, 1, -1)] + ["heldout"]
+    held_out = [f"heldout_v{n}" for n in range(47, 1, -1)] + ["heldout"]
     sets = [(base / name / f"{loc}.yaml", loc) for name in held_out for loc in ("ru", "en")]
     sets += [(base / f"heldout_{loc}.yaml", loc) for loc in ("ru", "en")]
     sets += [(base / f"phrases_{loc}.yaml", loc) for loc in ("ru", "en")]
