@@ -170,7 +170,7 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def corpus_files(corpus_dir: Path = CORPUS_DIR, read_sets: bool = True) -> list[Path]:
+def corpus_files(corpus_dir: Path = CORPUS_DIR, read_sets: bool = False) -> list[Path]:
     """The reviewed corpus files, then (for the long model) the read held-out sets' (a line in
     both is the corpus's)."""
     own = sorted(corpus_dir.glob("*.tsv"))
